@@ -1,0 +1,243 @@
+// Package manifest builds the manifests, configs and indexes of rewritten
+// images. It is pure data: no network, no files.
+package manifest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// Format is a manifest family.
+type Format int
+
+const (
+	// OCI is the OCI image spec.
+	OCI Format = iota
+	// Docker is Docker image manifest schema 2.
+	Docker
+)
+
+func (f Format) String() string {
+	if f == Docker {
+		return "docker"
+	}
+	return "oci"
+}
+
+// FormatOf tells the family of a manifest or index media type.
+func FormatOf(mt types.MediaType) Format {
+	switch mt {
+	case types.DockerManifestSchema2, types.DockerManifestList, types.DockerConfigJSON:
+		return Docker
+	}
+	return OCI
+}
+
+// ManifestType, IndexType and ConfigType give the media types of format f.
+func (f Format) ManifestType() types.MediaType {
+	if f == Docker {
+		return types.DockerManifestSchema2
+	}
+	return types.OCIManifestSchema1
+}
+
+// IndexType is the media type of an index in format f.
+func (f Format) IndexType() types.MediaType {
+	if f == Docker {
+		return types.DockerManifestList
+	}
+	return types.OCIImageIndex
+}
+
+// ConfigType is the media type of an image config in format f.
+func (f Format) ConfigType() types.MediaType {
+	if f == Docker {
+		return types.DockerConfigJSON
+	}
+	return types.OCIConfigJSON
+}
+
+// Provenance annotations recorded on every output manifest and index.
+const (
+	AnnotationSourceDigest = "dev.layerslim.source.digest"
+	AnnotationOptions      = "dev.layerslim.options"
+	AnnotationVersion      = "dev.layerslim.version"
+)
+
+// Provenance returns the annotations that record where an output came from.
+func Provenance(source v1.Hash, options, version string) map[string]string {
+	return map[string]string{
+		AnnotationSourceDigest: source.String(),
+		AnnotationOptions:      options,
+		AnnotationVersion:      version,
+	}
+}
+
+// Image is the input for an image manifest.
+type Image struct {
+	Source *v1.Manifest // the source manifest
+	Config []byte       // the source config blob, as it was
+	Format Format
+	Layers []v1.Descriptor // the output layers, in order
+	// DiffIDs are the output layers' diff_ids. When they equal the
+	// source config's, the config blob is kept byte for byte.
+	DiffIDs     []v1.Hash
+	Annotations map[string]string // added to the source manifest's
+}
+
+// Built is a serialized manifest and its config.
+type Built struct {
+	Manifest    []byte
+	Config      []byte
+	ConfigDesc  v1.Descriptor
+	Descriptor  v1.Descriptor // of the manifest
+	ManifestObj *v1.Manifest
+}
+
+// BuildImage returns the manifest and config for in. The config changes only
+// where the diff_ids do; everything else in it (entrypoint, env, labels,
+// history) is kept as it was.
+func BuildImage(in Image) (*Built, error) {
+	cfg, err := configWithDiffIDs(in.Config, in.DiffIDs)
+	if err != nil {
+		return nil, err
+	}
+	cd, _, err := v1.SHA256(bytes.NewReader(cfg))
+	if err != nil {
+		return nil, err
+	}
+	m := &v1.Manifest{
+		SchemaVersion: 2,
+		MediaType:     in.Format.ManifestType(),
+		Config: v1.Descriptor{
+			MediaType:   in.Format.ConfigType(),
+			Size:        int64(len(cfg)),
+			Digest:      cd,
+			Annotations: in.Source.Config.Annotations,
+		},
+		Layers:      in.Layers,
+		Annotations: mergeAnnotations(in.Source.Annotations, in.Annotations),
+		Subject:     in.Source.Subject,
+	}
+	if in.Source.Config.MediaType != "" && !isImageConfig(in.Source.Config.MediaType) {
+		// An artifact's config keeps its own type.
+		m.Config.MediaType = in.Source.Config.MediaType
+	}
+	raw, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	md, _, err := v1.SHA256(bytes.NewReader(raw))
+	if err != nil {
+		return nil, err
+	}
+	return &Built{
+		Manifest:    raw,
+		Config:      cfg,
+		ConfigDesc:  m.Config,
+		Descriptor:  v1.Descriptor{MediaType: m.MediaType, Size: int64(len(raw)), Digest: md},
+		ManifestObj: m,
+	}, nil
+}
+
+func isImageConfig(mt types.MediaType) bool {
+	return mt == types.DockerConfigJSON || mt == types.OCIConfigJSON
+}
+
+// configWithDiffIDs returns config with rootfs.diff_ids replaced, or config
+// itself when they are unchanged. Unknown fields survive.
+func configWithDiffIDs(config []byte, diffIDs []v1.Hash) ([]byte, error) {
+	var doc map[string]json.RawMessage
+	if err := json.Unmarshal(config, &doc); err != nil {
+		return nil, fmt.Errorf("parsing config: %w", err)
+	}
+	var rootfs map[string]json.RawMessage
+	if raw, ok := doc["rootfs"]; ok {
+		if err := json.Unmarshal(raw, &rootfs); err != nil {
+			return nil, fmt.Errorf("parsing config rootfs: %w", err)
+		}
+	}
+	var old []v1.Hash
+	if raw, ok := rootfs["diff_ids"]; ok {
+		if err := json.Unmarshal(raw, &old); err != nil {
+			return nil, fmt.Errorf("parsing config diff_ids: %w", err)
+		}
+	}
+	if equalHashes(old, diffIDs) {
+		return config, nil
+	}
+	if rootfs == nil {
+		rootfs = map[string]json.RawMessage{"type": json.RawMessage(`"layers"`)}
+	}
+	ids := diffIDs
+	if ids == nil {
+		ids = []v1.Hash{}
+	}
+	b, err := json.Marshal(ids)
+	if err != nil {
+		return nil, err
+	}
+	rootfs["diff_ids"] = b
+	if doc["rootfs"], err = json.Marshal(rootfs); err != nil {
+		return nil, err
+	}
+	return json.Marshal(doc)
+}
+
+func equalHashes(a, b []v1.Hash) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func mergeAnnotations(base, add map[string]string) map[string]string {
+	if len(base) == 0 && len(add) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(base)+len(add))
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range add {
+		out[k] = v
+	}
+	return out
+}
+
+// Index is the input for an index.
+type Index struct {
+	Source      *v1.IndexManifest
+	Format      Format
+	Manifests   []v1.Descriptor // the output children, in order
+	Annotations map[string]string
+}
+
+// BuildIndex returns the serialized index and its descriptor.
+func BuildIndex(in Index) ([]byte, v1.Descriptor, error) {
+	im := &v1.IndexManifest{
+		SchemaVersion: 2,
+		MediaType:     in.Format.IndexType(),
+		Manifests:     in.Manifests,
+		Annotations:   mergeAnnotations(in.Source.Annotations, in.Annotations),
+		Subject:       in.Source.Subject,
+	}
+	raw, err := json.Marshal(im)
+	if err != nil {
+		return nil, v1.Descriptor{}, err
+	}
+	d, _, err := v1.SHA256(bytes.NewReader(raw))
+	if err != nil {
+		return nil, v1.Descriptor{}, err
+	}
+	return raw, v1.Descriptor{MediaType: im.MediaType, Size: int64(len(raw)), Digest: d}, nil
+}

@@ -1,0 +1,99 @@
+package rewrite
+
+import (
+	"archive/tar"
+	"context"
+	"io"
+)
+
+// Entry is one tar record. Body yields exactly Header.Size bytes for a
+// regular file (and nothing for other types). An Entry handed to a Filter is
+// valid only until that Filter call returns.
+type Entry struct {
+	Header *tar.Header
+	Body   io.Reader
+
+	// src is set on entries read from the source layer; the writer uses it
+	// to copy an entry that went through unchanged byte for byte.
+	src *sourceEntry
+}
+
+// A Writer receives the entries that survive a filter.
+type Writer interface {
+	WriteEntry(ctx context.Context, e Entry) error
+}
+
+// A Filter sees each entry of a layer once and writes its replacement to
+// next: nothing (drop), e itself (keep), or new entries (rewrite, split).
+type Filter interface {
+	Filter(ctx context.Context, e Entry, next Writer) error
+}
+
+// A Flusher is a Filter that has entries to write once the layer's last
+// entry has gone by.
+type Flusher interface {
+	Flush(ctx context.Context, next Writer) error
+}
+
+// FilterFunc adapts a function to Filter, like http.HandlerFunc.
+type FilterFunc func(ctx context.Context, e Entry, next Writer) error
+
+// Filter calls f(ctx, e, next).
+func (f FilterFunc) Filter(ctx context.Context, e Entry, next Writer) error { return f(ctx, e, next) }
+
+// WriterFunc adapts a function to Writer.
+type WriterFunc func(ctx context.Context, e Entry) error
+
+// WriteEntry calls f(ctx, e).
+func (f WriterFunc) WriteEntry(ctx context.Context, e Entry) error { return f(ctx, e) }
+
+// Keep is the filter that passes every entry through unchanged.
+func Keep() Filter {
+	return FilterFunc(func(ctx context.Context, e Entry, next Writer) error {
+		return next.WriteEntry(ctx, e)
+	})
+}
+
+// Chain composes filters: an entry goes through fs[0] first, and whatever
+// fs[0] writes goes through fs[1], and so on. Chain() is Keep().
+func Chain(fs ...Filter) Filter {
+	switch len(fs) {
+	case 0:
+		return Keep()
+	case 1:
+		return fs[0]
+	}
+	return chain(fs)
+}
+
+type chain []Filter
+
+func (c chain) Filter(ctx context.Context, e Entry, next Writer) error {
+	return c[0].Filter(ctx, e, c.rest(next))
+}
+
+// rest returns the Writer that feeds c[1:] and then next.
+func (c chain) rest(next Writer) Writer {
+	if len(c) == 1 {
+		return next
+	}
+	tail := c[1:]
+	return WriterFunc(func(ctx context.Context, e Entry) error {
+		return tail.Filter(ctx, e, next)
+	})
+}
+
+// Flush flushes each filter in order; what an earlier filter flushes still
+// goes through the filters after it.
+func (c chain) Flush(ctx context.Context, next Writer) error {
+	for i, f := range c {
+		fl, ok := f.(Flusher)
+		if !ok {
+			continue
+		}
+		if err := fl.Flush(ctx, c[i:].rest(next)); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,455 @@
+package rewrite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/layerslim/layerslim/compress"
+	"github.com/layerslim/layerslim/manifest"
+)
+
+// Result is a rewritten image or index. Exactly one of Image and Index is
+// set. Its layers live in temporary files until Close.
+type Result struct {
+	Image  v1.Image
+	Index  v1.ImageIndex
+	Report Report
+
+	spools []*spooledLayer
+}
+
+// Close removes the temporary files that hold the output layers.
+func (r *Result) Close() error {
+	var errs []error
+	for _, s := range r.spools {
+		if err := os.Remove(s.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	r.spools = nil
+	return errors.Join(errs...)
+}
+
+// Image rewrites one image: its layers go through the pipeline (in parallel,
+// bounded by WithJobs) and a new manifest is built around them.
+func Image(ctx context.Context, img v1.Image, opts ...Option) (*Result, error) {
+	o, err := makeOptions(opts...)
+	if err != nil {
+		return nil, err
+	}
+	r := &run{o: o, tasks: map[v1.Hash]*layerTask{}}
+	start := time.Now()
+	p, err := r.planImage(img, nil)
+	if err != nil {
+		return nil, err
+	}
+	if len(o.platforms) > 0 && p.platform != "" && !MatchPlatform(o.platforms, p.plat) {
+		return nil, fmt.Errorf("image is for %s, which --platform does not select", p.platform)
+	}
+	res := &Result{}
+	if err := r.process(ctx); err != nil {
+		r.cleanup()
+		return nil, err
+	}
+	out, ir, err := r.assemble(p)
+	res.spools = r.spools()
+	if err != nil {
+		res.Close()
+		return nil, err
+	}
+	res.Image = out
+	res.Report = Report{
+		SourceDigest: ir.SourceDigest, OutputDigest: ir.OutputDigest, MediaType: ir.MediaType,
+		Options: o.describe(), Images: []ImageReport{ir}, Duration: time.Since(start),
+	}
+	r.totals(&res.Report)
+	return res, nil
+}
+
+// Index rewrites every image of an index that the platform option selects
+// and builds an index of the results, in the source's order. Entries that
+// are not images (attestations and the like) are kept as they were when no
+// platform selection is made. A layer that several platforms share is
+// processed once.
+func Index(ctx context.Context, idx v1.ImageIndex, opts ...Option) (*Result, error) {
+	o, err := makeOptions(opts...)
+	if err != nil {
+		return nil, err
+	}
+	r := &run{o: o, tasks: map[v1.Hash]*layerTask{}}
+	start := time.Now()
+	srcDigest, err := idx.Digest()
+	if err != nil {
+		return nil, err
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil, fmt.Errorf("reading index: %w", err)
+	}
+	type child struct {
+		desc v1.Descriptor
+		plan *imagePlan
+		keep bool
+	}
+	var children []child
+	for _, d := range im.Manifests {
+		switch {
+		case d.MediaType.IsImage() && !isAttestation(d):
+			if d.Platform != nil && len(o.platforms) > 0 && !MatchPlatform(o.platforms, *d.Platform) {
+				continue
+			}
+			img, err := idx.Image(d.Digest)
+			if err != nil {
+				return nil, fmt.Errorf("reading manifest %s: %w", d.Digest, err)
+			}
+			p, err := r.planImage(img, d.Platform)
+			if err != nil {
+				return nil, fmt.Errorf("%s (%s): %w", platformName(d.Platform), d.Digest, err)
+			}
+			if len(o.platforms) > 0 && !MatchPlatform(o.platforms, p.plat) {
+				continue
+			}
+			p.desc = d
+			children = append(children, child{desc: d, plan: p})
+		case len(o.platforms) == 0:
+			children = append(children, child{desc: d, keep: true})
+		}
+	}
+	if len(children) == 0 {
+		return nil, fmt.Errorf("no manifest in the index matches the selected platforms")
+	}
+	if err := r.process(ctx); err != nil {
+		r.cleanup()
+		return nil, err
+	}
+	res := &Result{}
+	done := false
+	defer func() {
+		if !done {
+			r.cleanup()
+		}
+	}()
+
+	format := manifest.FormatOf(im.MediaType)
+	if o.codec != compress.Gzip {
+		format = manifest.OCI
+	}
+	rep := Report{SourceDigest: srcDigest, Options: o.describe()}
+	out := &builtIndex{images: map[v1.Hash]v1.Image{}, indexes: map[v1.Hash]v1.ImageIndex{}}
+	var descs []v1.Descriptor
+	for _, c := range children {
+		if c.keep {
+			d := c.desc
+			if d.MediaType.IsIndex() {
+				sub, err := idx.ImageIndex(d.Digest)
+				if err != nil {
+					return nil, fmt.Errorf("reading index %s: %w", d.Digest, err)
+				}
+				out.indexes[d.Digest] = sub
+			} else {
+				img, err := idx.Image(d.Digest)
+				if err != nil {
+					return nil, fmt.Errorf("reading manifest %s: %w", d.Digest, err)
+				}
+				out.images[d.Digest] = img
+			}
+			descs = append(descs, d)
+			rep.Kept = append(rep.Kept, d)
+			continue
+		}
+		img, ir, err := r.assemble(c.plan)
+		if err != nil {
+			return nil, err
+		}
+		d := c.desc
+		d.MediaType = ir.MediaType
+		d.Digest = ir.OutputDigest
+		d.Size, _ = img.Size()
+		d.Annotations = c.desc.Annotations
+		out.images[d.Digest] = img
+		descs = append(descs, d)
+		rep.Images = append(rep.Images, ir)
+	}
+	raw, desc, err := manifest.BuildIndex(manifest.Index{
+		Source: im, Format: format, Manifests: descs,
+		Annotations: manifest.Provenance(srcDigest, o.describe(), o.version),
+	})
+	if err != nil {
+		return nil, err
+	}
+	out.raw, out.desc = raw, desc
+	res.Index = out
+	rep.OutputDigest, rep.MediaType = desc.Digest, desc.MediaType
+	rep.Duration = time.Since(start)
+	r.totals(&rep)
+	res.Report = rep
+	res.spools = r.spools()
+	done = true
+	return res, nil
+}
+
+func isAttestation(d v1.Descriptor) bool {
+	if d.Annotations["vnd.docker.reference.type"] == "attestation-manifest" {
+		return true
+	}
+	return d.Platform != nil && d.Platform.OS == "unknown" && d.Platform.Architecture == "unknown"
+}
+
+func platformName(p *v1.Platform) string {
+	if p == nil {
+		return "unknown platform"
+	}
+	return p.String()
+}
+
+// MatchPlatform reports whether p is one of want; an empty variant or OS version
+// in want matches any.
+func MatchPlatform(want []v1.Platform, p v1.Platform) bool {
+	for _, w := range want {
+		if w.OS == p.OS && w.Architecture == p.Architecture && (w.Variant == "" || w.Variant == p.Variant) {
+			return true
+		}
+	}
+	return false
+}
+
+// run holds the state of one Image or Index call.
+type run struct {
+	o     *options
+	tasks map[v1.Hash]*layerTask
+	order []*layerTask
+}
+
+// layerTask is the work on one distinct source layer.
+type layerTask struct {
+	in       layerIn
+	platform string // of the first image that has it, for messages
+	users    int
+	out      layerOut
+}
+
+// imagePlan is a source image read as far as its manifest and config.
+type imagePlan struct {
+	src      v1.Image
+	digest   v1.Hash
+	mf       *v1.Manifest
+	config   []byte
+	diffIDs  []v1.Hash
+	plat     v1.Platform
+	platform string
+	desc     v1.Descriptor // in the source index, if any
+	layers   []*layerTask  // nil entries are passed through
+}
+
+func (r *run) planImage(img v1.Image, plat *v1.Platform) (*imagePlan, error) {
+	digest, err := img.Digest()
+	if err != nil {
+		return nil, fmt.Errorf("reading manifest: %w", err)
+	}
+	mf, err := img.Manifest()
+	if err != nil {
+		return nil, fmt.Errorf("reading manifest: %w", err)
+	}
+	config, err := img.RawConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("reading config %s: %w", mf.Config.Digest, err)
+	}
+	cf, err := v1.ParseConfigFile(bytesReader(config))
+	if err != nil {
+		return nil, fmt.Errorf("parsing config %s: %w", mf.Config.Digest, err)
+	}
+	p := &imagePlan{src: img, digest: digest, mf: mf, config: config, diffIDs: cf.RootFS.DiffIDs}
+	switch {
+	case plat != nil:
+		p.plat = *plat
+	default:
+		p.plat = v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant}
+	}
+	if p.plat.OS != "" {
+		p.platform = p.plat.String()
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, fmt.Errorf("reading layers: %w", err)
+	}
+	if len(layers) != len(mf.Layers) {
+		return nil, fmt.Errorf("image has %d layers but its manifest lists %d", len(layers), len(mf.Layers))
+	}
+	if len(cf.RootFS.DiffIDs) != len(mf.Layers) {
+		return nil, fmt.Errorf("manifest lists %d layers but the config has %d diff_ids", len(mf.Layers), len(cf.RootFS.DiffIDs))
+	}
+	for i, d := range mf.Layers {
+		if compress.NonDistributable(d.MediaType) {
+			p.layers = append(p.layers, nil)
+			continue
+		}
+		if _, known := compress.MediaTypeCodec(d.MediaType); !known {
+			return nil, fmt.Errorf("layer %s: %w %q", d.Digest, ErrUnsupportedMediaType, d.MediaType)
+		}
+		t, ok := r.tasks[d.Digest]
+		if !ok {
+			t = &layerTask{in: layerIn{layer: layers[i], desc: d, diffID: cf.RootFS.DiffIDs[i]}, platform: p.platform}
+			r.tasks[d.Digest] = t
+			r.order = append(r.order, t)
+		}
+		t.users++
+		p.layers = append(p.layers, t)
+	}
+	return p, nil
+}
+
+// process runs every distinct layer, the largest first, at most jobs at a
+// time. The first failure cancels the rest.
+func (r *run) process(ctx context.Context) error {
+	todo := append([]*layerTask(nil), r.order...)
+	sort.SliceStable(todo, func(i, j int) bool { return todo[i].in.desc.Size > todo[j].in.desc.Size })
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(r.o.jobs)
+	for _, t := range todo {
+		g.Go(func() error {
+			out, err := processLayer(ctx, t.in, r.o, t.platform)
+			if err != nil {
+				where := "layer " + t.in.desc.Digest.String()
+				if t.platform != "" {
+					where = t.platform + " " + where
+				}
+				return fmt.Errorf("%s: %w", where, err)
+			}
+			t.out = out
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+func (r *run) spools() []*spooledLayer {
+	var out []*spooledLayer
+	for _, t := range r.order {
+		if s, ok := t.out.layer.(*spooledLayer); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (r *run) cleanup() { (&Result{spools: r.spools()}).Close() }
+
+// totals adds up the distinct blobs, so a layer shared by platforms counts once.
+func (r *run) totals(rep *Report) {
+	for _, t := range r.order {
+		rep.SourceBytes += t.out.report.Source.Size
+		rep.OutputBytes += t.out.report.Output.Size
+	}
+}
+
+// assemble builds the output image of p from its processed layers.
+func (r *run) assemble(p *imagePlan) (v1.Image, ImageReport, error) {
+	format := manifest.FormatOf(p.mf.MediaType)
+	if r.o.codec != compress.Gzip {
+		format = manifest.OCI
+	}
+	ir := ImageReport{Platform: p.platform, SourceDigest: p.digest}
+	layers := make([]v1.Layer, len(p.layers))
+	descs := make([]v1.Descriptor, len(p.layers))
+	diffIDs := make([]v1.Hash, len(p.layers))
+	srcLayers, err := p.src.Layers()
+	if err != nil {
+		return nil, ir, err
+	}
+	seen := map[v1.Hash]bool{}
+	for i, t := range p.layers {
+		sd := p.mf.Layers[i]
+		if t == nil {
+			mt := sd.MediaType
+			if format == manifest.OCI && mt == types.DockerForeignLayer {
+				mt = types.OCIRestrictedLayer
+			}
+			layers[i] = retype(srcLayers[i], sd.MediaType, mt)
+			descs[i] = sd
+			descs[i].MediaType = mt
+			diffIDs[i] = p.diffIDs[i]
+			ir.Layers = append(ir.Layers, LayerReport{
+				Source: Blob{Digest: sd.Digest, Size: sd.Size, MediaType: sd.MediaType, DiffID: p.diffIDs[i]},
+				Output: Blob{Digest: sd.Digest, Size: sd.Size, MediaType: mt, DiffID: p.diffIDs[i]},
+				Action: PassedThrough,
+			})
+			continue
+		}
+		lr := t.out.report
+		lr.Shared = t.users > 1 && seen[sd.Digest]
+		seen[sd.Digest] = true
+		d := v1.Descriptor{Digest: lr.Output.Digest, Size: lr.Output.Size}
+		var mt types.MediaType
+		if lr.Action == Reused {
+			codec := lr.Source.Codec
+			mt, err = compress.LayerMediaType(codec, format == manifest.OCI)
+			if err != nil {
+				return nil, ir, err
+			}
+			if c, _ := compress.MediaTypeCodec(sd.MediaType); c == codec && manifest.FormatOf(layerFamily(sd.MediaType)) == format {
+				// The same bytes under the same kind of type: keep the
+				// descriptor's own type and annotations.
+				mt = sd.MediaType
+				d.Annotations = sd.Annotations
+			}
+			d.URLs = sd.URLs
+			layers[i] = retype(t.out.layer, sd.MediaType, mt)
+		} else {
+			mt, err = compress.LayerMediaType(r.o.codec, format == manifest.OCI)
+			if err != nil {
+				return nil, ir, err
+			}
+			layers[i] = retype(t.out.layer, lr.Output.MediaType, mt)
+		}
+		d.MediaType = mt
+		lr.Output.MediaType = mt
+		descs[i] = d
+		diffIDs[i] = lr.Output.DiffID
+		ir.Layers = append(ir.Layers, lr)
+	}
+	b, err := manifest.BuildImage(manifest.Image{
+		Source: p.mf, Config: p.config, Format: format, Layers: descs, DiffIDs: diffIDs,
+		Annotations: manifest.Provenance(p.digest, r.o.describe(), r.o.version),
+	})
+	if err != nil {
+		return nil, ir, err
+	}
+	img := &builtImage{b: b, layers: layers}
+	ir.OutputDigest = b.Descriptor.Digest
+	ir.MediaType = b.Descriptor.MediaType
+	for _, l := range ir.Layers {
+		ir.SourceBytes += l.Source.Size
+		ir.OutputBytes += l.Output.Size
+	}
+	return img, ir, nil
+}
+
+// layerFamily maps a layer media type to a manifest media type of its family.
+func layerFamily(mt types.MediaType) types.MediaType {
+	switch mt {
+	case types.DockerLayer, types.DockerForeignLayer, types.DockerUncompressedLayer, "application/vnd.docker.image.rootfs.diff.tar.zstd":
+		return types.DockerManifestSchema2
+	}
+	return types.OCIManifestSchema1
+}
+
+// retype presents l under media type to when it differs from from, keeping a
+// registry layer mountable.
+func retype(l v1.Layer, from, to types.MediaType) v1.Layer {
+	if from == to {
+		return l
+	}
+	if ml, ok := l.(*remote.MountableLayer); ok {
+		return &remote.MountableLayer{Layer: &typedLayer{Layer: ml.Layer, mediaType: to}, Reference: ml.Reference}
+	}
+	return &typedLayer{Layer: l, mediaType: to}
+}

@@ -1,0 +1,325 @@
+package rewrite
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/layerslim/layerslim/compress"
+)
+
+// ErrDigestMismatch is returned when a blob's bytes do not hash to the digest
+// that names it.
+var ErrDigestMismatch = errors.New("digest mismatch")
+
+// ErrUnsupportedMediaType is returned for a layer of a media type layerslim
+// does not know.
+var ErrUnsupportedMediaType = errors.New("unsupported layer media type")
+
+// layerIn is a source layer with what the manifest and config say of it.
+type layerIn struct {
+	layer  v1.Layer
+	desc   v1.Descriptor // from the source manifest
+	diffID v1.Hash       // from the source config; zero if unknown
+}
+
+// layerOut is the result for one distinct source layer.
+type layerOut struct {
+	layer  v1.Layer // the output blob, media type still in the source's family
+	report LayerReport
+}
+
+// processLayer runs one source layer through the pipeline:
+//
+//	Compressed → verify digest → detect codec → decompress → [tar filters] →
+//	hash diffID → compress → hash digest → spool file
+//
+// The source is read once. A layer already in the target codec that no
+// filter changed is returned as it is.
+func processLayer(ctx context.Context, in layerIn, o *options, platform string) (layerOut, error) {
+	start := time.Now()
+	rep := LayerReport{Source: Blob{Digest: in.desc.Digest, Size: in.desc.Size, MediaType: in.desc.MediaType, DiffID: in.diffID}}
+	o.reporter.Report(Event{Kind: LayerStarted, Platform: platform, Digest: in.desc.Digest, Size: in.desc.Size})
+
+	rc, err := in.layer.Compressed()
+	if err != nil {
+		return layerOut{}, fmt.Errorf("opening blob: %w", err)
+	}
+	defer rc.Close()
+	src := newVerifier(ctx, rc, in.desc.Digest, func(n int64) {
+		o.reporter.Report(Event{Kind: LayerProgress, Platform: platform, Digest: in.desc.Digest, Bytes: n})
+	})
+	codec, r, err := compress.Detect(src)
+	if err != nil {
+		return layerOut{}, fmt.Errorf("reading blob: %w", err)
+	}
+	rep.Source.Codec = codec
+
+	reuse := func() (layerOut, error) {
+		rep.Action = Reused
+		rep.Output = rep.Source
+		rep.Duration = time.Since(start)
+		o.reporter.Report(Event{Kind: LayerDone, Platform: platform, Digest: in.desc.Digest, Layer: &rep})
+		return layerOut{layer: in.layer, report: rep}, nil
+	}
+	if o.filter == nil && codec == o.codec && !o.force {
+		return reuse()
+	}
+
+	dr, err := compress.NewReader(codec, r)
+	if err != nil {
+		return layerOut{}, fmt.Errorf("decompressing %s: %w", codec, err)
+	}
+	defer dr.Close()
+
+	sp, err := newSpool(o)
+	if err != nil {
+		return layerOut{}, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			sp.discard()
+		}
+	}()
+
+	uncompressed := &hashWriter{w: sp.enc, h: sha256.New()}
+	changed := false
+	counted := &countReader{r: dr}
+	if o.filter == nil {
+		if _, err := io.Copy(uncompressed, counted); err != nil {
+			return layerOut{}, readErr(codec, err)
+		}
+	} else {
+		st, err := copyTar(ctx, counted, uncompressed, o.filter())
+		if err != nil {
+			return layerOut{}, readErr(codec, err)
+		}
+		changed = st.changed
+	}
+	// Read what is left of the blob (a compressed stream's end may not be
+	// read by its decoder) so that the digest covers every byte.
+	if err := src.finish(); err != nil {
+		return layerOut{}, err
+	}
+	rep.Source.Size = src.n
+	rep.UncompressedBytes = counted.n
+	diffID := v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", uncompressed.h.Sum(nil))}
+	if !changed && in.diffID.Hex != "" && diffID != in.diffID {
+		return layerOut{}, fmt.Errorf("uncompressed content is %s but the config says diff_id %s: %w", diffID, in.diffID, ErrDigestMismatch)
+	}
+	if !changed && codec == o.codec && !o.force {
+		return reuse()
+	}
+
+	out, err := sp.close(diffID)
+	if err != nil {
+		return layerOut{}, err
+	}
+	ok = true
+	rep.Action = Recompressed
+	if changed {
+		rep.Action = Rewritten
+	}
+	rep.Output = Blob{Digest: out.digest, Size: out.size, MediaType: out.mediaType, Codec: o.codec, DiffID: diffID}
+	rep.Duration = time.Since(start)
+	o.reporter.Report(Event{Kind: LayerDone, Platform: platform, Digest: in.desc.Digest, Layer: &rep})
+	return layerOut{layer: out, report: rep}, nil
+}
+
+func readErr(codec compress.Codec, err error) error {
+	var te *TarError
+	if errors.As(err, &te) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	if codec == compress.None {
+		return fmt.Errorf("reading: %w", err)
+	}
+	return fmt.Errorf("decompressing %s: %w", codec, err)
+}
+
+// verifier reads a source blob, counts and hashes it, and checks the digest
+// at the end.
+type verifier struct {
+	ctx      context.Context
+	r        io.Reader
+	want     v1.Hash
+	h        hash.Hash
+	n        int64
+	progress func(int64)
+	unread   int64 // bytes counted but not yet reported
+}
+
+func newVerifier(ctx context.Context, r io.Reader, want v1.Hash, progress func(int64)) *verifier {
+	v := &verifier{ctx: ctx, r: r, want: want, progress: progress}
+	if want.Algorithm == "sha256" {
+		v.h = sha256.New()
+	}
+	return v
+}
+
+func (v *verifier) Read(p []byte) (int, error) {
+	if err := v.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := v.r.Read(p)
+	if n > 0 {
+		if v.h != nil {
+			v.h.Write(p[:n])
+		}
+		v.n += int64(n)
+		v.unread += int64(n)
+		if v.unread >= 4<<20 {
+			v.progress(v.unread)
+			v.unread = 0
+		}
+	}
+	return n, err
+}
+
+// finish drains the blob and compares its digest.
+func (v *verifier) finish() error {
+	if _, err := io.Copy(io.Discard, v); err != nil {
+		return fmt.Errorf("reading blob: %w", err)
+	}
+	if v.unread > 0 {
+		v.progress(v.unread)
+		v.unread = 0
+	}
+	if v.h == nil {
+		return nil
+	}
+	got := v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", v.h.Sum(nil))}
+	if got != v.want {
+		return fmt.Errorf("blob content hashes to %s: %w", got, ErrDigestMismatch)
+	}
+	return nil
+}
+
+type hashWriter struct {
+	w io.Writer
+	h hash.Hash
+}
+
+func (hw *hashWriter) Write(p []byte) (int, error) {
+	n, err := hw.w.Write(p)
+	hw.h.Write(p[:n])
+	return n, err
+}
+
+// spool compresses into a temporary file, hashing and counting the
+// compressed bytes on their way.
+type spool struct {
+	f     *os.File
+	bw    *bufio.Writer
+	out   *hashWriter
+	count *countWriter
+	enc   io.WriteCloser
+	codec compress.Codec
+	oci   bool
+}
+
+func newSpool(o *options) (*spool, error) {
+	f, err := os.CreateTemp(o.tempDir, "layerslim-layer-*")
+	if err != nil {
+		return nil, fmt.Errorf("creating spool file: %w", err)
+	}
+	s := &spool{f: f, bw: bufio.NewWriterSize(f, 1<<20), codec: o.codec}
+	s.count = &countWriter{w: s.bw}
+	s.out = &hashWriter{w: s.count, h: sha256.New()}
+	s.enc, err = compress.NewWriter(s.out, o.codec, compress.WithLevel(o.level), compress.WithConcurrency(o.encoderJobs))
+	if err != nil {
+		s.discard()
+		return nil, err
+	}
+	return s, nil
+}
+
+// close finishes the stream, in order: encoder frame, buffer, file.
+func (s *spool) close(diffID v1.Hash) (*spooledLayer, error) {
+	if err := s.enc.Close(); err != nil {
+		return nil, fmt.Errorf("compressing: %w", err)
+	}
+	if err := s.bw.Flush(); err != nil {
+		return nil, fmt.Errorf("writing spool file: %w", err)
+	}
+	if err := s.f.Close(); err != nil {
+		return nil, fmt.Errorf("writing spool file: %w", err)
+	}
+	mt, err := compress.LayerMediaType(s.codec, true)
+	if err != nil {
+		return nil, err
+	}
+	return &spooledLayer{
+		path:      s.f.Name(),
+		digest:    v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", s.out.h.Sum(nil))},
+		diffID:    diffID,
+		size:      s.count.n,
+		mediaType: mt,
+		codec:     s.codec,
+	}, nil
+}
+
+func (s *spool) discard() {
+	if s.enc != nil {
+		s.enc.Close()
+	}
+	s.f.Close()
+	os.Remove(s.f.Name())
+}
+
+// spooledLayer is an output layer kept in a temporary file, with its digests
+// computed as it was written.
+type spooledLayer struct {
+	path      string
+	digest    v1.Hash
+	diffID    v1.Hash
+	size      int64
+	mediaType types.MediaType
+	codec     compress.Codec
+}
+
+var _ v1.Layer = (*spooledLayer)(nil)
+
+func (l *spooledLayer) Digest() (v1.Hash, error)            { return l.digest, nil }
+func (l *spooledLayer) DiffID() (v1.Hash, error)            { return l.diffID, nil }
+func (l *spooledLayer) Size() (int64, error)                { return l.size, nil }
+func (l *spooledLayer) MediaType() (types.MediaType, error) { return l.mediaType, nil }
+func (l *spooledLayer) Compressed() (io.ReadCloser, error)  { return os.Open(l.path) }
+func (l *spooledLayer) Uncompressed() (io.ReadCloser, error) {
+	f, err := os.Open(l.path)
+	if err != nil {
+		return nil, err
+	}
+	r, err := compress.NewReader(l.codec, bufio.NewReaderSize(f, 1<<20))
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &readCloser{Reader: r, close: func() error { r.Close(); return f.Close() }}, nil
+}
+
+type readCloser struct {
+	io.Reader
+	close func() error
+}
+
+func (r *readCloser) Close() error { return r.close() }
+
+// typedLayer presents a layer under another media type (a Docker layer in
+// an OCI manifest, say). Everything else is the wrapped layer's.
+type typedLayer struct {
+	v1.Layer
+	mediaType types.MediaType
+}
+
+func (l *typedLayer) MediaType() (types.MediaType, error) { return l.mediaType, nil }

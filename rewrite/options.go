@@ -1,0 +1,168 @@
+package rewrite
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"sort"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/layerslim/layerslim/compress"
+)
+
+// Option configures Image and Index.
+type Option func(*options) error
+
+type options struct {
+	codec       compress.Codec
+	level       int
+	force       bool
+	jobs        int
+	encoderJobs int
+	platforms   []v1.Platform
+	filter      func() Filter // nil: layers are copied byte for byte
+	tempDir     string
+	reporter    Reporter
+	logger      *slog.Logger
+	version     string
+	optionText  []string // what changes the output, for the provenance annotation
+}
+
+func makeOptions(opts ...Option) (*options, error) {
+	o := &options{
+		codec:    compress.Zstd,
+		jobs:     runtime.GOMAXPROCS(0),
+		reporter: nopReporter{},
+		logger:   slog.New(slog.DiscardHandler),
+		version:  "dev",
+	}
+	for _, opt := range opts {
+		if err := opt(o); err != nil {
+			return nil, err
+		}
+	}
+	if o.level == 0 {
+		o.level = compress.DefaultLevel(o.codec)
+	}
+	if o.encoderJobs == 0 {
+		// Layers run in parallel and each zstd encoder overlaps its own
+		// work with the reader; two goroutines per encoder keep the cores
+		// busy when one large layer is left running alone.
+		o.encoderJobs = 2
+	}
+	if o.tempDir == "" {
+		o.tempDir = os.TempDir()
+	}
+	return o, nil
+}
+
+// WithCompression sets the output codec and level (0 means the codec's
+// default: zstd 3, gzip 6).
+func WithCompression(c compress.Codec, level int) Option {
+	return func(o *options) error {
+		if _, err := compress.ParseCodec(string(c)); err != nil {
+			return err
+		}
+		o.codec, o.level = c, level
+		return nil
+	}
+}
+
+// WithForce re-encodes layers that are already in the target compression.
+func WithForce(force bool) Option {
+	return func(o *options) error { o.force = force; return nil }
+}
+
+// WithJobs bounds the number of layers processed at once.
+func WithJobs(n int) Option {
+	return func(o *options) error {
+		if n < 1 {
+			return fmt.Errorf("jobs must be at least 1, got %d", n)
+		}
+		o.jobs = n
+		return nil
+	}
+}
+
+// WithEncoderConcurrency sets the goroutines each zstd encoder may use.
+// It does not change the output.
+func WithEncoderConcurrency(n int) Option {
+	return func(o *options) error {
+		if n < 1 {
+			return fmt.Errorf("encoder concurrency must be at least 1, got %d", n)
+		}
+		o.encoderJobs = n
+		return nil
+	}
+}
+
+// WithPlatforms keeps only the platforms of an index that match one of ps
+// (an empty variant matches any variant).
+func WithPlatforms(ps ...v1.Platform) Option {
+	return func(o *options) error { o.platforms = ps; return nil }
+}
+
+// WithFilter runs each layer's tar stream through the filter that newFilter
+// returns (one per layer, so filters may keep state). Without it, layers are
+// recompressed byte for byte.
+func WithFilter(newFilter func() Filter) Option {
+	return func(o *options) error { o.filter = newFilter; return nil }
+}
+
+// WithTempDir sets where output layers are spooled until written.
+func WithTempDir(dir string) Option {
+	return func(o *options) error { o.tempDir = dir; return nil }
+}
+
+// WithReporter receives progress events. Report must not block.
+func WithReporter(r Reporter) Option {
+	return func(o *options) error {
+		if r == nil {
+			return errors.New("nil reporter")
+		}
+		o.reporter = r
+		return nil
+	}
+}
+
+// WithLogger sets where diagnostics go; by default they are discarded.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) error { o.logger = l; return nil }
+}
+
+// WithVersion names the layerslim version recorded in the output's
+// provenance annotations.
+func WithVersion(v string) Option {
+	return func(o *options) error { o.version = v; return nil }
+}
+
+// WithOptionText records, in the provenance annotation, options of the
+// caller that shape the output (for example the filters' settings).
+func WithOptionText(kv ...string) Option {
+	return func(o *options) error { o.optionText = append(o.optionText, kv...); return nil }
+}
+
+// describe is the canonical text of the options that change the output.
+func (o *options) describe() string {
+	parts := []string{"compression=" + string(o.codec)}
+	if o.codec != compress.None {
+		parts = append(parts, fmt.Sprintf("level=%d", o.level))
+	}
+	if o.force {
+		parts = append(parts, "force=true")
+	}
+	if len(o.platforms) > 0 {
+		ps := make([]string, len(o.platforms))
+		for i, p := range o.platforms {
+			ps[i] = p.String()
+		}
+		sort.Strings(ps)
+		parts = append(parts, "platforms="+strings.Join(ps, ","))
+	}
+	parts = append(parts, o.optionText...)
+	return strings.Join(parts, " ")
+}

@@ -1,0 +1,111 @@
+package rewrite
+
+import (
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/layerslim/layerslim/compress"
+)
+
+// Action says what happened to a layer.
+type Action string
+
+const (
+	// Recompressed: the same uncompressed bytes, encoded anew.
+	Recompressed Action = "recompressed"
+	// Rewritten: the filters changed the layer's contents.
+	Rewritten Action = "rewritten"
+	// Reused: the source blob is used as it is.
+	Reused Action = "reused"
+	// PassedThrough: a non-distributable layer, referenced as it was.
+	PassedThrough Action = "passed-through"
+)
+
+// Blob describes one layer blob.
+type Blob struct {
+	Digest    v1.Hash         `json:"digest"`
+	Size      int64           `json:"size"`
+	MediaType types.MediaType `json:"mediaType"`
+	Codec     compress.Codec  `json:"codec,omitempty"`
+	DiffID    v1.Hash         `json:"diffID"`
+}
+
+// LayerReport is what happened to one layer.
+type LayerReport struct {
+	Source Blob   `json:"source"`
+	Output Blob   `json:"output"`
+	Action Action `json:"action"`
+	// UncompressedBytes is the size of the layer's tar stream as read.
+	UncompressedBytes int64 `json:"uncompressedBytes,omitempty"`
+	// Shared is true when this layer's result was computed for another
+	// platform of the same index and reused here.
+	Shared   bool          `json:"shared,omitempty"`
+	Duration time.Duration `json:"durationNanos"`
+}
+
+// ImageReport is what happened to one image (one platform).
+type ImageReport struct {
+	Platform     string          `json:"platform,omitempty"`
+	SourceDigest v1.Hash         `json:"sourceDigest"`
+	OutputDigest v1.Hash         `json:"outputDigest"`
+	MediaType    types.MediaType `json:"mediaType"`
+	Layers       []LayerReport   `json:"layers"`
+	SourceBytes  int64           `json:"sourceBytes"`
+	OutputBytes  int64           `json:"outputBytes"`
+}
+
+// Report is the result of a run over an image or an index.
+type Report struct {
+	SourceDigest v1.Hash         `json:"sourceDigest"`
+	OutputDigest v1.Hash         `json:"outputDigest"`
+	MediaType    types.MediaType `json:"mediaType"`
+	Options      string          `json:"options"`
+	Images       []ImageReport   `json:"images"`
+	// Kept lists index entries copied as they were (attestations and other
+	// non-image manifests), by digest.
+	Kept []v1.Descriptor `json:"kept,omitempty"`
+	// SourceBytes and OutputBytes add up the distinct layer blobs.
+	SourceBytes int64         `json:"sourceBytes"`
+	OutputBytes int64         `json:"outputBytes"`
+	Duration    time.Duration `json:"durationNanos"`
+}
+
+// EventKind tells events apart.
+type EventKind int
+
+const (
+	// LayerStarted: work on a layer began. Size is the source blob size.
+	LayerStarted EventKind = iota
+	// LayerProgress: Bytes more compressed bytes were read.
+	LayerProgress
+	// LayerDone: the layer is finished; Layer holds its report.
+	LayerDone
+)
+
+// Event is a progress notification.
+type Event struct {
+	Kind     EventKind
+	Platform string
+	Digest   v1.Hash // the source layer
+	Size     int64
+	Bytes    int64
+	Layer    *LayerReport
+}
+
+// A Reporter receives events. Report is called from many goroutines and
+// must not block.
+type Reporter interface {
+	Report(Event)
+}
+
+// ReporterFunc adapts a function to Reporter.
+type ReporterFunc func(Event)
+
+// Report calls f(e).
+func (f ReporterFunc) Report(e Event) { f(e) }
+
+type nopReporter struct{}
+
+func (nopReporter) Report(Event) {}
