@@ -235,6 +235,9 @@ type layerTask struct {
 	platform string // of the first image that has it, for messages
 	users    int
 	out      layerOut
+	// assembled is set once an output image includes the layer; later
+	// images report it as shared.
+	assembled bool
 }
 
 // imagePlan is a source image read as far as its manifest and config.
@@ -365,7 +368,6 @@ func (r *run) assemble(p *imagePlan) (v1.Image, ImageReport, error) {
 	if err != nil {
 		return nil, ir, err
 	}
-	seen := map[v1.Hash]bool{}
 	for i, t := range p.layers {
 		sd := p.mf.Layers[i]
 		if t == nil {
@@ -385,8 +387,8 @@ func (r *run) assemble(p *imagePlan) (v1.Image, ImageReport, error) {
 			continue
 		}
 		lr := t.out.report
-		lr.Shared = t.users > 1 && seen[sd.Digest]
-		seen[sd.Digest] = true
+		lr.Shared = t.assembled
+		t.assembled = true
 		d := v1.Descriptor{Digest: lr.Output.Digest, Size: lr.Output.Size}
 		var mt types.MediaType
 		if lr.Action == Reused {

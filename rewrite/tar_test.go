@@ -252,7 +252,7 @@ func TestCopyTarFilters(t *testing.T) {
 				h := &tar.Header{Name: "block.debug", Typeflag: tar.TypeReg, Mode: 0o644, Size: 3, ModTime: e.Header.ModTime}
 				return next.WriteEntry(ctx, Entry{Header: h, Body: strings.NewReader("dbg")})
 			}),
-			want: append(readTar(t, in), tarEntry{Name: "block.debug", Type: tar.TypeReg, Mode: 0o644, Body: "dbg"}),
+			want:    append(readTar(t, in), tarEntry{Name: "block.debug", Type: tar.TypeReg, Mode: 0o644, Body: "dbg"}),
 			changed: true,
 		},
 		{

@@ -1,0 +1,156 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/layerslim/layerslim/rewrite"
+)
+
+// progress renders rewrite events: a redrawn status line on a terminal,
+// plain log lines otherwise. Report never blocks on the terminal: the
+// status line is drawn by its own ticker from counters.
+type progress struct {
+	w     io.Writer
+	mode  string // tty, plain or none
+	mu    sync.Mutex
+	start time.Time
+	total int64 // source bytes of started layers
+	read  int64
+	began int
+	done  int
+	tick  *time.Ticker
+	quit  chan struct{}
+	once  sync.Once
+}
+
+func newProgress(w io.Writer, mode string) *progress {
+	if mode == "auto" {
+		mode = "plain"
+		if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			mode = "tty"
+		}
+	}
+	p := &progress{w: w, mode: mode, start: time.Now(), quit: make(chan struct{})}
+	if mode == "tty" {
+		p.tick = time.NewTicker(200 * time.Millisecond)
+		go p.loop()
+	}
+	return p
+}
+
+func (p *progress) Report(e rewrite.Event) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch e.Kind {
+	case rewrite.LayerStarted:
+		p.began++
+		p.total += e.Size
+		if p.mode == "plain" {
+			fmt.Fprintf(p.w, "layer %s %s: started (%s)\n", short(e.Digest.String()), e.Platform, human(e.Size))
+		}
+	case rewrite.LayerProgress:
+		p.read += e.Bytes
+	case rewrite.LayerDone:
+		p.done++
+		if p.mode == "plain" && e.Layer != nil {
+			l := e.Layer
+			fmt.Fprintf(p.w, "layer %s %s: %s %s→%s %s → %s in %s\n", short(e.Digest.String()), e.Platform,
+				l.Action, l.Source.Codec, outCodec(l), human(l.Source.Size), human(l.Output.Size), l.Duration.Round(time.Millisecond))
+		}
+	}
+}
+
+func (p *progress) loop() {
+	for {
+		select {
+		case <-p.tick.C:
+			p.mu.Lock()
+			el := time.Since(p.start).Seconds()
+			rate := float64(p.read) / el
+			fmt.Fprintf(p.w, "\r\033[Klayers %d/%d done  %s / %s read  %s/s", p.done, p.began, human(p.read), human(p.total), human(int64(rate)))
+			p.mu.Unlock()
+		case <-p.quit:
+			return
+		}
+	}
+}
+
+// stop ends the status line; it is safe to call more than once.
+func (p *progress) stop() {
+	p.once.Do(func() {
+		if p.tick != nil {
+			p.tick.Stop()
+			close(p.quit)
+			p.mu.Lock()
+			fmt.Fprint(p.w, "\r\033[K")
+			p.mu.Unlock()
+		}
+	})
+}
+
+func outCodec(l *rewrite.LayerReport) string {
+	if l.Output.Codec != "" {
+		return string(l.Output.Codec)
+	}
+	return string(l.Source.Codec)
+}
+
+func printSummary(w io.Writer, r rewrite.Report) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "PLATFORM\tLAYER\tACTION\tCODEC\tSOURCE\tOUTPUT\tTIME")
+	layers := 0
+	for _, img := range r.Images {
+		plat := img.Platform
+		if plat == "" {
+			plat = "-"
+		}
+		for _, l := range img.Layers {
+			layers++
+			codec := string(l.Source.Codec)
+			if l.Action == rewrite.Recompressed || l.Action == rewrite.Rewritten {
+				codec += "→" + string(l.Output.Codec)
+			}
+			if codec == "" {
+				codec = "-"
+			}
+			t := l.Duration.Round(time.Millisecond).String()
+			if l.Shared {
+				t = "(shared)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", plat, short(l.Source.Digest.String()), l.Action, codec, human(l.Source.Size), human(l.Output.Size), t)
+		}
+	}
+	tw.Flush()
+	saved := ""
+	if r.SourceBytes > 0 {
+		saved = fmt.Sprintf(" (%+.1f%%)", 100*(float64(r.OutputBytes)/float64(r.SourceBytes)-1))
+	}
+	fmt.Fprintf(w, "total: %d image(s), %d layer(s), %s → %s%s in %s\n", len(r.Images), layers, human(r.SourceBytes), human(r.OutputBytes), saved, r.Duration.Round(time.Millisecond))
+}
+
+func short(d string) string {
+	if len(d) > 19 {
+		return d[:19]
+	}
+	return d
+}
+
+func human(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

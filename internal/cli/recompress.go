@@ -1,0 +1,231 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/spf13/cobra"
+
+	"github.com/layerslim/layerslim/compress"
+	"github.com/layerslim/layerslim/internal/imageref"
+	"github.com/layerslim/layerslim/rewrite"
+)
+
+// pipelineOptions are the flags every command that writes an image shares.
+type pipelineOptions struct {
+	compression string
+	level       int
+	jobs        int
+	platforms   []string
+	insecure    bool
+	report      string
+	force       bool
+	overwrite   bool
+	progress    string
+
+	codec compress.Codec
+	plats []v1.Platform
+}
+
+func (o *pipelineOptions) addFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&o.compression, "compression", "zstd", "output layer compression: zstd, gzip or none")
+	f.IntVar(&o.level, "level", 0, "compression level (default 3 for zstd, 6 for gzip)")
+	f.IntVar(&o.jobs, "jobs", runtime.GOMAXPROCS(0), "layers processed at once")
+	f.StringSliceVar(&o.platforms, "platform", nil, "only these platforms of an index, as os/arch[/variant],…")
+	f.BoolVar(&o.insecure, "insecure", false, "allow plain HTTP and unverified TLS to registries")
+	f.StringVar(&o.report, "report", "", "write a JSON report to this file")
+	f.BoolVar(&o.force, "force", false, "re-encode layers that are already in the target compression")
+	f.BoolVar(&o.overwrite, "overwrite", false, "allow DST to name the same image as SRC")
+	f.StringVar(&o.progress, "progress", "auto", "progress display: auto, tty, plain or none")
+}
+
+func (o *pipelineOptions) validate() error {
+	c, err := compress.ParseCodec(o.compression)
+	if err != nil {
+		return &UsageError{Err: fmt.Errorf("--compression: %w", err)}
+	}
+	o.codec = c
+	if o.level != 0 {
+		if err := compress.ValidLevel(c, o.level); err != nil {
+			return &UsageError{Err: fmt.Errorf("--level: %w", err)}
+		}
+	}
+	if o.jobs < 1 {
+		return usagef("--jobs must be at least 1")
+	}
+	for _, s := range o.platforms {
+		p, err := v1.ParsePlatform(strings.TrimSpace(s))
+		if err != nil || p.OS == "" || p.Architecture == "" {
+			return usagef("--platform %q: want os/arch[/variant]", s)
+		}
+		o.plats = append(o.plats, *p)
+	}
+	switch o.progress {
+	case "auto", "tty", "plain", "none":
+	default:
+		return usagef("--progress %q: want auto, tty, plain or none", o.progress)
+	}
+	return nil
+}
+
+func newRecompress() *cobra.Command {
+	var o pipelineOptions
+	cmd := &cobra.Command{
+		Use:   "recompress SRC DST",
+		Short: "Recompress every layer of an image (zstd by default), nothing else",
+		Long: `recompress reads SRC and writes DST with every layer recompressed. The
+uncompressed tar bytes of every layer stay identical, so diff_ids and the
+config blob do not change. A layer already in the target compression is
+reused as it is (and mounted across repositories where the registry allows)
+unless --force. zstd and none outputs use OCI media types; gzip output keeps
+the source's manifest format. An index is processed per platform and written
+as an index of the same platforms in the same order (or the --platform subset).
+
+The digest of what was written is printed on stdout.`,
+		Example: `  layerslim recompress registry.example/app:1.4 registry.example/app:1.4-zstd
+  layerslim recompress oci:./testdata/sample:sample oci:/tmp/out:sample
+  layerslim recompress docker-archive:app.tar oci:/tmp/app --platform linux/amd64
+  layerslim recompress --compression gzip --level 9 oci:in:v1 docker-archive:out.tar:app:v1`,
+		Args: exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.validate(); err != nil {
+				return err
+			}
+			return runPipeline(cmd, args[0], args[1], &o, nil)
+		},
+	}
+	o.addFlags(cmd)
+	return cmd
+}
+
+// fileReport is what --report writes.
+type fileReport struct {
+	Source  string         `json:"source"`
+	Dest    string         `json:"destination"`
+	Written string         `json:"written"`
+	Version string         `json:"version"`
+	Report  rewrite.Report `json:"report"`
+}
+
+// runPipeline reads src, runs it through the rewrite library with the given
+// options, writes dst, and renders the outcome.
+func runPipeline(cmd *cobra.Command, srcArg, dstArg string, o *pipelineOptions, extra []rewrite.Option) error {
+	ctx := cmd.Context()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	stderr := cmd.ErrOrStderr()
+	src, err := imageref.Parse(srcArg, o.insecure)
+	if err != nil {
+		return &UsageError{Err: fmt.Errorf("SRC: %w", err)}
+	}
+	dst, err := imageref.Parse(dstArg, o.insecure)
+	if err != nil {
+		return &UsageError{Err: fmt.Errorf("DST: %w", err)}
+	}
+	if imageref.Same(src, dst) && !o.overwrite {
+		return usagef("DST %s names the same image as SRC; pass --overwrite to replace it", dst)
+	}
+	ro := imageref.Options{Insecure: o.insecure, Jobs: o.jobs, UserAgent: "layerslim/" + Version}
+
+	source, err := imageref.Open(ctx, src, ro)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "layerslim-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+
+	prog := newProgress(stderr, o.progress)
+	defer prog.stop()
+	opts := []rewrite.Option{
+		rewrite.WithCompression(o.codec, o.level),
+		rewrite.WithForce(o.force),
+		rewrite.WithJobs(o.jobs),
+		rewrite.WithPlatforms(o.plats...),
+		rewrite.WithTempDir(tmp),
+		rewrite.WithReporter(prog),
+		rewrite.WithVersion(Version),
+	}
+	opts = append(opts, extra...)
+
+	var res *rewrite.Result
+	switch {
+	case source.Index != nil && dst.Kind == imageref.DockerArchive:
+		img, err := singlePlatform(source.Index, o.plats)
+		if err != nil {
+			return fmt.Errorf("%s → %s: %w", src, dst, err)
+		}
+		res, err = rewrite.Image(ctx, img, opts...)
+		if err != nil {
+			return fmt.Errorf("rewriting %s: %w", src, err)
+		}
+	case source.Index != nil:
+		res, err = rewrite.Index(ctx, source.Index, opts...)
+	default:
+		res, err = rewrite.Image(ctx, source.Image, opts...)
+	}
+	if err != nil {
+		return fmt.Errorf("rewriting %s: %w", src, err)
+	}
+	defer res.Close()
+	prog.stop()
+
+	var written v1.Hash
+	if res.Index != nil {
+		written, err = imageref.WriteIndex(ctx, dst, res.Index, ro)
+	} else {
+		written, err = imageref.WriteImage(ctx, dst, res.Image, ro)
+	}
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", dst, err)
+	}
+	printSummary(stderr, res.Report)
+	fmt.Fprintf(stderr, "wrote %s (%s)\n", dst, written)
+	if o.report != "" {
+		b, err := json.MarshalIndent(fileReport{Source: src.String(), Dest: dst.String(), Written: written.String(), Version: Version, Report: res.Report}, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(o.report, append(b, '\n'), 0o644); err != nil {
+			return fmt.Errorf("writing report: %w", err)
+		}
+	}
+	fmt.Fprintln(cmd.OutOrStdout(), written)
+	return nil
+}
+
+// singlePlatform picks the one image of idx that a docker-archive can hold.
+func singlePlatform(idx v1.ImageIndex, want []v1.Platform) (v1.Image, error) {
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	var found []v1.Descriptor
+	for _, d := range im.Manifests {
+		if !d.MediaType.IsImage() || d.Platform == nil || d.Platform.OS == "unknown" {
+			continue
+		}
+		if len(want) == 0 || rewrite.MatchPlatform(want, *d.Platform) {
+			found = append(found, d)
+		}
+	}
+	if len(found) != 1 {
+		var ps []string
+		for _, d := range im.Manifests {
+			if d.Platform != nil && d.Platform.OS != "unknown" {
+				ps = append(ps, d.Platform.String())
+			}
+		}
+		return nil, usagef("a docker-archive holds one image but SRC is an index of %s; select one with --platform", strings.Join(ps, ", "))
+	}
+	return idx.Image(found[0].Digest)
+}
