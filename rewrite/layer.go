@@ -144,7 +144,7 @@ func readErr(codec compress.Codec, err error) error {
 	if codec == compress.None {
 		return fmt.Errorf("reading: %w", err)
 	}
-	return fmt.Errorf("decompressing %s: %w", codec, err)
+	return err // the decompressor's errors say "decompressing <codec>"
 }
 
 // verifier reads a source blob, counts and hashes it, and checks the digest
