@@ -1,0 +1,128 @@
+// Package layerfs holds the rules of OCI layer changesets: entry names,
+// whiteouts, opaque directories, and which entries of a lower layer the
+// layers above it hide. Squash, analyze and verify share these rules.
+package layerfs
+
+import (
+	"path"
+	"strings"
+)
+
+const (
+	// WhiteoutPrefix marks a deleted path: dir/.wh.name deletes dir/name.
+	WhiteoutPrefix = ".wh."
+	// OpaqueMarker in a directory hides everything lower layers put there.
+	OpaqueMarker = ".wh..wh..opq"
+)
+
+// Clean returns the canonical form of a tar entry name: relative, no "./"
+// prefix, no trailing slash, no "." or ".." elements ("" for the root).
+// Names that climb out of the root with ".." stay inside it, as runtimes
+// treat them.
+func Clean(name string) string {
+	p := path.Clean("/" + name)
+	if p == "/" {
+		return ""
+	}
+	return p[1:]
+}
+
+// Whiteout tells what a (clean) entry name deletes: for dir/.wh.name the
+// target dir/name; for dir/.wh..wh..opq the directory dir with opaque set.
+// ok is false for ordinary names.
+func Whiteout(name string) (target string, opaque bool, ok bool) {
+	dir, base := path.Split(name)
+	if !strings.HasPrefix(base, WhiteoutPrefix) {
+		return "", false, false
+	}
+	dir = strings.TrimSuffix(dir, "/")
+	if base == OpaqueMarker {
+		return dir, true, true
+	}
+	return path.Join(dir, strings.TrimPrefix(base, WhiteoutPrefix)), false, true
+}
+
+// Kind is what an upper layer put at a path.
+type Kind uint8
+
+const (
+	// File is any non-directory entry: file, symlink, hardlink, device.
+	File Kind = 1 << iota
+	// Dir is a directory entry.
+	Dir
+	// Deleted is a whiteout of the path.
+	Deleted
+	// Opaque is an opaque marker on a directory.
+	Opaque
+)
+
+// Shadow records what the layers above a layer hold, to tell which of its
+// entries they hide. Walk the layers from the top down: for each layer,
+// ask Hidden for its entries, Mark them, and Commit before the next layer,
+// so entries of one layer never hide each other.
+type Shadow struct {
+	upper   map[string]Kind
+	pending map[string]Kind
+}
+
+// NewShadow returns an empty Shadow: nothing hidden yet.
+func NewShadow() *Shadow {
+	return &Shadow{upper: map[string]Kind{}, pending: map[string]Kind{}}
+}
+
+// Hidden reports whether an entry at clean name p, of a layer below every
+// committed one, is invisible in the merged filesystem: the path itself is
+// replaced or deleted above, or an ancestor is deleted, made opaque, or
+// replaced by a non-directory.
+func (s *Shadow) Hidden(p string, isDir bool) bool {
+	if k := s.upper[p]; k&(File|Deleted) != 0 || (k&Dir != 0 && !isDir) {
+		return true
+	}
+	for a := parent(p); a != ""; a = parent(a) {
+		if s.upper[a]&(File|Deleted|Opaque) != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// DirReplaced reports whether a directory entry at p is superseded by a
+// directory entry above (its children may still show through).
+func (s *Shadow) DirReplaced(p string) bool { return s.upper[p]&Dir != 0 }
+
+// Mark records an entry of the current layer. name is the entry's clean
+// name, whiteouts included.
+func (s *Shadow) Mark(name string, isDir bool) {
+	if target, opaque, ok := Whiteout(name); ok {
+		if opaque {
+			s.pending[target] |= Opaque
+		} else {
+			s.pending[target] |= Deleted
+		}
+		return
+	}
+	if isDir {
+		s.pending[name] |= Dir
+	} else {
+		s.pending[name] |= File
+	}
+}
+
+// Commit ends the current layer: what it marked now hides lower layers.
+func (s *Shadow) Commit() {
+	for p, k := range s.pending {
+		s.upper[p] |= k
+	}
+	clear(s.pending)
+}
+
+// Len is the number of paths recorded.
+func (s *Shadow) Len() int { return len(s.upper) }
+
+func parent(p string) string {
+	i := strings.LastIndexByte(p, '/')
+	if i < 0 {
+		return ""
+	}
+	return p[:i]
+}

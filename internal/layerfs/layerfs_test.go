@@ -1,0 +1,77 @@
+package layerfs
+
+import "testing"
+
+func TestClean(t *testing.T) {
+	for in, want := range map[string]string{
+		"./etc/passwd": "etc/passwd", "/etc/": "etc", "etc//x/../y": "etc/y",
+		"../../etc/shadow": "etc/shadow", ".": "", "./": "",
+	} {
+		if got := Clean(in); got != want {
+			t.Errorf("Clean(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestWhiteout(t *testing.T) {
+	tests := []struct {
+		name, target string
+		opaque, ok   bool
+	}{
+		{"etc/.wh.motd", "etc/motd", false, true},
+		{".wh.top", "top", false, true},
+		{"srv/data/.wh..wh..opq", "srv/data", true, true},
+		{"etc/motd", "", false, false},
+		{"etc/x.wh.y", "", false, false},
+	}
+	for _, tc := range tests {
+		target, opaque, ok := Whiteout(tc.name)
+		if target != tc.target || opaque != tc.opaque || ok != tc.ok {
+			t.Errorf("Whiteout(%q) = %q %v %v", tc.name, target, opaque, ok)
+		}
+	}
+}
+
+func TestShadow(t *testing.T) {
+	s := NewShadow()
+	// The top layer.
+	for _, e := range []struct {
+		name string
+		dir  bool
+	}{
+		{"etc", true}, {"etc/passwd", false}, {"etc/.wh.motd", false},
+		{"srv/data/.wh..wh..opq", false}, {"opt", false}, {"var/lib/.wh.apt", false},
+	} {
+		s.Mark(e.name, e.dir)
+	}
+	// Entries of the same layer do not hide each other before Commit.
+	if s.Hidden("etc/passwd", false) {
+		t.Error("an uncommitted mark hides")
+	}
+	s.Commit()
+	for _, tc := range []struct {
+		p      string
+		dir    bool
+		hidden bool
+	}{
+		{"etc", true, false},        // directory metadata replaced, not hidden
+		{"etc/passwd", false, true}, // overwritten
+		{"etc/group", false, false}, // untouched sibling
+		{"etc/motd", false, true},   // whited out
+		{"srv/data", true, false},   // the opaque directory itself stays
+		{"srv/data/old.txt", false, true},
+		{"srv/data/sub/deep", false, true},
+		{"srv/other", false, false},
+		{"opt/app/bin", false, true}, // a file replaced the directory opt
+		{"var/lib/apt/lists/x", false, true},
+		{"var/lib/dpkg", true, false},
+		{"etc", false, true}, // a file below a directory above
+	} {
+		if got := s.Hidden(tc.p, tc.dir); got != tc.hidden {
+			t.Errorf("Hidden(%q, dir=%v) = %v, want %v", tc.p, tc.dir, got, tc.hidden)
+		}
+	}
+	if !s.DirReplaced("etc") || s.DirReplaced("srv") {
+		t.Error("DirReplaced")
+	}
+}
