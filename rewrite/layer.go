@@ -100,11 +100,13 @@ func processLayer(ctx context.Context, in layerIn, o *options, platform string) 
 			return layerOut{}, readErr(codec, err)
 		}
 	} else {
-		st, err := copyTar(ctx, counted, uncompressed, o.filter())
+		changes := &changeList{}
+		st, err := copyTar(ctx, counted, uncompressed, o.filter(changes))
 		if err != nil {
 			return layerOut{}, readErr(codec, err)
 		}
 		changed = st.changed
+		rep.Changes = changes.changes
 	}
 	// Read what is left of the blob (a compressed stream's end may not be
 	// read by its decoder) so that the digest covers every byte.

@@ -24,7 +24,7 @@ type options struct {
 	jobs        int
 	encoderJobs int
 	platforms   []v1.Platform
-	filter      func() Filter // nil: layers are copied byte for byte
+	filter      func(Recorder) Filter // nil: layers are copied byte for byte
 	tempDir     string
 	reporter    Reporter
 	logger      *slog.Logger
@@ -107,9 +107,10 @@ func WithPlatforms(ps ...v1.Platform) Option {
 }
 
 // WithFilter runs each layer's tar stream through the filter that newFilter
-// returns (one per layer, so filters may keep state). Without it, layers are
-// recompressed byte for byte.
-func WithFilter(newFilter func() Filter) Option {
+// returns (one per layer, so filters may keep state; rec collects what they
+// change for the layer's report). Without it, layers are recompressed byte
+// for byte.
+func WithFilter(newFilter func(rec Recorder) Filter) Option {
 	return func(o *options) error { o.filter = newFilter; return nil }
 }
 

@@ -43,7 +43,28 @@ type LayerReport struct {
 	// platform of the same index and reused here.
 	Shared   bool          `json:"shared,omitempty"`
 	Duration time.Duration `json:"durationNanos"`
+	// Changes lists what the filters did to entries (dropped paths, split
+	// ELF files), in stream order.
+	Changes []Change `json:"changes,omitempty"`
 }
+
+// Change is one thing a filter did to one entry.
+type Change struct {
+	Path   string `json:"path"`
+	Action string `json:"action"`           // "dropped", "stripped", …
+	Bytes  int64  `json:"bytes"`            // bytes removed from the layer's content
+	Reason string `json:"reason,omitempty"` // the preset or rule that caused it
+}
+
+// A Recorder collects the changes of one layer. Filters get one when they
+// are made (see WithFilter).
+type Recorder interface {
+	Record(Change)
+}
+
+type changeList struct{ changes []Change }
+
+func (c *changeList) Record(ch Change) { c.changes = append(c.changes, ch) }
 
 // ImageReport is what happened to one image (one platform).
 type ImageReport struct {
