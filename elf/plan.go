@@ -477,9 +477,14 @@ func (p *plan) layoutStripped() error {
 			end = max(end, ph.off+ph.filesz)
 		}
 	}
-	for i := 1; i < len(f.sects); i++ {
-		if s := &f.sects[i]; !p.remove[i] && s.alloc() && s.hasBytes() {
-			end = max(end, s.off+s.size)
+	// Relocatable objects without segments are laid out anew, like strip
+	// does; everything else keeps its loadable bytes where they are.
+	relayout := f.typ == uint16(stdelf.ET_REL) && len(f.progs) == 0
+	if !relayout {
+		for i := 1; i < len(f.sects); i++ {
+			if s := &f.sects[i]; !p.remove[i] && s.alloc() && s.hasBytes() {
+				end = max(end, s.off+s.size)
+			}
 		}
 	}
 	p.prefixEnd = end
@@ -547,9 +552,10 @@ func (p *plan) layoutStripped() error {
 			o.kind, o.data = kindData, d
 			h.size = uint64(len(d))
 			later = append(later, len(p.out))
-		case s.alloc() || !s.hasBytes():
+		case !s.hasBytes() || s.size == 0:
+		case s.alloc() && !relayout:
 			// Allocated sections stay where they are, inside the prefix.
-		case s.off+s.size <= p.prefixEnd:
+		case s.off+s.size <= p.prefixEnd && !relayout:
 			// Already inside the copied prefix: leave it there.
 		default:
 			o.kind = kindCopy
@@ -590,7 +596,7 @@ func (p *plan) layoutStripped() error {
 	// Sections without bytes that are not in the prefix point at its end.
 	for j := range p.out {
 		o := &p.out[j]
-		if j > 0 && o.kind == kindNone && !o.hdr.alloc() && (!o.hdr.hasBytes() || o.hdr.size == 0) && o.hdr.off > p.prefixEnd {
+		if j > 0 && o.kind == kindNone && (!o.hdr.alloc() || relayout) && (!o.hdr.hasBytes() || o.hdr.size == 0) && (o.hdr.off > p.prefixEnd || relayout) {
 			o.hdr.off = p.prefixEnd
 		}
 	}
@@ -710,8 +716,8 @@ func (p *plan) layoutDebug() {
 		case ph.typ == uint32(stdelf.PT_PHDR):
 			d.off = p.dbgPhoff
 			d.filesz = min(ph.filesz, uint64(len(f.progs))*f.phentsize)
-		case ph.filesz > 0 && p.notesInPlace(ph):
-			d.filesz = ph.filesz
+		case ph.filesz > 0 && p.notesEnd(ph) > ph.off:
+			d.filesz = p.notesEnd(ph) - ph.off
 		default:
 			d.off = p.firstSectionOff(ph)
 		}
@@ -719,21 +725,22 @@ func (p *plan) layoutDebug() {
 	}
 }
 
-// notesInPlace reports whether every section with bytes inside segment ph
-// is a note that kept its input offset in the debug file.
-func (p *plan) notesInPlace(ph prog) bool {
-	any := false
+// notesEnd returns the end of the last note inside segment ph that kept
+// its input offset in the debug file, or 0. The debug file's segment is
+// cut back to there, as objcopy --only-keep-debug does, so the build-id
+// stays readable through the program headers.
+func (p *plan) notesEnd(ph prog) uint64 {
+	end := uint64(0)
 	for i := 1; i < len(p.f.sects); i++ {
 		s := &p.f.sects[i]
-		if !s.alloc() || !s.hasBytes() || s.size == 0 || s.off < ph.off || s.off+s.size > ph.off+ph.filesz {
+		if s.typ != uint32(stdelf.SHT_NOTE) || !s.alloc() || s.size == 0 || s.off < ph.off || s.off+s.size > ph.off+ph.filesz {
 			continue
 		}
-		if s.typ != uint32(stdelf.SHT_NOTE) || p.dbg[i].hdr.off != s.off {
-			return false
+		if p.dbg[i].hdr.off == s.off {
+			end = max(end, s.off+s.size)
 		}
-		any = true
 	}
-	return any
+	return end
 }
 
 // firstSectionOff picks a file offset for a segment with no file bytes in
