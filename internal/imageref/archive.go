@@ -1,0 +1,527 @@
+package imageref
+
+import (
+	"archive/tar"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path"
+	"strings"
+	"sync"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// Reading a docker-archive.
+//
+// ggcr's tarball.Image is right about which image and which files, but not
+// about how to present the layers for a tool that rewrites them:
+//
+//   - Uncompressed layers (every `docker save` before Docker 25, and Docker
+//     25+ too) become a partial.UncompressedLayer, whose Compressed(),
+//     Digest() and Size() gzip the whole layer on the fly, again on every
+//     call. We would throw that gzip away.
+//   - Compressed layers (archives written by crane/ggcr, or by the containerd
+//     image store) become a compressed image whose Manifest(), needed by
+//     Layers(), hashes every layer up front, and which labels zstd layers as
+//     gzip (types.DockerLayer).
+//
+// So Open uses tarball.LoadManifest and tarball.ImageFromPath to select the
+// image and read its config, and presents each layer blob as it is stored:
+//
+//   - uncompressed: MediaType application/vnd.docker.image.rootfs.diff.tar,
+//     Compressed() = Uncompressed() = the bytes in the archive, Digest() =
+//     DiffID() from the config, Size() from the tar header;
+//   - gzip or zstd (told by the blob's magic bytes): the blob as is, with the
+//     gzip or zstd layer media type; Digest() from the blob's name when it is
+//     a digest (blobs/sha256/HEX, HEX.tar.gz), from manifest.json's
+//     LayerSources, or else hashed once on first use; DiffID() from the
+//     config; Uncompressed() via partial.CompressedToLayer.
+//
+// A digest that was not computed from the bytes (the config's diff_id, a
+// blob's name) is checked as the blob is read: a reader that reaches the end
+// of a blob with another digest fails. One scan of the tar headers at Open
+// records every blob's size and magic bytes, so no layer content is read
+// until it is used. The manifest uses Docker media types, or OCI ones when a
+// layer is zstd (Docker schema 2 has no zstd layer type).
+//
+// Foreign (non-distributable) layers listed in LayerSources keep their
+// descriptor as given, URLs and all, as ggcr does.
+
+// codec is how a blob in the archive is compressed.
+type codec int
+
+const (
+	codecNone codec = iota
+	codecGzip
+	codecZstd
+)
+
+func detectCodec(magic []byte) codec {
+	switch {
+	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
+		return codecGzip
+	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		return codecZstd
+	}
+	return codecNone
+}
+
+// tarEntry is what the header scan keeps of one archive member.
+type tarEntry struct {
+	typeflag byte
+	linkname string
+	size     int64
+	magic    []byte // the first bytes of a regular file
+}
+
+// scanArchive reads the tar headers of file once, and the first four bytes
+// of each regular file. Member bodies are skipped (the tar reader seeks over
+// them in an *os.File).
+func scanArchive(file string) (map[string]tarEntry, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	entries := map[string]tarEntry{}
+	tr := tar.NewReader(f)
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return entries, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		e := tarEntry{typeflag: hdr.Typeflag, linkname: hdr.Linkname, size: hdr.Size}
+		if hdr.Typeflag == tar.TypeReg {
+			magic := make([]byte, 4)
+			n, err := io.ReadFull(tr, magic)
+			if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+				return nil, err
+			}
+			e.magic = magic[:n]
+		}
+		entries[cleanMember(hdr.Name)] = e
+	}
+}
+
+func cleanMember(p string) string {
+	return strings.TrimPrefix(path.Clean("/"+p), "/")
+}
+
+// resolve follows symbolic and hard links (legacy `docker save` links
+// duplicate layers to the first copy) to a regular file.
+func resolve(entries map[string]tarEntry, member string) (string, tarEntry, error) {
+	p := cleanMember(member)
+	for range 64 {
+		e, ok := entries[p]
+		if !ok {
+			return "", tarEntry{}, fmt.Errorf("%s is not in the archive", member)
+		}
+		switch e.typeflag {
+		case tar.TypeReg:
+			return p, e, nil
+		case tar.TypeSymlink:
+			if strings.HasPrefix(e.linkname, "/") {
+				p = cleanMember(e.linkname)
+			} else {
+				p = cleanMember(path.Join(path.Dir(p), e.linkname))
+			}
+		case tar.TypeLink:
+			p = cleanMember(e.linkname) // hard link names are relative to the archive root
+		default:
+			return "", tarEntry{}, fmt.Errorf("%s is not a regular file in the archive", member)
+		}
+	}
+	return "", tarEntry{}, fmt.Errorf("%s: too many links", member)
+}
+
+// openMember returns the body of the regular file member of the archive.
+func openMember(file, member string) (io.ReadCloser, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	tr := tar.NewReader(f)
+	for {
+		hdr, err := tr.Next()
+		if err != nil {
+			f.Close()
+			if errors.Is(err, io.EOF) {
+				return nil, fmt.Errorf("%s is not in the archive", member)
+			}
+			return nil, err
+		}
+		if hdr.Typeflag == tar.TypeReg && cleanMember(hdr.Name) == member {
+			return readCloser{tr, f}, nil
+		}
+	}
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
+
+// selectArchiveImage picks the manifest.json entry that tag names (compared
+// as ggcr does, by fully qualified name), or the only one when tag is nil.
+func selectArchiveImage(m tarball.Manifest, tag *name.Tag) (*tarball.Descriptor, error) {
+	if tag == nil {
+		switch len(m) {
+		case 0:
+			return nil, fmt.Errorf("%w: the archive holds no image", ErrNotFound)
+		case 1:
+			return &m[0], nil
+		}
+		return nil, fmt.Errorf("%w: the archive holds %d images, name one with docker-archive:FILE:REPO:TAG (available: %s)", ErrAmbiguous, len(m), repoTags(m))
+	}
+	for i := range m {
+		for _, rt := range m[i].RepoTags {
+			if t, err := name.NewTag(rt); err == nil && t.Name() == tag.Name() {
+				return &m[i], nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("%w: tag %s is not in the archive (available: %s)", ErrNotFound, tag, repoTags(m))
+}
+
+func repoTags(m tarball.Manifest) string {
+	var tags []string
+	for _, d := range m {
+		if len(d.RepoTags) == 0 {
+			tags = append(tags, "<untagged "+d.Config+">")
+		}
+		tags = append(tags, d.RepoTags...)
+	}
+	if len(tags) == 0 {
+		return "none"
+	}
+	return strings.Join(tags, ", ")
+}
+
+// openArchive returns the image tagged tag (or the only image) in the
+// `docker save` tarball file.
+func openArchive(file, tag string) (v1.Image, error) {
+	var t *name.Tag
+	if tag != "" {
+		nt, err := name.NewTag(tag)
+		if err != nil {
+			return nil, err
+		}
+		t = &nt
+	}
+	m, err := tarball.LoadManifest(func() (io.ReadCloser, error) { return os.Open(file) })
+	if err != nil {
+		return nil, err
+	}
+	desc, err := selectArchiveImage(m, t)
+	if err != nil {
+		return nil, err
+	}
+	base, err := tarball.ImageFromPath(file, t)
+	if err != nil {
+		return nil, err
+	}
+	rawConfig, err := base.RawConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := v1.ParseConfigFile(bytes.NewReader(rawConfig))
+	if err != nil {
+		return nil, fmt.Errorf("parsing image config: %w", err)
+	}
+	if len(cfg.RootFS.DiffIDs) != len(desc.Layers) {
+		return nil, fmt.Errorf("manifest.json lists %d layers but the config has %d diff_ids", len(desc.Layers), len(cfg.RootFS.DiffIDs))
+	}
+	configName, _, err := v1.SHA256(bytes.NewReader(rawConfig))
+	if err != nil {
+		return nil, err
+	}
+	entries, err := scanArchive(file)
+	if err != nil {
+		return nil, err
+	}
+
+	img := &archiveImage{rawConfig: rawConfig, configName: configName}
+	ociTypes := false
+	for i, member := range desc.Layers {
+		resolved, e, err := resolve(entries, member)
+		if err != nil {
+			return nil, fmt.Errorf("layer %d: %w", i, err)
+		}
+		l := &archiveLayer{
+			file:   file,
+			member: resolved,
+			size:   e.size,
+			diffID: cfg.RootFS.DiffIDs[i],
+			codec:  detectCodec(e.magic),
+		}
+		src, listed := desc.LayerSources[l.diffID]
+		switch {
+		case listed && !src.MediaType.IsDistributable():
+			// A foreign layer: keep its descriptor as given.
+			l.desc = src
+			l.size = src.Size
+		case listed && l.codec != codecNone && src.Digest != (v1.Hash{}):
+			// A compressed blob whose digest is recorded. (Docker 25+ lists its
+			// uncompressed layers too; those take the diff_id below.)
+			l.desc = v1.Descriptor{Digest: src.Digest}
+			l.verify = true
+		case l.codec == codecNone:
+			l.desc = v1.Descriptor{Digest: l.diffID}
+			l.verify = true
+		default:
+			if h, ok := digestFromName(resolved); ok {
+				l.desc = v1.Descriptor{Digest: h}
+				l.verify = true
+			}
+		}
+		if l.codec == codecZstd || strings.HasPrefix(string(l.desc.MediaType), "application/vnd.oci.") {
+			ociTypes = true
+		}
+		img.layers = append(img.layers, l)
+	}
+
+	img.mediaType, img.configType = types.DockerManifestSchema2, types.DockerConfigJSON
+	if ociTypes {
+		img.mediaType, img.configType = types.OCIManifestSchema1, types.OCIConfigJSON
+	}
+	for _, l := range img.layers {
+		if l.desc.MediaType == "" {
+			l.desc.MediaType = layerMediaType(l.codec, ociTypes)
+		}
+		if d := l.desc.Digest; d != (v1.Hash{}) {
+			l.digest = func() (v1.Hash, error) { return d, nil }
+		} else {
+			l.digest = sync.OnceValues(l.hash)
+		}
+	}
+	img.manifest = sync.OnceValues(img.buildManifest)
+	img.rawManifest = sync.OnceValues(func() ([]byte, error) {
+		m, err := img.manifest()
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(m)
+	})
+	return img, nil
+}
+
+func layerMediaType(c codec, oci bool) types.MediaType {
+	switch {
+	case c == codecZstd:
+		return types.OCILayerZStd
+	case c == codecGzip && oci:
+		return types.OCILayer
+	case c == codecGzip:
+		return types.DockerLayer
+	case oci:
+		return types.OCIUncompressedLayer
+	}
+	return types.DockerUncompressedLayer
+}
+
+// digestFromName returns the digest that a content-addressed blob name
+// holds: "blobs/sha256/HEX" (Docker 25+, containerd) or "HEX.tar.gz" (ggcr).
+func digestFromName(member string) (v1.Hash, bool) {
+	base := path.Base(member)
+	for _, ext := range []string{".tar.gz", ".tar.zst", ".tgz", ".gz", ".zst", ".tar"} {
+		if s, ok := strings.CutSuffix(base, ext); ok {
+			base = s
+			break
+		}
+	}
+	h, err := v1.NewHash("sha256:" + base)
+	if err != nil {
+		return v1.Hash{}, false
+	}
+	return h, true
+}
+
+// archiveImage is a v1.Image over one image of a docker-archive; see the
+// comment at the top of this file.
+type archiveImage struct {
+	rawConfig   []byte
+	configName  v1.Hash
+	mediaType   types.MediaType
+	configType  types.MediaType
+	layers      []*archiveLayer
+	manifest    func() (*v1.Manifest, error) // built once, on first use
+	rawManifest func() ([]byte, error)
+}
+
+var _ v1.Image = (*archiveImage)(nil)
+
+func (i *archiveImage) buildManifest() (*v1.Manifest, error) {
+	m := &v1.Manifest{
+		SchemaVersion: 2,
+		MediaType:     i.mediaType,
+		Config: v1.Descriptor{
+			MediaType: i.configType,
+			Size:      int64(len(i.rawConfig)),
+			Digest:    i.configName,
+		},
+	}
+	for _, l := range i.layers {
+		d, err := l.Descriptor()
+		if err != nil {
+			return nil, err
+		}
+		m.Layers = append(m.Layers, *d)
+	}
+	return m, nil
+}
+
+func (i *archiveImage) Layers() ([]v1.Layer, error) {
+	ls := make([]v1.Layer, len(i.layers))
+	for n, l := range i.layers {
+		ls[n] = l
+	}
+	return ls, nil
+}
+
+func (i *archiveImage) MediaType() (types.MediaType, error) { return i.mediaType, nil }
+func (i *archiveImage) Size() (int64, error)                { return partial.Size(i) }
+func (i *archiveImage) ConfigName() (v1.Hash, error)        { return i.configName, nil }
+func (i *archiveImage) RawConfigFile() ([]byte, error)      { return i.rawConfig, nil }
+func (i *archiveImage) Digest() (v1.Hash, error)            { return partial.Digest(i) }
+func (i *archiveImage) RawManifest() ([]byte, error)        { return i.rawManifest() }
+
+func (i *archiveImage) ConfigFile() (*v1.ConfigFile, error) {
+	return v1.ParseConfigFile(bytes.NewReader(i.rawConfig))
+}
+
+func (i *archiveImage) Manifest() (*v1.Manifest, error) {
+	m, err := i.manifest()
+	if err != nil {
+		return nil, err
+	}
+	return m.DeepCopy(), nil
+}
+
+func (i *archiveImage) LayerByDigest(h v1.Hash) (v1.Layer, error) {
+	if h == i.configName {
+		return partial.ConfigLayer(i)
+	}
+	for _, l := range i.layers {
+		d, err := l.Digest()
+		if err != nil {
+			return nil, err
+		}
+		if d == h {
+			return l, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: no layer with digest %s", ErrNotFound, h)
+}
+
+func (i *archiveImage) LayerByDiffID(h v1.Hash) (v1.Layer, error) {
+	for _, l := range i.layers {
+		if l.diffID == h {
+			return l, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: no layer with diff_id %s", ErrNotFound, h)
+}
+
+// archiveLayer is one layer blob of a docker-archive, presented as stored.
+type archiveLayer struct {
+	file   string // the archive
+	member string // the blob's regular file in the archive, links resolved
+	size   int64
+	diffID v1.Hash
+	codec  codec
+	// desc holds the media type, the digest when known without reading the
+	// blob, and, for a foreign layer, its whole descriptor.
+	desc   v1.Descriptor
+	verify bool // check desc.Digest as the blob is read
+	digest func() (v1.Hash, error)
+}
+
+var _ v1.Layer = (*archiveLayer)(nil)
+
+func (l *archiveLayer) Digest() (v1.Hash, error)            { return l.digest() }
+func (l *archiveLayer) DiffID() (v1.Hash, error)            { return l.diffID, nil }
+func (l *archiveLayer) Size() (int64, error)                { return l.size, nil }
+func (l *archiveLayer) MediaType() (types.MediaType, error) { return l.desc.MediaType, nil }
+
+// Descriptor lets partial.Descriptor, and so the manifests that ggcr builds
+// over this layer, keep a foreign layer's URLs and annotations.
+func (l *archiveLayer) Descriptor() (*v1.Descriptor, error) {
+	d := *l.desc.DeepCopy()
+	h, err := l.digest()
+	if err != nil {
+		return nil, err
+	}
+	d.Digest, d.Size = h, l.size
+	return &d, nil
+}
+
+// Compressed returns the blob as stored in the archive.
+func (l *archiveLayer) Compressed() (io.ReadCloser, error) {
+	rc, err := openMember(l.file, l.member)
+	if err != nil {
+		return nil, err
+	}
+	if l.verify && l.desc.Digest.Algorithm == "sha256" {
+		return &verifyingReader{rc: rc, h: sha256.New(), want: l.desc.Digest, member: l.member}, nil
+	}
+	return rc, nil
+}
+
+// Uncompressed returns the layer's tar stream: the blob itself when it is
+// not compressed, else the blob decompressed by ggcr.
+func (l *archiveLayer) Uncompressed() (io.ReadCloser, error) {
+	if l.codec == codecNone {
+		return l.Compressed()
+	}
+	cl, err := partial.CompressedToLayer(l)
+	if err != nil {
+		return nil, err
+	}
+	return cl.Uncompressed()
+}
+
+// hash computes the digest of a blob whose name does not tell it.
+func (l *archiveLayer) hash() (v1.Hash, error) {
+	rc, err := openMember(l.file, l.member)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	defer rc.Close()
+	h, _, err := v1.SHA256(rc)
+	return h, err
+}
+
+// verifyingReader fails at the end of a blob whose digest is not want.
+type verifyingReader struct {
+	rc     io.ReadCloser
+	h      hash.Hash
+	want   v1.Hash
+	member string
+}
+
+func (r *verifyingReader) Read(p []byte) (int, error) {
+	n, err := r.rc.Read(p)
+	r.h.Write(p[:n])
+	if errors.Is(err, io.EOF) {
+		if got := hex.EncodeToString(r.h.Sum(nil)); got != r.want.Hex {
+			return n, fmt.Errorf("%s in the archive: digest is sha256:%s, expected %s", r.member, got, r.want)
+		}
+	}
+	return n, err
+}
+
+func (r *verifyingReader) Close() error { return r.rc.Close() }

@@ -1,0 +1,79 @@
+package imageref
+
+import (
+	"context"
+	"crypto/tls"
+	"net/http"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// Options configure Open, WriteImage and WriteIndex. The zero value is
+// ready to use.
+type Options struct {
+	// Insecure allows plain HTTP and skips TLS verification for registries.
+	Insecure bool
+	// Keychain finds registry credentials; nil means authn.DefaultKeychain
+	// (the Docker config and its credential helpers, as docker and crane do).
+	Keychain authn.Keychain
+	// Jobs is how many blobs a registry push uploads at once (remote.WithJobs);
+	// 0 or less means ggcr's default (4).
+	Jobs int
+	// UserAgent is added to the User-Agent header of registry requests.
+	UserAgent string
+	// Progress, when not nil, receives the write progress of registry pushes
+	// and docker-archive writes (OCI layout writes send nothing). Sends block
+	// until received, as in ggcr, so drain it from another goroutine. This
+	// package never closes it: unlike remote.WithProgress, one channel can
+	// serve several writes, and the caller closes it when they are done.
+	Progress chan<- v1.Update
+}
+
+func (o Options) keychain() authn.Keychain {
+	if o.Keychain == nil {
+		return authn.DefaultKeychain
+	}
+	return o.Keychain
+}
+
+func (o Options) transport() http.RoundTripper {
+	base, ok := remote.DefaultTransport.(*http.Transport)
+	if !o.Insecure || !ok {
+		return remote.DefaultTransport
+	}
+	t := base.Clone()
+	if t.TLSClientConfig == nil {
+		t.TLSClientConfig = &tls.Config{}
+	}
+	t.TLSClientConfig.InsecureSkipVerify = true //nolint:gosec // asked for with --insecure
+	return t
+}
+
+// remoteOptions are the options shared by reads and writes. None of them can
+// make remote's option processing fail, which push relies on.
+func (o Options) remoteOptions(ctx context.Context) []remote.Option {
+	opts := []remote.Option{
+		remote.WithContext(ctx),
+		remote.WithAuthFromKeychain(o.keychain()),
+		remote.WithTransport(o.transport()),
+	}
+	if o.UserAgent != "" {
+		opts = append(opts, remote.WithUserAgent(o.UserAgent))
+	}
+	return opts
+}
+
+// registryName returns ref.Name, parsed again with name.Insecure when
+// o.Insecure asks for plain HTTP but the reference was parsed without it.
+func (o Options) registryName(ref Ref) (name.Reference, error) {
+	if ref.Name == nil {
+		return nil, ErrInvalidReference
+	}
+	if !o.Insecure {
+		return ref.Name, nil
+	}
+	return name.ParseReference(ref.Name.String(), name.Insecure)
+}
