@@ -212,4 +212,3 @@ func raw(b []byte, s *stdelf.Section) []byte {
 	}
 	return b[s.Offset : s.Offset+s.FileSize]
 }
-

@@ -37,8 +37,8 @@ func readTestdata(t testing.TB, name string) []byte {
 // results with debug/elf only (no external tools).
 func TestTestdata(t *testing.T) {
 	for _, tc := range []struct {
-		file                 string
-		class                int
+		file                  string
+		class                 int
 		machine, typ, buildID string
 	}{
 		{"hello-x86_64", 64, "EM_X86_64", "DYN", "89767a99b67313a64b656bd813efa9694ad1456f"},
