@@ -87,6 +87,12 @@ type Image struct {
 	// source config's, the config blob is kept byte for byte.
 	DiffIDs     []v1.Hash
 	Annotations map[string]string // added to the source manifest's
+	// EmptyLayers are source layers (by index) that no longer have a
+	// layer of their own: their history entries get empty_layer set.
+	EmptyLayers map[int]bool
+	// AddHistory, when set, is the created_by of a history entry appended
+	// with empty_layer set and no time, so the output stays reproducible.
+	AddHistory string
 }
 
 // Built is a serialized manifest and its config.
@@ -105,6 +111,11 @@ func BuildImage(in Image) (*Built, error) {
 	cfg, err := configWithDiffIDs(in.Config, in.DiffIDs)
 	if err != nil {
 		return nil, err
+	}
+	if len(in.EmptyLayers) > 0 || in.AddHistory != "" {
+		if cfg, err = configWithHistory(cfg, in.EmptyLayers, in.AddHistory); err != nil {
+			return nil, err
+		}
 	}
 	cd, _, err := v1.SHA256(bytes.NewReader(cfg))
 	if err != nil {
@@ -185,6 +196,56 @@ func configWithDiffIDs(config []byte, diffIDs []v1.Hash) ([]byte, error) {
 	if doc["rootfs"], err = json.Marshal(rootfs); err != nil {
 		return nil, err
 	}
+	return json.Marshal(doc)
+}
+
+// configWithHistory marks the history entries of the given source layers
+// empty and appends an entry. History entries that are not empty_layer
+// belong to the layers in order; when their count does not match the layers
+// the history is left as it was, but for the appended entry.
+func configWithHistory(config []byte, empty map[int]bool, add string) ([]byte, error) {
+	var doc map[string]json.RawMessage
+	if err := json.Unmarshal(config, &doc); err != nil {
+		return nil, fmt.Errorf("parsing config: %w", err)
+	}
+	var hist []map[string]json.RawMessage
+	if raw, ok := doc["history"]; ok {
+		if err := json.Unmarshal(raw, &hist); err != nil {
+			return nil, fmt.Errorf("parsing config history: %w", err)
+		}
+	}
+	var layerEntries []int
+	for i, h := range hist {
+		var isEmpty bool
+		if raw, ok := h["empty_layer"]; ok {
+			json.Unmarshal(raw, &isEmpty)
+		}
+		if !isEmpty {
+			layerEntries = append(layerEntries, i)
+		}
+	}
+	maxLayer := -1
+	for l := range empty {
+		maxLayer = max(maxLayer, l)
+	}
+	if maxLayer < len(layerEntries) {
+		for l := range empty {
+			hist[layerEntries[l]]["empty_layer"] = json.RawMessage("true")
+		}
+	}
+	if add != "" {
+		cb, _ := json.Marshal(add)
+		hist = append(hist, map[string]json.RawMessage{
+			"created_by":  cb,
+			"comment":     json.RawMessage(`"layerslim"`),
+			"empty_layer": json.RawMessage("true"),
+		})
+	}
+	b, err := json.Marshal(hist)
+	if err != nil {
+		return nil, err
+	}
+	doc["history"] = b
 	return json.Marshal(doc)
 }
 

@@ -2,6 +2,7 @@ package rewrite
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
@@ -48,7 +49,7 @@ func Image(ctx context.Context, img v1.Image, opts ...Option) (*Result, error) {
 	}
 	r := &run{o: o, tasks: map[v1.Hash]*layerTask{}}
 	start := time.Now()
-	p, err := r.planImage(img, nil)
+	p, err := r.planImage(ctx, img, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +112,7 @@ func Index(ctx context.Context, idx v1.ImageIndex, opts ...Option) (*Result, err
 			if err != nil {
 				return nil, fmt.Errorf("reading manifest %s: %w", d.Digest, err)
 			}
-			p, err := r.planImage(img, d.Platform)
+			p, err := r.planImage(ctx, img, d.Platform)
 			if err != nil {
 				return nil, fmt.Errorf("%s (%s): %w", platformName(d.Platform), d.Digest, err)
 			}
@@ -224,17 +225,37 @@ func MatchPlatform(want []v1.Platform, p v1.Platform) bool {
 
 // run holds the state of one Image or Index call.
 type run struct {
-	o     *options
-	tasks map[v1.Hash]*layerTask
-	order []*layerTask
+	o        *options
+	tasks    map[v1.Hash]*layerTask
+	order    []*layerTask // single layers, in the order first seen
+	squashes []*layerTask // merges: they wait for the base layers below them
 }
 
-// layerTask is the work on one distinct source layer.
+// squashKey names the merge of layers [from, n) of a stack: the result
+// depends on the whole stack (the base's paths decide which whiteouts stay).
+func squashKey(ins []layerIn, from int) v1.Hash {
+	h := sha256.New()
+	fmt.Fprintf(h, "squash %d", from)
+	for _, in := range ins {
+		fmt.Fprintf(h, " %s", in.desc.Digest)
+	}
+	return v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", h.Sum(nil))}
+}
+
+func newTask(in layerIn, platform string) *layerTask {
+	return &layerTask{in: in, platform: platform, done: make(chan struct{})}
+}
+
+// layerTask is the work on one distinct source layer, or on one merge.
 type layerTask struct {
 	in       layerIn
 	platform string // of the first image that has it, for messages
 	users    int
 	out      layerOut
+	squash   *squashSpec // set for a merge of several layers
+	collect  bool        // record the output's paths (a merge above needs them)
+	paths    map[string]bool
+	done     chan struct{} // closed when the task has ended
 	// assembled is set once an output image includes the layer; later
 	// images report it as shared.
 	assembled bool
@@ -250,10 +271,13 @@ type imagePlan struct {
 	plat     v1.Platform
 	platform string
 	desc     v1.Descriptor // in the source index, if any
-	layers   []*layerTask  // nil entries are passed through
+	layers   []*layerTask  // layers [0, from); nil entries are passed through
+	from     int           // the first merged layer (len when none is)
+	squash   *layerTask    // the merge of layers [from, n), if any
+	base     *Base         // how the base was found, with --squash
 }
 
-func (r *run) planImage(img v1.Image, plat *v1.Platform) (*imagePlan, error) {
+func (r *run) planImage(ctx context.Context, img v1.Image, plat *v1.Platform) (*imagePlan, error) {
 	digest, err := img.Digest()
 	if err != nil {
 		return nil, fmt.Errorf("reading manifest: %w", err)
@@ -290,22 +314,68 @@ func (r *run) planImage(img v1.Image, plat *v1.Platform) (*imagePlan, error) {
 	if len(cf.RootFS.DiffIDs) != len(mf.Layers) {
 		return nil, fmt.Errorf("manifest lists %d layers but the config has %d diff_ids", len(mf.Layers), len(cf.RootFS.DiffIDs))
 	}
+	ins := make([]layerIn, len(mf.Layers))
 	for i, d := range mf.Layers {
-		if compress.NonDistributable(d.MediaType) {
+		if !compress.NonDistributable(d.MediaType) {
+			if _, known := compress.MediaTypeCodec(d.MediaType); !known {
+				return nil, fmt.Errorf("layer %s: %w %q", d.Digest, ErrUnsupportedMediaType, d.MediaType)
+			}
+		}
+		ins[i] = layerIn{layer: layers[i], desc: d, diffID: cf.RootFS.DiffIDs[i]}
+	}
+	from := len(ins)
+	if r.o.squash != SquashNone {
+		b, err := findBase(ctx, r.o, p.plat, mf, cf)
+		if err != nil {
+			return nil, err
+		}
+		p.base = &b
+		from = min(max(b.Layers, 0), len(ins))
+		for i := from; i < len(ins); i++ {
+			if compress.NonDistributable(ins[i].desc.MediaType) {
+				from = i + 1 // nothing to merge with a layer we cannot read
+			}
+		}
+		if len(ins)-from < 2 {
+			from = len(ins)
+		}
+	}
+	for _, in := range ins[:from] {
+		if compress.NonDistributable(in.desc.MediaType) {
 			p.layers = append(p.layers, nil)
 			continue
 		}
-		if _, known := compress.MediaTypeCodec(d.MediaType); !known {
-			return nil, fmt.Errorf("layer %s: %w %q", d.Digest, ErrUnsupportedMediaType, d.MediaType)
-		}
-		t, ok := r.tasks[d.Digest]
+		t, ok := r.tasks[in.desc.Digest]
 		if !ok {
-			t = &layerTask{in: layerIn{layer: layers[i], desc: d, diffID: cf.RootFS.DiffIDs[i]}, platform: p.platform}
-			r.tasks[d.Digest] = t
+			t = newTask(in, p.platform)
+			r.tasks[in.desc.Digest] = t
 			r.order = append(r.order, t)
+		}
+		if from < len(ins) {
+			t.collect = true
 		}
 		t.users++
 		p.layers = append(p.layers, t)
+	}
+	if from < len(ins) {
+		key := squashKey(ins, from)
+		t, ok := r.tasks[key]
+		if !ok {
+			t = newTask(ins[len(ins)-1], p.platform)
+			t.squash = &squashSpec{all: ins, from: from}
+			for _, bt := range p.layers {
+				if bt != nil {
+					t.squash.base = append(t.squash.base, bt)
+				}
+			}
+			r.tasks[key] = t
+			r.squashes = append(r.squashes, t)
+		}
+		t.users++
+		p.squash = t
+		p.from = from
+	} else {
+		p.from = len(ins)
 	}
 	return p, nil
 }
@@ -315,11 +385,24 @@ func (r *run) planImage(img v1.Image, plat *v1.Platform) (*imagePlan, error) {
 func (r *run) process(ctx context.Context) error {
 	todo := append([]*layerTask(nil), r.order...)
 	sort.SliceStable(todo, func(i, j int) bool { return todo[i].in.desc.Size > todo[j].in.desc.Size })
+	// Merges go last: they wait for the layers below them, which must have
+	// started by then whatever the job limit.
+	todo = append(todo, r.squashes...)
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(r.o.jobs)
 	for _, t := range todo {
 		g.Go(func() error {
-			out, err := processLayer(ctx, t.in, r.o, t.platform)
+			defer close(t.done)
+			var out layerOut
+			var err error
+			if t.squash != nil {
+				out, err = processSquash(ctx, t.squash, r.o, t.platform)
+			} else {
+				if t.collect && r.o.filter != nil {
+					t.paths = map[string]bool{}
+				}
+				out, err = processLayer(ctx, t.in, r.o, t.platform, t.paths)
+			}
 			if err != nil {
 				where := "layer " + t.in.desc.Digest.String()
 				if t.platform != "" {
@@ -336,7 +419,7 @@ func (r *run) process(ctx context.Context) error {
 
 func (r *run) spools() []*spooledLayer {
 	var out []*spooledLayer
-	for _, t := range r.order {
+	for _, t := range append(r.order, r.squashes...) {
 		if s, ok := t.out.layer.(*spooledLayer); ok {
 			out = append(out, s)
 		}
@@ -348,7 +431,7 @@ func (r *run) cleanup() { (&Result{spools: r.spools()}).Close() }
 
 // totals adds up the distinct blobs, so a layer shared by platforms counts once.
 func (r *run) totals(rep *Report) {
-	for _, t := range r.order {
+	for _, t := range append(r.order, r.squashes...) {
 		rep.SourceBytes += t.out.report.Source.Size
 		rep.OutputBytes += t.out.report.Output.Size
 	}
@@ -360,13 +443,21 @@ func (r *run) assemble(p *imagePlan) (v1.Image, ImageReport, error) {
 	if r.o.codec != compress.Gzip {
 		format = manifest.OCI
 	}
-	ir := ImageReport{Platform: p.platform, SourceDigest: p.digest}
-	layers := make([]v1.Layer, len(p.layers))
-	descs := make([]v1.Descriptor, len(p.layers))
-	diffIDs := make([]v1.Hash, len(p.layers))
+	ir := ImageReport{Platform: p.platform, SourceDigest: p.digest, Base: p.base}
+	var (
+		layers  []v1.Layer
+		descs   []v1.Descriptor
+		diffIDs []v1.Hash
+		empty   = map[int]bool{}
+	)
 	srcLayers, err := p.src.Layers()
 	if err != nil {
 		return nil, ir, err
+	}
+	add := func(l v1.Layer, d v1.Descriptor, diffID v1.Hash) {
+		layers = append(layers, l)
+		descs = append(descs, d)
+		diffIDs = append(diffIDs, diffID)
 	}
 	for i, t := range p.layers {
 		sd := p.mf.Layers[i]
@@ -375,10 +466,9 @@ func (r *run) assemble(p *imagePlan) (v1.Image, ImageReport, error) {
 			if format == manifest.OCI && mt == types.DockerForeignLayer {
 				mt = types.OCIRestrictedLayer
 			}
-			layers[i] = retype(srcLayers[i], sd.MediaType, mt)
-			descs[i] = sd
-			descs[i].MediaType = mt
-			diffIDs[i] = p.diffIDs[i]
+			d := sd
+			d.MediaType = mt
+			add(retype(srcLayers[i], sd.MediaType, mt), d, p.diffIDs[i])
 			ir.Layers = append(ir.Layers, LayerReport{
 				Source: Blob{Digest: sd.Digest, Size: sd.Size, MediaType: sd.MediaType, DiffID: p.diffIDs[i]},
 				Output: Blob{Digest: sd.Digest, Size: sd.Size, MediaType: mt, DiffID: p.diffIDs[i]},
@@ -386,41 +476,39 @@ func (r *run) assemble(p *imagePlan) (v1.Image, ImageReport, error) {
 			})
 			continue
 		}
-		lr := t.out.report
-		lr.Shared = t.assembled
-		t.assembled = true
-		d := v1.Descriptor{Digest: lr.Output.Digest, Size: lr.Output.Size}
-		var mt types.MediaType
-		if lr.Action == Reused {
-			codec := lr.Source.Codec
-			mt, err = compress.LayerMediaType(codec, format == manifest.OCI)
-			if err != nil {
-				return nil, ir, err
-			}
-			if c, _ := compress.MediaTypeCodec(sd.MediaType); c == codec && manifest.FormatOf(layerFamily(sd.MediaType)) == format {
-				// The same bytes under the same kind of type: keep the
-				// descriptor's own type and annotations.
-				mt = sd.MediaType
-				d.Annotations = sd.Annotations
-			}
-			d.URLs = sd.URLs
-			layers[i] = retype(t.out.layer, sd.MediaType, mt)
-		} else {
-			mt, err = compress.LayerMediaType(r.o.codec, format == manifest.OCI)
-			if err != nil {
-				return nil, ir, err
-			}
-			layers[i] = retype(t.out.layer, lr.Output.MediaType, mt)
+		lr, l, d, err := r.output(t, sd, format)
+		if err != nil {
+			return nil, ir, err
 		}
-		d.MediaType = mt
-		lr.Output.MediaType = mt
-		descs[i] = d
-		diffIDs[i] = lr.Output.DiffID
 		ir.Layers = append(ir.Layers, lr)
+		if lr.Empty {
+			empty[i] = true
+			continue
+		}
+		add(l, d, lr.Output.DiffID)
+	}
+	var note string
+	if t := p.squash; t != nil {
+		lr, l, d, err := r.output(t, p.mf.Layers[len(p.mf.Layers)-1], format)
+		if err != nil {
+			return nil, ir, err
+		}
+		ir.Layers = append(ir.Layers, lr)
+		n := len(p.mf.Layers)
+		for i := p.from; i < n-1; i++ {
+			empty[i] = true
+		}
+		if lr.Empty {
+			empty[n-1] = true
+		} else {
+			add(l, d, lr.Output.DiffID)
+		}
+		note = fmt.Sprintf("layerslim: layers %d-%d merged into one", p.from+1, n)
 	}
 	b, err := manifest.BuildImage(manifest.Image{
 		Source: p.mf, Config: p.config, Format: format, Layers: descs, DiffIDs: diffIDs,
 		Annotations: manifest.Provenance(p.digest, r.o.describe(), r.o.version),
+		EmptyLayers: empty, AddHistory: note,
 	})
 	if err != nil {
 		return nil, ir, err
@@ -433,6 +521,40 @@ func (r *run) assemble(p *imagePlan) (v1.Image, ImageReport, error) {
 		ir.OutputBytes += l.Output.Size
 	}
 	return img, ir, nil
+}
+
+// output is the layer a task produced, typed for format.
+func (r *run) output(t *layerTask, sd v1.Descriptor, format manifest.Format) (LayerReport, v1.Layer, v1.Descriptor, error) {
+	lr := t.out.report
+	lr.Shared = t.assembled
+	t.assembled = true
+	d := v1.Descriptor{Digest: lr.Output.Digest, Size: lr.Output.Size}
+	var l v1.Layer
+	if lr.Action == Reused {
+		codec := lr.Source.Codec
+		mt, err := compress.LayerMediaType(codec, format == manifest.OCI)
+		if err != nil {
+			return lr, nil, d, err
+		}
+		if c, _ := compress.MediaTypeCodec(sd.MediaType); c == codec && manifest.FormatOf(layerFamily(sd.MediaType)) == format {
+			// The same bytes under the same kind of type: keep the
+			// descriptor's own type and annotations.
+			mt = sd.MediaType
+			d.Annotations = sd.Annotations
+		}
+		d.URLs = sd.URLs
+		d.MediaType = mt
+		l = retype(t.out.layer, sd.MediaType, mt)
+	} else {
+		mt, err := compress.LayerMediaType(r.o.codec, format == manifest.OCI)
+		if err != nil {
+			return lr, nil, d, err
+		}
+		d.MediaType = mt
+		l = retype(t.out.layer, lr.Output.MediaType, mt)
+	}
+	lr.Output.MediaType = d.MediaType
+	return lr, l, d, nil
 }
 
 // layerFamily maps a layer media type to a manifest media type of its family.

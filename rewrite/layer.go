@@ -9,12 +9,15 @@ import (
 	"hash"
 	"io"
 	"os"
+	"path"
+	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/layerslim/layerslim/compress"
+	"github.com/layerslim/layerslim/internal/layerfs"
 )
 
 // ErrDigestMismatch is returned when a blob's bytes do not hash to the digest
@@ -45,7 +48,7 @@ type layerOut struct {
 //
 // The source is read once. A layer already in the target codec that no
 // filter changed is returned as it is.
-func processLayer(ctx context.Context, in layerIn, o *options, platform string) (layerOut, error) {
+func processLayer(ctx context.Context, in layerIn, o *options, platform string, paths map[string]bool) (layerOut, error) {
 	start := time.Now()
 	rep := LayerReport{Source: Blob{Digest: in.desc.Digest, Size: in.desc.Size, MediaType: in.desc.MediaType, DiffID: in.diffID}}
 	o.reporter.Report(Event{Kind: LayerStarted, Platform: platform, Digest: in.desc.Digest, Size: in.desc.Size})
@@ -101,12 +104,17 @@ func processLayer(ctx context.Context, in layerIn, o *options, platform string) 
 		}
 	} else {
 		changes := &changeList{}
-		st, err := copyTar(ctx, counted, uncompressed, o.filter(changes))
+		f := o.filter(changes)
+		if paths != nil {
+			f = Chain(f, recordPaths(paths))
+		}
+		st, err := copyTar(ctx, counted, uncompressed, f)
 		if err != nil {
 			return layerOut{}, readErr(codec, err)
 		}
 		changed = st.changed
 		rep.Changes = changes.changes
+		rep.Empty = changed && st.entriesOut == 0
 	}
 	// Read what is left of the blob (a compressed stream's end may not be
 	// read by its decoder) so that the digest covers every byte.
@@ -308,6 +316,20 @@ func (l *spooledLayer) Uncompressed() (io.ReadCloser, error) {
 		return nil, err
 	}
 	return &readCloser{Reader: r, close: func() error { r.Close(); return f.Close() }}, nil
+}
+
+// recordPaths notes the clean path of every entry that goes by, and the
+// directories above it.
+func recordPaths(paths map[string]bool) Filter {
+	return FilterFunc(func(ctx context.Context, e Entry, next Writer) error {
+		for p := layerfs.Clean(e.Header.Name); p != "" && !paths[p]; p = path.Dir(p) {
+			paths[p] = true
+			if !strings.Contains(p, "/") {
+				break
+			}
+		}
+		return next.WriteEntry(ctx, e)
+	})
 }
 
 type readCloser struct {

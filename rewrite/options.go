@@ -29,6 +29,8 @@ type options struct {
 	reporter    Reporter
 	logger      *slog.Logger
 	version     string
+	squash      SquashMode
+	baseFinder  BaseFinder
 	optionText  []string // what changes the output, for the provenance annotation
 }
 
@@ -39,6 +41,7 @@ func makeOptions(opts ...Option) (*options, error) {
 		reporter: nopReporter{},
 		logger:   slog.New(slog.DiscardHandler),
 		version:  "dev",
+		squash:   SquashNone,
 	}
 	for _, opt := range opts {
 		if err := opt(o); err != nil {
@@ -155,6 +158,9 @@ func (o *options) describe() string {
 	}
 	if o.force {
 		parts = append(parts, "force=true")
+	}
+	if o.squash != SquashNone {
+		parts = append(parts, "squash="+string(o.squash))
 	}
 	if len(o.platforms) > 0 {
 		ps := make([]string, len(o.platforms))

@@ -21,6 +21,8 @@ const (
 	Reused Action = "reused"
 	// PassedThrough: a non-distributable layer, referenced as it was.
 	PassedThrough Action = "passed-through"
+	// Squashed: several source layers merged into this one.
+	Squashed Action = "squashed"
 )
 
 // Blob describes one layer blob.
@@ -46,6 +48,11 @@ type LayerReport struct {
 	// Changes lists what the filters did to entries (dropped paths, split
 	// ELF files), in stream order.
 	Changes []Change `json:"changes,omitempty"`
+	// Merged lists the source layers a squashed layer holds, bottom up.
+	Merged []v1.Hash `json:"merged,omitempty"`
+	// Empty is set when nothing was left in the layer, which is then left
+	// out of the image.
+	Empty bool `json:"empty,omitempty"`
 }
 
 // Change is one thing a filter did to one entry.
@@ -68,7 +75,10 @@ func (c *changeList) Record(ch Change) { c.changes = append(c.changes, ch) }
 
 // ImageReport is what happened to one image (one platform).
 type ImageReport struct {
-	Platform     string          `json:"platform,omitempty"`
+	Platform string `json:"platform,omitempty"`
+	// Base is the part of the image kept as separate layers under
+	// --squash=auto, and why.
+	Base         *Base           `json:"base,omitempty"`
 	SourceDigest v1.Hash         `json:"sourceDigest"`
 	OutputDigest v1.Hash         `json:"outputDigest"`
 	MediaType    types.MediaType `json:"mediaType"`

@@ -64,80 +64,134 @@ type tarStats struct {
 	changed               bool
 }
 
+// entryReader reads the entries of a tar stream, keeping the raw header
+// blocks of each so an entry that goes through unchanged can be written
+// back byte for byte.
+type entryReader struct {
+	rec      *recorder
+	cr       *countReader
+	tr       *tar.Reader
+	prev     *sourceEntry
+	off      int64  // where the current entry's header starts
+	lastPath string // the current entry, for messages
+	n        int    // entries read
+	// dirtyPad is set when a copied entry's padding held non-zero bytes:
+	// the copy pads with zeros, so the output differs from the input.
+	dirtyPad bool
+	// trailer holds the end-of-archive blocks once next returned io.EOF.
+	trailer []byte
+}
+
+func newEntryReader(in io.Reader) *entryReader {
+	rec := &recorder{r: in}
+	cr := &countReader{r: rec}
+	return &entryReader{rec: rec, cr: cr, tr: tar.NewReader(cr)}
+}
+
+// next returns the next entry, or io.EOF after the end-of-archive blocks.
+// The entry's body is valid until the next call; skipBody discards what the
+// caller did not read.
+func (r *entryReader) next() (Entry, error) {
+	r.off = r.cr.n
+	r.rec.start()
+	hdr, err := r.tr.Next()
+	raw := r.rec.stop()
+	// What Next read is the previous entry's padding, then this entry's
+	// header blocks: the padding is what makes the total a multiple of the
+	// block size again.
+	pad := len(raw) % blockSize
+	if r.prev != nil && r.prev.copied && !allZero(raw[:pad]) {
+		r.dirtyPad = true
+	}
+	raw = raw[pad:]
+	if errors.Is(err, io.EOF) {
+		if len(raw) < 2*blockSize && r.cr.n > 0 {
+			return Entry{}, &TarError{Offset: r.cr.n, Path: r.lastPath, Err: errors.New("archive ends without its end-of-archive blocks (truncated?)")}
+		}
+		r.trailer = raw
+		return Entry{}, io.EOF
+	}
+	if err != nil {
+		return Entry{}, &TarError{Offset: r.off, Path: r.lastPath, Err: err}
+	}
+	r.n++
+	r.lastPath = hdr.Name
+	src := &sourceEntry{
+		raw:    bytes.Clone(raw),
+		header: cloneHeader(hdr),
+		body:   r.tr,
+		sparse: isSparse(hdr),
+	}
+	r.prev = src
+	return Entry{Header: hdr, Body: r.tr, src: src}, nil
+}
+
+// skipBody reads what is left of the current entry's body, so the recorder
+// only ever holds header blocks.
+func (r *entryReader) skipBody() error {
+	if _, err := io.Copy(io.Discard, r.tr); err != nil {
+		return &TarError{Offset: r.off, Path: r.lastPath, Err: err}
+	}
+	return nil
+}
+
+// rest is what follows the end-of-archive blocks.
+func (r *entryReader) rest() io.Reader { return r.rec }
+
 // copyTar streams the tar archive in through f into w. Entries that f passes
 // on unchanged are copied byte for byte, as are the end-of-archive blocks and
 // anything after them, so a filter that keeps everything reproduces the input
 // exactly. The returned stats say whether the output differs from the input.
 func copyTar(ctx context.Context, in io.Reader, w io.Writer, f Filter) (tarStats, error) {
 	cw := &countWriter{w: w}
-	rec := &recorder{r: in}
-	cr := &countReader{r: rec}
-	tr := tar.NewReader(cr)
-	out := &tarWriter{w: cw, tw: tar.NewWriter(cw)}
+	er := newEntryReader(in)
+	out := newTarWriter(cw)
 	var st tarStats
-	var prev *sourceEntry
-	var lastPath string
 	for {
 		if err := ctx.Err(); err != nil {
 			return st, err
 		}
-		off := cr.n
-		rec.start()
-		hdr, err := tr.Next()
-		raw := rec.stop()
-		// What Next read is the previous entry's padding, then this entry's
-		// header blocks: the padding is what makes the total a multiple of
-		// the block size again.
-		pad := len(raw) % blockSize
-		if prev != nil && prev.copied && !allZero(raw[:pad]) {
-			out.changed = true // padding with garbage in it is written as zeros
-		}
-		raw = raw[pad:]
+		e, err := er.next()
 		if errors.Is(err, io.EOF) {
-			if len(raw) < 2*blockSize && cr.n > 0 {
-				return st, &TarError{Offset: cr.n, Path: lastPath, Err: errors.New("archive ends without its end-of-archive blocks (truncated?)")}
-			}
-			if fl, ok := f.(Flusher); ok {
-				if err := fl.Flush(ctx, out); err != nil {
-					return st, err
-				}
-			}
-			if err := out.finish(raw); err != nil {
-				return st, err
-			}
-			// Keep whatever follows the end-of-archive marker.
-			if _, err := io.Copy(cw, rec); err != nil {
-				return st, err
-			}
-			st.entriesOut = out.entries
-			st.changed = out.changed || out.raws != st.entriesIn
-			return st, nil
+			break
 		}
 		if err != nil {
-			return st, &TarError{Offset: off, Path: lastPath, Err: err}
+			return st, err
 		}
-		st.entriesIn++
-		lastPath = hdr.Name
-		src := &sourceEntry{
-			raw:    bytes.Clone(raw),
-			header: cloneHeader(hdr),
-			body:   tr,
-			sparse: isSparse(hdr),
-		}
-		e := Entry{Header: hdr, Body: tr, src: src}
 		if err := f.Filter(ctx, e, out); err != nil {
-			return st, fmt.Errorf("%s: %w", hdr.Name, err)
+			return st, fmt.Errorf("%s: %w", e.Header.Name, err)
 		}
-		// Whatever the filter did not read is skipped, so the recorder only
-		// ever holds header blocks.
-		if _, err := io.Copy(io.Discard, tr); err != nil {
-			return st, &TarError{Offset: off, Path: hdr.Name, Err: err}
+		if err := er.skipBody(); err != nil {
+			return st, err
 		}
-		prev = src
 	}
+	if fl, ok := f.(Flusher); ok {
+		if err := fl.Flush(ctx, out); err != nil {
+			return st, err
+		}
+	}
+	if err := out.finish(er.trailer); err != nil {
+		return st, err
+	}
+	// Keep whatever follows the end-of-archive marker.
+	if _, err := io.Copy(cw, er.rest()); err != nil {
+		return st, err
+	}
+	st.entriesIn = er.n
+	st.entriesOut = out.entries
+	st.changed = out.changed || er.dirtyPad || out.raws != er.n
+	return st, nil
 }
 
 // tarWriter is the Writer at the end of the filter chain.
+func newTarWriter(w io.Writer) *tarWriter {
+	cw, ok := w.(*countWriter)
+	if !ok {
+		cw = &countWriter{w: w}
+	}
+	return &tarWriter{w: cw, tw: tar.NewWriter(cw)}
+}
+
 type tarWriter struct {
 	w       *countWriter
 	tw      *tar.Writer

@@ -54,6 +54,8 @@ const (
 	Deleted
 	// Opaque is an opaque marker on a directory.
 	Opaque
+	// Implied is a directory that entries below it imply.
+	Implied
 )
 
 // Shadow records what the layers above a layer hold, to tell which of its
@@ -75,9 +77,15 @@ func NewShadow() *Shadow {
 // replaced or deleted above, or an ancestor is deleted, made opaque, or
 // replaced by a non-directory.
 func (s *Shadow) Hidden(p string, isDir bool) bool {
-	if k := s.upper[p]; k&(File|Deleted) != 0 || (k&Dir != 0 && !isDir) {
+	if k := s.upper[p]; k&(File|Deleted) != 0 || (k&(Dir|Implied|Opaque) != 0 && !isDir) {
 		return true
 	}
+	return s.AncestorHidden(p)
+}
+
+// AncestorHidden reports whether a directory above p is deleted, made
+// opaque, or replaced by a non-directory in the committed layers.
+func (s *Shadow) AncestorHidden(p string) bool {
 	for a := parent(p); a != ""; a = parent(a) {
 		if s.upper[a]&(File|Deleted|Opaque) != 0 {
 			return true
@@ -86,6 +94,9 @@ func (s *Shadow) Hidden(p string, isDir bool) bool {
 	return false
 }
 
+// Upper returns what the committed layers put at p.
+func (s *Shadow) Upper(p string) Kind { return s.upper[p] }
+
 // DirReplaced reports whether a directory entry at p is superseded by a
 // directory entry above (its children may still show through).
 func (s *Shadow) DirReplaced(p string) bool { return s.upper[p]&Dir != 0 }
@@ -93,6 +104,12 @@ func (s *Shadow) DirReplaced(p string) bool { return s.upper[p]&Dir != 0 }
 // Mark records an entry of the current layer. name is the entry's clean
 // name, whiteouts included.
 func (s *Shadow) Mark(name string, isDir bool) {
+	for a := parent(name); a != ""; a = parent(a) {
+		if s.pending[a]&Implied != 0 {
+			break
+		}
+		s.pending[a] |= Implied
+	}
 	if target, opaque, ok := Whiteout(name); ok {
 		if opaque {
 			s.pending[target] |= Opaque

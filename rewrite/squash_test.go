@@ -1,0 +1,406 @@
+package rewrite_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"path"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+
+	"github.com/layerslim/layerslim/compress"
+	"github.com/layerslim/layerslim/rewrite"
+)
+
+// ent describes a tar entry: "f:name=content", "d:name", "l:name>target"
+// (symlink), "h:name>target" (hardlink), "w:name" (whiteout of name),
+// "o:dir" (opaque marker), with an optional "@mode" suffix (octal).
+func layerTar(t testing.TB, ents ...string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	mt := time.Unix(1700000000, 0)
+	for _, e := range ents {
+		mode := int64(0)
+		if i := strings.LastIndex(e, "@"); i > 0 {
+			fmt.Sscanf(e[i+1:], "%o", &mode)
+			e = e[:i]
+		}
+		kind, rest, _ := strings.Cut(e, ":")
+		h := &tar.Header{ModTime: mt, Mode: 0o644, Typeflag: tar.TypeReg, Format: tar.FormatPAX}
+		var body string
+		switch kind {
+		case "f":
+			h.Name, body, _ = strings.Cut(rest, "=")
+		case "d":
+			h.Name, h.Typeflag, h.Mode = rest+"/", tar.TypeDir, 0o755
+		case "l":
+			h.Typeflag = tar.TypeSymlink
+			h.Name, h.Linkname, _ = strings.Cut(rest, ">")
+		case "h":
+			h.Typeflag = tar.TypeLink
+			h.Name, h.Linkname, _ = strings.Cut(rest, ">")
+		case "w":
+			h.Name = path.Join(path.Dir(rest), ".wh."+path.Base(rest))
+		case "o":
+			h.Name = path.Join(rest, ".wh..wh..opq")
+		default:
+			t.Fatalf("bad entry %q", e)
+		}
+		if mode != 0 {
+			h.Mode = mode
+		}
+		h.Size = int64(len(body))
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(tw, body)
+	}
+	tw.Close()
+	return buf.Bytes()
+}
+
+// node is a path of a merged filesystem, as a test sees it.
+type node struct {
+	Type    byte
+	Mode    int64
+	Content string
+	Link    string
+}
+
+// mergeFS applies tar layers bottom-up the way a runtime does.
+func mergeFS(t testing.TB, layers [][]byte) map[string]node {
+	t.Helper()
+	fs := map[string]node{}
+	removeTree := func(p string) {
+		for k := range fs {
+			if k == p || strings.HasPrefix(k, p+"/") {
+				delete(fs, k)
+			}
+		}
+	}
+	for _, l := range layers {
+		tr := tar.NewReader(bytes.NewReader(l))
+		var opaque []string
+		added := map[string]bool{}
+		for {
+			h, err := tr.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := strings.TrimSuffix(strings.TrimPrefix(path.Clean("/"+h.Name), "/"), "/")
+			dir, base := path.Split(p)
+			dir = strings.TrimSuffix(dir, "/")
+			if base == ".wh..wh..opq" {
+				opaque = append(opaque, dir)
+				continue
+			}
+			if strings.HasPrefix(base, ".wh.") {
+				removeTree(path.Join(dir, strings.TrimPrefix(base, ".wh.")))
+				continue
+			}
+			body, _ := io.ReadAll(tr)
+			n := node{Type: h.Typeflag, Mode: h.Mode, Content: string(body), Link: h.Linkname}
+			if h.Typeflag == tar.TypeLink {
+				target, ok := fs[strings.TrimPrefix(path.Clean("/"+h.Linkname), "/")]
+				if !ok {
+					t.Fatalf("hardlink %s to missing %s", p, h.Linkname)
+				}
+				n = node{Type: tar.TypeReg, Mode: target.Mode, Content: target.Content}
+			}
+			if old, ok := fs[p]; ok && old.Type == tar.TypeDir && n.Type != tar.TypeDir {
+				removeTree(p)
+			}
+			fs[p] = n
+			added[p] = true
+		}
+		for _, d := range opaque {
+			for k := range fs {
+				if strings.HasPrefix(k, d+"/") && !added[k] {
+					delete(fs, k)
+				}
+			}
+		}
+	}
+	return fs
+}
+
+func layerBytes(t testing.TB, l v1.Layer) []byte {
+	t.Helper()
+	rc, err := l.Compressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	c, r, err := compress.Detect(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dr, err := compress.NewReader(c, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dr.Close()
+	b, err := io.ReadAll(dr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func names(t testing.TB, tarball []byte) []string {
+	t.Helper()
+	var out []string
+	tr := tar.NewReader(bytes.NewReader(tarball))
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, strings.TrimSuffix(h.Name, "/"))
+	}
+}
+
+func TestSquash(t *testing.T) {
+	tests := []struct {
+		name   string
+		layers [][]string // bottom to top; the first is the base
+		// wantNames are the entries of the merged layer, sorted.
+		wantNames []string
+		// wantLayers is the number of layers of the output.
+		wantLayers int
+	}{
+		{
+			name:       "overwrite keeps the last version only",
+			layers:     [][]string{{"f:base=1"}, {"f:a=v1", "f:b=b"}, {"f:a=v2"}},
+			wantNames:  []string{"a", "b"},
+			wantLayers: 2,
+		},
+		{
+			name:       "a whiteout of merged content is consumed, and an empty result disappears",
+			layers:     [][]string{{"f:base=1"}, {"f:a=1"}, {"w:a"}},
+			wantNames:  nil,
+			wantLayers: 1,
+		},
+		{
+			name:       "a whiteout aimed at the base is kept",
+			layers:     [][]string{{"f:b=1", "f:keep=1"}, {"f:c=1"}, {"w:b"}},
+			wantNames:  []string{".wh.b", "c"},
+			wantLayers: 2,
+		},
+		{
+			name:       "an opaque directory hides base and lower merged children",
+			layers:     [][]string{{"d:d", "f:d/x=1", "f:d/y=1"}, {"f:d/w=1"}, {"d:d", "o:d", "f:d/z=1"}},
+			wantNames:  []string{"d", "d/.wh..wh..opq", "d/z"},
+			wantLayers: 2,
+		},
+		{
+			name:       "a directory replaced by a file",
+			layers:     [][]string{{"f:base=1"}, {"d:p", "f:p/q=1"}, {"f:p=file"}},
+			wantNames:  []string{"p"},
+			wantLayers: 2,
+		},
+		{
+			name:       "a file replaced by a symlink, a symlink by a directory",
+			layers:     [][]string{{"f:base=1"}, {"f:s=1", "l:t>base"}, {"l:s>base", "d:t", "f:t/in=1"}},
+			wantNames:  []string{"s", "t", "t/in"},
+			wantLayers: 2,
+		},
+		{
+			name:       "deleted then made again as a directory gets an opaque marker",
+			layers:     [][]string{{"d:t", "f:t/old=1"}, {"w:t"}, {"d:t", "f:t/new=1"}},
+			wantNames:  []string{"t", "t/.wh..wh..opq", "t/new"},
+			wantLayers: 2,
+		},
+		{
+			name:       "a hardlink to a file of a lower merged layer",
+			layers:     [][]string{{"f:base=1"}, {"f:f=content"}, {"h:g>f"}},
+			wantNames:  []string{"f", "g"},
+			wantLayers: 2,
+		},
+		{
+			name:       "a hardlink whose target is replaced later keeps the old content",
+			layers:     [][]string{{"f:base=1"}, {"f:f=old", "h:g>f", "h:g2>f"}, {"f:f=new"}},
+			wantNames:  []string{"f", "g", "g2"},
+			wantLayers: 2,
+		},
+		{
+			name:       "a hardlink into the base stays a link",
+			layers:     [][]string{{"f:lib=so"}, {"f:x=1"}, {"h:lib2>lib"}},
+			wantNames:  []string{"lib2", "x"},
+			wantLayers: 2,
+		},
+		{
+			name:       "a directory takes its last metadata",
+			layers:     [][]string{{"f:base=1"}, {"d:d@755", "f:d/a=1"}, {"d:d@700"}},
+			wantNames:  []string{"d", "d/a"},
+			wantLayers: 2,
+		},
+		{
+			name:       "duplicate entries in one layer: the last wins",
+			layers:     [][]string{{"f:base=1"}, {"f:a=1"}, {"f:b=first", "f:b=second"}},
+			wantNames:  []string{"a", "b", "b"},
+			wantLayers: 2,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var tars [][]byte
+			var ls []v1.Layer
+			for _, l := range tc.layers {
+				b := layerTar(t, l...)
+				tars = append(tars, b)
+				ls = append(ls, gzipLayer(t, b))
+			}
+			src := dockerImage(t, "amd64", ls...)
+			baseID, _ := ls[0].DiffID()
+			finder := func(context.Context, v1.Platform, *v1.Manifest, *v1.ConfigFile) ([]v1.Hash, string, error) {
+				return []v1.Hash{baseID}, "test base", nil
+			}
+			res, err := rewrite.Image(context.Background(), src, rewrite.WithTempDir(t.TempDir()),
+				rewrite.WithSquash(rewrite.SquashAuto), rewrite.WithBaseFinder(finder),
+				rewrite.WithFilter(func(rewrite.Recorder) rewrite.Filter { return rewrite.Keep() }))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Close()
+			checkImage(t, res.Image, compress.Zstd)
+			layers, _ := res.Image.Layers()
+			if len(layers) != tc.wantLayers {
+				t.Fatalf("%d layers, want %d", len(layers), tc.wantLayers)
+			}
+			var out [][]byte
+			for _, l := range layers {
+				out = append(out, layerBytes(t, l))
+			}
+			if diff := cmp.Diff(mergeFS(t, tars), mergeFS(t, out)); diff != "" {
+				t.Errorf("merged filesystem differs (-source +output):\n%s", diff)
+			}
+			if !bytes.Equal(out[0], tars[0]) {
+				t.Error("the base layer changed")
+			}
+			if tc.wantLayers == 2 {
+				got := names(t, out[1])
+				sort.Strings(got)
+				if diff := cmp.Diff(tc.wantNames, got); diff != "" {
+					t.Errorf("merged layer entries (-want +got):\n%s", diff)
+				}
+			}
+			// History stays consistent with the layers.
+			cf, _ := res.Image.ConfigFile()
+			nonEmpty := 0
+			for _, h := range cf.History {
+				if !h.EmptyLayer {
+					nonEmpty++
+				}
+			}
+			if nonEmpty != len(cf.RootFS.DiffIDs) {
+				t.Errorf("%d non-empty history entries for %d layers", nonEmpty, len(cf.RootFS.DiffIDs))
+			}
+			ir := res.Report.Images[0]
+			if ir.Base == nil || ir.Base.Layers != 1 || ir.Base.Reason != "test base" {
+				t.Errorf("report base = %+v", ir.Base)
+			}
+		})
+	}
+}
+
+func TestSquashAllAndDeterminism(t *testing.T) {
+	l1 := gzipLayer(t, layerTar(t, "d:etc", "f:etc/a=1", "f:etc/b=2"))
+	l2 := gzipLayer(t, layerTar(t, "f:etc/a=changed", "w:etc/b", "f:app=bin"))
+	src := dockerImage(t, "amd64", l1, l2)
+	var digests []v1.Hash
+	for _, jobs := range []int{1, 3} {
+		res, err := rewrite.Image(context.Background(), src, rewrite.WithTempDir(t.TempDir()), rewrite.WithJobs(jobs),
+			rewrite.WithSquash(rewrite.SquashAll), rewrite.WithFilter(func(rewrite.Recorder) rewrite.Filter { return rewrite.Keep() }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		layers, _ := res.Image.Layers()
+		if len(layers) != 1 {
+			t.Fatalf("--squash=all gave %d layers", len(layers))
+		}
+		got := names(t, layerBytes(t, layers[0]))
+		sort.Strings(got)
+		if diff := cmp.Diff([]string{"app", "etc", "etc/a"}, got); diff != "" {
+			t.Errorf("entries (-want +got):\n%s", diff)
+		}
+		d, _ := res.Image.Digest()
+		digests = append(digests, d)
+		res.Close()
+	}
+	if digests[0] != digests[1] {
+		t.Errorf("squash output differs with --jobs: %v", digests)
+	}
+}
+
+func TestBaseFromHistory(t *testing.T) {
+	day := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	ls := []v1.Layer{
+		gzipLayer(t, layerTar(t, "f:root=1")),
+		gzipLayer(t, layerTar(t, "f:base2=1")),
+		gzipLayer(t, layerTar(t, "f:app1=1")),
+		gzipLayer(t, layerTar(t, "f:app2=1")),
+	}
+	img := dockerImage(t, "amd64")
+	hist := []v1.History{
+		{Created: v1.Time{Time: day}, CreatedBy: "/bin/sh -c #(nop) ADD file:abc in /"},
+		{Created: v1.Time{Time: day.Add(time.Minute)}, CreatedBy: "RUN base setup"},
+		{Created: v1.Time{Time: day.Add(30 * 24 * time.Hour)}, CreatedBy: "ENV X=1", EmptyLayer: true},
+		{Created: v1.Time{Time: day.Add(30*24*time.Hour + time.Minute)}, CreatedBy: "RUN build 1"},
+		{Created: v1.Time{Time: day.Add(30*24*time.Hour + 2*time.Minute)}, CreatedBy: "RUN build 2"},
+	}
+	li := 0
+	for _, h := range hist {
+		add := mutate.Addendum{History: h}
+		if !h.EmptyLayer {
+			add.Layer = ls[li]
+			li++
+		}
+		var err error
+		if add.Layer == nil {
+			cf, _ := img.ConfigFile()
+			cf = cf.DeepCopy()
+			cf.History = append(cf.History, h)
+			img, err = mutate.ConfigFile(img, cf)
+		} else {
+			img, err = mutate.Append(img, add)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := rewrite.Image(context.Background(), img, rewrite.WithTempDir(t.TempDir()),
+		rewrite.WithSquash(rewrite.SquashAuto), rewrite.WithFilter(func(rewrite.Recorder) rewrite.Filter { return rewrite.Keep() }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Close()
+	b := res.Report.Images[0].Base
+	if b == nil || b.Layers != 2 || !strings.Contains(b.Reason, "history") {
+		t.Fatalf("base = %+v, want the 2 layers before the month-long pause", b)
+	}
+	layers, _ := res.Image.Layers()
+	if len(layers) != 3 {
+		t.Errorf("%d layers, want 2 base + 1 merged", len(layers))
+	}
+	cf, _ := res.Image.ConfigFile()
+	last := cf.History[len(cf.History)-1]
+	if !last.EmptyLayer || last.Comment != "layerslim" || !last.Created.IsZero() {
+		t.Errorf("added history entry %+v, want empty_layer, comment layerslim, no time", last)
+	}
+}
