@@ -174,6 +174,28 @@ func (p *plan) classify(mode Mode, isRel, withDebug bool) {
 			p.remove[i] = true
 		}
 	}
+	// A section group whose members are all removed goes too (gcc -g3
+	// puts .debug_macro into COMDAT groups of their own).
+	for i := 1; i < n; i++ {
+		s := &f.sects[i]
+		if p.remove[i] || s.typ != uint32(stdelf.SHT_GROUP) || s.size < 4 || s.size%4 != 0 || s.size > uint64(f.size) {
+			continue
+		}
+		b := make([]byte, s.size)
+		if f.readAt(b, s.off) != nil {
+			continue
+		}
+		empty := true
+		for k := 4; k < len(b); k += 4 {
+			m := f.bo.Uint32(b[k:])
+			if int(m) >= n || !p.remove[m] {
+				empty = false
+			}
+		}
+		if empty && len(b) > 4 {
+			p.remove[i] = true
+		}
+	}
 	// A removed symbol table takes its string table along, unless
 	// something kept still uses it.
 	for i := 1; i < n; i++ {
