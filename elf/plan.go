@@ -730,6 +730,9 @@ func (p *plan) layoutDebug() {
 	p.dbgShoff = alignUp(pos, f.shalign())
 	p.dbgSize = p.dbgShoff + uint64(len(f.sects))*f.shentsize
 
+	// Segments keep their offsets, also past the end of the debug file
+	// (as objcopy --only-keep-debug does): p_offset stays congruent to
+	// p_vaddr, and with p_filesz 0 nothing is read from there.
 	p.dbgProgs = make([]prog, len(f.progs))
 	for k, ph := range f.progs {
 		d := ph
@@ -740,8 +743,6 @@ func (p *plan) layoutDebug() {
 			d.filesz = min(ph.filesz, uint64(len(f.progs))*f.phentsize)
 		case ph.filesz > 0 && p.notesEnd(ph) > ph.off:
 			d.filesz = p.notesEnd(ph) - ph.off
-		default:
-			d.off = p.firstSectionOff(ph)
 		}
 		p.dbgProgs[k] = d
 	}
@@ -763,17 +764,4 @@ func (p *plan) notesEnd(ph prog) uint64 {
 		}
 	}
 	return end
-}
-
-// firstSectionOff picks a file offset for a segment with no file bytes in
-// the debug file: its input offset if that is inside the file, else one
-// that keeps p_offset congruent to p_vaddr modulo p_align.
-func (p *plan) firstSectionOff(ph prog) uint64 {
-	if ph.off <= p.dbgSize {
-		return ph.off
-	}
-	if ph.align > 1 && ph.off%ph.align <= p.dbgSize {
-		return ph.off % ph.align
-	}
-	return 0
 }
