@@ -2,6 +2,7 @@ package rewrite
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"io"
 )
@@ -96,4 +97,43 @@ func (c chain) Flush(ctx context.Context, next Writer) error {
 		}
 	}
 	return nil
+}
+
+// Peek returns the first n bytes of the entry's body (fewer if the body is
+// shorter) without consuming them: e.Body is replaced by a reader that
+// yields them again, and an entry read from the source can still be copied
+// byte for byte.
+func (e *Entry) Peek(n int) ([]byte, error) {
+	if e.Body == nil {
+		return nil, nil
+	}
+	if int64(n) > e.Header.Size {
+		n = int(max(e.Header.Size, 0))
+	}
+	b := make([]byte, n)
+	m, err := io.ReadFull(e.Body, b)
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		return nil, err
+	}
+	b = b[:m]
+	e.Body = io.MultiReader(bytes.NewReader(b), e.Body)
+	if e.src != nil {
+		src := *e.src
+		src.body = e.Body
+		e.src = &src
+	}
+	return b, nil
+}
+
+// WithBody returns e with its body replaced by r, which the caller promises
+// yields exactly the bytes the body held. An entry read from the source
+// keeps being copied byte for byte.
+func (e Entry) WithBody(r io.Reader) Entry {
+	e.Body = r
+	if e.src != nil {
+		src := *e.src
+		src.body = r
+		e.src = &src
+	}
+	return e
 }

@@ -396,3 +396,26 @@ func FuzzCopyTar(f *testing.F) {
 		}
 	})
 }
+
+func TestPeekAndWithBodyKeepBytes(t *testing.T) {
+	in := buildTar(t, tar.FormatPAX, richEntries)
+	var out bytes.Buffer
+	f := FilterFunc(func(ctx context.Context, e Entry, next Writer) error {
+		head, err := e.Peek(4)
+		if err != nil {
+			return err
+		}
+		if string(head) == "\x7fELF" {
+			body, _ := io.ReadAll(e.Body)
+			return next.WriteEntry(ctx, e.WithBody(bytes.NewReader(body)))
+		}
+		return next.WriteEntry(ctx, e)
+	})
+	st, err := copyTar(context.Background(), bytes.NewReader(in), &out, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.changed || !bytes.Equal(in, out.Bytes()) {
+		t.Error("peeking and re-supplying the same body changed the stream")
+	}
+}
