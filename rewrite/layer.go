@@ -39,6 +39,13 @@ type layerIn struct {
 type layerOut struct {
 	layer  v1.Layer // the output blob, media type still in the source's family
 	report LayerReport
+	debug  []DebugFile // split out of the layer's ELF files
+}
+
+func closeDebug(ds []DebugFile) {
+	for _, d := range ds {
+		d.Close()
+	}
 }
 
 // processLayer runs one source layer through the pipeline:
@@ -74,7 +81,7 @@ func processLayer(ctx context.Context, in layerIn, o *options, platform string, 
 		o.reporter.Report(Event{Kind: LayerDone, Platform: platform, Digest: in.desc.Digest, Layer: &rep})
 		return layerOut{layer: in.layer, report: rep}, nil
 	}
-	if o.filter == nil && codec == o.codec && !o.force {
+	if !o.tarPass() && codec == o.codec && !o.force {
 		return reuse()
 	}
 
@@ -98,16 +105,19 @@ func processLayer(ctx context.Context, in layerIn, o *options, platform string, 
 	uncompressed := &hashWriter{w: sp.enc, h: sha256.New()}
 	changed := false
 	counted := &countReader{r: dr}
-	if o.filter == nil {
+	var debug []DebugFile
+	defer func() {
+		if !ok {
+			closeDebug(debug)
+		}
+	}()
+	if !o.tarPass() {
 		if _, err := io.Copy(uncompressed, counted); err != nil {
 			return layerOut{}, readErr(codec, err)
 		}
 	} else {
 		changes := &changeList{}
-		f := o.filter(changes)
-		if paths != nil {
-			f = Chain(f, recordPaths(paths))
-		}
+		f := o.chain(changes, paths, func(d DebugFile) { debug = append(debug, d) })
 		st, err := copyTar(ctx, counted, uncompressed, f)
 		if err != nil {
 			return layerOut{}, readErr(codec, err)
@@ -143,7 +153,7 @@ func processLayer(ctx context.Context, in layerIn, o *options, platform string, 
 	rep.Output = Blob{Digest: out.digest, Size: out.size, MediaType: out.mediaType, Codec: o.codec, DiffID: diffID}
 	rep.Duration = time.Since(start)
 	o.reporter.Report(Event{Kind: LayerDone, Platform: platform, Digest: in.desc.Digest, Layer: &rep})
-	return layerOut{layer: out, report: rep}, nil
+	return layerOut{layer: out, report: rep, debug: debug}, nil
 }
 
 func readErr(codec compress.Codec, err error) error {
@@ -226,9 +236,9 @@ func (hw *hashWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// spool compresses into a temporary file, hashing and counting the
+// outSpool compresses into a temporary file, hashing and counting the
 // compressed bytes on their way.
-type spool struct {
+type outSpool struct {
 	f     *os.File
 	bw    *bufio.Writer
 	out   *hashWriter
@@ -238,12 +248,12 @@ type spool struct {
 	oci   bool
 }
 
-func newSpool(o *options) (*spool, error) {
+func newSpool(o *options) (*outSpool, error) {
 	f, err := os.CreateTemp(o.tempDir, "layerslim-layer-*")
 	if err != nil {
 		return nil, fmt.Errorf("creating spool file: %w", err)
 	}
-	s := &spool{f: f, bw: bufio.NewWriterSize(f, 1<<20), codec: o.codec}
+	s := &outSpool{f: f, bw: bufio.NewWriterSize(f, 1<<20), codec: o.codec}
 	s.count = &countWriter{w: s.bw}
 	s.out = &hashWriter{w: s.count, h: sha256.New()}
 	s.enc, err = compress.NewWriter(s.out, o.codec, compress.WithLevel(o.level), compress.WithConcurrency(o.encoderJobs))
@@ -255,7 +265,7 @@ func newSpool(o *options) (*spool, error) {
 }
 
 // close finishes the stream, in order: encoder frame, buffer, file.
-func (s *spool) close(diffID v1.Hash) (*spooledLayer, error) {
+func (s *outSpool) close(diffID v1.Hash) (*spooledLayer, error) {
 	if err := s.enc.Close(); err != nil {
 		return nil, fmt.Errorf("compressing: %w", err)
 	}
@@ -279,7 +289,7 @@ func (s *spool) close(diffID v1.Hash) (*spooledLayer, error) {
 	}, nil
 }
 
-func (s *spool) discard() {
+func (s *outSpool) discard() {
 	if s.enc != nil {
 		s.enc.Close()
 	}

@@ -12,6 +12,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/layerslim/layerslim/compress"
+	"github.com/layerslim/layerslim/elf"
 )
 
 // Option configures Image and Index.
@@ -30,6 +31,8 @@ type options struct {
 	logger      *slog.Logger
 	version     string
 	squash      SquashMode
+	strip       elf.Mode
+	debugImage  bool
 	baseFinder  BaseFinder
 	optionText  []string // what changes the output, for the provenance annotation
 }
@@ -42,6 +45,7 @@ func makeOptions(opts ...Option) (*options, error) {
 		logger:   slog.New(slog.DiscardHandler),
 		version:  "dev",
 		squash:   SquashNone,
+		strip:    elf.None,
 	}
 	for _, opt := range opts {
 		if err := opt(o); err != nil {
@@ -162,6 +166,9 @@ func (o *options) describe() string {
 	if o.squash != SquashNone {
 		parts = append(parts, "squash="+string(o.squash))
 	}
+	if o.strip != elf.None {
+		parts = append(parts, "strip="+o.strip.String())
+	}
 	if len(o.platforms) > 0 {
 		ps := make([]string, len(o.platforms))
 		for i, p := range o.platforms {
@@ -172,4 +179,35 @@ func (o *options) describe() string {
 	}
 	parts = append(parts, o.optionText...)
 	return strings.Join(parts, " ")
+}
+
+// WithStrip splits the debug information out of the ELF files of every
+// layer (default elf.None: ELF files are left alone).
+func WithStrip(m elf.Mode) Option {
+	return func(o *options) error { o.strip = m; return nil }
+}
+
+// WithDebugImage also builds, for each image, a debug image: the slim image
+// plus one layer holding the debug files split out of it.
+func WithDebugImage(on bool) Option {
+	return func(o *options) error { o.debugImage = on; return nil }
+}
+
+// tarPass reports whether layers go through the tar pipeline at all.
+func (o *options) tarPass() bool { return o.filter != nil || o.strip != elf.None }
+
+// chain builds the filters of one layer: the caller's, then the ELF
+// splitter, then (for the base of a merge) the path recorder.
+func (o *options) chain(rec Recorder, paths map[string]bool, debug func(DebugFile)) Filter {
+	var fs []Filter
+	if o.filter != nil {
+		fs = append(fs, o.filter(rec))
+	}
+	if o.strip != elf.None {
+		fs = append(fs, SplitELF(o.strip, o.tempDir, rec, debug))
+	}
+	if paths != nil {
+		fs = append(fs, recordPaths(paths))
+	}
+	return Chain(fs...)
 }

@@ -84,6 +84,7 @@ type merger struct {
 	links    []pendingLink
 	deletes  []*tar.Header // whiteouts that may aim at the base
 	changes  *changeList
+	debug    []DebugFile
 	read     int64 // uncompressed bytes read
 }
 
@@ -116,10 +117,12 @@ func processSquash(ctx context.Context, spec *squashSpec, o *options, platform s
 		opaque:  map[string]bool{},
 		changes: &changeList{},
 	}
-	m.f = Keep()
-	if o.filter != nil {
-		m.f = o.filter(m.changes)
-	}
+	m.f = o.chain(m.changes, nil, func(d DebugFile) { m.debug = append(m.debug, d) })
+	defer func() {
+		if !ok {
+			closeDebug(m.debug)
+		}
+	}()
 	for i := len(spec.all) - 1; i >= spec.from; i-- {
 		if err := m.layer(i); err != nil {
 			return layerOut{}, fmt.Errorf("layer %s: %w", spec.all[i].desc.Digest, err)
@@ -147,7 +150,7 @@ func processSquash(ctx context.Context, spec *squashSpec, o *options, platform s
 		rep.Merged = append(rep.Merged, l.desc.Digest)
 	}
 	o.reporter.Report(Event{Kind: LayerDone, Platform: platform, Digest: top.desc.Digest, Layer: &rep})
-	return layerOut{layer: out, report: rep}, nil
+	return layerOut{layer: out, report: rep, debug: m.debug}, nil
 }
 
 // layer walks merged layer i.
