@@ -1,0 +1,355 @@
+package rewrite
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
+
+	"github.com/layerslim/layerslim/compress"
+	"github.com/layerslim/layerslim/internal/drop"
+)
+
+// spanTar builds a PAX tar of entries and returns it with the offset at
+// which each entry's record (header blocks, body, padding) starts; the
+// last offset is where the end-of-archive blocks start.
+func spanTar(t testing.TB, entries []tarEntry) ([]byte, []int) {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	mt := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
+	var offs []int
+	for _, e := range entries {
+		if err := tw.Flush(); err != nil { // writes the previous entry's padding
+			t.Fatal(err)
+		}
+		offs = append(offs, buf.Len())
+		typ := e.Type
+		if typ == 0 {
+			typ = tar.TypeReg
+		}
+		h := &tar.Header{Name: e.Name, Typeflag: typ, Mode: e.Mode, Linkname: e.Link, ModTime: mt,
+			Uid: e.Uid, Gid: e.Gid, PAXRecords: e.PAX, Format: tar.FormatPAX}
+		if h.Mode == 0 {
+			h.Mode = 0o644
+		}
+		if typ == tar.TypeReg {
+			h.Size = int64(len(e.Body))
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.WriteString(tw, e.Body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	offs = append(offs, buf.Len())
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes(), offs
+}
+
+// without returns the archive with the records of the named entries cut
+// out, byte for byte.
+func without(data []byte, offs []int, entries []tarEntry, names map[string]bool) []byte {
+	var out []byte
+	for i, e := range entries {
+		if !names[e.Name] {
+			out = append(out, data[offs[i]:offs[i+1]]...)
+		}
+	}
+	return append(out, data[offs[len(entries)]:]...)
+}
+
+type recorded struct{ changes []Change }
+
+func (r *recorded) Record(c Change) { r.changes = append(r.changes, c) }
+
+func TestDropFilter(t *testing.T) {
+	capability := map[string]string{"SCHILY.xattr.security.capability": "\x01\x00\x00\x02\x00\x20\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"}
+	long := "tmp/" + strings.Repeat("long-directory-name/", 8) + "file.txt"
+	entries := []tarEntry{
+		{Name: "etc/", Type: tar.TypeDir, Mode: 0o755},
+		{Name: "etc/passwd", Body: "root:x:0:0:root:/root:/bin/sh\n"},
+		{Name: "usr/bin/ping", Mode: 0o4755, Body: "\x7fELF not really", PAX: capability},
+		{Name: "var/lib/apt/lists/", Type: tar.TypeDir, Mode: 0o755},
+		{Name: "var/lib/apt/lists/partial/", Type: tar.TypeDir, Mode: 0o700},
+		{Name: "var/lib/apt/lists/lock", Mode: 0o640},
+		{Name: "var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages", Body: strings.Repeat("Package: x\n", 300)},
+		{Name: "usr/share/doc/bash/", Type: tar.TypeDir, Mode: 0o755},
+		{Name: "usr/share/doc/bash/README", Body: strings.Repeat("r", 513)},
+		{Name: "usr/share/doc/bash/copyright", Body: "GPL-3+\n"},
+		{Name: "usr/share/doc/.wh..wh..opq"},
+		{Name: "usr/share/man/man1/sh.1.gz", Type: tar.TypeSymlink, Link: "dash.1.gz"},
+		{Name: "tmp/", Type: tar.TypeDir, Mode: 0o1777},
+		{Name: "tmp/.wh.old-build"},
+		{Name: "./tmp/data", Body: "cached data"},
+		{Name: long, Body: strings.Repeat("l", 1000)},
+		// A link to a dropped file is dropped, whatever names it, and so
+		// is a link to that link.
+		{Name: "opt/data-link", Type: tar.TypeLink, Link: "tmp/data"},
+		{Name: "opt/chain", Type: tar.TypeLink, Link: "opt/data-link"},
+		{Name: "opt/LICENSE", Type: tar.TypeLink, Link: "/tmp/data"},
+		// A link that a rule drops goes; its kept target stays.
+		{Name: "opt/keep/file", Body: "kept"},
+		{Name: "tmp/link-to-kept", Type: tar.TypeLink, Link: "opt/keep/file"},
+		{Name: "opt/keep/link", Type: tar.TypeLink, Link: "opt/keep/file"},
+		// A link into a lower layer's dropped path.
+		{Name: "opt/pip-link", Type: tar.TypeLink, Link: "root/.cache/pip/http/a/b"},
+		{Name: "opt/bin-link", Type: tar.TypeLink, Link: "usr/bin/ping"},
+		{Name: "dev/null", Type: tar.TypeChar, Mode: 0o666},
+		{Name: "tmp/fifo", Type: tar.TypeFifo},
+	}
+	in, offs := spanTar(t, entries)
+	m, err := drop.New(nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorded{}
+	var out bytes.Buffer
+	st, err := copyTar(context.Background(), bytes.NewReader(in), &out, Drop(m, rec))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	wantChanges := []Change{
+		{Path: "var/lib/apt/lists/lock", Action: "dropped", Bytes: 0, Reason: "apt"},
+		{Path: "var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages", Action: "dropped", Bytes: 3300, Reason: "apt"},
+		{Path: "usr/share/doc/bash/README", Action: "dropped", Bytes: 513, Reason: "docs"},
+		{Path: "usr/share/man/man1/sh.1.gz", Action: "dropped", Bytes: 0, Reason: "man"},
+		{Path: "./tmp/data", Action: "dropped", Bytes: 11, Reason: "tmp"},
+		{Path: long, Action: "dropped", Bytes: 1000, Reason: "tmp"},
+		{Path: "opt/data-link", Action: "dropped", Reason: "link to dropped tmp/data"},
+		{Path: "opt/chain", Action: "dropped", Reason: "link to dropped opt/data-link"},
+		{Path: "opt/LICENSE", Action: "dropped", Reason: "link to dropped tmp/data"},
+		{Path: "tmp/link-to-kept", Action: "dropped", Reason: "tmp"},
+		{Path: "opt/pip-link", Action: "dropped", Reason: "link to dropped root/.cache/pip/http/a/b"},
+		{Path: "tmp/fifo", Action: "dropped", Reason: "tmp"},
+	}
+	if diff := cmp.Diff(wantChanges, rec.changes); diff != "" {
+		t.Errorf("changes (-want +got):\n%s", diff)
+	}
+	dropped := map[string]bool{}
+	for _, c := range wantChanges {
+		dropped[c.Path] = true
+	}
+	// The survivors are their source records, byte for byte.
+	if want := without(in, offs, entries, dropped); !bytes.Equal(want, out.Bytes()) {
+		t.Errorf("output differs from the input minus the dropped records (%d bytes, want %d)", out.Len(), len(want))
+		if diff := cmp.Diff(readTar(t, want), readTar(t, out.Bytes())); diff != "" {
+			t.Errorf("entries (-want +got):\n%s", diff)
+		}
+	}
+	if !st.changed || st.entriesIn != len(entries) || st.entriesOut != len(entries)-len(wantChanges) {
+		t.Errorf("stats %+v, want changed with %d of %d entries out", st, len(entries)-len(wantChanges), len(entries))
+	}
+}
+
+func TestDropFilterKeepsWhatNoRuleNames(t *testing.T) {
+	entries := []tarEntry{
+		{Name: "usr/", Type: tar.TypeDir, Mode: 0o755},
+		{Name: "usr/bin/app", Mode: 0o755, Body: "app"},
+		{Name: "usr/bin/app2", Type: tar.TypeLink, Link: "usr/bin/app"},
+		{Name: "usr/share/doc/", Type: tar.TypeDir, Mode: 0o755},
+		{Name: "usr/share/doc/app/copyright", Body: "MIT"},
+		{Name: "tmp/.wh..wh..opq"},
+		{Name: "var/cache/apt/.wh.pkgcache.bin"},
+	}
+	in, _ := spanTar(t, entries)
+	for _, presets := range [][]string{nil, {"none"}} {
+		m, err := drop.New(presets, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := &recorded{}
+		var out bytes.Buffer
+		st, err := copyTar(context.Background(), bytes.NewReader(in), &out, Drop(m, rec))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.changed || !bytes.Equal(in, out.Bytes()) || len(rec.changes) > 0 {
+			t.Errorf("--drop=%v: changed=%v, identical=%v, changes %v", presets, st.changed, bytes.Equal(in, out.Bytes()), rec.changes)
+		}
+	}
+	// A nil Matcher and a nil Recorder are fine.
+	var out bytes.Buffer
+	if _, err := copyTar(context.Background(), bytes.NewReader(in), &out, Drop(nil, nil)); err != nil || !bytes.Equal(in, out.Bytes()) {
+		t.Errorf("Drop(nil, nil): %v", err)
+	}
+}
+
+func TestDropFilterDropPathsAndKeeps(t *testing.T) {
+	entries := []tarEntry{
+		{Name: "app/", Type: tar.TypeDir, Mode: 0o755},
+		{Name: "app/main", Body: "main"},
+		{Name: "app/testdata/big.bin", Body: strings.Repeat("b", 2000)},
+		{Name: "app/testdata/keep.txt", Body: "k"},
+		{Name: "tmp/keep-me", Body: "tmp"},
+		{Name: "tmp/other", Body: "x"},
+	}
+	in, offs := spanTar(t, entries)
+	m, err := drop.New([]string{"tmp"}, []string{"/app/testdata/**"}, []string{"app/testdata/keep.txt", "tmp/keep-me"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorded{}
+	var out bytes.Buffer
+	if _, err := copyTar(context.Background(), bytes.NewReader(in), &out, Drop(m, rec)); err != nil {
+		t.Fatal(err)
+	}
+	want := []Change{
+		{Path: "app/testdata/big.bin", Action: "dropped", Bytes: 2000, Reason: "drop-path"},
+		{Path: "tmp/other", Action: "dropped", Bytes: 1, Reason: "tmp"},
+	}
+	if diff := cmp.Diff(want, rec.changes); diff != "" {
+		t.Errorf("changes (-want +got):\n%s", diff)
+	}
+	if !bytes.Equal(without(in, offs, entries, map[string]bool{"app/testdata/big.bin": true, "tmp/other": true}), out.Bytes()) {
+		t.Error("output is not the input minus the dropped records")
+	}
+}
+
+// TestImageDrop runs the filter through Image: the output layers lack the
+// dropped paths, the report lists them, and the config's diff_ids are the
+// new layers'.
+func TestImageDrop(t *testing.T) {
+	layers := [][]tarEntry{
+		{
+			{Name: "etc/passwd", Body: "root:x:0:0::/root:/bin/sh\n"},
+			{Name: "var/lib/apt/lists/", Type: tar.TypeDir, Mode: 0o755},
+			{Name: "var/lib/apt/lists/lock"},
+			{Name: "var/lib/apt/lists/x_Packages", Body: strings.Repeat("Package: x\n", 1000)},
+			{Name: "usr/share/doc/bash/README", Body: "read me"},
+			{Name: "usr/share/doc/bash/copyright", Body: "GPL"},
+			{Name: "root/.cache/pip/http/a/b", Body: strings.Repeat("w", 4096)},
+		},
+		{
+			{Name: "app/main", Mode: 0o755, Body: "#!/bin/sh\necho hi\n"},
+			{Name: "app/cached", Type: tar.TypeLink, Link: "root/.cache/pip/http/a/b"},
+			{Name: "tmp/.wh.gone"},
+			{Name: "usr/share/man/man1/app.1", Body: ".TH APP 1"},
+		},
+		{
+			{Name: "etc/hostname", Body: "box\n"},
+		},
+	}
+	img := empty.Image
+	for i, entries := range layers {
+		data, _ := spanTar(t, entries)
+		l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err = mutate.Append(img, mutate.Addendum{Layer: l, History: v1.History{CreatedBy: fmt.Sprintf("layer %d", i)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	cf, _ := img.ConfigFile()
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", "amd64"
+	cf.Config.Entrypoint = []string{"/app/main"}
+	img, err := mutate.ConfigFile(img, cf)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	m, err := drop.New(nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Image(context.Background(), img,
+		WithTempDir(t.TempDir()),
+		WithCompression(compress.Gzip, 0), // validate.Image reads gzip layers only
+		WithFilter(func(rec Recorder) Filter { return Drop(m, rec) }),
+		WithOptionText(m.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Close()
+	if err := validate.Image(res.Image); err != nil {
+		t.Fatalf("output image: %v", err)
+	}
+
+	wantChanges := [][]Change{
+		{
+			{Path: "var/lib/apt/lists/lock", Action: "dropped", Reason: "apt"},
+			{Path: "var/lib/apt/lists/x_Packages", Action: "dropped", Bytes: 11000, Reason: "apt"},
+			{Path: "usr/share/doc/bash/README", Action: "dropped", Bytes: 7, Reason: "docs"},
+			{Path: "root/.cache/pip/http/a/b", Action: "dropped", Bytes: 4096, Reason: "pip"},
+		},
+		{
+			{Path: "app/cached", Action: "dropped", Reason: "link to dropped root/.cache/pip/http/a/b"},
+			{Path: "usr/share/man/man1/app.1", Action: "dropped", Bytes: 9, Reason: "man"},
+		},
+		nil,
+	}
+	wantNames := [][]string{
+		{"etc/passwd", "var/lib/apt/lists/", "usr/share/doc/bash/copyright"},
+		{"app/main", "tmp/.wh.gone"},
+		{"etc/hostname"},
+	}
+	wantActions := []Action{Rewritten, Rewritten, Reused}
+	rep := res.Report.Images[0]
+	outLayers, err := res.Image.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	outCF, err := res.Image.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, l := range outLayers {
+		if diff := cmp.Diff(wantChanges[i], rep.Layers[i].Changes); diff != "" {
+			t.Errorf("layer %d changes (-want +got):\n%s", i, diff)
+		}
+		if rep.Layers[i].Action != wantActions[i] {
+			t.Errorf("layer %d: action %s, want %s", i, rep.Layers[i].Action, wantActions[i])
+		}
+		rc, err := l.Uncompressed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, e := range readTar(t, data) {
+			names = append(names, e.Name)
+		}
+		if diff := cmp.Diff(wantNames[i], names); diff != "" {
+			t.Errorf("layer %d entries (-want +got):\n%s", i, diff)
+		}
+		diffID := v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", sha256.Sum256(data))}
+		if diffID != outCF.RootFS.DiffIDs[i] || diffID != rep.Layers[i].Output.DiffID {
+			t.Errorf("layer %d: content %s, config diff_id %s, report %s", i, diffID, outCF.RootFS.DiffIDs[i], rep.Layers[i].Output.DiffID)
+		}
+	}
+	if got := outCF.Config.Entrypoint; len(got) != 1 || got[0] != "/app/main" {
+		t.Errorf("entrypoint %v", got)
+	}
+	if len(outCF.History) != len(cf.History) {
+		t.Errorf("history has %d entries, want %d", len(outCF.History), len(cf.History))
+	}
+	if !strings.Contains(res.Report.Options, "drop=apk,apt,") {
+		t.Errorf("report options %q lack the drop configuration", res.Report.Options)
+	}
+}
