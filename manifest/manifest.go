@@ -66,6 +66,8 @@ const (
 	AnnotationSourceDigest = "dev.layerslim.source.digest"
 	AnnotationOptions      = "dev.layerslim.options"
 	AnnotationVersion      = "dev.layerslim.version"
+	// AnnotationDebugFor, on a debug image or index, names the slim one.
+	AnnotationDebugFor = "dev.layerslim.debug-for"
 )
 
 // Provenance returns the annotations that record where an output came from.
@@ -93,6 +95,9 @@ type Image struct {
 	// AddHistory, when set, is the created_by of a history entry appended
 	// with empty_layer set and no time, so the output stays reproducible.
 	AddHistory string
+	// AddLayerHistory, when set, is the created_by of a history entry
+	// appended for a layer added on top (no time either).
+	AddLayerHistory string
 }
 
 // Built is a serialized manifest and its config.
@@ -112,8 +117,8 @@ func BuildImage(in Image) (*Built, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(in.EmptyLayers) > 0 || in.AddHistory != "" {
-		if cfg, err = configWithHistory(cfg, in.EmptyLayers, in.AddHistory); err != nil {
+	if len(in.EmptyLayers) > 0 || in.AddHistory != "" || in.AddLayerHistory != "" {
+		if cfg, err = configWithHistory(cfg, in.EmptyLayers, in.AddHistory, in.AddLayerHistory); err != nil {
 			return nil, err
 		}
 	}
@@ -203,7 +208,7 @@ func configWithDiffIDs(config []byte, diffIDs []v1.Hash) ([]byte, error) {
 // empty and appends an entry. History entries that are not empty_layer
 // belong to the layers in order; when their count does not match the layers
 // the history is left as it was, but for the appended entry.
-func configWithHistory(config []byte, empty map[int]bool, add string) ([]byte, error) {
+func configWithHistory(config []byte, empty map[int]bool, add, addLayer string) ([]byte, error) {
 	var doc map[string]json.RawMessage
 	if err := json.Unmarshal(config, &doc); err != nil {
 		return nil, fmt.Errorf("parsing config: %w", err)
@@ -239,6 +244,13 @@ func configWithHistory(config []byte, empty map[int]bool, add string) ([]byte, e
 			"created_by":  cb,
 			"comment":     json.RawMessage(`"layerslim"`),
 			"empty_layer": json.RawMessage("true"),
+		})
+	}
+	if addLayer != "" {
+		cb, _ := json.Marshal(addLayer)
+		hist = append(hist, map[string]json.RawMessage{
+			"created_by": cb,
+			"comment":    json.RawMessage(`"layerslim"`),
 		})
 	}
 	b, err := json.Marshal(hist)

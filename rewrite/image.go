@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/layerslim/layerslim/compress"
+	"github.com/layerslim/layerslim/elf"
 	"github.com/layerslim/layerslim/manifest"
 )
 
@@ -24,6 +25,11 @@ type Result struct {
 	Image  v1.Image
 	Index  v1.ImageIndex
 	Report Report
+	// DebugImage or DebugIndex is the debug image, with WithDebugImage:
+	// the slim image plus a layer of debug files (an index of them for an
+	// index).
+	DebugImage v1.Image
+	DebugIndex v1.ImageIndex
 
 	spools []*spooledLayer
 }
@@ -61,15 +67,16 @@ func Image(ctx context.Context, img v1.Image, opts ...Option) (*Result, error) {
 		r.cleanup()
 		return nil, err
 	}
-	out, ir, err := r.assemble(p)
+	out, dbg, ir, err := r.assemble(ctx, p)
+	r.closeDebug()
 	res.spools = r.spools()
 	if err != nil {
 		res.Close()
 		return nil, err
 	}
-	res.Image = out
+	res.Image, res.DebugImage = out, dbg
 	res.Report = Report{
-		SourceDigest: ir.SourceDigest, OutputDigest: ir.OutputDigest, MediaType: ir.MediaType,
+		SourceDigest: ir.SourceDigest, OutputDigest: ir.OutputDigest, MediaType: ir.MediaType, DebugDigest: debugDigest(ir),
 		Options: o.describe(), Images: []ImageReport{ir}, Duration: time.Since(start),
 	}
 	r.totals(&res.Report)
@@ -146,7 +153,8 @@ func Index(ctx context.Context, idx v1.ImageIndex, opts ...Option) (*Result, err
 	}
 	rep := Report{SourceDigest: srcDigest, Options: o.describe()}
 	out := &builtIndex{images: map[v1.Hash]v1.Image{}, indexes: map[v1.Hash]v1.ImageIndex{}}
-	var descs []v1.Descriptor
+	var descs, dbgDescs []v1.Descriptor
+	dbgOut := &builtIndex{images: map[v1.Hash]v1.Image{}, indexes: map[v1.Hash]v1.ImageIndex{}}
 	for _, c := range children {
 		if c.keep {
 			d := c.desc
@@ -167,9 +175,14 @@ func Index(ctx context.Context, idx v1.ImageIndex, opts ...Option) (*Result, err
 			rep.Kept = append(rep.Kept, d)
 			continue
 		}
-		img, ir, err := r.assemble(c.plan)
+		img, dbg, ir, err := r.assemble(ctx, c.plan)
 		if err != nil {
 			return nil, err
+		}
+		if dbg != nil {
+			dd := d0(c.desc, ir.Debug.Digest, dbg)
+			dbgOut.images[dd.Digest] = dbg
+			dbgDescs = append(dbgDescs, dd)
 		}
 		d := c.desc
 		d.MediaType = ir.MediaType
@@ -189,6 +202,18 @@ func Index(ctx context.Context, idx v1.ImageIndex, opts ...Option) (*Result, err
 	}
 	out.raw, out.desc = raw, desc
 	res.Index = out
+	if len(dbgDescs) > 0 {
+		ann := manifest.Provenance(srcDigest, o.describe(), o.version)
+		ann[manifest.AnnotationDebugFor] = desc.Digest.String()
+		draw, ddesc, err := manifest.BuildIndex(manifest.Index{Source: im, Format: format, Manifests: dbgDescs, Annotations: ann})
+		if err != nil {
+			return nil, err
+		}
+		dbgOut.raw, dbgOut.desc = draw, ddesc
+		res.DebugIndex = dbgOut
+		rep.DebugDigest = ddesc.Digest
+	}
+	r.closeDebug()
 	rep.OutputDigest, rep.MediaType = desc.Digest, desc.MediaType
 	rep.Duration = time.Since(start)
 	r.totals(&rep)
@@ -196,6 +221,22 @@ func Index(ctx context.Context, idx v1.ImageIndex, opts ...Option) (*Result, err
 	res.spools = r.spools()
 	done = true
 	return res, nil
+}
+
+// d0 is the index entry of a debug image, with the platform of its slim one.
+func d0(src v1.Descriptor, digest v1.Hash, img v1.Image) v1.Descriptor {
+	d := src
+	d.Digest = digest
+	d.Size, _ = img.Size()
+	d.MediaType, _ = img.MediaType()
+	return d
+}
+
+func debugDigest(ir ImageReport) v1.Hash {
+	if ir.Debug == nil {
+		return v1.Hash{}
+	}
+	return ir.Debug.Digest
 }
 
 func isAttestation(d v1.Descriptor) bool {
@@ -227,8 +268,9 @@ func MatchPlatform(want []v1.Platform, p v1.Platform) bool {
 type run struct {
 	o        *options
 	tasks    map[v1.Hash]*layerTask
-	order    []*layerTask // single layers, in the order first seen
-	squashes []*layerTask // merges: they wait for the base layers below them
+	order    []*layerTask    // single layers, in the order first seen
+	squashes []*layerTask    // merges: they wait for the base layers below them
+	extra    []*spooledLayer // debug layers
 }
 
 // squashKey names the merge of layers [from, n) of a stack: the result
@@ -418,7 +460,7 @@ func (r *run) process(ctx context.Context) error {
 }
 
 func (r *run) spools() []*spooledLayer {
-	var out []*spooledLayer
+	out := append([]*spooledLayer(nil), r.extra...)
 	for _, t := range append(r.order, r.squashes...) {
 		if s, ok := t.out.layer.(*spooledLayer); ok {
 			out = append(out, s)
@@ -427,7 +469,15 @@ func (r *run) spools() []*spooledLayer {
 	return out
 }
 
-func (r *run) cleanup() { (&Result{spools: r.spools()}).Close() }
+func (r *run) cleanup() { (&Result{spools: r.spools()}).Close(); r.closeDebug() }
+
+// closeDebug removes the debug files' spools once the debug layers hold them.
+func (r *run) closeDebug() {
+	for _, t := range append(r.order, r.squashes...) {
+		closeDebug(t.out.debug)
+		t.out.debug = nil
+	}
+}
 
 // totals adds up the distinct blobs, so a layer shared by platforms counts once.
 func (r *run) totals(rep *Report) {
@@ -438,7 +488,7 @@ func (r *run) totals(rep *Report) {
 }
 
 // assemble builds the output image of p from its processed layers.
-func (r *run) assemble(p *imagePlan) (v1.Image, ImageReport, error) {
+func (r *run) assemble(ctx context.Context, p *imagePlan) (v1.Image, v1.Image, ImageReport, error) {
 	format := manifest.FormatOf(p.mf.MediaType)
 	if r.o.codec != compress.Gzip {
 		format = manifest.OCI
@@ -452,7 +502,7 @@ func (r *run) assemble(p *imagePlan) (v1.Image, ImageReport, error) {
 	)
 	srcLayers, err := p.src.Layers()
 	if err != nil {
-		return nil, ir, err
+		return nil, nil, ir, err
 	}
 	add := func(l v1.Layer, d v1.Descriptor, diffID v1.Hash) {
 		layers = append(layers, l)
@@ -478,7 +528,7 @@ func (r *run) assemble(p *imagePlan) (v1.Image, ImageReport, error) {
 		}
 		lr, l, d, err := r.output(t, sd, format)
 		if err != nil {
-			return nil, ir, err
+			return nil, nil, ir, err
 		}
 		ir.Layers = append(ir.Layers, lr)
 		if lr.Empty {
@@ -491,7 +541,7 @@ func (r *run) assemble(p *imagePlan) (v1.Image, ImageReport, error) {
 	if t := p.squash; t != nil {
 		lr, l, d, err := r.output(t, p.mf.Layers[len(p.mf.Layers)-1], format)
 		if err != nil {
-			return nil, ir, err
+			return nil, nil, ir, err
 		}
 		ir.Layers = append(ir.Layers, lr)
 		n := len(p.mf.Layers)
@@ -511,7 +561,7 @@ func (r *run) assemble(p *imagePlan) (v1.Image, ImageReport, error) {
 		EmptyLayers: empty, AddHistory: note,
 	})
 	if err != nil {
-		return nil, ir, err
+		return nil, nil, ir, err
 	}
 	img := &builtImage{b: b, layers: layers}
 	ir.OutputDigest = b.Descriptor.Digest
@@ -520,7 +570,60 @@ func (r *run) assemble(p *imagePlan) (v1.Image, ImageReport, error) {
 		ir.SourceBytes += l.Source.Size
 		ir.OutputBytes += l.Output.Size
 	}
-	return img, ir, nil
+	if r.o.strip == elf.None || !r.o.debugImage {
+		return img, nil, ir, nil
+	}
+	var files []DebugFile
+	for _, t := range p.layers {
+		if t != nil {
+			files = append(files, t.out.debug...)
+		}
+	}
+	if p.squash != nil {
+		files = append(files, p.squash.out.debug...)
+	}
+	dl, err := r.debugLayer(ctx, files)
+	if err != nil {
+		return nil, nil, ir, fmt.Errorf("building the debug layer: %w", err)
+	}
+	mt, err := compress.LayerMediaType(r.o.codec, format == manifest.OCI)
+	if err != nil {
+		return nil, nil, ir, err
+	}
+	dd := v1.Descriptor{MediaType: mt, Size: dl.size, Digest: dl.digest}
+	ann := manifest.Provenance(p.digest, r.o.describe(), r.o.version)
+	ann[manifest.AnnotationDebugFor] = b.Descriptor.Digest.String()
+	db, err := manifest.BuildImage(manifest.Image{
+		Source: b.ManifestObj, Config: b.Config, Format: format,
+		Layers: append(append([]v1.Descriptor(nil), descs...), dd), DiffIDs: append(append([]v1.Hash(nil), diffIDs...), dl.diffID),
+		Annotations:     ann,
+		AddLayerHistory: fmt.Sprintf("layerslim: debug files of %d ELF files under /%s", len(files), DebugDir),
+	})
+	if err != nil {
+		return nil, nil, ir, err
+	}
+	ir.Debug = &DebugReport{Digest: db.Descriptor.Digest, Files: len(files), Layer: Blob{Digest: dl.digest, Size: dl.size, MediaType: mt, Codec: r.o.codec, DiffID: dl.diffID}}
+	return img, &builtImage{b: db, layers: append(append([]v1.Layer(nil), layers...), retype(dl, dl.mediaType, mt))}, ir, nil
+}
+
+// debugLayer writes the debug files into a layer, in the output codec.
+func (r *run) debugLayer(ctx context.Context, files []DebugFile) (*spooledLayer, error) {
+	sp, err := newSpool(r.o)
+	if err != nil {
+		return nil, err
+	}
+	h := &hashWriter{w: sp.enc, h: sha256.New()}
+	if err := writeDebugLayer(ctx, h, files); err != nil {
+		sp.discard()
+		return nil, err
+	}
+	l, err := sp.close(v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", h.h.Sum(nil))})
+	if err != nil {
+		sp.discard()
+		return nil, err
+	}
+	r.extra = append(r.extra, l)
+	return l, nil
 }
 
 // output is the layer a task produced, typed for format.

@@ -78,7 +78,9 @@ type ImageReport struct {
 	Platform string `json:"platform,omitempty"`
 	// Base is the part of the image kept as separate layers under
 	// --squash=auto, and why.
-	Base         *Base           `json:"base,omitempty"`
+	Base *Base `json:"base,omitempty"`
+	// Debug is the debug image of this image, with WithDebugImage.
+	Debug        *DebugReport    `json:"debug,omitempty"`
 	SourceDigest v1.Hash         `json:"sourceDigest"`
 	OutputDigest v1.Hash         `json:"outputDigest"`
 	MediaType    types.MediaType `json:"mediaType"`
@@ -94,6 +96,8 @@ type Report struct {
 	MediaType    types.MediaType `json:"mediaType"`
 	Options      string          `json:"options"`
 	Images       []ImageReport   `json:"images"`
+	// DebugDigest is the debug image or index, with WithDebugImage.
+	DebugDigest v1.Hash `json:"debugDigest,omitempty"`
 	// Kept lists index entries copied as they were (attestations and other
 	// non-image manifests), by digest.
 	Kept []v1.Descriptor `json:"kept,omitempty"`
@@ -140,3 +144,10 @@ func (f ReporterFunc) Report(e Event) { f(e) }
 type nopReporter struct{}
 
 func (nopReporter) Report(Event) {}
+
+// DebugReport describes a debug image.
+type DebugReport struct {
+	Digest v1.Hash `json:"digest"`
+	Files  int     `json:"files"`
+	Layer  Blob    `json:"layer"`
+}
