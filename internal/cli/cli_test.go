@@ -308,5 +308,3 @@ func TestRecompressCorruptLayer(t *testing.T) {
 		}
 	}
 }
-
-

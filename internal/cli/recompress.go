@@ -1,10 +1,7 @@
 package cli
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
-	"os"
 	"runtime"
 	"strings"
 
@@ -12,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/layerslim/layerslim/compress"
-	"github.com/layerslim/layerslim/internal/imageref"
 	"github.com/layerslim/layerslim/rewrite"
 )
 
@@ -97,110 +93,11 @@ The digest of what was written is printed on stdout.`,
 			if err := o.validate(); err != nil {
 				return err
 			}
-			return runPipeline(cmd, args[0], args[1], &o, nil)
+			return (&job{src: args[0], dst: args[1], o: &o}).run(cmd)
 		},
 	}
 	o.addFlags(cmd)
 	return cmd
-}
-
-// fileReport is what --report writes.
-type fileReport struct {
-	Source  string         `json:"source"`
-	Dest    string         `json:"destination"`
-	Written string         `json:"written"`
-	Version string         `json:"version"`
-	Report  rewrite.Report `json:"report"`
-}
-
-// runPipeline reads src, runs it through the rewrite library with the given
-// options, writes dst, and renders the outcome.
-func runPipeline(cmd *cobra.Command, srcArg, dstArg string, o *pipelineOptions, extra []rewrite.Option) error {
-	ctx := cmd.Context()
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	stderr := cmd.ErrOrStderr()
-	src, err := imageref.Parse(srcArg, o.insecure)
-	if err != nil {
-		return &UsageError{Err: fmt.Errorf("SRC: %w", err)}
-	}
-	dst, err := imageref.Parse(dstArg, o.insecure)
-	if err != nil {
-		return &UsageError{Err: fmt.Errorf("DST: %w", err)}
-	}
-	if imageref.Same(src, dst) && !o.overwrite {
-		return usagef("DST %s names the same image as SRC; pass --overwrite to replace it", dst)
-	}
-	ro := imageref.Options{Insecure: o.insecure, Jobs: o.jobs, UserAgent: "layerslim/" + Version}
-
-	source, err := imageref.Open(ctx, src, ro)
-	if err != nil {
-		return err
-	}
-	tmp, err := os.MkdirTemp("", "layerslim-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp)
-
-	prog := newProgress(stderr, o.progress)
-	defer prog.stop()
-	opts := []rewrite.Option{
-		rewrite.WithCompression(o.codec, o.level),
-		rewrite.WithForce(o.force),
-		rewrite.WithJobs(o.jobs),
-		rewrite.WithPlatforms(o.plats...),
-		rewrite.WithTempDir(tmp),
-		rewrite.WithReporter(prog),
-		rewrite.WithVersion(Version),
-	}
-	opts = append(opts, extra...)
-
-	var res *rewrite.Result
-	switch {
-	case source.Index != nil && dst.Kind == imageref.DockerArchive:
-		img, err := singlePlatform(source.Index, o.plats)
-		if err != nil {
-			return fmt.Errorf("%s → %s: %w", src, dst, err)
-		}
-		res, err = rewrite.Image(ctx, img, opts...)
-		if err != nil {
-			return fmt.Errorf("rewriting %s: %w", src, err)
-		}
-	case source.Index != nil:
-		res, err = rewrite.Index(ctx, source.Index, opts...)
-	default:
-		res, err = rewrite.Image(ctx, source.Image, opts...)
-	}
-	if err != nil {
-		return fmt.Errorf("rewriting %s: %w", src, err)
-	}
-	defer res.Close()
-	prog.stop()
-
-	var written v1.Hash
-	if res.Index != nil {
-		written, err = imageref.WriteIndex(ctx, dst, res.Index, ro)
-	} else {
-		written, err = imageref.WriteImage(ctx, dst, res.Image, ro)
-	}
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", dst, err)
-	}
-	printSummary(stderr, res.Report)
-	fmt.Fprintf(stderr, "wrote %s (%s)\n", dst, written)
-	if o.report != "" {
-		b, err := json.MarshalIndent(fileReport{Source: src.String(), Dest: dst.String(), Written: written.String(), Version: Version, Report: res.Report}, "", "  ")
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(o.report, append(b, '\n'), 0o644); err != nil {
-			return fmt.Errorf("writing report: %w", err)
-		}
-	}
-	fmt.Fprintln(cmd.OutOrStdout(), written)
-	return nil
 }
 
 // singlePlatform picks the one image of idx that a docker-archive can hold.

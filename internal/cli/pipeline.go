@@ -1,0 +1,226 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/spf13/cobra"
+
+	"github.com/layerslim/layerslim/internal/imageref"
+	"github.com/layerslim/layerslim/rewrite"
+)
+
+// job is one run of the pipeline: read SRC, rewrite, write DST (and the
+// debug image before it).
+type job struct {
+	src, dst string
+	o        *pipelineOptions
+	extra    []rewrite.Option
+	dryRun   bool
+	// debugTo is where the debug image goes ("" derives it from DST with
+	// debugSuffix); debug false means no debug image.
+	debug       bool
+	debugTo     string
+	debugSuffix string
+	// verify, when set, checks the result against the source before
+	// anything is written.
+	verify func(ctx context.Context, src *imageref.Source, res *rewrite.Result) error
+}
+
+// fileReport is what --report writes.
+type fileReport struct {
+	Source  string         `json:"source"`
+	Dest    string         `json:"destination"`
+	Written string         `json:"written"`
+	Debug   string         `json:"debugDestination,omitempty"`
+	DryRun  bool           `json:"dryRun,omitempty"`
+	Version string         `json:"version"`
+	Report  rewrite.Report `json:"report"`
+}
+
+func (j *job) run(cmd *cobra.Command) error {
+	ctx := cmd.Context()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	o := j.o
+	stderr := cmd.ErrOrStderr()
+	src, err := imageref.Parse(j.src, o.insecure)
+	if err != nil {
+		return &UsageError{Err: fmt.Errorf("SRC: %w", err)}
+	}
+	dst, err := imageref.Parse(j.dst, o.insecure)
+	if err != nil {
+		return &UsageError{Err: fmt.Errorf("DST: %w", err)}
+	}
+	if imageref.Same(src, dst) && !o.overwrite {
+		return usagef("DST %s names the same image as SRC; pass --overwrite to replace it", dst)
+	}
+	var dbgRef imageref.Ref
+	if j.debug {
+		if dbgRef, err = debugRef(dst, j.debugTo, j.debugSuffix, o.insecure); err != nil {
+			return err
+		}
+		if imageref.Same(src, dbgRef) {
+			return usagef("the debug image %s would replace SRC; choose another with --debug-to or --debug-suffix", dbgRef)
+		}
+	}
+	ro := imageref.Options{Insecure: o.insecure, Jobs: o.jobs, UserAgent: "layerslim/" + Version}
+
+	source, err := imageref.Open(ctx, src, ro)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "layerslim-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+
+	prog := newProgress(stderr, o.progress)
+	defer prog.stop()
+	opts := []rewrite.Option{
+		rewrite.WithCompression(o.codec, o.level),
+		rewrite.WithForce(o.force),
+		rewrite.WithJobs(o.jobs),
+		rewrite.WithPlatforms(o.plats...),
+		rewrite.WithTempDir(tmp),
+		rewrite.WithReporter(prog),
+		rewrite.WithVersion(Version),
+		rewrite.WithDebugImage(j.debug),
+	}
+	opts = append(opts, j.extra...)
+
+	var res *rewrite.Result
+	switch {
+	case source.Index != nil && dst.Kind == imageref.DockerArchive:
+		img, err := singlePlatform(source.Index, o.plats)
+		if err != nil {
+			return fmt.Errorf("%s → %s: %w", src, dst, err)
+		}
+		res, err = rewrite.Image(ctx, img, opts...)
+		if err != nil {
+			return fmt.Errorf("rewriting %s: %w", src, err)
+		}
+	case source.Index != nil:
+		res, err = rewrite.Index(ctx, source.Index, opts...)
+	default:
+		res, err = rewrite.Image(ctx, source.Image, opts...)
+	}
+	if err != nil {
+		return fmt.Errorf("rewriting %s: %w", src, err)
+	}
+	defer res.Close()
+	prog.stop()
+	if j.verify != nil {
+		if err := j.verify(ctx, source, res); err != nil {
+			return err
+		}
+	}
+
+	written := res.Report.OutputDigest
+	var debugWritten v1.Hash
+	hasDebug := res.DebugImage != nil || res.DebugIndex != nil
+	if !j.dryRun {
+		// The debug image first: once the slim tag exists, its debug
+		// image must too.
+		if hasDebug {
+			if res.DebugIndex != nil {
+				debugWritten, err = imageref.WriteIndex(ctx, dbgRef, res.DebugIndex, ro)
+			} else {
+				debugWritten, err = imageref.WriteImage(ctx, dbgRef, res.DebugImage, ro)
+			}
+			if err != nil {
+				return fmt.Errorf("writing the debug image %s: %w", dbgRef, err)
+			}
+		}
+		if res.Index != nil {
+			written, err = imageref.WriteIndex(ctx, dst, res.Index, ro)
+		} else {
+			written, err = imageref.WriteImage(ctx, dst, res.Image, ro)
+		}
+		if err != nil {
+			return fmt.Errorf("writing %s: %w", dst, err)
+		}
+	}
+	printSummary(stderr, res.Report)
+	verb := "wrote"
+	if j.dryRun {
+		verb = "dry run, not written:"
+	}
+	if hasDebug {
+		if j.dryRun {
+			debugWritten = res.Report.DebugDigest
+		}
+		fmt.Fprintf(stderr, "%s debug image %s (%s)\n", verb, dbgRef, debugWritten)
+	}
+	fmt.Fprintf(stderr, "%s %s (%s)\n", verb, dst, written)
+	if o.report != "" {
+		fr := fileReport{Source: src.String(), Dest: dst.String(), Written: written.String(), DryRun: j.dryRun, Version: Version, Report: res.Report}
+		if hasDebug {
+			fr.Debug = dbgRef.String()
+		}
+		b, err := json.MarshalIndent(fr, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(o.report, append(b, '\n'), 0o644); err != nil {
+			return fmt.Errorf("writing report: %w", err)
+		}
+	}
+	fmt.Fprintln(cmd.OutOrStdout(), written)
+	return nil
+}
+
+// debugRef is where the debug image of dst goes: --debug-to, or dst with
+// the suffix added to its tag (to the file name for a docker-archive).
+func debugRef(dst imageref.Ref, to, suffix string, insecure bool) (imageref.Ref, error) {
+	if to != "" {
+		r, err := imageref.Parse(to, insecure)
+		if err != nil {
+			return r, &UsageError{Err: fmt.Errorf("--debug-to: %w", err)}
+		}
+		return r, nil
+	}
+	if suffix == "" {
+		return dst, usagef("--debug-suffix must not be empty")
+	}
+	r := dst
+	switch dst.Kind {
+	case imageref.Registry:
+		tag, ok := dst.Name.(name.Tag)
+		if !ok {
+			return r, usagef("DST %s is a digest: name the debug image with --debug-to, or pass --no-debug-image", dst)
+		}
+		var opts []name.Option
+		if insecure {
+			opts = append(opts, name.Insecure)
+		}
+		t, err := name.NewTag(tag.Context().String()+":"+tag.TagStr()+suffix, opts...)
+		if err != nil {
+			return r, &UsageError{Err: fmt.Errorf("debug image tag: %w", err)}
+		}
+		r.Name = t
+	case imageref.OCI:
+		if dst.Digest.Hex != "" {
+			return r, usagef("DST %s is a digest: name the debug image with --debug-to, or pass --no-debug-image", dst)
+		}
+		r.Tag = dst.Tag + suffix
+		if dst.Tag == "" {
+			r.Tag = "latest" + suffix
+		}
+	case imageref.DockerArchive:
+		ext := filepath.Ext(dst.Path)
+		r.Path = strings.TrimSuffix(dst.Path, ext) + suffix + ext
+		if dst.Tag != "" {
+			r.Tag = dst.Tag + suffix
+		}
+	}
+	return r, nil
+}
