@@ -29,7 +29,7 @@ type Matcher struct {
 	anchored map[string][]rule
 	floating []rule
 	keeps    []*Pattern // --keep globs, then DefaultKeep
-	// for String and Empty
+	// for String
 	presetNames []string
 	dropText    []string
 	keepText    []string
@@ -56,8 +56,9 @@ type rule struct {
 // ignored. An unknown name is an error that lists the valid ones.
 //
 // dropPaths are extra globs (--drop-path); Match reports them with the
-// reason "drop-path". keeps are globs (--keep) that win over everything,
-// as do the license files of DefaultKeep.
+// reason "drop-path". keeps are globs (--keep) that win over every preset
+// and drop path, as do the license files of DefaultKeep. (A hardlink to a
+// dropped file is dropped all the same: see rewrite.Drop.)
 func New(presets []string, dropPaths []string, keeps []string) (*Matcher, error) {
 	sel, err := selectPresets(presets)
 	if err != nil {
@@ -70,10 +71,10 @@ func New(presets []string, dropPaths []string, keeps []string) (*Matcher, error)
 		}
 		cp := compiledPreset{name: p.Name}
 		for _, g := range p.Except {
-			cp.except = append(cp.except, MustGlob(g))
+			cp.except = append(cp.except, mustGlob(g))
 		}
 		for _, g := range p.Globs {
-			m.addRule(rule{pat: MustGlob(g), rank: len(m.presets)})
+			m.addRule(rule{pat: mustGlob(g), rank: len(m.presets)})
 		}
 		m.presets = append(m.presets, cp)
 		m.presetNames = append(m.presetNames, p.Name)
@@ -91,7 +92,7 @@ func New(presets []string, dropPaths []string, keeps []string) (*Matcher, error)
 		return nil, err
 	}
 	for _, g := range defaultKeep {
-		m.keeps = append(m.keeps, MustGlob(g))
+		m.keeps = append(m.keeps, mustGlob(g))
 	}
 	return m, nil
 }
@@ -179,6 +180,9 @@ func (m *Matcher) Match(p string, isDir bool) (reason string, drop bool) {
 	}
 	var buf [48]string
 	elems := splitPath(p, buf[:0])
+	if len(elems) == 0 {
+		return "", false
+	}
 	reason = m.rule(p, elems)
 	if reason == "" {
 		return "", false

@@ -248,8 +248,10 @@ func TestMatchNeverDropsDirsOrWhiteouts(t *testing.T) {
 			t.Errorf("whiteout %q dropped (%s)", p, reason)
 		}
 	}
-	if _, drop := m.Match("", false); drop {
-		t.Error("the root dropped")
+	for _, p := range []string{"", "/", "//"} {
+		if _, drop := m.Match(p, false); drop {
+			t.Errorf("the root (%q) dropped", p)
+		}
 	}
 	// "**" drops every other file, with the reason drop-path.
 	if reason, drop := m.Match("etc/passwd", false); !drop || reason != ReasonDropPath {

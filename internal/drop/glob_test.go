@@ -172,7 +172,7 @@ func TestGlobAgreesWithPathMatch(t *testing.T) {
 	patterns := []string{"*", "a*", "*b", "a*b", "?", "a?c", "[ab]*", "[^ab]?", "*/*", "a/*/c", "*.tar.*", "*x*y*"}
 	paths := []string{"a", "b", "ab", "abc", "a/b", "a/b/c", "a/x/c", "x.tar.gz", "axy", "xxyy", "ba", "c", "", "aab", "a.b"}
 	for _, pat := range patterns {
-		g := MustGlob(pat)
+		g := mustGlob(pat)
 		for _, s := range paths {
 			want, err := path.Match(pat, s)
 			if err != nil {
@@ -189,7 +189,7 @@ func TestGlobAgreesWithPathMatch(t *testing.T) {
 }
 
 func TestGlobMatchDoesNotAllocate(t *testing.T) {
-	p := MustGlob("**/.cache/pip/**")
+	p := mustGlob("**/.cache/pip/**")
 	s := "root/.cache/pip/http-v2/a/b/c/d/e/0123456789abcdef"
 	if n := testing.AllocsPerRun(100, func() { p.Match(s) }); n != 0 {
 		t.Errorf("Match allocates %v times per call", n)
