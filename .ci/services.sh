@@ -22,7 +22,8 @@
 #   LAYERSLIM_SVC_DIR                     the state directory (pids, logs, configs, data)
 #
 # Knobs (environment): LAYERSLIM_SVC_DIR (state directory to create; default a
-# new mktemp dir), LAYERSLIM_REGISTRY_BIN (registry binary), LAYERSLIM_SKIP_CONTAINERD=1,
+# new mktemp dir), LAYERSLIM_REGISTRY_BIN (registry binary), LAYERSLIM_REGISTRY_FROM_SOURCE=1
+# (go install the distribution registry even where Debian's is installed), LAYERSLIM_SKIP_CONTAINERD=1,
 # LAYERSLIM_CONTAINERD_SNAPSHOTTER (force a snapshotter).
 #
 # Everything here runs as root (containerd needs it). Only processes whose pids
@@ -101,13 +102,15 @@ find_registry_bin() {
 		echo "$LAYERSLIM_REGISTRY_BIN"
 		return
 	fi
-	for b in /usr/bin/docker-registry "$(command -v docker-registry || true)"; do
-		[[ -n "$b" && -x "$b" ]] && { echo "$b"; return; }
-	done
+	if [[ "${LAYERSLIM_REGISTRY_FROM_SOURCE:-}" != 1 ]]; then
+		for b in /usr/bin/docker-registry "$(command -v docker-registry || true)"; do
+			[[ -n "$b" && -x "$b" ]] && { echo "$b"; return; }
+		done
+	fi
 	gobin="$(go env GOPATH)/bin"
 	if [[ ! -x "$gobin/registry" ]]; then
 		log "no docker-registry binary; go install $LAYERSLIM_REGISTRY_MODULE"
-		GOFLAGS=-mod=mod GOWORK=off go install "$LAYERSLIM_REGISTRY_MODULE" >&2
+		(cd / && GOBIN="$gobin" GOFLAGS= GOWORK=off go install "$LAYERSLIM_REGISTRY_MODULE") >&2
 	fi
 	echo "$gobin/registry"
 }
@@ -138,7 +141,9 @@ start_registry() {
 			  headers:
 			    X-Content-Type-Options: [nosniff]
 		EOF
-		nohup "$bin" serve "$dir/config.yml" >>"$dir/registry.log" 2>&1 </dev/null &
+		# OTEL_*: distribution v3 otherwise exports traces to localhost:4318.
+		OTEL_TRACES_EXPORTER=none OTEL_METRICS_EXPORTER=none OTEL_SDK_DISABLED=true \
+			nohup "$bin" serve "$dir/config.yml" >>"$dir/registry.log" 2>&1 </dev/null &
 		echo $! >"$SVC/registry.pid"
 		for ((i = 0; i < 300; i++)); do
 			if curl -sf -o /dev/null "http://127.0.0.1:$port/v2/"; then
