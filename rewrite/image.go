@@ -211,7 +211,7 @@ func Index(ctx context.Context, idx v1.ImageIndex, opts ...Option) (*Result, err
 		}
 		dbgOut.raw, dbgOut.desc = draw, ddesc
 		res.DebugIndex = dbgOut
-		rep.DebugDigest = ddesc.Digest
+		rep.DebugDigest = &ddesc.Digest
 	}
 	r.closeDebug()
 	rep.OutputDigest, rep.MediaType = desc.Digest, desc.MediaType
@@ -232,11 +232,11 @@ func d0(src v1.Descriptor, digest v1.Hash, img v1.Image) v1.Descriptor {
 	return d
 }
 
-func debugDigest(ir ImageReport) v1.Hash {
+func debugDigest(ir ImageReport) *v1.Hash {
 	if ir.Debug == nil {
-		return v1.Hash{}
+		return nil
 	}
-	return ir.Debug.Digest
+	return &ir.Debug.Digest
 }
 
 func isAttestation(d v1.Descriptor) bool {

@@ -97,7 +97,7 @@ type Report struct {
 	Options      string          `json:"options"`
 	Images       []ImageReport   `json:"images"`
 	// DebugDigest is the debug image or index, with WithDebugImage.
-	DebugDigest v1.Hash `json:"debugDigest,omitempty"`
+	DebugDigest *v1.Hash `json:"debugDigest,omitempty"`
 	// Kept lists index entries copied as they were (attestations and other
 	// non-image manifests), by digest.
 	Kept []v1.Descriptor `json:"kept,omitempty"`

@@ -156,7 +156,7 @@ func (j *job) run(cmd *cobra.Command) error {
 	}
 	if hasDebug {
 		if j.dryRun {
-			debugWritten = res.Report.DebugDigest
+			debugWritten = *res.Report.DebugDigest
 		}
 		fmt.Fprintf(stderr, "%s debug image %s (%s)\n", verb, dbgRef, debugWritten)
 	}

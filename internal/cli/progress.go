@@ -104,8 +104,9 @@ func outCodec(l *rewrite.LayerReport) string {
 
 func printSummary(w io.Writer, r rewrite.Report) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "PLATFORM\tLAYER\tACTION\tCODEC\tSOURCE\tOUTPUT\tTIME")
-	layers := 0
+	fmt.Fprintln(tw, "PLATFORM\tLAYER\tACTION\tCODEC\tSOURCE\tOUTPUT\tDROPPED\tSTRIPPED\tTIME")
+	layers, dropped, stripped := 0, 0, 0
+	var droppedBytes, strippedBytes int64
 	for _, img := range r.Images {
 		plat := img.Platform
 		if plat == "" {
@@ -113,26 +114,68 @@ func printSummary(w io.Writer, r rewrite.Report) {
 		}
 		for _, l := range img.Layers {
 			layers++
+			action := string(l.Action)
+			if len(l.Merged) > 0 {
+				action = fmt.Sprintf("squashed %d", len(l.Merged))
+			}
+			if l.Empty {
+				action += " (empty, left out)"
+			}
 			codec := string(l.Source.Codec)
-			if l.Action == rewrite.Recompressed || l.Action == rewrite.Rewritten {
+			switch l.Action {
+			case rewrite.Recompressed, rewrite.Rewritten, rewrite.Squashed:
 				codec += "→" + string(l.Output.Codec)
 			}
-			if codec == "" {
-				codec = "-"
+			var nd, ns int
+			var bd, bs int64
+			for _, c := range l.Changes {
+				switch c.Action {
+				case "dropped":
+					nd++
+					bd += c.Bytes
+				case "stripped":
+					ns++
+					bs += c.Bytes
+				}
 			}
 			t := l.Duration.Round(time.Millisecond).String()
 			if l.Shared {
 				t = "(shared)"
+			} else {
+				dropped, droppedBytes, stripped, strippedBytes = dropped+nd, droppedBytes+bd, stripped+ns, strippedBytes+bs
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", plat, short(l.Source.Digest.String()), l.Action, codec, human(l.Source.Size), human(l.Output.Size), t)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", plat, short(l.Source.Digest.String()), action, codec,
+				human(l.Source.Size), human(l.Output.Size), count(nd, bd), count(ns, bs), t)
+		}
+		if img.Debug != nil {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", plat, "debug layer", fmt.Sprintf("%d files", img.Debug.Files), "→"+string(img.Debug.Layer.Codec), "-", human(img.Debug.Layer.Size), "-", "-", "")
 		}
 	}
 	tw.Flush()
+	for _, img := range r.Images {
+		if img.Base != nil {
+			fmt.Fprintf(w, "%s: base = %d layer(s): %s\n", img.Platform, img.Base.Layers, img.Base.Reason)
+		}
+	}
 	saved := ""
 	if r.SourceBytes > 0 {
 		saved = fmt.Sprintf(" (%+.1f%%)", 100*(float64(r.OutputBytes)/float64(r.SourceBytes)-1))
 	}
-	fmt.Fprintf(w, "total: %d image(s), %d layer(s), %s → %s%s in %s\n", len(r.Images), layers, human(r.SourceBytes), human(r.OutputBytes), saved, r.Duration.Round(time.Millisecond))
+	fmt.Fprintf(w, "total: %d image(s), %d layer(s), %s → %s%s", len(r.Images), layers, human(r.SourceBytes), human(r.OutputBytes), saved)
+	if dropped > 0 {
+		fmt.Fprintf(w, "; %d file(s) dropped (%s)", dropped, human(droppedBytes))
+	}
+	if stripped > 0 {
+		fmt.Fprintf(w, "; %d ELF file(s) stripped (%s moved to the debug image)", stripped, human(strippedBytes))
+	}
+	fmt.Fprintf(w, "; %s\n", r.Duration.Round(time.Millisecond))
+}
+
+func count(n int, b int64) string {
+	if n == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%d (%s)", n, human(b))
 }
 
 func short(d string) string {

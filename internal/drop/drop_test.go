@@ -74,8 +74,8 @@ var defaultCases = []struct {
 	{"home/node/.npm/_cacache/tmp/x", "npm"},
 	{"usr/local/share/.cache/yarn/v6/npm-lodash-4.17.21/node_modules/lodash/lodash.js", "npm"},
 	{"home/node/.cache/yarn/v6/.tmp/x", "npm"},
-	{"app/.pnpm-store/v3/files/00/abcdef", "npm"},
-	{"root/.local/share/pnpm/store/v3/files/ff/0123", "npm"},
+	{"app/.pnpm-store/v3/files/00/abcdef", ""}, // opt-in: node_modules links into it
+	{"root/.local/share/pnpm/store/v3/files/ff/0123", ""},
 	{"root/.npm/_npx/1234/package.json", ""},
 	{"root/.npmrc", ""},
 	{"app/node_modules/lodash/lodash.js", ""},

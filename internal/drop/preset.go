@@ -61,11 +61,10 @@ var presets = []Preset{
 	},
 	{
 		Name:        "npm",
-		Description: "npm, Yarn 1 and pnpm caches (not a project's .yarn/cache, nor Yarn 2+'s global cache: Plug'n'Play loads packages from them)",
+		Description: "npm and Yarn 1 caches (not a project's .yarn/cache, nor Yarn 2+'s global cache: Plug'n'Play loads packages from them)",
 		Globs: []string{
 			"**/.npm/_cacache/**", "**/.npm/_logs/**",
 			"**/.cache/yarn/**",
-			"**/.pnpm-store/**", "**/.local/share/pnpm/store/**",
 		},
 		Default: true,
 	},
@@ -98,6 +97,11 @@ var presets = []Preset{
 		Description: "temporary files",
 		Globs:       []string{"tmp/**", "var/tmp/**"},
 		Default:     true,
+	},
+	{
+		Name:        "pnpm",
+		Description: "the pnpm store; opt-in because node_modules files are hardlinks into it, and a dropped store takes them along",
+		Globs:       []string{"**/.pnpm-store/**", "**/.local/share/pnpm/store/**"},
 	},
 	{
 		Name:        "gomodcache",
