@@ -1,0 +1,101 @@
+package compress
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+)
+
+// maxZstdWindow is the largest zstd window NewReader accepts: 128 MiB, the
+// reference decoder's default limit (zstd --long=27). Normal content uses at
+// most 8 MiB. A frame that asks for more fails with an error instead of
+// making the decoder allocate it.
+const maxZstdWindow = 128 << 20
+
+// NewReader returns a reader that decompresses r, which must be compressed
+// with c. For None it returns r unchanged, wrapped in io.NopCloser.
+//
+// gzip is read as a multistream (concatenated members form one stream).
+// zstd is decoded on the calling goroutine, and a frame may ask for a
+// window of at most 128 MiB (zstd --long=27; normal frames use 8 MiB or
+// less), so a hostile frame cannot make the decoder allocate more. The
+// total output is not limited. An empty gzip or zstd stream is an error
+// wrapping io.ErrUnexpectedEOF, and so is one cut short inside a member or
+// frame. (A stream cut exactly between two members or frames cannot be
+// told from a complete one.)
+//
+// Read errors name the codec ("decompressing zstd: …"). Close releases the
+// decoder's resources but does not close r.
+func NewReader(c Codec, r io.Reader) (io.ReadCloser, error) {
+	switch c {
+	case None:
+		return io.NopCloser(r), nil
+	case Gzip:
+		return newGzipReader(r)
+	case Zstd:
+		return newZstdReader(r)
+	}
+	return nil, unsupportedCodec(c)
+}
+
+func newGzipReader(r io.Reader) (io.ReadCloser, error) {
+	zr, err := gzip.NewReader(r)
+	if err != nil {
+		return nil, fmt.Errorf("reading gzip header: %w", noEOF(err))
+	}
+	zr.Multistream(true)
+	return &decoder{codec: Gzip, r: zr, close: zr.Close}, nil
+}
+
+func newZstdReader(r io.Reader) (io.ReadCloser, error) {
+	// The zstd decoder reports an empty input as a clean end of stream.
+	// A layer is never legitimately empty zstd, so look for one byte first.
+	br := bufio.NewReader(r)
+	if _, err := br.Peek(1); err != nil {
+		return nil, fmt.Errorf("reading zstd frame header: %w", noEOF(err))
+	}
+	zr, err := zstd.NewReader(br,
+		zstd.WithDecoderConcurrency(1), // stream on this goroutine
+		zstd.WithDecoderMaxWindow(maxZstdWindow),
+		zstd.WithDecoderMaxMemory(maxZstdWindow),
+		// Never switch to whole-buffer decoding for small in-memory inputs:
+		// there the memory limit caps the total output, not the window.
+		zstd.WithDecodeBuffersBelow(0),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("creating zstd decoder: %w", err)
+	}
+	return &decoder{codec: Zstd, r: zr, close: func() error { zr.Close(); return nil }}, nil
+}
+
+// decoder adds the codec's name to read errors and owns the decompressor.
+type decoder struct {
+	codec Codec
+	r     io.Reader
+	close func() error
+}
+
+func (d *decoder) Read(p []byte) (int, error) {
+	n, err := d.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = fmt.Errorf("decompressing %s: %w", d.codec, err)
+	}
+	return n, err
+}
+
+func (d *decoder) Close() error {
+	return d.close()
+}
+
+// noEOF turns io.EOF, which here means the stream ended before a header,
+// into io.ErrUnexpectedEOF.
+func noEOF(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
