@@ -1,0 +1,215 @@
+package verify
+
+import (
+	"archive/tar"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// compareTrees compares two merged filesystems path by path. It returns
+// the number of paths compared and the differences (unsorted).
+func compareTrees(st, dt *tree, dropped func(string, bool) (string, bool)) (int, []Difference) {
+	sm, dm := st.flatten(), dt.flatten()
+	keys := slices.Collect(maps.Keys(sm))
+	for p := range dm {
+		if sm[p] == nil {
+			keys = append(keys, p)
+		}
+	}
+	sort.Strings(keys)
+	sl, dl := hardlinks(sm), hardlinks(dm)
+
+	var diffs []Difference
+	for _, p := range keys {
+		s, d := sm[p], dm[p]
+		switch {
+		case d == nil:
+			diff := Difference{Path: p, What: WhatMissing, Source: describe(s), Output: "(missing)", Verdict: Violation, Reason: "not dropped by the rewrite options"}
+			if dropped != nil {
+				if reason, ok := dropped(p, s.typ == tar.TypeDir); ok {
+					diff.Verdict, diff.Reason = Dropped, reason
+				}
+			}
+			diffs = append(diffs, diff)
+		case s == nil:
+			diffs = append(diffs, Difference{Path: p, What: WhatAdded, Source: "(missing)", Output: describe(d), Verdict: Violation, Reason: "not in SRC"})
+		default:
+			diffs = append(diffs, compareNodes(p, s, d)...)
+			so, do := linkedWith(sl[p], p, dm), linkedWith(dl[p], p, sm)
+			if !slices.Equal(so, do) {
+				diffs = append(diffs, Difference{Path: p, What: WhatHardlink, Source: describeLinks(so), Output: describeLinks(do), Verdict: Violation})
+			}
+		}
+	}
+	return len(keys), diffs
+}
+
+// linkedWith returns the paths of group, other than p, that the other tree
+// also has: a hardlink partner dropped from one side does not count.
+func linkedWith(group []string, p string, other map[string]*node) []string {
+	var out []string
+	for _, q := range group {
+		if q != p && other[q] != nil {
+			out = append(out, q)
+		}
+	}
+	return out
+}
+
+func describeLinks(ps []string) string {
+	switch {
+	case len(ps) == 0:
+		return "not hardlinked"
+	case len(ps) > 3:
+		return fmt.Sprintf("hardlinked with %s and %d more", strings.Join(ps[:3], ", "), len(ps)-3)
+	}
+	return "hardlinked with " + strings.Join(ps, ", ")
+}
+
+// compareNodes lists the differences between two nodes at the same path.
+func compareNodes(p string, s, d *node) []Difference {
+	if s.typ != d.typ || s.implicit != d.implicit {
+		return []Difference{{Path: p, What: WhatType, Source: describe(s), Output: describe(d), Verdict: Violation}}
+	}
+	var diffs []Difference
+	add := func(what, src, out string) {
+		diffs = append(diffs, Difference{Path: p, What: what, Source: src, Output: out, Verdict: Violation})
+	}
+	// Symlinks have no permissions of their own on Linux.
+	if s.typ != tar.TypeSymlink && s.mode != d.mode {
+		add(WhatMode, fmt.Sprintf("%04o", s.mode), fmt.Sprintf("%04o", d.mode))
+	}
+	if s.uid != d.uid || s.gid != d.gid {
+		add(WhatOwner, fmt.Sprintf("%d:%d", s.uid, s.gid), fmt.Sprintf("%d:%d", d.uid, d.gid))
+	}
+	if !maps.Equal(s.xattrs, d.xattrs) {
+		add(WhatXattrs, describeXattrs(s.xattrs), describeXattrs(d.xattrs))
+	}
+	if s.link != d.link {
+		add(WhatLink, s.link, d.link)
+	}
+	if !s.mtime.Equal(d.mtime) {
+		add(WhatMtime, describeTime(s.mtime), describeTime(d.mtime))
+	}
+	if s.major != d.major || s.minor != d.minor {
+		add(WhatDevice, fmt.Sprintf("%d:%d", s.major, s.minor), fmt.Sprintf("%d:%d", d.major, d.minor))
+	}
+	if s.typ == tar.TypeReg && (s.sum != d.sum || s.size != d.size) {
+		diff := Difference{Path: p, What: WhatContent, Source: describeContent(s), Output: describeContent(d), Verdict: Violation}
+		switch {
+		case s.elf != nil && d.elf != nil && *s.elf == *d.elf:
+			diff.Verdict, diff.Reason = ELFStripped, "loadable segments identical"
+		case s.elf != nil && d.elf != nil:
+			diff.Reason = "ELF loadable segments differ"
+		}
+		diffs = append(diffs, diff)
+	}
+	return diffs
+}
+
+func describe(n *node) string {
+	switch n.typ {
+	case tar.TypeDir:
+		if n.implicit {
+			return "directory (implicit)"
+		}
+		return "directory"
+	case tar.TypeReg:
+		if n.elf != nil {
+			return fmt.Sprintf("ELF file, %d bytes", n.size)
+		}
+		return fmt.Sprintf("file, %d bytes", n.size)
+	case tar.TypeSymlink:
+		return "symlink to " + n.link
+	case tar.TypeChar:
+		return fmt.Sprintf("character device %d:%d", n.major, n.minor)
+	case tar.TypeBlock:
+		return fmt.Sprintf("block device %d:%d", n.major, n.minor)
+	case tar.TypeFifo:
+		return "fifo"
+	}
+	return fmt.Sprintf("tar type %q", n.typ)
+}
+
+func describeContent(n *node) string {
+	return fmt.Sprintf("sha256:%x…, %d bytes", n.sum[:6], n.size)
+}
+
+func describeTime(t time.Time) string {
+	if t.IsZero() {
+		return "(none)"
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+func describeXattrs(x map[string]string) string {
+	if len(x) == 0 {
+		return "(none)"
+	}
+	keys := slices.Sorted(maps.Keys(x))
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		v := fmt.Sprintf("%q", x[k])
+		if len(v) > 40 {
+			v = v[:37] + "…"
+		}
+		parts[i] = k + "=" + v
+	}
+	return strings.Join(parts, " ")
+}
+
+// compareConfig compares the config fields a rewrite must keep.
+func compareConfig(s, d *v1.ConfigFile) []Difference {
+	sc, dc := s.Config, d.Config
+	fields := []struct {
+		name string
+		a, b any
+	}{
+		{"Entrypoint", sc.Entrypoint, dc.Entrypoint},
+		{"Cmd", sc.Cmd, dc.Cmd},
+		{"Env", sc.Env, dc.Env},
+		{"Labels", sc.Labels, dc.Labels},
+		{"User", sc.User, dc.User},
+		{"WorkingDir", sc.WorkingDir, dc.WorkingDir},
+		{"ExposedPorts", sc.ExposedPorts, dc.ExposedPorts},
+		{"Volumes", sc.Volumes, dc.Volumes},
+		{"StopSignal", sc.StopSignal, dc.StopSignal},
+		{"Shell", sc.Shell, dc.Shell},
+		{"Healthcheck", sc.Healthcheck, dc.Healthcheck},
+		{"OnBuild", sc.OnBuild, dc.OnBuild},
+		{"os", s.OS, d.OS},
+		{"architecture", s.Architecture, d.Architecture},
+		{"variant", s.Variant, d.Variant},
+		{"os.version", s.OSVersion, d.OSVersion},
+	}
+	var diffs []Difference
+	for _, f := range fields {
+		a, b := jsonText(f.a), jsonText(f.b)
+		if a != b {
+			diffs = append(diffs, Difference{Path: "config:" + f.name, What: WhatConfig, Source: a, Output: b, Verdict: Violation})
+		}
+	}
+	return diffs
+}
+
+// jsonText renders a config value; every kind of empty value is "(none)",
+// so a missing field equals an empty one.
+func jsonText(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	switch s := string(b); s {
+	case "null", "[]", "{}", `""`:
+		return "(none)"
+	default:
+		return s
+	}
+}

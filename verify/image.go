@@ -1,0 +1,248 @@
+package verify
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sync/errgroup"
+)
+
+// imagePlan is one image to read: its config and layers, and how to name
+// it in messages.
+type imagePlan struct {
+	role     string // "source" or "output"
+	name     string // the platform, as results name it
+	digest   string // the manifest digest, when known
+	platform v1.Platform
+	config   *v1.ConfigFile
+	layers   []v1.Layer
+	descs    []v1.Descriptor
+}
+
+func planImage(img v1.Image, role, digest string) (*imagePlan, error) {
+	if digest == "" {
+		if h, err := img.Digest(); err == nil {
+			digest = h.String()
+		}
+	}
+	p := &imagePlan{role: role, digest: digest}
+	m, err := img.Manifest()
+	if err != nil {
+		return nil, fmt.Errorf("reading %s manifest %s: %w", role, digest, err)
+	}
+	if p.config, err = img.ConfigFile(); err != nil {
+		return nil, fmt.Errorf("reading %s config (manifest %s): %w", role, digest, err)
+	}
+	if p.layers, err = img.Layers(); err != nil {
+		return nil, fmt.Errorf("reading %s layers (manifest %s): %w", role, digest, err)
+	}
+	if len(p.layers) != len(m.Layers) {
+		return nil, fmt.Errorf("%s manifest %s: %d layers, but the image gives %d", role, digest, len(m.Layers), len(p.layers))
+	}
+	p.descs = m.Layers
+	c := p.config
+	p.platform = v1.Platform{OS: c.OS, Architecture: c.Architecture, Variant: c.Variant, OSVersion: c.OSVersion}
+	p.name = p.platform.String()
+	if c.OS == "" {
+		p.name = "unknown platform"
+	}
+	return p, nil
+}
+
+// desc describes the image for a platform Difference.
+func (p *imagePlan) desc() string {
+	if p.digest == "" {
+		return p.name
+	}
+	return p.name + " (" + p.digest + ")"
+}
+
+// cache holds the scans of layers until the last pair that needs them is
+// compared, so a layer shared by several images (or by SRC and DST) is
+// read once.
+//
+// A blob that DST shares with SRC is still read from DST, whose store may
+// lack it or hold it damaged, but only its digest is checked: its content
+// was scanned from SRC.
+type cache struct {
+	o     Options
+	uses  map[v1.Hash]int
+	scans map[v1.Hash]*layerScan
+	read  map[string]bool // role + " " + digest: blobs read from that side
+}
+
+func newCache(o Options) *cache {
+	return &cache{o: o, uses: map[v1.Hash]int{}, scans: map[v1.Hash]*layerScan{}, read: map[string]bool{}}
+}
+
+// distinct returns the distinct layer digests of ps.
+func distinct(ps ...*imagePlan) map[v1.Hash]bool {
+	seen := map[v1.Hash]bool{}
+	for _, p := range ps {
+		for _, d := range p.descs {
+			seen[d.Digest] = true
+		}
+	}
+	return seen
+}
+
+// use records that a comparison of ps is coming.
+func (c *cache) use(ps ...*imagePlan) {
+	for h := range distinct(ps...) {
+		c.uses[h]++
+	}
+}
+
+// release forgets the scans no later comparison needs.
+func (c *cache) release(ps ...*imagePlan) {
+	for h := range distinct(ps...) {
+		if c.uses[h]--; c.uses[h] <= 0 {
+			delete(c.uses, h)
+			delete(c.scans, h)
+		}
+	}
+}
+
+// load scans the layers of ps that are not scanned yet, and checks the
+// digest of those scanned from the other side, Jobs at a time.
+func (c *cache) load(ctx context.Context, ps ...*imagePlan) error {
+	type job struct {
+		plan  *imagePlan
+		i     int
+		scan  bool // parse the layer, not just check its digest
+		key   string
+		layer v1.Layer
+		desc  v1.Descriptor
+		out   *layerScan
+	}
+	var jobs []*job
+	queued := map[string]bool{}
+	scanning := map[v1.Hash]bool{}
+	for _, p := range ps {
+		for i, d := range p.descs {
+			key := p.role + " " + d.Digest.String()
+			if c.read[key] || queued[key] {
+				continue
+			}
+			queued[key] = true
+			scan := c.scans[d.Digest] == nil && !scanning[d.Digest]
+			scanning[d.Digest] = scanning[d.Digest] || scan
+			jobs = append(jobs, &job{plan: p, i: i, scan: scan, key: key, layer: p.layers[i], desc: d})
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(c.o.Jobs)
+	for _, j := range jobs {
+		g.Go(func() error {
+			var err error
+			if j.scan {
+				j.out, err = scanLayer(gctx, j.layer, j.desc, c.o.TempDir)
+			} else {
+				err = checkBlob(gctx, j.layer, j.desc)
+			}
+			if err != nil {
+				return fmt.Errorf("reading %s %s layer %d (%s): %w", j.plan.role, j.plan.name, j.i+1, j.desc.Digest, err)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	for _, j := range jobs {
+		c.read[j.key] = true
+		if j.scan {
+			c.scans[j.desc.Digest] = j.out
+		}
+	}
+	return nil
+}
+
+// compare reads, merges and compares one pair of images.
+func (c *cache) compare(ctx context.Context, sp, dp *imagePlan) (*Result, error) {
+	defer c.release(sp, dp)
+	if err := c.load(ctx, sp, dp); err != nil {
+		return nil, err
+	}
+	st, err := c.merge(sp)
+	if err != nil {
+		return nil, err
+	}
+	dt, err := c.merge(dp)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.checkDiffIDs(sp); err != nil {
+		return nil, err
+	}
+	res := &Result{Platform: dp.name, Differences: []Difference{}}
+	var diffs []Difference
+	res.Paths, diffs = compareTrees(st, dt, c.o.Dropped)
+	res.Differences = append(res.Differences, diffs...)
+	res.Differences = append(res.Differences, compareConfig(sp.config, dp.config)...)
+	if err := c.checkDiffIDs(dp); err != nil {
+		res.Differences = append(res.Differences, Difference{
+			Path: "config:rootfs.diff_ids", What: WhatConfig, Source: "matches the layers", Output: err.Error(), Verdict: Violation,
+		})
+	}
+	if historyConsistent(sp) && !historyConsistent(dp) {
+		res.Differences = append(res.Differences, Difference{
+			Path: "config:history", What: WhatConfig,
+			Source:  fmt.Sprintf("%d layer entries for %d layers", layerEntries(sp.config), len(sp.layers)),
+			Output:  fmt.Sprintf("%d layer entries for %d layers", layerEntries(dp.config), len(dp.layers)),
+			Verdict: Violation, Reason: "history does not match the layers",
+		})
+	}
+	sort.SliceStable(res.Differences, func(i, j int) bool {
+		a, b := res.Differences[i], res.Differences[j]
+		if a.Path != b.Path {
+			return a.Path < b.Path
+		}
+		return a.What < b.What
+	})
+	res.Violations = res.Count(Violation)
+	return res, nil
+}
+
+// merge applies the scanned layers of p bottom-up.
+func (c *cache) merge(p *imagePlan) (*tree, error) {
+	t := newTree()
+	for i, d := range p.descs {
+		if err := t.apply(c.scans[d.Digest]); err != nil {
+			return nil, fmt.Errorf("%s %s layer %d (%s): %w", p.role, p.name, i+1, d.Digest, err)
+		}
+	}
+	return t, nil
+}
+
+// checkDiffIDs compares the config's diff_ids with the scanned layers.
+func (c *cache) checkDiffIDs(p *imagePlan) error {
+	ids := p.config.RootFS.DiffIDs
+	if len(ids) != len(p.descs) {
+		return fmt.Errorf("%s %s: config lists %d diff_ids for %d layers", p.role, p.name, len(ids), len(p.descs))
+	}
+	for i, d := range p.descs {
+		if got := c.scans[d.Digest].diffID; got != ids[i] {
+			return fmt.Errorf("%s %s layer %d (%s): uncompressed content is %s but the config says diff_id %s", p.role, p.name, i+1, d.Digest, got, ids[i])
+		}
+	}
+	return nil
+}
+
+// historyConsistent reports whether p's history, if it has one, has one
+// non-empty entry per layer.
+func historyConsistent(p *imagePlan) bool {
+	return len(p.config.History) == 0 || layerEntries(p.config) == len(p.layers)
+}
+
+func layerEntries(c *v1.ConfigFile) int {
+	n := 0
+	for _, h := range c.History {
+		if !h.EmptyLayer {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,151 @@
+package verify_test
+
+import (
+	"archive/tar"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/layerslim/layerslim/verify"
+)
+
+// bigLayer is an uncompressed layer of two large files, one of them
+// starting with the ELF magic, that is never held in memory: every read
+// regenerates it.
+type bigLayer struct {
+	fileSize int64
+	digest   v1.Hash
+	size     int64
+}
+
+func (g *bigLayer) writeTar(w io.Writer) error {
+	tw := tar.NewWriter(w)
+	rng := rand.New(rand.NewPCG(1, 2))
+	chunk := make([]byte, 1<<20)
+	for _, name := range []string{"big.bin", "big.elf"} {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o755, Size: g.fileSize, Typeflag: tar.TypeReg}); err != nil {
+			return err
+		}
+		for n := int64(0); n < g.fileSize; n += int64(len(chunk)) {
+			for j := 0; j < len(chunk); j += 8 {
+				v := rng.Uint64()
+				for k := range 8 {
+					chunk[j+k] = byte(v >> (8 * k))
+				}
+			}
+			if n == 0 && name == "big.elf" {
+				copy(chunk, "\x7fELF\x02\x01\x01")
+			}
+			if _, err := tw.Write(chunk); err != nil {
+				return err
+			}
+		}
+	}
+	return tw.Close()
+}
+
+func (g *bigLayer) Compressed() (io.ReadCloser, error) {
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(g.writeTar(pw)) }()
+	return pr, nil
+}
+
+func (g *bigLayer) Uncompressed() (io.ReadCloser, error) { return g.Compressed() }
+func (g *bigLayer) Digest() (v1.Hash, error)             { return g.digest, nil }
+func (g *bigLayer) DiffID() (v1.Hash, error)             { return g.digest, nil }
+func (g *bigLayer) Size() (int64, error)                 { return g.size, nil }
+func (g *bigLayer) MediaType() (types.MediaType, error)  { return types.OCIUncompressedLayer, nil }
+
+func newBigLayer(t *testing.T, fileSize int64) *bigLayer {
+	t.Helper()
+	g := &bigLayer{fileSize: fileSize}
+	h := sha256.New()
+	rc, _ := g.Compressed()
+	n, err := io.Copy(h, rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.digest, g.size = v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", h.Sum(nil))}, n
+	return g
+}
+
+// peakHeap samples the heap while f runs.
+func peakHeap(f func()) uint64 {
+	runtime.GC()
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		var ms runtime.MemStats
+		for {
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse > peak.Load() {
+				peak.Store(ms.HeapInuse)
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+	f()
+	close(stop)
+	wg.Wait()
+	return peak.Load()
+}
+
+// The heap used to verify must not grow with file sizes: file bodies are
+// hashed as they stream, and an ELF file goes to a temporary file.
+func TestMemoryIsBounded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("streams a few hundred MiB")
+	}
+	measure := func(fileSize int64) uint64 {
+		c := config()
+		img, err := mutate.ConfigFile(empty.Image, &c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if img, err = mutate.AppendLayers(img, newBigLayer(t, fileSize)); err != nil {
+			t.Fatal(err)
+		}
+		tmp := t.TempDir()
+		return peakHeap(func() {
+			res, err := verify.Image(context.Background(), img, img, verify.Options{Jobs: 1, TempDir: tmp})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Violations != 0 || res.Paths != 3 {
+				t.Errorf("%d paths, differences %+v", res.Paths, res.Differences)
+			}
+			if left, _ := os.ReadDir(tmp); len(left) != 0 {
+				t.Errorf("%d spool files left", len(left))
+			}
+		})
+	}
+	small := measure(16 << 20)
+	large := measure(128 << 20)
+	t.Logf("peak heap: %d MiB for two 16 MiB files, %d MiB for two 128 MiB files", small>>20, large>>20)
+	if large > 48<<20 {
+		t.Errorf("peak heap %d MiB for two 128 MiB files, want under 48 MiB", large>>20)
+	}
+	if large > small+16<<20 {
+		t.Errorf("heap grew with file size: %d MiB → %d MiB", small>>20, large>>20)
+	}
+}

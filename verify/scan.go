@@ -1,0 +1,253 @@
+package verify
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/layerslim/layerslim/compress"
+	"github.com/layerslim/layerslim/internal/layerfs"
+)
+
+// ErrDigestMismatch is returned when a layer blob's bytes do not hash to
+// the digest its descriptor gives.
+var ErrDigestMismatch = errors.New("digest mismatch")
+
+// node is what the merged filesystem holds at one path.
+type node struct {
+	typ          byte // tar.TypeReg (also for hardlinks), TypeDir, TypeSymlink, TypeChar, TypeBlock, TypeFifo…
+	implicit     bool // a directory no entry describes, made for a path below it
+	mode         int64
+	uid, gid     int
+	mtime        time.Time
+	xattrs       map[string]string
+	link         string // symlink target
+	major, minor int64
+	size         int64
+	sum          [sha256.Size]byte  // content of a regular file
+	elf          *[sha256.Size]byte // the part of an ELF file stripping must keep; nil if not ELF or not checkable
+	inode        int                // hardlink group within one tree; 0 when never linked
+}
+
+// op is what a layer entry does to the tree.
+type op uint8
+
+const (
+	opPut      op = iota // create or replace the path
+	opLink               // hardlink the path to target
+	opWhiteout           // delete the path and its subtree from lower layers
+	opOpaque             // delete the children of the directory from lower layers
+)
+
+// record is one tar entry, reduced to what the merged filesystem keeps.
+type record struct {
+	name   string
+	op     op
+	target string // opLink: the clean path linked to
+	node   node
+}
+
+// layerScan is what one layer holds, in entry order.
+type layerScan struct {
+	records []record
+	diffID  v1.Hash
+}
+
+// scanLayer reads one layer blob once: it checks the blob's digest, hashes
+// the uncompressed stream (the diff_id) and every file body, and spools
+// ELF files to tempDir one at a time.
+func scanLayer(ctx context.Context, l v1.Layer, desc v1.Descriptor, tempDir string) (*layerScan, error) {
+	rc, err := l.Compressed()
+	if err != nil {
+		return nil, fmt.Errorf("opening blob: %w", err)
+	}
+	defer rc.Close()
+	blob := newHashReader(ctx, rc)
+	codec, r, err := compress.Detect(blob)
+	if err != nil {
+		return nil, fmt.Errorf("reading blob: %w", err)
+	}
+	dr, err := compress.NewReader(codec, r)
+	if err != nil {
+		return nil, err
+	}
+	defer dr.Close()
+	stream := newHashReader(ctx, dr)
+	tr := tar.NewReader(stream)
+	s := &layerScan{}
+	last := ""
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			if last != "" {
+				return nil, fmt.Errorf("reading tar after %s: %w", last, err)
+			}
+			return nil, fmt.Errorf("reading tar: %w", err)
+		}
+		last = h.Name
+		if h.Typeflag == tar.TypeXGlobalHeader {
+			continue // PAX defaults, not a file
+		}
+		rec, err := readEntry(tr, h, tempDir)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", h.Name, err)
+		}
+		s.records = append(s.records, rec)
+	}
+	// The diff_id covers the end-of-archive blocks and any padding after
+	// them, and the blob digest every byte of the blob.
+	if _, err := io.Copy(io.Discard, stream); err != nil {
+		return nil, fmt.Errorf("reading tar: %w", err)
+	}
+	if _, err := io.Copy(io.Discard, blob); err != nil {
+		return nil, fmt.Errorf("reading blob: %w", err)
+	}
+	if desc.Digest.Algorithm == "sha256" {
+		if got := blob.digest(); got != desc.Digest {
+			return nil, fmt.Errorf("blob content hashes to %s: %w", got, ErrDigestMismatch)
+		}
+	}
+	s.diffID = stream.digest()
+	return s, nil
+}
+
+// checkBlob reads a layer blob whose content was scanned from another
+// copy and checks its digest.
+func checkBlob(ctx context.Context, l v1.Layer, desc v1.Descriptor) error {
+	rc, err := l.Compressed()
+	if err != nil {
+		return fmt.Errorf("opening blob: %w", err)
+	}
+	defer rc.Close()
+	blob := newHashReader(ctx, rc)
+	if _, err := io.Copy(io.Discard, blob); err != nil {
+		return fmt.Errorf("reading blob: %w", err)
+	}
+	if desc.Digest.Algorithm == "sha256" {
+		if got := blob.digest(); got != desc.Digest {
+			return fmt.Errorf("blob content hashes to %s: %w", got, ErrDigestMismatch)
+		}
+	}
+	return nil
+}
+
+var elfMagic = []byte("\x7fELF")
+
+// readEntry turns one tar header (and its body) into a record.
+func readEntry(tr *tar.Reader, h *tar.Header, tempDir string) (record, error) {
+	name := layerfs.Clean(h.Name)
+	if target, opaque, ok := layerfs.Whiteout(name); ok {
+		if opaque {
+			return record{name: target, op: opOpaque}, nil
+		}
+		return record{name: target, op: opWhiteout}, nil
+	}
+	n := node{
+		typ:   h.Typeflag,
+		mode:  h.Mode & 0o7777,
+		uid:   h.Uid,
+		gid:   h.Gid,
+		mtime: h.ModTime,
+	}
+	for k, v := range h.PAXRecords {
+		if x, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
+			if n.xattrs == nil {
+				n.xattrs = map[string]string{}
+			}
+			n.xattrs[x] = v
+		}
+	}
+	switch h.Typeflag {
+	case tar.TypeLink:
+		return record{name: name, op: opLink, target: layerfs.Clean(h.Linkname)}, nil
+	case tar.TypeSymlink:
+		n.link = h.Linkname
+	case tar.TypeChar, tar.TypeBlock:
+		n.major, n.minor = h.Devmajor, h.Devminor
+	case tar.TypeDir, tar.TypeFifo:
+	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse, tar.TypeCont:
+		n.typ = tar.TypeReg
+		var err error
+		if n.size, n.sum, n.elf, err = readBody(tr, tempDir); err != nil {
+			return record{}, err
+		}
+	}
+	return record{name: name, op: opPut, node: n}, nil
+}
+
+// readBody hashes a file body as it streams. An ELF file is spooled to a
+// temporary file, removed before readBody returns, to digest its loadable
+// segments.
+func readBody(r io.Reader, tempDir string) (size int64, sum [sha256.Size]byte, elfSum *[sha256.Size]byte, err error) {
+	var head [4]byte
+	n, err := io.ReadFull(r, head[:])
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return 0, sum, nil, err
+	}
+	h := sha256.New()
+	h.Write(head[:n])
+	if n < len(head) || !bytes.Equal(head[:], elfMagic) {
+		m, err := io.Copy(h, r)
+		if err != nil {
+			return 0, sum, nil, err
+		}
+		h.Sum(sum[:0])
+		return int64(n) + m, sum, nil, nil
+	}
+
+	f, err := os.CreateTemp(tempDir, "layerslim-verify-*.elf")
+	if err != nil {
+		return 0, sum, nil, fmt.Errorf("spooling ELF file: %w", err)
+	}
+	defer func() {
+		f.Close()
+		os.Remove(f.Name())
+	}()
+	size, err = io.Copy(io.MultiWriter(f, h), io.MultiReader(bytes.NewReader(head[:]), r))
+	if err != nil {
+		return 0, sum, nil, err
+	}
+	h.Sum(sum[:0])
+	elfSum, err = elfDigest(f, size)
+	if err != nil {
+		return 0, sum, nil, fmt.Errorf("reading spooled ELF file: %w", err)
+	}
+	return size, sum, elfSum, nil
+}
+
+// hashReader hashes what is read through it and stops when ctx is done.
+type hashReader struct {
+	ctx context.Context
+	r   io.Reader
+	h   hash.Hash
+}
+
+func newHashReader(ctx context.Context, r io.Reader) *hashReader {
+	return &hashReader{ctx: ctx, r: r, h: sha256.New()}
+}
+
+func (hr *hashReader) Read(p []byte) (int, error) {
+	if err := hr.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := hr.r.Read(p)
+	hr.h.Write(p[:n])
+	return n, err
+}
+
+func (hr *hashReader) digest() v1.Hash {
+	return v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", hr.h.Sum(nil))}
+}

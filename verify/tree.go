@@ -1,0 +1,184 @@
+package verify
+
+import (
+	"archive/tar"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// dirent is one path of a merged filesystem.
+type dirent struct {
+	node
+	kids map[string]*dirent // set for directories only
+}
+
+// tree is a merged filesystem, built by applying layers bottom-up.
+type tree struct {
+	root   *dirent
+	inodes int // the last hardlink group number handed out
+}
+
+func newTree() *tree {
+	return &tree{root: &dirent{node: implicitDir(), kids: map[string]*dirent{}}}
+}
+
+// implicitDir is a directory that no entry describes: a runtime creates it
+// for the paths below it, with metadata of its own choosing.
+func implicitDir() node {
+	return node{typ: tar.TypeDir, implicit: true, mode: 0o755}
+}
+
+// find returns the entry at clean path p, or nil.
+func (t *tree) find(p string) *dirent {
+	d := t.root
+	for p != "" {
+		var elem string
+		elem, p, _ = strings.Cut(p, "/")
+		if d = d.kids[elem]; d == nil {
+			return nil
+		}
+	}
+	return d
+}
+
+// dirOf returns the directory that holds clean path p (not the root) and
+// p's last element. With create, missing directories on the way are made
+// implicit, and a non-directory in the way is replaced by one (entries are
+// taken literally: symlinks among the parents are not followed).
+// Without create it returns nil when a parent is missing.
+func (t *tree) dirOf(p string, create bool) (*dirent, string) {
+	d := t.root
+	for {
+		elem, rest, more := strings.Cut(p, "/")
+		if !more {
+			return d, elem
+		}
+		next := d.kids[elem]
+		if next == nil || next.kids == nil {
+			if !create {
+				return nil, ""
+			}
+			next = &dirent{node: implicitDir(), kids: map[string]*dirent{}}
+			d.kids[elem] = next
+		}
+		d, p = next, rest
+	}
+}
+
+// apply adds one layer. Whiteouts and opaque markers apply to the lower
+// layers only, wherever they stand in the layer, so they go first; then
+// the entries apply in order, a later one replacing an earlier one at the
+// same path.
+func (t *tree) apply(s *layerScan) error {
+	for _, r := range s.records {
+		switch r.op {
+		case opWhiteout:
+			if r.name == "" {
+				continue
+			}
+			if d, base := t.dirOf(r.name, false); d != nil {
+				delete(d.kids, base)
+			}
+		case opOpaque:
+			if d := t.find(r.name); d != nil && d.kids != nil {
+				clear(d.kids)
+			}
+		}
+	}
+	for _, r := range s.records {
+		switch r.op {
+		case opPut:
+			t.put(r.name, r.node)
+		case opLink:
+			if err := t.link(r.name, r.target); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// put sets the node at p. A directory over a directory keeps the children;
+// anything else replaces the path and what was below it.
+func (t *tree) put(p string, n node) {
+	if p == "" {
+		if n.typ == tar.TypeDir {
+			t.root.node = n
+		}
+		return
+	}
+	d, base := t.dirOf(p, true)
+	old := d.kids[base]
+	switch {
+	case n.typ == tar.TypeDir && old != nil && old.kids != nil:
+		old.node = n
+	case n.typ == tar.TypeDir:
+		d.kids[base] = &dirent{node: n, kids: map[string]*dirent{}}
+	default:
+		d.kids[base] = &dirent{node: n}
+	}
+}
+
+// link makes p a hardlink to target as target is now: p gets its node and
+// joins its hardlink group.
+func (t *tree) link(p, target string) error {
+	if p == target {
+		return nil
+	}
+	src := t.find(target)
+	switch {
+	case src == nil:
+		return fmt.Errorf("%s: hardlink to %s, which does not exist", p, target)
+	case src.kids != nil:
+		return fmt.Errorf("%s: hardlink to %s, which is a directory", p, target)
+	}
+	if src.inode == 0 {
+		t.inodes++
+		src.inode = t.inodes
+	}
+	t.put(p, src.node)
+	return nil
+}
+
+// rootPath is how differences name the root directory.
+const rootPath = "."
+
+// flatten lists every path of t with its node; the root is ".".
+func (t *tree) flatten() map[string]*node {
+	m := map[string]*node{rootPath: &t.root.node}
+	var walk func(prefix string, d *dirent)
+	walk = func(prefix string, d *dirent) {
+		for name, k := range d.kids {
+			p := prefix + name
+			m[p] = &k.node
+			if k.kids != nil {
+				walk(p+"/", k)
+			}
+		}
+	}
+	walk("", t.root)
+	return m
+}
+
+// hardlinks maps each path that shares its inode with other paths to the
+// sorted list of all of them.
+func hardlinks(m map[string]*node) map[string][]string {
+	groups := map[int][]string{}
+	for p, n := range m {
+		if n.inode != 0 {
+			groups[n.inode] = append(groups[n.inode], p)
+		}
+	}
+	out := map[string][]string{}
+	for _, g := range groups {
+		if len(g) < 2 {
+			continue
+		}
+		sort.Strings(g)
+		for _, p := range g {
+			out[p] = g
+		}
+	}
+	return out
+}
