@@ -3,6 +3,8 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
+	"os"
 	"strings"
 	"sync"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/layerslim/layerslim/internal/drop"
 	"github.com/layerslim/layerslim/internal/imageref"
 	"github.com/layerslim/layerslim/rewrite"
+	"github.com/layerslim/layerslim/verify"
 )
 
 // dropOptions are the flags that choose what is dropped; rewrite, analyze
@@ -48,6 +51,7 @@ type rewriteOptions struct {
 	debugSuffix string
 	debugTo     string
 	noDebug     bool
+	verify      bool
 }
 
 func newRewrite() *cobra.Command {
@@ -125,6 +129,11 @@ Drop presets:
 			}
 			j := &job{src: args[0], dst: args[1], o: &o.pipelineOptions, extra: extra, dryRun: o.dryRun,
 				debug: strip != elf.None && !o.noDebug, debugTo: o.debugTo, debugSuffix: o.debugSuffix}
+			if o.verify {
+				j.verify = func(ctx context.Context, src *imageref.Source, res *rewrite.Result) error {
+					return verifyResult(ctx, cmd.ErrOrStderr(), src, res, verify.Options{Dropped: m.Match, Jobs: o.jobs, Platforms: o.plats})
+				}
+			}
 			return j.run(cmd)
 		},
 	}
@@ -137,6 +146,7 @@ Drop presets:
 	f.StringVar(&o.strip, "strip", "unneeded", "ELF debug split: unneeded (debug sections and .symtab), debug (debug sections only), all, or none")
 	f.StringVar(&o.debugSuffix, "debug-suffix", "-debug", "the debug image is DST with this suffix on its tag")
 	f.StringVar(&o.debugTo, "debug-to", "", "write the debug image here instead (a reference)")
+	f.BoolVar(&o.verify, "verify", false, "verify the output against SRC (as the verify command does) before writing it")
 	f.BoolVar(&o.noDebug, "no-debug-image", false, "strip, but write no debug image (the debug information is discarded)")
 	return cmd
 }
@@ -214,4 +224,35 @@ func newBaseFinder(base *imageref.Ref, ro imageref.Options) rewrite.BaseFinder {
 		}
 		return cf.RootFS.DiffIDs, reason, nil
 	}
+}
+
+// verifyResult checks a rewrite's output against its source before it is
+// written; a violation stops the run.
+func verifyResult(ctx context.Context, w io.Writer, src *imageref.Source, res *rewrite.Result, vo verify.Options) error {
+	tmp, err := os.MkdirTemp("", "layerslim-verify-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	vo.TempDir = tmp
+	var results []*verify.Result
+	switch {
+	case src.Index != nil && res.Index != nil:
+		results, err = verify.Index(ctx, src.Index, res.Index, vo)
+	case src.Index != nil:
+		var r *verify.Result
+		r, err = verify.IndexImage(ctx, src.Index, res.Image, vo)
+		results = []*verify.Result{r}
+	default:
+		var r *verify.Result
+		r, err = verify.Image(ctx, src.Image, res.Image, vo)
+		results = []*verify.Result{r}
+	}
+	if err != nil {
+		return fmt.Errorf("verifying the output: %w", err)
+	}
+	if err := renderVerify(w, results, false, false); err != nil {
+		return fmt.Errorf("verify: %w; nothing was written", err)
+	}
+	return nil
 }
