@@ -1,0 +1,326 @@
+// Package analyze tells what a rewrite would save on an image, without
+// writing anything: per layer and in total, the bytes of ELF debug
+// sections, of paths the drop presets remove, of files that later layers
+// shadow (overwrite, delete or hide under an opaque directory), and the
+// size the image would have after the rewrite with zstd.
+//
+// Each layer is read once, from the top of the image down: what the layers
+// above a layer hide is known (layerfs.Shadow) before its entries stream
+// by, so a shadowed file is never inspected or compressed, and a dropped
+// or debug byte is counted only when the file stays visible. Memory holds
+// the paths of the image and the entries of one layer (metadata, never
+// file bodies); an ELF file is spooled to memory below 1 MiB and to a
+// temporary file above.
+package analyze
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/layerslim/layerslim/compress"
+	"github.com/layerslim/layerslim/elf"
+	"github.com/layerslim/layerslim/internal/drop"
+)
+
+// TopItems is how many of the largest wasted items a report lists.
+const TopItems = 20
+
+// Options configure Image and Index. The zero value analyzes with no drop
+// presets, --strip=unneeded, one layer at a time and zstd level 3.
+type Options struct {
+	// Drop decides which paths a rewrite drops; nil drops nothing.
+	Drop *drop.Matcher
+	// Strip is the --strip mode whose savings are counted (default
+	// elf.Unneeded, the zero value).
+	Strip elf.Mode
+	// Jobs is how many layer blobs are read at once. The walk itself is
+	// top-down and sequential (a layer's result depends on every layer
+	// above it), so with Jobs > 1 the next Jobs-1 layers below the one
+	// being walked are downloaded ahead into TempDir, verified, and walked
+	// from there. Worth it for a registry; for a local layout or archive,
+	// 1 (no copies) is best. Values below 1 mean 1.
+	Jobs int
+	// TempDir holds the downloaded blobs and large ELF files; "" is the
+	// system's.
+	TempDir string
+	// Level is the zstd level of the size estimate (default 3).
+	Level int
+	// Platforms, when not empty, selects the images of an index (and checks
+	// the platform of a single image): os/arch matches any variant.
+	Platforms []v1.Platform
+}
+
+func (o Options) normalize() (Options, error) {
+	o.Jobs = max(o.Jobs, 1)
+	if o.Level == 0 {
+		o.Level = compress.DefaultLevel(compress.Zstd)
+	}
+	if err := compress.ValidLevel(compress.Zstd, o.Level); err != nil {
+		return o, fmt.Errorf("analyze: %w", err)
+	}
+	if o.Strip < elf.Unneeded || o.Strip > elf.None {
+		return o, fmt.Errorf("analyze: unknown strip mode %s", o.Strip)
+	}
+	return o, nil
+}
+
+// LayerReport is what a rewrite would save in one layer. Byte counts of
+// files are their content sizes (tar headers aside); CompressedSize,
+// UncompressedSize and EstimatedZstd are whole blob and stream sizes.
+type LayerReport struct {
+	Digest    v1.Hash         `json:"digest,omitzero"`
+	MediaType types.MediaType `json:"mediaType,omitempty"`
+	// CreatedBy is the config history's created_by for the layer, when the
+	// history's non-empty entries map one to one onto the layers.
+	CreatedBy string `json:"createdBy,omitempty"`
+	// CompressedSize is the blob's size as its descriptor gives it.
+	CompressedSize int64 `json:"compressedSize"`
+	// UncompressedSize is the size of the layer's tar stream.
+	UncompressedSize int64 `json:"uncompressedSize"`
+	// Files counts the entries that are not directories or whiteouts.
+	Files int `json:"files"`
+	// DebugBytes is what stripping removes from ELF files (and static
+	// archives) that stay visible and are not dropped: elf.Info.DebugBytes.
+	DebugBytes int64 `json:"debugBytes"`
+	// DropBytes is the content of visible files the drop rules remove, and
+	// DropByPreset the same by preset name ("drop-path" for --drop-path).
+	DropBytes    int64            `json:"dropBytes"`
+	DropByPreset map[string]int64 `json:"dropByPreset,omitempty"`
+	// ShadowedBytes is the content of files the merged filesystem does not
+	// show: overwritten, deleted or hidden by a later layer, or by a later
+	// entry of the same path in this layer.
+	ShadowedBytes int64 `json:"shadowedBytes"`
+	// ELFFiles counts the visible, kept ELF files, stripped or not, and the
+	// static archives that have debug sections to strip.
+	ELFFiles int `json:"elfFiles"`
+	// EstimatedZstd is the size of the layer after the rewrite: the tar
+	// records of what stays (ELF files as stripped), compressed with zstd
+	// at Options.Level.
+	EstimatedZstd int64 `json:"estimatedZstd"`
+	// Skipped says why a layer was not read (non-distributable layers are
+	// passed through by a rewrite); its estimate is its compressed size.
+	Skipped string `json:"skipped,omitempty"`
+}
+
+// Waste is what the layer's debug, drop and shadowed bytes add up to.
+func (l *LayerReport) Waste() int64 { return l.DebugBytes + l.DropBytes + l.ShadowedBytes }
+
+func (l *LayerReport) add(o *LayerReport) {
+	l.CompressedSize += o.CompressedSize
+	l.UncompressedSize += o.UncompressedSize
+	l.Files += o.Files
+	l.DebugBytes += o.DebugBytes
+	l.DropBytes += o.DropBytes
+	l.ShadowedBytes += o.ShadowedBytes
+	l.ELFFiles += o.ELFFiles
+	l.EstimatedZstd += o.EstimatedZstd
+	for k, v := range o.DropByPreset {
+		if l.DropByPreset == nil {
+			l.DropByPreset = map[string]int64{}
+		}
+		l.DropByPreset[k] += v
+	}
+}
+
+// Item is one wasted file.
+type Item struct {
+	Path  string `json:"path"`
+	Layer int    `json:"layer"` // 1 is the bottom layer
+	Bytes int64  `json:"bytes"`
+	// Why is "shadowed by layer N", "drop preset NAME", "drop-path" or
+	// "debug sections".
+	Why string `json:"why"`
+}
+
+// ImageReport is the analysis of one image (one platform of an index).
+type ImageReport struct {
+	Platform string  `json:"platform,omitempty"`
+	Digest   v1.Hash `json:"digest"` // of the image manifest
+	// Layers are bottom first, as in the manifest.
+	Layers []LayerReport `json:"layers"`
+	// Totals adds the layers up (Digest, MediaType and CreatedBy unset).
+	Totals LayerReport `json:"totals"`
+	// WasteBytes is Totals' debug + drop + shadowed bytes, WastePercent
+	// the share of the image's uncompressed size they make.
+	WasteBytes   int64   `json:"wasteBytes"`
+	WastePercent float64 `json:"wastePercent"`
+	// Top lists the largest wasted items, largest first (at most TopItems).
+	Top []Item `json:"top"`
+}
+
+// Image analyzes one image.
+func Image(ctx context.Context, img v1.Image, o Options) (*ImageReport, error) {
+	o, err := o.normalize()
+	if err != nil {
+		return nil, err
+	}
+	return analyzeImage(ctx, img, nil, &o)
+}
+
+// Index analyzes the images of an index that Options.Platforms selects (all
+// by default), in index order. Attestations, entries for the "unknown"
+// platform and nested indexes are skipped. The platforms are analyzed one
+// after the other, and a layer shared by several of them is read once for
+// each: what it wastes depends on the layers above it, which differ per
+// platform.
+func Index(ctx context.Context, idx v1.ImageIndex, o Options) ([]*ImageReport, error) {
+	o, err := o.normalize()
+	if err != nil {
+		return nil, err
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil, fmt.Errorf("reading index: %w", err)
+	}
+	var out []*ImageReport
+	for _, d := range im.Manifests {
+		if !d.MediaType.IsImage() || isAttestation(d) {
+			continue
+		}
+		if d.Platform != nil && !selected(o.Platforms, *d.Platform) {
+			continue
+		}
+		img, err := idx.Image(d.Digest)
+		if err != nil {
+			return nil, fmt.Errorf("reading manifest %s: %w", d.Digest, err)
+		}
+		rep, err := analyzeImage(ctx, img, d.Platform, &o)
+		var pe *platformError
+		switch {
+		case errors.As(err, &pe):
+			continue // the config says otherwise than the index
+		case err != nil:
+			return nil, fmt.Errorf("%s (%s): %w", platformName(d.Platform), d.Digest, err)
+		}
+		out = append(out, rep)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no image in the index matches the selected platforms")
+	}
+	return out, nil
+}
+
+func isAttestation(d v1.Descriptor) bool {
+	if d.Annotations["vnd.docker.reference.type"] == "attestation-manifest" {
+		return true
+	}
+	return d.Platform != nil && d.Platform.OS == "unknown"
+}
+
+func selected(want []v1.Platform, p v1.Platform) bool {
+	if len(want) == 0 {
+		return true
+	}
+	for _, w := range want {
+		if p.Satisfies(w) {
+			return true
+		}
+	}
+	return false
+}
+
+func platformName(p *v1.Platform) string {
+	if p == nil {
+		return "unknown platform"
+	}
+	return p.String()
+}
+
+// platformError is analyzeImage's error for an image of a platform that
+// Options.Platforms does not select.
+type platformError struct{ platform string }
+
+func (e *platformError) Error() string {
+	return fmt.Sprintf("image is for %s, which the selected platforms do not include", e.platform)
+}
+
+func analyzeImage(ctx context.Context, img v1.Image, plat *v1.Platform, o *Options) (*ImageReport, error) {
+	digest, err := img.Digest()
+	if err != nil {
+		return nil, fmt.Errorf("reading manifest: %w", err)
+	}
+	mf, err := img.Manifest()
+	if err != nil {
+		return nil, fmt.Errorf("reading manifest: %w", err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("reading config %s: %w", mf.Config.Digest, err)
+	}
+	p := v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant}
+	if plat != nil {
+		p = *plat
+	}
+	if !selected(o.Platforms, p) {
+		return nil, &platformError{platform: p.String()}
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, fmt.Errorf("reading layers: %w", err)
+	}
+	if len(layers) != len(mf.Layers) {
+		return nil, fmt.Errorf("image has %d layers but its manifest lists %d", len(layers), len(mf.Layers))
+	}
+	if len(cf.RootFS.DiffIDs) != len(mf.Layers) {
+		return nil, fmt.Errorf("manifest lists %d layers but the config has %d diff_ids", len(mf.Layers), len(cf.RootFS.DiffIDs))
+	}
+	rep := &ImageReport{Digest: digest, Layers: make([]LayerReport, len(layers))}
+	if p.OS != "" {
+		rep.Platform = p.String()
+	}
+	created := createdBy(cf, len(layers))
+	ins := make([]layerIn, len(layers))
+	for i, d := range mf.Layers {
+		if !compress.NonDistributable(d.MediaType) {
+			if _, known := compress.MediaTypeCodec(d.MediaType); !known {
+				return nil, fmt.Errorf("layer %d (%s): unsupported layer media type %q", i+1, d.Digest, d.MediaType)
+			}
+		}
+		ins[i] = layerIn{layer: layers[i], desc: d, diffID: cf.RootFS.DiffIDs[i]}
+		l := &rep.Layers[i]
+		l.Digest, l.MediaType, l.CompressedSize = d.Digest, d.MediaType, d.Size
+		if created != nil {
+			l.CreatedBy = created[i]
+		}
+	}
+
+	dir, err := os.MkdirTemp(o.TempDir, "layerslim-analyze-*")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	w := newWalker(o, dir)
+	if err := w.run(ctx, ins, rep.Layers); err != nil {
+		return nil, err
+	}
+
+	for i := range rep.Layers {
+		rep.Totals.add(&rep.Layers[i])
+	}
+	rep.WasteBytes = rep.Totals.Waste()
+	if rep.Totals.UncompressedSize > 0 {
+		rep.WastePercent = 100 * float64(rep.WasteBytes) / float64(rep.Totals.UncompressedSize)
+	}
+	rep.Top = w.top.sorted()
+	return rep, nil
+}
+
+// createdBy maps the history's non-empty entries onto n layers, or returns
+// nil when they do not map one to one.
+func createdBy(cf *v1.ConfigFile, n int) []string {
+	var out []string
+	for _, h := range cf.History {
+		if !h.EmptyLayer {
+			out = append(out, h.CreatedBy)
+		}
+	}
+	if len(out) != n {
+		return nil
+	}
+	return out
+}

@@ -1,0 +1,220 @@
+package analyze
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sync/errgroup"
+)
+
+// ErrDigestMismatch is wrapped by the error for a blob or an uncompressed
+// layer whose bytes do not hash to the digest that names it.
+var ErrDigestMismatch = errors.New("digest mismatch")
+
+// layerIn is a source layer with what the manifest and config say of it.
+type layerIn struct {
+	layer  v1.Layer
+	desc   v1.Descriptor
+	diffID v1.Hash
+}
+
+// verifier reads a blob, hashes and counts it, and checks it at the end.
+type verifier struct {
+	ctx  context.Context
+	r    io.Reader
+	want v1.Hash
+	h    hash.Hash
+	n    int64
+}
+
+func newVerifier(ctx context.Context, r io.Reader, want v1.Hash) *verifier {
+	v := &verifier{ctx: ctx, r: r, want: want}
+	if want.Algorithm == "sha256" {
+		v.h = sha256.New()
+	}
+	return v
+}
+
+func (v *verifier) Read(p []byte) (int, error) {
+	if err := v.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := v.r.Read(p)
+	if n > 0 {
+		if v.h != nil {
+			v.h.Write(p[:n])
+		}
+		v.n += int64(n)
+	}
+	return n, err
+}
+
+// finish reads what is left (a decoder may stop before the end of its
+// stream) and compares size and digest.
+func (v *verifier) finish(size int64) error {
+	if _, err := io.Copy(io.Discard, v); err != nil {
+		return fmt.Errorf("reading blob: %w", err)
+	}
+	if size > 0 && v.n != size {
+		return fmt.Errorf("blob has %d bytes, its descriptor says %d", v.n, size)
+	}
+	if v.h == nil {
+		return nil
+	}
+	got := v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", v.h.Sum(nil))}
+	if got != v.want {
+		return fmt.Errorf("blob content hashes to %s: %w", got, ErrDigestMismatch)
+	}
+	return nil
+}
+
+// blob is an open compressed layer blob.
+type blob struct {
+	r      io.Reader
+	finish func() error // drains and verifies
+	close  func() error
+}
+
+// openDirect streams the blob from its source, verifying it on the way.
+func openDirect(ctx context.Context, in layerIn) (*blob, error) {
+	rc, err := in.layer.Compressed()
+	if err != nil {
+		return nil, fmt.Errorf("opening blob: %w", err)
+	}
+	v := newVerifier(ctx, rc, in.desc.Digest)
+	return &blob{
+		r:      v,
+		finish: func() error { return v.finish(in.desc.Size) },
+		close:  rc.Close,
+	}, nil
+}
+
+// openFile reads a blob that download verified.
+func openFile(ctx context.Context, name string) (*blob, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	v := newVerifier(ctx, bufio.NewReaderSize(f, 1<<20), v1.Hash{})
+	return &blob{
+		r:      v,
+		finish: func() error { return v.finish(0) },
+		close:  f.Close,
+	}, nil
+}
+
+// download copies the blob of in into a new file in dir, verified, and
+// returns the file's name.
+func download(ctx context.Context, in layerIn, dir string) (string, error) {
+	b, err := openDirect(ctx, in)
+	if err != nil {
+		return "", err
+	}
+	defer b.close()
+	f, err := os.CreateTemp(dir, "blob-*")
+	if err != nil {
+		return "", err
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	_, err = io.Copy(bw, b.r)
+	if err == nil {
+		err = b.finish()
+	}
+	if err == nil {
+		err = bw.Flush()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
+}
+
+type fetched struct {
+	name string
+	err  error
+}
+
+// prefetcher downloads the blobs below the layer being walked, top down,
+// at most jobs-1 of them on disk at once.
+type prefetcher struct {
+	g     *errgroup.Group
+	ctx   context.Context
+	slots []chan fetched // per layer; nil for layers read directly
+	sem   chan struct{}
+}
+
+// startPrefetch begins downloading the layers of ins below the top one.
+// The top layer, and layers that are not read, get no slot.
+func startPrefetch(ctx context.Context, ins []layerIn, skip func(int) bool, jobs int, dir string) *prefetcher {
+	g, gctx := errgroup.WithContext(ctx)
+	p := &prefetcher{g: g, ctx: gctx, slots: make([]chan fetched, len(ins)), sem: make(chan struct{}, jobs-1)}
+	var todo []int
+	for i := len(ins) - 2; i >= 0; i-- {
+		if !skip(i) {
+			p.slots[i] = make(chan fetched, 1)
+			todo = append(todo, i)
+		}
+	}
+	g.Go(func() error {
+		for _, i := range todo {
+			select {
+			case p.sem <- struct{}{}:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+			g.Go(func() error {
+				name, err := download(gctx, ins[i], dir)
+				p.slots[i] <- fetched{name: name, err: err}
+				return err
+			})
+		}
+		return nil
+	})
+	return p
+}
+
+// open returns layer i's blob: from its download when it has a slot.
+func (p *prefetcher) open(ctx context.Context, i int, in layerIn) (*blob, error) {
+	if p == nil || p.slots[i] == nil {
+		return openDirect(ctx, in)
+	}
+	var f fetched
+	select {
+	case f = <-p.slots[i]:
+	case <-p.ctx.Done():
+		// The download failed before this layer's began, or the walk was
+		// cancelled: report why.
+		if err := p.g.Wait(); err != nil {
+			return nil, err
+		}
+		return nil, ctx.Err()
+	}
+	if f.err != nil {
+		return nil, f.err
+	}
+	b, err := openFile(ctx, f.name)
+	if err != nil {
+		os.Remove(f.name)
+		<-p.sem
+		return nil, err
+	}
+	closeFile := b.close
+	b.close = func() error {
+		err := closeFile()
+		os.Remove(f.name)
+		<-p.sem
+		return err
+	}
+	return b, nil
+}

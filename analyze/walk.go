@@ -1,0 +1,532 @@
+package analyze
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"path"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/layerslim/layerslim/compress"
+	"github.com/layerslim/layerslim/elf"
+	"github.com/layerslim/layerslim/internal/drop"
+	"github.com/layerslim/layerslim/internal/layerfs"
+	"github.com/layerslim/layerslim/internal/spool"
+)
+
+// memSpool is how much of an ELF file is kept in memory; larger ones go to
+// a temporary file.
+const memSpool = 1 << 20
+
+var elfMagic = []byte("\x7fELF")
+
+// walker walks the layers of one image from the top down.
+type walker struct {
+	o      *Options
+	dir    string
+	shadow *layerfs.Shadow
+	// by names, for each path the walked layers put something at, the
+	// nearest of those layers above the one being walked: it names the
+	// layer that shadows a file.
+	by  map[string]hider
+	top topItems
+}
+
+// hider holds the nearest layer that put anything at a path, and the
+// nearest that put something there which hides what is below it: a
+// non-directory, a whiteout or an opaque marker.
+type hider struct{ any, hide int32 }
+
+func newWalker(o *Options, dir string) *walker {
+	return &walker{o: o, dir: dir, shadow: layerfs.NewShadow(), by: map[string]hider{}, top: topItems{n: TopItems}}
+}
+
+// run fills out[i] for every layer of ins.
+func (w *walker) run(ctx context.Context, ins []layerIn, out []LayerReport) error {
+	skip := func(i int) bool { return compress.NonDistributable(ins[i].desc.MediaType) }
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var p *prefetcher
+	if w.o.Jobs > 1 && len(ins) > 1 {
+		p = startPrefetch(ctx, ins, skip, w.o.Jobs, w.dir)
+	}
+	err := w.walk(ctx, ins, out, skip, p)
+	cancel()
+	if p != nil {
+		// A download's error reaches the walk through its slot; what is
+		// left here is the cancellation.
+		p.g.Wait()
+	}
+	return err
+}
+
+func (w *walker) walk(ctx context.Context, ins []layerIn, out []LayerReport, skip func(int) bool, p *prefetcher) error {
+	for i := len(ins) - 1; i >= 0; i-- {
+		if skip(i) {
+			// Its paths are unknown, so it shadows nothing below.
+			out[i].Skipped = "non-distributable layer: not read, passed through by a rewrite"
+			out[i].EstimatedZstd = ins[i].desc.Size
+			continue
+		}
+		if err := w.layer(ctx, i, ins[i], p, &out[i]); err != nil {
+			return fmt.Errorf("layer %d (%s): %w", i+1, ins[i].desc.Digest, err)
+		}
+	}
+	return nil
+}
+
+// layer reads layer i once and fills rep.
+func (w *walker) layer(ctx context.Context, i int, in layerIn, p *prefetcher, rep *LayerReport) error {
+	b, err := p.open(ctx, i, in)
+	if err != nil {
+		return err
+	}
+	defer b.close()
+	codec, r, err := compress.Detect(b.r)
+	if err != nil {
+		return fmt.Errorf("reading blob: %w", err)
+	}
+	dr, err := compress.NewReader(codec, r)
+	if err != nil {
+		return err
+	}
+	defer dr.Close()
+	cr := &countReader{r: dr}
+	if in.diffID.Algorithm == "sha256" {
+		cr.h = sha256.New()
+	}
+	est, err := newEstimator(w.o.Level)
+	if err != nil {
+		return err
+	}
+	defer est.abort()
+	lw := &layerWalk{w: w, i: i, est: est, last: map[string]int{}, touched: map[string]bool{}}
+	if err := lw.entries(ctx, cr); err != nil {
+		return err
+	}
+	// Read past the end-of-archive blocks, so both digests cover every byte.
+	if _, err := io.Copy(io.Discard, cr); err != nil {
+		return err
+	}
+	if err := b.finish(); err != nil {
+		return err
+	}
+	if cr.h != nil {
+		got := v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", cr.h.Sum(nil))}
+		if got != in.diffID {
+			return fmt.Errorf("uncompressed content hashes to %s but the config says diff_id %s: %w", got, in.diffID, ErrDigestMismatch)
+		}
+	}
+	rep.UncompressedSize = cr.n
+	return lw.finish(rep)
+}
+
+type countReader struct {
+	r io.Reader
+	h hash.Hash
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if n > 0 {
+		c.n += int64(n)
+		if c.h != nil {
+			c.h.Write(p[:n])
+		}
+	}
+	return n, err
+}
+
+// hiddenBy names the layer that hides an entry at p that Shadow.Hidden
+// reported hidden: the nearest layer above that put at p itself what hides
+// the entry, or that deleted, made opaque or replaced by a non-directory a
+// directory above p. -1 when none is found.
+func (w *walker) hiddenBy(p string, isDir bool) int {
+	best := int32(-1)
+	consider := func(l int32) {
+		if l >= 0 && (best < 0 || l < best) {
+			best = l
+		}
+	}
+	k := w.shadow.Upper(p)
+	if h, ok := w.by[p]; ok {
+		if k&(layerfs.File|layerfs.Deleted) != 0 {
+			consider(h.hide)
+		}
+		if !isDir && k != 0 {
+			consider(h.any) // anything at all replaces a non-directory
+		}
+	}
+	for a := parentOf(p); a != ""; a = parentOf(a) {
+		if w.shadow.Upper(a)&(layerfs.File|layerfs.Deleted|layerfs.Opaque) != 0 {
+			consider(w.by[a].hide)
+		}
+	}
+	return int(best)
+}
+
+// commit ends layer i: what it holds now shadows the layers below.
+func (w *walker) commit(i int, touched map[string]bool) {
+	w.shadow.Commit()
+	for p, hides := range touched {
+		h, ok := w.by[p]
+		if !ok {
+			h.hide = -1
+		}
+		h.any = int32(i)
+		if hides {
+			h.hide = int32(i)
+		}
+		w.by[p] = h
+	}
+}
+
+func parentOf(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		return p[:i]
+	}
+	return ""
+}
+
+// class is what becomes of an entry.
+type class uint8
+
+const (
+	kept class = iota
+	shadowed
+	dropped
+)
+
+// entryRec is what the walk of a layer keeps of one entry until the end of
+// the layer: a later entry of the same path shadows it.
+type entryRec struct {
+	path       string
+	link       string // a hardlink's clean target
+	size       int64  // content bytes of a regular file
+	est        int64  // bytes of its record in the estimate
+	debug      int64  // debug bytes stripping removes
+	reason     string // the drop rule
+	by         int    // the layer that shadows it, -1 if unknown
+	class      class
+	elf        bool
+	superseded bool // a later entry of this layer has the same path
+	dup        bool // shadowed because it was superseded
+}
+
+// layerWalk is the walk of one layer.
+type layerWalk struct {
+	w           *walker
+	i           int
+	est         *estimator
+	recs        []entryRec
+	last        map[string]int  // path → its latest entry in recs
+	links       []int           // the kept hardlinks, in recs
+	touched     map[string]bool // paths the layer puts something at; true where it hides what is below
+	linkDropped map[string]bool
+	files       int
+}
+
+func (lw *layerWalk) entries(ctx context.Context, r io.Reader) error {
+	tr := tar.NewReader(r)
+	prev := ""
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			if prev != "" {
+				return fmt.Errorf("reading tar after %s: %w", prev, err)
+			}
+			return fmt.Errorf("reading tar: %w", err)
+		}
+		prev = h.Name
+		if err := lw.entry(h, tr); err != nil {
+			return fmt.Errorf("%s: %w", h.Name, err)
+		}
+	}
+}
+
+// touch records that this layer puts something at p, and so directories
+// above it; hides says that what it puts at p hides what lower layers have
+// there (a non-directory, a whiteout, an opaque marker).
+func (lw *layerWalk) touch(p string, hides bool) {
+	if _, ok := lw.touched[p]; !ok || hides {
+		lw.touched[p] = hides
+	}
+	for a := parentOf(p); a != ""; a = parentOf(a) {
+		if _, ok := lw.touched[a]; ok {
+			return // and so are the directories above it
+		}
+		lw.touched[a] = false
+	}
+}
+
+func (lw *layerWalk) entry(h *tar.Header, body io.Reader) error {
+	sh := lw.w.shadow
+	p := layerfs.Clean(h.Name)
+	if p == "" {
+		_, err := lw.est.record(h, nil) // the root itself: nothing hides it
+		return err
+	}
+	if target, _, ok := layerfs.Whiteout(p); ok {
+		hidden := sh.AncestorHidden(p)
+		sh.Mark(p, false)
+		lw.touch(target, true)
+		if hidden {
+			return nil
+		}
+		_, err := lw.est.record(h, nil)
+		return err
+	}
+	isDir := h.Typeflag == tar.TypeDir
+	lw.touch(p, !isDir)
+	r := entryRec{path: p, by: -1}
+	if !isDir {
+		lw.files++
+	}
+	if h.Typeflag == tar.TypeReg || h.Typeflag == tar.TypeGNUSparse {
+		r.size = h.Size
+	}
+	hidden := sh.Hidden(p, isDir)
+	sh.Mark(p, isDir)
+	if j, ok := lw.last[p]; ok {
+		lw.recs[j].superseded = true
+	}
+	idx := len(lw.recs)
+	lw.last[p] = idx
+	defer func() { lw.recs = append(lw.recs, r) }()
+
+	var err error
+	switch {
+	case hidden:
+		r.class, r.by = shadowed, lw.w.hiddenBy(p, isDir)
+		return nil
+	case isDir:
+		if sh.DirReplaced(p) {
+			return nil // a directory entry above replaces it
+		}
+		r.est, err = lw.est.record(h, nil)
+		return err
+	}
+	if reason, ok := lw.dropReason(p, h); ok {
+		r.class, r.reason = dropped, reason
+		return nil
+	}
+	if h.Typeflag == tar.TypeLink {
+		r.link = layerfs.Clean(h.Linkname)
+		lw.links = append(lw.links, idx)
+	}
+	if r.size > 0 {
+		return lw.file(&r, h, body)
+	}
+	r.est, err = lw.est.record(h, nil)
+	return err
+}
+
+// dropReason applies the drop rules as rewrite's Drop filter does: a
+// hardlink to a dropped file goes too.
+func (lw *layerWalk) dropReason(p string, h *tar.Header) (string, bool) {
+	m := lw.w.o.Drop
+	if m == nil {
+		return "", false
+	}
+	reason, ok := m.Match(p, false)
+	if !ok && h.Typeflag == tar.TypeLink {
+		t := layerfs.Clean(h.Linkname)
+		if _, d := m.Match(t, false); d || lw.linkDropped[t] {
+			if lw.linkDropped == nil {
+				lw.linkDropped = map[string]bool{}
+			}
+			lw.linkDropped[p] = true
+			return "link to dropped " + t, true
+		}
+	}
+	return reason, ok
+}
+
+// file estimates a kept regular file, stripped if it is ELF (found by its
+// magic bytes) or a static archive.
+func (lw *layerWalk) file(r *entryRec, h *tar.Header, body io.Reader) error {
+	var head [8]byte
+	n, err := io.ReadFull(body, head[:min(int64(len(head)), h.Size)])
+	if err != nil {
+		return err
+	}
+	all := io.MultiReader(bytes.NewReader(head[:n]), body)
+	isELF := bytes.HasPrefix(head[:n], elfMagic)
+	isAr := n == len(head) && string(head[:]) == "!<arch>\n"
+	if lw.w.o.Strip == elf.None || (!isELF && !isAr) {
+		r.elf = isELF
+		r.est, err = lw.est.record(h, copyFrom(all))
+		return err
+	}
+	sp := spool.New(lw.w.dir, memSpool, 0)
+	defer sp.Close()
+	if _, err := io.Copy(sp, all); err != nil {
+		return err
+	}
+	if isAr {
+		return lw.archive(r, h, sp)
+	}
+	return lw.elfFile(r, h, sp)
+}
+
+func copyFrom(src io.Reader) func(io.Writer) error {
+	return func(w io.Writer) error {
+		_, err := io.Copy(w, src)
+		return err
+	}
+}
+
+// elfFile counts an ELF file's debug bytes with elf.Inspect and puts the
+// stripped file that elf.Split writes in the estimate.
+func (lw *layerWalk) elfFile(r *entryRec, h *tar.Header, sp *spool.Spool) error {
+	mode, size := lw.w.o.Strip, sp.Size()
+	info, err := elf.Inspect(sp, size, mode)
+	if err != nil && !errors.Is(err, elf.ErrUnchanged) {
+		return fmt.Errorf("inspecting ELF: %w", err)
+	}
+	if err != nil || info.DebugBytes == 0 {
+		// Malformed (a rewrite keeps it as it is), or nothing to strip.
+		r.elf = err == nil
+		r.est, err = lw.est.record(h, copyFrom(sp.Reader()))
+		return err
+	}
+	r.elf = true
+	c := *h
+	c.Size = size - info.DebugBytes // near enough for the header's bytes
+	stripped := false
+	r.est, err = lw.est.record(&c, func(w io.Writer) error {
+		_, err := elf.Split(sp, size, mode, debugName(r.path, info.BuildID), w, io.Discard)
+		if errors.Is(err, elf.ErrUnchanged) {
+			_, err = io.Copy(w, sp.Reader())
+			return err
+		}
+		stripped = err == nil
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("splitting debug info: %w", err)
+	}
+	if stripped {
+		r.debug = info.DebugBytes
+	}
+	return nil
+}
+
+// archive strips a static archive's members as a rewrite does.
+func (lw *layerWalk) archive(r *entryRec, h *tar.Header, sp *spool.Spool) error {
+	var res *elf.Result
+	var err error
+	r.est, err = lw.est.record(h, func(w io.Writer) error {
+		var err error
+		res, err = elf.SplitArchive(sp, sp.Size(), w)
+		if errors.Is(err, elf.ErrUnchanged) {
+			res = nil
+			_, err = io.Copy(w, sp.Reader())
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("stripping static archive: %w", err)
+	}
+	if res != nil && res.DebugBytes > 0 {
+		r.elf, r.debug = true, res.DebugBytes
+	}
+	return nil
+}
+
+// debugName is the name .gnu_debuglink records, as rewrite.DebugPath
+// makes it: its length is part of the stripped file.
+func debugName(p, buildID string) string {
+	if len(buildID) > 2 {
+		return buildID[2:] + ".debug"
+	}
+	return path.Base(p) + ".debug"
+}
+
+// finish settles the layer: earlier entries of a path written again are
+// shadowed, a shadowed file that a kept hardlink of the layer points to is
+// not (the link keeps its content), and the totals and items go to rep.
+func (lw *layerWalk) finish(rep *LayerReport) error {
+	var superseded int64 // estimate bytes of records a later entry replaces
+	for j := range lw.recs {
+		r := &lw.recs[j]
+		if r.superseded && r.class != shadowed {
+			superseded += r.est
+			r.class, r.by, r.dup = shadowed, lw.i, true
+		}
+	}
+	for _, j := range lw.links {
+		l := &lw.recs[j]
+		if l.class != kept {
+			continue
+		}
+		if k, ok := lw.last[l.link]; ok && k < j && lw.recs[k].class == shadowed && !lw.recs[k].dup {
+			lw.recs[k].class = kept
+		}
+	}
+	c, err := lw.est.close()
+	if err != nil {
+		return fmt.Errorf("estimating: %w", err)
+	}
+	// The encoder has seen the superseded records: take out their share,
+	// at the layer's own compression ratio.
+	if superseded > 0 && lw.est.in > 0 {
+		c -= int64(float64(c) * float64(superseded) / float64(lw.est.in))
+	}
+	rep.EstimatedZstd = c
+	rep.Files = lw.files
+	layer := lw.i + 1
+	for j := range lw.recs {
+		r := &lw.recs[j]
+		switch r.class {
+		case shadowed:
+			rep.ShadowedBytes += r.size
+			lw.w.top.add(Item{Path: r.path, Layer: layer, Bytes: r.size, Why: shadowWhy(r)})
+		case dropped:
+			rep.DropBytes += r.size
+			if r.size > 0 {
+				if rep.DropByPreset == nil {
+					rep.DropByPreset = map[string]int64{}
+				}
+				rep.DropByPreset[r.reason] += r.size
+			}
+			why := "drop preset " + r.reason
+			if r.reason == drop.ReasonDropPath {
+				why = "drop-path"
+			}
+			lw.w.top.add(Item{Path: r.path, Layer: layer, Bytes: r.size, Why: why})
+		case kept:
+			if r.elf {
+				rep.ELFFiles++
+			}
+			rep.DebugBytes += r.debug
+			lw.w.top.add(Item{Path: r.path, Layer: layer, Bytes: r.debug, Why: "debug sections"})
+		}
+	}
+	lw.w.commit(lw.i, lw.touched)
+	return nil
+}
+
+func shadowWhy(r *entryRec) string {
+	switch {
+	case r.dup:
+		return fmt.Sprintf("shadowed by layer %d (a later entry of the same path)", r.by+1)
+	case r.by >= 0:
+		return fmt.Sprintf("shadowed by layer %d", r.by+1)
+	}
+	return "shadowed by a later layer"
+}
