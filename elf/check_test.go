@@ -119,7 +119,7 @@ func checkOutputs(t testing.TB, in, stripped, debug []byte, mode Mode, name stri
 		if s.Flags&stdelf.SHF_ALLOC != 0 && !ok {
 			t.Errorf("allocated section %s removed", s.Name)
 		}
-		if !ok || s.Type == stdelf.SHT_NOBITS || s.Name == debuglinkName || s.Name == ".shstrtab" {
+		if !ok || s.Type == stdelf.SHT_NOBITS || s.Type == stdelf.SHT_NULL || s.Name == debuglinkName || s.Name == ".shstrtab" {
 			continue
 		}
 		switch s.Type {
