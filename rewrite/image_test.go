@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -449,5 +450,27 @@ func TestImageNonDistributablePassesThrough(t *testing.T) {
 	}
 	if a := res.Report.Images[0].Layers[1].Action; a != rewrite.PassedThrough {
 		t.Errorf("action %s", a)
+	}
+}
+
+func TestReportJSONRoundTrip(t *testing.T) {
+	l1 := gzipLayer(t, tarOf(t, 50, 3))
+	l2 := gzipLayer(t, tarOf(t, 51, 3))
+	res, err := rewrite.Image(context.Background(), dockerImage(t, "amd64", l1, l2), rewrite.WithTempDir(t.TempDir()),
+		rewrite.WithSquash(rewrite.SquashAll), rewrite.WithFilter(func(rewrite.Recorder) rewrite.Filter { return rewrite.Keep() }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Close()
+	b, err := json.Marshal(res.Report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back rewrite.Report
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatalf("the report does not read back: %v\n%s", err, b)
+	}
+	if back.Images[0].Layers[0].Output != res.Report.Images[0].Layers[0].Output {
+		t.Error("a layer's output blob changed in the round trip")
 	}
 }

@@ -1,6 +1,7 @@
 package rewrite
 
 import (
+	"encoding/json"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -150,4 +151,51 @@ type DebugReport struct {
 	Digest v1.Hash `json:"digest"`
 	Files  int     `json:"files"`
 	Layer  Blob    `json:"layer"`
+}
+
+// blobJSON is Blob on the wire: a digest that is not known is left out
+// rather than written as ":".
+type blobJSON struct {
+	Digest    string          `json:"digest,omitempty"`
+	Size      int64           `json:"size"`
+	MediaType types.MediaType `json:"mediaType,omitempty"`
+	Codec     compress.Codec  `json:"codec,omitempty"`
+	DiffID    string          `json:"diffID,omitempty"`
+}
+
+func hashText(h v1.Hash) string {
+	if h.Hex == "" {
+		return ""
+	}
+	return h.String()
+}
+
+func parseHash(s string) (v1.Hash, error) {
+	if s == "" {
+		return v1.Hash{}, nil
+	}
+	return v1.NewHash(s)
+}
+
+// MarshalJSON writes b, leaving unknown digests out.
+func (b Blob) MarshalJSON() ([]byte, error) {
+	return json.Marshal(blobJSON{hashText(b.Digest), b.Size, b.MediaType, b.Codec, hashText(b.DiffID)})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (b *Blob) UnmarshalJSON(data []byte) error {
+	var j blobJSON
+	if err := json.Unmarshal(data, &j); err != nil {
+		return err
+	}
+	d, err := parseHash(j.Digest)
+	if err != nil {
+		return err
+	}
+	id, err := parseHash(j.DiffID)
+	if err != nil {
+		return err
+	}
+	*b = Blob{Digest: d, Size: j.Size, MediaType: j.MediaType, Codec: j.Codec, DiffID: id}
+	return nil
 }

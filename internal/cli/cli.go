@@ -61,7 +61,7 @@ References:
 		Version:       Version,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &UsageError{Err: err} })
-	root.AddCommand(newRecompress(), newRewrite(), newVerify(), newDebug())
+	root.AddCommand(newRecompress(), newRewrite(), newAnalyze(), newVerify(), newDebug())
 	return root
 }
 
