@@ -30,8 +30,11 @@ func buildID(f *file) (string, error) {
 			}
 		}
 	}
+	budget := uint64(4 * maxNoteSize)
 	for _, a := range areas {
-		b := make([]byte, min(a.size, maxNoteSize))
+		n := min(a.size, maxNoteSize, budget)
+		budget -= n
+		b := make([]byte, n)
 		if err := f.readAt(b, a.off); err != nil {
 			return "", err
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"io"
+	"slices"
 	"strings"
 
 	stdelf "debug/elf"
@@ -242,6 +243,21 @@ func parse(r io.ReaderAt, size int64) (*file, error) {
 		f.decodeShdr(s, buf[uint64(i)*f.shentsize:])
 		if i > 0 && s.hasBytes() && !f.inFile(s.off, s.size) {
 			return nil, formatErr(f.shoff+uint64(i)*f.shentsize, "section %d: contents [%#x, +%#x) past end of file", i, s.off, s.size)
+		}
+	}
+	// Sections with contents must not overlap: that keeps every pass over
+	// section contents linear in the file size, whatever the input.
+	var spans []int
+	for i := 1; i < len(f.sects); i++ {
+		if s := &f.sects[i]; s.hasBytes() && s.size > 0 {
+			spans = append(spans, i)
+		}
+	}
+	slices.SortFunc(spans, func(a, b int) int { return cmpU64(f.sects[a].off, f.sects[b].off) })
+	for k := 1; k < len(spans); k++ {
+		a, b := &f.sects[spans[k-1]], &f.sects[spans[k]]
+		if a.off+a.size > b.off {
+			return nil, formatErr(f.shoff+uint64(spans[k])*f.shentsize, "sections %d and %d overlap", spans[k-1], spans[k])
 		}
 	}
 	// Section names.

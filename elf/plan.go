@@ -1,7 +1,7 @@
 package elf
 
 import (
-	"bytes"
+	"fmt"
 	"slices"
 	"sort"
 	"strings"
@@ -247,14 +247,14 @@ func (p *plan) renumber() error {
 	}
 	// .dynsym is allocated and cannot change, so allocated sections must
 	// keep their indices when it exists.
-	for i := firstGap; i < n; i++ {
+	hasDynsym := false
+	for j := range f.sects {
+		hasDynsym = hasDynsym || f.sects[j].typ == uint32(stdelf.SHT_DYNSYM)
+	}
+	for i := firstGap; i < n && hasDynsym; i++ {
 		if !p.remove[i] && i != p.replace && f.sects[i].alloc() && p.newIdx[i] != uint32(i) {
-			for j := range f.sects {
-				if f.sects[j].typ == uint32(stdelf.SHT_DYNSYM) {
-					p.reason = "removing sections would renumber allocated sections that .dynsym refers to"
-					return nil
-				}
-			}
+			p.reason = "removing sections would renumber allocated sections that .dynsym refers to"
+			return nil
 		}
 	}
 	for i := 1; i < n; i++ {
@@ -478,6 +478,13 @@ func (p *plan) remapLink(l uint32) uint32 {
 	return p.newIdx[l]
 }
 
+// sensibleAlign reports whether a is an alignment this package applies
+// when it moves a section: 0, 1 or a power of two up to 4096. Larger ones
+// on non-allocated sections only come from broken or hostile input.
+func sensibleAlign(a uint64) bool {
+	return a <= 4096 && a&(a-1) == 0
+}
+
 func alignUp(x, a uint64) uint64 {
 	if a <= 1 {
 		return x
@@ -511,20 +518,18 @@ func (p *plan) layoutStripped() error {
 	}
 	p.prefixEnd = end
 
-	// New section name table: the kept names, each once.
-	var names bytes.Buffer
-	names.WriteByte(0)
-	nameOff := map[string]uint32{"": 0}
-	addName := func(n string) uint32 {
-		if o, ok := nameOff[n]; ok {
-			return o
+	// New section name table: the kept names, tails shared.
+	var kept []string
+	for i := range f.sects {
+		if !p.remove[i] && i != p.replace {
+			kept = append(kept, f.sects[i].name)
 		}
-		o := uint32(names.Len())
-		names.WriteString(n)
-		names.WriteByte(0)
-		nameOff[n] = o
-		return o
 	}
+	if p.linkData != nil {
+		kept = append(kept, debuglinkName)
+	}
+	names, nameOff := stringTable(kept)
+	addName := func(n string) uint32 { return nameOff[n] }
 
 	var later []int // output indices of sections placed after the prefix
 	for i := range f.sects {
@@ -598,7 +603,7 @@ func (p *plan) layoutStripped() error {
 		})
 	}
 	shstr := &p.out[p.newIdx[f.shstrndx]]
-	shstr.data = names.Bytes()
+	shstr.data = names
 	shstr.hdr.size = uint64(len(shstr.data))
 
 	// Place the moved sections after the prefix, in input offset order.
@@ -611,6 +616,10 @@ func (p *plan) layoutStripped() error {
 	pos := p.prefixEnd
 	for _, j := range later {
 		h := &p.out[j].hdr
+		if !sensibleAlign(h.align) {
+			p.reason = fmt.Sprintf("section %q has alignment %#x", f.sects[max(p.out[j].old, 0)].name, h.align)
+			return nil
+		}
 		pos = alignUp(pos, h.align)
 		h.off = pos
 		pos += h.size
@@ -622,8 +631,17 @@ func (p *plan) layoutStripped() error {
 			o.hdr.off = p.prefixEnd
 		}
 	}
+	// Removed sections inside the copied prefix save nothing.
+	for i := range f.sects {
+		if s := &f.sects[i]; p.remove[i] && s.hasBytes() && s.off+s.size <= p.prefixEnd && !relayout {
+			p.info.DebugBytes -= int64(s.size)
+		}
+	}
 	p.shoff = alignUp(pos, f.shalign())
 	p.strippedSz = p.shoff + uint64(len(p.out))*f.shentsize
+	if p.strippedSz >= uint64(f.size) {
+		p.reason = "stripping would not make the file smaller"
+	}
 	p.setXnum(p.out, uint32(p.newIdx[f.shstrndx]))
 	return nil
 }
@@ -716,6 +734,9 @@ func (p *plan) layoutDebug() {
 		default:
 			o.kind = kindCopy
 			a := max(s.align, 1)
+			if !sensibleAlign(a) {
+				a = 1 // refused by the size check below if it matters
+			}
 			// Notes keep their input offset when that is just ahead, so
 			// that PT_NOTE can keep pointing at them.
 			if s.alloc() && s.off >= pos && s.off-pos < 1<<16 {
@@ -729,6 +750,11 @@ func (p *plan) layoutDebug() {
 	}
 	p.dbgShoff = alignUp(pos, f.shalign())
 	p.dbgSize = p.dbgShoff + uint64(len(f.sects))*f.shentsize
+	// Everything in the debug file comes from the input, so it can only
+	// grow by the program headers and alignment padding.
+	if p.dbgSize > uint64(f.size)+uint64(len(f.progs))*f.phentsize+1<<20 {
+		p.reason = "debug file would be larger than the input"
+	}
 
 	// Segments keep their offsets, also past the end of the debug file
 	// (as objcopy --only-keep-debug does): p_offset stays congruent to
@@ -764,4 +790,43 @@ func (p *plan) notesEnd(ph prog) uint64 {
 		}
 	}
 	return end
+}
+
+// stringTable builds an ELF string table holding names, where a name that
+// is the tail of another one (".rela.text" and ".text") shares its bytes,
+// as binutils does. Offsets are deterministic.
+func stringTable(names []string) ([]byte, map[string]uint32) {
+	rev := func(s string) string {
+		b := []byte(s)
+		slices.Reverse(b)
+		return string(b)
+	}
+	uniq := map[string]bool{}
+	var rs []string
+	for _, n := range names {
+		if n != "" && !uniq[n] {
+			uniq[n] = true
+			rs = append(rs, rev(n))
+		}
+	}
+	// In reverse order of reversed names, a name that is a tail of another
+	// comes right after one it is a tail of.
+	slices.Sort(rs)
+	slices.Reverse(rs)
+	tab := []byte{0}
+	off := map[string]uint32{"": 0}
+	var last string
+	var lastOff uint32
+	for _, r := range rs {
+		n := rev(r)
+		if last != "" && strings.HasPrefix(last, r) {
+			off[n] = lastOff + uint32(len(last)-len(r))
+			continue
+		}
+		last, lastOff = r, uint32(len(tab))
+		off[n] = lastOff
+		tab = append(tab, n...)
+		tab = append(tab, 0)
+	}
+	return tab, off
 }
