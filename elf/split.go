@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"io"
 	"slices"
+	"strings"
 )
 
 // Info is what Inspect finds without writing anything.
@@ -59,9 +60,13 @@ func Inspect(r io.ReaderAt, size int64, mode Mode) (*Info, error) {
 //
 // When there is nothing to strip, or the input is not a valid ELF file
 // this package can safely rewrite, Split writes nothing and returns an
-// error wrapping ErrUnchanged. Other errors come from reading r or writing
-// the outputs; then the outputs are incomplete.
+// error wrapping ErrUnchanged. Other errors come from a debugName that is
+// not a plain file name, from reading r or from writing the outputs; then
+// the outputs may be incomplete.
 func Split(r io.ReaderAt, size int64, mode Mode, debugName string, stripped, debug io.Writer) (*Result, error) {
+	if debugName == "" || strings.ContainsAny(debugName, "/\x00") {
+		return nil, fmt.Errorf("elf: debug file name %q is not a base name", debugName)
+	}
 	f, err := parse(r, size)
 	if err != nil {
 		return nil, err
