@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -114,7 +115,7 @@ func CtrRun(t testing.TB, sock, ns, ref string, args ...string) string {
 	if len(name) > 40 {
 		name = name[:40]
 	}
-	id := fmt.Sprintf("%s-%d", name, ctrIDs.Add(1))
+	id := fmt.Sprintf("%s-%d-%d", name, os.Getpid(), ctrIDs.Add(1))
 	cmd := []string{"run", "--rm"}
 	if s := ContainerdSnapshotter(); s != "" {
 		cmd = append(cmd, "--snapshotter", s)
