@@ -110,6 +110,8 @@ func newPlan(f *file, mode Mode, debugName string, withDebug bool) (*plan, error
 		p.reason = "no section headers"
 	case f.shstrndx == 0:
 		p.reason = "no section name table"
+	case f.sects[f.shstrndx].alloc():
+		p.reason = "section name table is allocated"
 	case p.info.Signed:
 		p.reason = "signed kernel module"
 	}
@@ -312,6 +314,10 @@ func (p *plan) planSymtab(i int) error {
 		return err
 	}
 	if !changed {
+		return nil
+	}
+	if s.alloc() {
+		p.reason = "allocated .symtab would need renumbering"
 		return nil
 	}
 	p.symtab = i
