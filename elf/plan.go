@@ -663,7 +663,7 @@ func (p *plan) mapSymCount(n uint32) (uint32, bool) {
 // section header when they do not fit in the ELF header.
 func (p *plan) setXnum(out []outSect, shstrndx uint32) {
 	h := &out[0].hdr
-	h.size, h.link = 0, 0
+	*h = section{} // the null section; only extended numbering uses it
 	if len(out) >= shnLoreserve {
 		h.size = uint64(len(out))
 	}

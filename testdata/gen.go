@@ -478,7 +478,7 @@ func cacheFiles(p platform) []file {
 		dir("usr/share/doc", 0o755, t),
 		dir("usr/share/doc/samplepkg", 0o755, t),
 		blob("usr/share/doc/samplepkg/changelog.Debian.gz", 0o644, mustGzip(lines(60, "samplepkg (1.%d-1) stable; urgency=medium\n\n  * Release.\n\n -- Sample Maintainer <maint@example.org>  Mon, 01 Jan 2024 00:00:00 +0000\n\n")), t),
-		reg("usr/share/doc/samplepkg/copyright", 0o644, "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\nUpstream-Name: samplepkg\n\nFiles: *\nCopyright: 2024 Sample Authors\nLicense: MIT\n", t),
+		reg("usr/share/doc/samplepkg/copyright", 0o644, "Format: https://example.org/copyright-format/1.0/\nUpstream-Name: samplepkg\n\nFiles: *\nCopyright: 2024 Sample Authors\nLicense: MIT\n", t),
 		reg("usr/share/doc/samplepkg/README", 0o644, lines(30, "samplepkg readme line %d\n"), t),
 		dir("usr/share/info", 0o755, t),
 		blob("usr/share/info/samplepkg.info.gz", 0o644, mustGzip(lines(40, "File: samplepkg.info, Node: Top %d\n")), t),
