@@ -123,7 +123,7 @@ func checkOutputs(t testing.TB, in, stripped, debug []byte, mode Mode, name stri
 			continue
 		}
 		switch s.Type {
-		case stdelf.SHT_SYMTAB, stdelf.SHT_REL, stdelf.SHT_RELA, stdelf.SHT_GROUP, stdelf.SHT_SYMTAB_SHNDX:
+		case stdelf.SHT_SYMTAB, stdelf.SHT_STRTAB, stdelf.SHT_REL, stdelf.SHT_RELA, stdelf.SHT_GROUP, stdelf.SHT_SYMTAB_SHNDX:
 			continue // may be rewritten
 		}
 		if k.Type != s.Type || k.Flags != s.Flags || k.Size != s.Size || k.Addralign != s.Addralign || k.Entsize != s.Entsize {

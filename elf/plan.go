@@ -1,6 +1,7 @@
 package elf
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 	"sort"
@@ -46,6 +47,13 @@ type plan struct {
 	shndx   []uint32 // its SHT_SYMTAB_SHNDX contents, if any
 	symDrop []uint32 // sorted input indices of the symbols dropped from it
 
+	// When symbols are dropped, their string table is rebuilt with the
+	// names of the kept ones.
+	strtab    int               // input index of that string table, or -1
+	oldStrtab []byte            // its input contents
+	strOff    map[string]uint32 // name -> offset in the new one
+	strData   []byte            // the new one
+
 	// The stripped file.
 	prefixEnd  uint64
 	out        []outSect
@@ -79,7 +87,7 @@ const debuglinkName = ".gnu_debuglink"
 // which get neither a debug file nor a debuglink. A plan whose reason is
 // not empty cannot be carried out, but its info is valid.
 func newPlan(f *file, mode Mode, debugName string, withDebug bool) (*plan, error) {
-	p := &plan{f: f, replace: -1, symtab: -1}
+	p := &plan{f: f, replace: -1, symtab: -1, strtab: -1}
 	p.info = Info{
 		Class:     f.class(),
 		ByteOrder: f.bo,
@@ -324,6 +332,9 @@ func (p *plan) planSymtab(i int) error {
 	if len(p.symDrop) == 0 {
 		return nil
 	}
+	if err := p.planStrtab(i); err != nil {
+		return err
+	}
 	// Relocations and groups that refer to the symbol table by index must
 	// not refer to a dropped symbol.
 	for j := 1; j < len(f.sects); j++ {
@@ -362,6 +373,55 @@ func (p *plan) planSymtab(i int) error {
 		}
 	}
 	return nil
+}
+
+// planStrtab rebuilds the string table of symbol table i without the
+// names of dropped symbols, when nothing else uses it.
+func (p *plan) planStrtab(i int) error {
+	f := p.f
+	s := &f.sects[i]
+	l := int(s.link)
+	if l <= 0 || l >= len(f.sects) || l == f.shstrndx || p.remove[l] {
+		return nil
+	}
+	st := &f.sects[l]
+	if st.typ != uint32(stdelf.SHT_STRTAB) || st.alloc() || !st.hasBytes() {
+		return nil
+	}
+	for j := range f.sects {
+		if j != i && j != l && !p.remove[j] && int(f.sects[j].link) == l {
+			return nil
+		}
+	}
+	data := make([]byte, st.size)
+	if err := f.readAt(data, st.off); err != nil {
+		return err
+	}
+	var names []string
+	err := p.eachChunk(s.off, s.size, f.stdSymentsize(), func(k uint64, b []byte) {
+		if _, ok := p.mapSym(uint32(k)); ok {
+			names = append(names, cstring(data, f.bo.Uint32(b)))
+		}
+	})
+	if err != nil {
+		return err
+	}
+	p.strtab, p.oldStrtab = l, data
+	p.strData, p.strOff = stringTable(names)
+	return nil
+}
+
+// cstring returns the NUL-terminated string at off in tab, "" if off is
+// out of range.
+func cstring(tab []byte, off uint32) string {
+	if uint64(off) >= uint64(len(tab)) {
+		return ""
+	}
+	b := tab[off:]
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	return string(b)
 }
 
 func (f *file) symShndxOff() int {
@@ -559,6 +619,10 @@ func (p *plan) layoutStripped() error {
 		case i == 0:
 		case i == f.shstrndx:
 			o.kind = kindData
+			later = append(later, len(p.out))
+		case i == p.strtab:
+			o.kind, o.data = kindData, p.strData
+			h.size = uint64(len(p.strData))
 			later = append(later, len(p.out))
 		case i == p.symtab:
 			o.kind = kindSymtab

@@ -229,7 +229,7 @@ func (p *plan) writeDebug(w io.Writer) (uint32, error) {
 	}
 	for i := range p.dbg {
 		o := &p.dbg[i]
-		if o.kind != kindCopy {
+		if o.kind != kindCopy || o.hdr.size == 0 {
 			continue
 		}
 		if err := e.padTo(o.hdr.off); err != nil {
@@ -276,7 +276,7 @@ func (p *plan) writeStripped(w io.Writer, crc uint32) error {
 	}
 	var order []int
 	for j := range p.out {
-		if p.out[j].kind != kindNone {
+		if p.out[j].kind != kindNone && p.out[j].hdr.size > 0 {
 			order = append(order, j)
 		}
 	}
@@ -326,6 +326,9 @@ func (p *plan) writeContents(e *emitter, o *outSect, crc uint32) error {
 				out = f.bo.AppendUint32(out, x)
 			} else {
 				f.bo.PutUint16(b[shOff:], sh)
+				if p.oldStrtab != nil {
+					f.bo.PutUint32(b, p.strOff[cstring(p.oldStrtab, f.bo.Uint32(b))])
+				}
 				out = append(out, b...)
 			}
 			if len(out) >= 64<<10 {
