@@ -608,9 +608,9 @@ func (p *plan) layoutStripped() error {
 		if i > 0 {
 			h.nameOff = addName(s.name)
 			h.link = p.remapLink(s.link)
-			isRel := s.typ == uint32(stdelf.SHT_REL) || s.typ == uint32(stdelf.SHT_RELA)
-			if isRel || s.flags&uint64(stdelf.SHF_INFO_LINK) != 0 {
-				if !isRel || s.info != 0 {
+			reloc := s.typ == uint32(stdelf.SHT_REL) || s.typ == uint32(stdelf.SHT_RELA)
+			if reloc || s.flags&uint64(stdelf.SHF_INFO_LINK) != 0 {
+				if !reloc || s.info != 0 {
 					h.info = p.remapLink(s.info)
 				}
 			}
@@ -627,9 +627,7 @@ func (p *plan) layoutStripped() error {
 		case i == p.symtab:
 			o.kind = kindSymtab
 			h.size -= uint64(len(p.symDrop)) * f.stdSymentsize()
-			if k, _ := p.mapSymCount(s.info); true {
-				h.info = k
-			}
+			h.info = p.symCount(s.info)
 			later = append(later, len(p.out))
 		case p.symtab >= 0 && s.typ == uint32(stdelf.SHT_SYMTAB_SHNDX) && int(s.link) == p.symtab:
 			o.kind = kindShndx
@@ -716,11 +714,11 @@ func (p *plan) layoutStripped() error {
 	return nil
 }
 
-// mapSymCount maps a symbol count (sh_info of a symbol table: the index
-// of the first non-local symbol).
-func (p *plan) mapSymCount(n uint32) (uint32, bool) {
+// symCount maps a symbol count (sh_info of a symbol table: the index of
+// the first non-local symbol).
+func (p *plan) symCount(n uint32) uint32 {
 	k := sort.Search(len(p.symDrop), func(i int) bool { return p.symDrop[i] >= n })
-	return n - uint32(k), true
+	return n - uint32(k)
 }
 
 // setXnum stores the section count and name table index in the first
