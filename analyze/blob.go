@@ -3,20 +3,19 @@ package analyze
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
-	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"os"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/layerslim/layerslim/internal/blob"
 )
 
 // ErrDigestMismatch is wrapped by the error for a blob or an uncompressed
 // layer whose bytes do not hash to the digest that names it.
-var ErrDigestMismatch = errors.New("digest mismatch")
+var ErrDigestMismatch = blob.ErrDigestMismatch
 
 // layerIn is a source layer with what the manifest and config say of it.
 type layerIn struct {
@@ -25,87 +24,37 @@ type layerIn struct {
 	diffID v1.Hash
 }
 
-// verifier reads a blob, hashes and counts it, and checks it at the end.
-type verifier struct {
-	ctx  context.Context
-	r    io.Reader
-	want v1.Hash
-	h    hash.Hash
-	n    int64
-}
-
-func newVerifier(ctx context.Context, r io.Reader, want v1.Hash) *verifier {
-	v := &verifier{ctx: ctx, r: r, want: want}
-	if want.Algorithm == "sha256" {
-		v.h = sha256.New()
-	}
-	return v
-}
-
-func (v *verifier) Read(p []byte) (int, error) {
-	if err := v.ctx.Err(); err != nil {
-		return 0, err
-	}
-	n, err := v.r.Read(p)
-	if n > 0 {
-		if v.h != nil {
-			v.h.Write(p[:n])
-		}
-		v.n += int64(n)
-	}
-	return n, err
-}
-
-// finish reads what is left (a decoder may stop before the end of its
-// stream) and compares size and digest.
-func (v *verifier) finish(size int64) error {
-	if _, err := io.Copy(io.Discard, v); err != nil {
-		return fmt.Errorf("reading blob: %w", err)
-	}
-	if size > 0 && v.n != size {
-		return fmt.Errorf("blob has %d bytes, its descriptor says %d", v.n, size)
-	}
-	if v.h == nil {
-		return nil
-	}
-	got := v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", v.h.Sum(nil))}
-	if got != v.want {
-		return fmt.Errorf("blob content hashes to %s: %w", got, ErrDigestMismatch)
-	}
-	return nil
-}
-
-// blob is an open compressed layer blob.
-type blob struct {
+// openBlob is an open compressed layer blob.
+type openBlob struct {
 	r      io.Reader
 	finish func() error // drains and verifies
 	close  func() error
 }
 
 // openDirect streams the blob from its source, verifying it on the way.
-func openDirect(ctx context.Context, in layerIn) (*blob, error) {
+func openDirect(ctx context.Context, in layerIn) (*openBlob, error) {
 	rc, err := in.layer.Compressed()
 	if err != nil {
 		return nil, fmt.Errorf("opening blob: %w", err)
 	}
-	v := newVerifier(ctx, rc, in.desc.Digest)
-	return &blob{
+	v := blob.NewReader(ctx, rc, in.desc.Digest, in.desc.Size, nil)
+	return &openBlob{
 		r:      v,
-		finish: func() error { return v.finish(in.desc.Size) },
+		finish: v.Finish,
 		close:  rc.Close,
 	}, nil
 }
 
 // openFile reads a blob that download verified.
-func openFile(ctx context.Context, name string) (*blob, error) {
+func openFile(ctx context.Context, name string) (*openBlob, error) {
 	f, err := os.Open(name)
 	if err != nil {
 		return nil, err
 	}
-	v := newVerifier(ctx, bufio.NewReaderSize(f, 1<<20), v1.Hash{})
-	return &blob{
+	v := blob.NewReader(ctx, bufio.NewReaderSize(f, 1<<20), v1.Hash{}, 0, nil)
+	return &openBlob{
 		r:      v,
-		finish: func() error { return v.finish(0) },
+		finish: v.Finish,
 		close:  f.Close,
 	}, nil
 }
@@ -185,7 +134,7 @@ func startPrefetch(ctx context.Context, ins []layerIn, skip func(int) bool, jobs
 }
 
 // open returns layer i's blob: from its download when it has a slot.
-func (p *prefetcher) open(ctx context.Context, i int, in layerIn) (*blob, error) {
+func (p *prefetcher) open(ctx context.Context, i int, in layerIn) (*openBlob, error) {
 	if p == nil || p.slots[i] == nil {
 		return openDirect(ctx, in)
 	}

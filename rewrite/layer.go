@@ -17,12 +17,13 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/layerslim/layerslim/compress"
+	"github.com/layerslim/layerslim/internal/blob"
 	"github.com/layerslim/layerslim/internal/layerfs"
 )
 
 // ErrDigestMismatch is returned when a blob's bytes do not hash to the digest
 // that names it.
-var ErrDigestMismatch = errors.New("digest mismatch")
+var ErrDigestMismatch = blob.ErrDigestMismatch
 
 // ErrUnsupportedMediaType is returned for a layer of a media type layerslim
 // does not know.
@@ -60,18 +61,14 @@ func processLayer(ctx context.Context, in layerIn, o *options, platform string, 
 	rep := LayerReport{Source: Blob{Digest: in.desc.Digest, Size: in.desc.Size, MediaType: in.desc.MediaType, DiffID: in.diffID}}
 	o.reporter.Report(Event{Kind: LayerStarted, Platform: platform, Digest: in.desc.Digest, Size: in.desc.Size})
 
-	rc, err := in.layer.Compressed()
-	if err != nil {
-		return layerOut{}, fmt.Errorf("opening blob: %w", err)
-	}
-	defer rc.Close()
-	src := newVerifier(ctx, rc, in.desc.Digest, func(n int64) {
+	src, err := blob.Open(ctx, in.layer, in.desc, func(n int64) {
 		o.reporter.Report(Event{Kind: LayerProgress, Platform: platform, Digest: in.desc.Digest, Bytes: n})
 	})
-	codec, r, err := compress.Detect(src)
 	if err != nil {
-		return layerOut{}, fmt.Errorf("reading blob: %w", err)
+		return layerOut{}, err
 	}
+	defer src.Close()
+	codec := src.Codec
 	rep.Source.Codec = codec
 
 	reuse := func() (layerOut, error) {
@@ -84,12 +81,6 @@ func processLayer(ctx context.Context, in layerIn, o *options, platform string, 
 	if !o.tarPass() && codec == o.codec && !o.force {
 		return reuse()
 	}
-
-	dr, err := compress.NewReader(codec, r)
-	if err != nil {
-		return layerOut{}, fmt.Errorf("decompressing %s: %w", codec, err)
-	}
-	defer dr.Close()
 
 	sp, err := newSpool(o)
 	if err != nil {
@@ -104,7 +95,7 @@ func processLayer(ctx context.Context, in layerIn, o *options, platform string, 
 
 	uncompressed := &hashWriter{w: sp.enc, h: sha256.New()}
 	changed := false
-	counted := &countReader{r: dr}
+	counted := &countReader{r: src.Tar}
 	var debug []DebugFile
 	defer func() {
 		if !ok {
@@ -128,10 +119,10 @@ func processLayer(ctx context.Context, in layerIn, o *options, platform string, 
 	}
 	// Read what is left of the blob (a compressed stream's end may not be
 	// read by its decoder) so that the digest covers every byte.
-	if err := src.finish(); err != nil {
+	if err := src.Blob.Finish(); err != nil {
 		return layerOut{}, err
 	}
-	rep.Source.Size = src.n
+	rep.Source.Size = src.Blob.N()
 	rep.UncompressedBytes = counted.n
 	diffID := v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", uncompressed.h.Sum(nil))}
 	if !changed && in.diffID.Hex != "" && diffID != in.diffID {
@@ -165,64 +156,6 @@ func readErr(codec compress.Codec, err error) error {
 		return fmt.Errorf("reading: %w", err)
 	}
 	return err // the decompressor's errors say "decompressing <codec>"
-}
-
-// verifier reads a source blob, counts and hashes it, and checks the digest
-// at the end.
-type verifier struct {
-	ctx      context.Context
-	r        io.Reader
-	want     v1.Hash
-	h        hash.Hash
-	n        int64
-	progress func(int64)
-	unread   int64 // bytes counted but not yet reported
-}
-
-func newVerifier(ctx context.Context, r io.Reader, want v1.Hash, progress func(int64)) *verifier {
-	v := &verifier{ctx: ctx, r: r, want: want, progress: progress}
-	if want.Algorithm == "sha256" {
-		v.h = sha256.New()
-	}
-	return v
-}
-
-func (v *verifier) Read(p []byte) (int, error) {
-	if err := v.ctx.Err(); err != nil {
-		return 0, err
-	}
-	n, err := v.r.Read(p)
-	if n > 0 {
-		if v.h != nil {
-			v.h.Write(p[:n])
-		}
-		v.n += int64(n)
-		v.unread += int64(n)
-		if v.unread >= 4<<20 {
-			v.progress(v.unread)
-			v.unread = 0
-		}
-	}
-	return n, err
-}
-
-// finish drains the blob and compares its digest.
-func (v *verifier) finish() error {
-	if _, err := io.Copy(io.Discard, v); err != nil {
-		return fmt.Errorf("reading blob: %w", err)
-	}
-	if v.unread > 0 {
-		v.progress(v.unread)
-		v.unread = 0
-	}
-	if v.h == nil {
-		return nil
-	}
-	got := v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", v.h.Sum(nil))}
-	if got != v.want {
-		return fmt.Errorf("blob content hashes to %s: %w", got, ErrDigestMismatch)
-	}
-	return nil
 }
 
 type hashWriter struct {

@@ -15,7 +15,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/layerslim/layerslim/compress"
+	"github.com/layerslim/layerslim/internal/blob"
 	"github.com/layerslim/layerslim/internal/layerfs"
 )
 
@@ -27,36 +27,8 @@ type squashSpec struct {
 	base []*layerTask // the tasks of layers [0, from), for their paths
 }
 
-// layerStream is an open source layer: verified, decompressed.
-type layerStream struct {
-	rc    io.ReadCloser
-	src   *verifier
-	codec compress.Codec
-	dr    io.ReadCloser
-}
-
-func openLayer(ctx context.Context, in layerIn, progress func(int64)) (*layerStream, error) {
-	rc, err := in.layer.Compressed()
-	if err != nil {
-		return nil, fmt.Errorf("opening blob: %w", err)
-	}
-	s := &layerStream{rc: rc, src: newVerifier(ctx, rc, in.desc.Digest, progress)}
-	var r io.Reader
-	s.codec, r, err = compress.Detect(s.src)
-	if err != nil {
-		rc.Close()
-		return nil, fmt.Errorf("reading blob: %w", err)
-	}
-	if s.dr, err = compress.NewReader(s.codec, r); err != nil {
-		rc.Close()
-		return nil, fmt.Errorf("decompressing %s: %w", s.codec, err)
-	}
-	return s, nil
-}
-
-func (s *layerStream) Close() error {
-	s.dr.Close()
-	return s.rc.Close()
+func openLayer(ctx context.Context, in layerIn, progress func(int64)) (*blob.Layer, error) {
+	return blob.Open(ctx, in.layer, in.desc, progress)
 }
 
 // pendingLink is a hardlink of a merged layer, written after every other
@@ -163,7 +135,7 @@ func (m *merger) layer(i int) error {
 		return err
 	}
 	defer s.Close()
-	counted := &countReader{r: s.dr}
+	counted := &countReader{r: s.Tar}
 	er := newEntryReader(counted)
 	for idx := 0; ; idx++ {
 		if err := m.ctx.Err(); err != nil {
@@ -186,7 +158,7 @@ func (m *merger) layer(i int) error {
 	if _, err := io.Copy(io.Discard, er.rest()); err != nil {
 		return err
 	}
-	if err := s.src.finish(); err != nil {
+	if err := s.Blob.Finish(); err != nil {
 		return err
 	}
 	m.read += counted.n
@@ -366,7 +338,7 @@ func (m *merger) find(i int, target string, limit int) (*tar.Header, int, *os.Fi
 		return nil, 0, nil, err
 	}
 	defer s.Close()
-	er := newEntryReader(s.dr)
+	er := newEntryReader(s.Tar)
 	var found *tar.Header
 	var at int
 	var body *os.File

@@ -16,12 +16,13 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/layerslim/layerslim/compress"
+	"github.com/layerslim/layerslim/internal/blob"
 	"github.com/layerslim/layerslim/internal/layerfs"
 )
 
 // ErrDigestMismatch is returned when a layer blob's bytes do not hash to
 // the digest its descriptor gives.
-var ErrDigestMismatch = errors.New("digest mismatch")
+var ErrDigestMismatch = blob.ErrDigestMismatch
 
 // node is what the merged filesystem holds at one path.
 type node struct {
@@ -72,8 +73,8 @@ func scanLayer(ctx context.Context, l v1.Layer, desc v1.Descriptor, tempDir stri
 		return nil, fmt.Errorf("opening blob: %w", err)
 	}
 	defer rc.Close()
-	blob := newHashReader(ctx, rc)
-	codec, r, err := compress.Detect(blob)
+	b := blob.NewReader(ctx, rc, desc.Digest, desc.Size, nil)
+	codec, r, err := compress.Detect(b)
 	if err != nil {
 		return nil, fmt.Errorf("reading blob: %w", err)
 	}
@@ -112,13 +113,8 @@ func scanLayer(ctx context.Context, l v1.Layer, desc v1.Descriptor, tempDir stri
 	if _, err := io.Copy(io.Discard, stream); err != nil {
 		return nil, fmt.Errorf("reading tar: %w", err)
 	}
-	if _, err := io.Copy(io.Discard, blob); err != nil {
-		return nil, fmt.Errorf("reading blob: %w", err)
-	}
-	if desc.Digest.Algorithm == "sha256" {
-		if got := blob.digest(); got != desc.Digest {
-			return nil, fmt.Errorf("blob content hashes to %s: %w", got, ErrDigestMismatch)
-		}
+	if err := b.Finish(); err != nil {
+		return nil, err
 	}
 	s.diffID = stream.digest()
 	return s, nil
@@ -132,16 +128,7 @@ func checkBlob(ctx context.Context, l v1.Layer, desc v1.Descriptor) error {
 		return fmt.Errorf("opening blob: %w", err)
 	}
 	defer rc.Close()
-	blob := newHashReader(ctx, rc)
-	if _, err := io.Copy(io.Discard, blob); err != nil {
-		return fmt.Errorf("reading blob: %w", err)
-	}
-	if desc.Digest.Algorithm == "sha256" {
-		if got := blob.digest(); got != desc.Digest {
-			return fmt.Errorf("blob content hashes to %s: %w", got, ErrDigestMismatch)
-		}
-	}
-	return nil
+	return blob.NewReader(ctx, rc, desc.Digest, desc.Size, nil).Finish()
 }
 
 var elfMagic = []byte("\x7fELF")

@@ -15,7 +15,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/layerslim/layerslim/compress"
+	"github.com/layerslim/layerslim/internal/blob"
 	"github.com/layerslim/layerslim/internal/layerfs"
 )
 
@@ -49,21 +49,16 @@ func Extract(ctx context.Context, img v1.Image, dir, prefix string) ([]string, e
 }
 
 func extractLayer(ctx context.Context, l v1.Layer, dir, prefix string) ([]string, error) {
-	rc, err := l.Compressed()
+	d, err := l.Digest()
 	if err != nil {
 		return nil, err
 	}
-	defer rc.Close()
-	codec, r, err := compress.Detect(rc)
+	b, err := blob.Open(ctx, l, v1.Descriptor{Digest: d}, nil)
 	if err != nil {
 		return nil, err
 	}
-	dr, err := compress.NewReader(codec, r)
-	if err != nil {
-		return nil, err
-	}
-	defer dr.Close()
-	tr := tar.NewReader(dr)
+	defer b.Close()
+	tr := tar.NewReader(b.Tar)
 	var out []string
 	for {
 		if err := ctx.Err(); err != nil {
@@ -71,7 +66,7 @@ func extractLayer(ctx context.Context, l v1.Layer, dir, prefix string) ([]string
 		}
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
-			return out, nil
+			return out, b.Blob.Finish()
 		}
 		if err != nil {
 			return nil, err

@@ -1,0 +1,69 @@
+package blob
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/klauspost/compress/gzip"
+
+	"github.com/layerslim/layerslim/compress"
+)
+
+func gz(s string) []byte {
+	var b bytes.Buffer
+	w := gzip.NewWriter(&b)
+	io.WriteString(w, s)
+	w.Close()
+	return b.Bytes()
+}
+
+func TestReaderChecksDigestAndSize(t *testing.T) {
+	data := gz(strings.Repeat("layer ", 1000))
+	d, n, _ := v1.SHA256(bytes.NewReader(data))
+	for _, tc := range []struct {
+		name string
+		want v1.Hash
+		size int64
+		ok   bool
+	}{
+		{"right", d, n, true},
+		{"size unknown", d, 0, true},
+		{"digest unknown", v1.Hash{}, n, true},
+		{"wrong digest", v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("0", 64)}, n, false},
+		{"wrong size", d, n + 1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, err := OpenReader(context.Background(), io.NopCloser(bytes.NewReader(data)), v1.Descriptor{Digest: tc.want, Size: tc.size}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			if l.Codec != compress.Gzip {
+				t.Errorf("codec %s", l.Codec)
+			}
+			// Read only part of the stream: Finish must read the rest.
+			io.CopyN(io.Discard, l.Tar, 10)
+			err = l.Blob.Finish()
+			if tc.ok != (err == nil) || (!tc.ok && !errors.Is(err, ErrDigestMismatch)) {
+				t.Errorf("Finish() = %v", err)
+			}
+			if l.Blob.N() != n {
+				t.Errorf("read %d bytes, the blob has %d", l.Blob.N(), n)
+			}
+		})
+	}
+}
+
+func TestReaderStopsOnCancel(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r := NewReader(ctx, strings.NewReader("x"), v1.Hash{}, 0, nil)
+	if _, err := r.Read(make([]byte, 1)); !errors.Is(err, context.Canceled) {
+		t.Errorf("Read after cancel: %v", err)
+	}
+}
