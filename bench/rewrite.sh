@@ -66,14 +66,14 @@ build_fat5() {
 	cfg=$FAT/blobs/sha256/$(jq -r '.config.digest' "$m" | cut -d: -f2)
 	local config manifest cdig mdig
 	config=$(jq -c --arg d "sha256:$diffid" '.rootfs.diff_ids += [$d] |
-		.history += [{created: "2025-01-01T00:01:00Z", created_by: "RUN rm -rf /usr/local/go/test /usr/local/go/api /app/share/api && echo … >/etc/os-release"}]' "$cfg")
+		.history += [{created: "2025-01-01T00:01:00Z", created_by: "RUN rm -rf /usr/local/go/test /usr/local/go/api /app/share/api && echo ... >/etc/os-release"}]' "$cfg")
 	cdig=$(printf '%s' "$config" | sha256sum | cut -d' ' -f1)
 	printf '%s' "$config" >"$FAT5.tmp/blobs/sha256/$cdig"
-	manifest=$(jq -c --arg c "sha256:$cdig" --argjson cs "${#config}" --arg d "sha256:$digest" --argjson s "$size" \
+	manifest=$(jq -c --arg c "sha256:$cdig" --argjson cs "$(printf "%s" "$config" | wc -c)" --arg d "sha256:$digest" --argjson s "$size" \
 		'.config.digest = $c | .config.size = $cs | .layers += [{mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: $d, size: $s}]' "$m")
 	mdig=$(printf '%s' "$manifest" | sha256sum | cut -d' ' -f1)
 	printf '%s' "$manifest" >"$FAT5.tmp/blobs/sha256/$mdig"
-	jq -cn --arg d "sha256:$mdig" --argjson s "${#manifest}" '{schemaVersion: 2,
+	jq -cn --arg d "sha256:$mdig" --argjson s "$(printf "%s" "$manifest" | wc -c)" '{schemaVersion: 2,
 		mediaType: "application/vnd.oci.image.index.v1+json",
 		manifests: [{mediaType: "application/vnd.oci.image.manifest.v1+json", digest: $d, size: $s,
 			annotations: {"org.opencontainers.image.ref.name": "fat"}}]}' >"$FAT5.tmp/index.json"

@@ -308,3 +308,16 @@ func TestRecompressCorruptLayer(t *testing.T) {
 		}
 	}
 }
+
+func TestRecompressCorruptConfig(t *testing.T) {
+	dir := copyDir(t, sample)
+	img := mustSampleImage(t, 0)
+	cd, _ := img.ConfigName()
+	p := filepath.Join(dir, "blobs/sha256", cd.Hex)
+	b, _ := os.ReadFile(p)
+	os.WriteFile(p, append(b, ' '), 0o644)
+	_, stderr, code := run(t, "recompress", "oci:"+dir+":sample", "oci:"+filepath.Join(t.TempDir(), "out")+":x", "--progress", "none")
+	if code != 1 || !strings.Contains(stderr, cd.String()) || !strings.Contains(stderr, "digest mismatch") {
+		t.Errorf("a config that does not match its digest: exit %d\n%s", code, stderr)
+	}
+}
