@@ -2,6 +2,7 @@ package rewrite
 
 import (
 	"archive/tar"
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -82,6 +84,8 @@ func processSquash(ctx context.Context, spec *squashSpec, o *options, platform s
 		}
 	}()
 	uncompressed := &hashWriter{w: sp.enc, h: sha256.New()}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	m := &merger{
 		ctx: ctx, o: o, spec: spec, platform: platform,
 		out:     newTarWriter(uncompressed),
@@ -95,8 +99,25 @@ func processSquash(ctx context.Context, spec *squashSpec, o *options, platform s
 			closeDebug(m.debug)
 		}
 	}()
+	// While one layer is walked, the next ones down (as many as --jobs) are
+	// decompressed into temporary files, so the merge uses the cores
+	// although the walk itself must go layer by layer.
+	ahead := map[int]<-chan prefetched{}
+	defer func() {
+		cancel()
+		for _, ch := range ahead {
+			(<-ch).close()
+		}
+	}()
 	for i := len(spec.all) - 1; i >= spec.from; i-- {
-		if err := m.layer(i); err != nil {
+		for j := i - 1; j >= spec.from && j >= i-o.jobs; j-- {
+			if _, ok := ahead[j]; !ok {
+				ahead[j] = m.prefetch(j)
+			}
+		}
+		pre := ahead[i]
+		delete(ahead, i)
+		if err := m.layer(i, pre); err != nil {
 			return layerOut{}, fmt.Errorf("layer %s: %w", spec.all[i].desc.Digest, err)
 		}
 	}
@@ -125,17 +146,144 @@ func processSquash(ctx context.Context, spec *squashSpec, o *options, platform s
 	return layerOut{layer: out, report: rep, debug: m.debug}, nil
 }
 
-// layer walks merged layer i.
-func (m *merger) layer(i int) error {
-	in := m.spec.all[i]
-	s, err := openLayer(m.ctx, in, func(n int64) {
-		m.o.reporter.Report(Event{Kind: LayerProgress, Platform: m.platform, Digest: in.desc.Digest, Bytes: n})
-	})
-	if err != nil {
-		return err
+// prefetched is a merged layer being decompressed ahead of the walk, into
+// a temporary file that the walk reads as it fills.
+type prefetched struct {
+	pipe *filePipe
+	err  error
+}
+
+func (p prefetched) close() {
+	if p.pipe != nil {
+		p.pipe.Close()
 	}
-	defer s.Close()
-	counted := &countReader{r: s.Tar}
+}
+
+// prefetch starts decompressing merged layer i into a temporary file,
+// checking its digest at the end, in the background.
+func (m *merger) prefetch(i int) <-chan prefetched {
+	ch := make(chan prefetched, 1)
+	f, err := os.CreateTemp(m.o.tempDir, "layerslim-merge-*")
+	if err != nil {
+		ch <- prefetched{err: err}
+		return ch
+	}
+	p := newFilePipe(f)
+	ch <- prefetched{pipe: p}
+	go func() {
+		s, err := openLayer(m.ctx, m.spec.all[i], m.progress(i))
+		if err != nil {
+			p.finish(err)
+			return
+		}
+		defer s.Close()
+		bw := bufio.NewWriterSize(p, 1<<20)
+		_, err = io.Copy(bw, s.Tar)
+		if err == nil {
+			err = bw.Flush()
+		}
+		if err == nil {
+			err = s.Blob.Finish()
+		}
+		p.finish(err)
+	}()
+	return ch
+}
+
+// filePipe is a pipe with a file for a buffer: the writer never waits for
+// the reader, and the reader waits only for bytes not yet written.
+type filePipe struct {
+	f       *os.File
+	mu      sync.Mutex
+	cond    *sync.Cond
+	written int64
+	done    bool
+	err     error
+	off     int64 // the reader's
+}
+
+func newFilePipe(f *os.File) *filePipe {
+	p := &filePipe{f: f}
+	p.cond = sync.NewCond(&p.mu)
+	return p
+}
+
+func (p *filePipe) Write(b []byte) (int, error) {
+	n, err := p.f.WriteAt(b, p.written)
+	p.mu.Lock()
+	p.written += int64(n)
+	p.cond.Broadcast()
+	p.mu.Unlock()
+	return n, err
+}
+
+// finish ends the writing; err, if any, is what the reader gets at the end.
+func (p *filePipe) finish(err error) {
+	p.mu.Lock()
+	p.done, p.err = true, err
+	p.cond.Broadcast()
+	p.mu.Unlock()
+}
+
+func (p *filePipe) Read(b []byte) (int, error) {
+	p.mu.Lock()
+	for p.off >= p.written && !p.done {
+		p.cond.Wait()
+	}
+	avail, done, err := p.written-p.off, p.done, p.err
+	p.mu.Unlock()
+	if avail == 0 && done {
+		if err != nil {
+			return 0, err
+		}
+		return 0, io.EOF
+	}
+	n, rerr := p.f.ReadAt(b[:min(int64(len(b)), avail)], p.off)
+	p.off += int64(n)
+	if rerr == io.EOF && n > 0 {
+		rerr = nil
+	}
+	return n, rerr
+}
+
+// Close waits for the writer to stop and removes the file.
+func (p *filePipe) Close() error {
+	p.mu.Lock()
+	for !p.done {
+		p.cond.Wait()
+	}
+	p.mu.Unlock()
+	p.f.Close()
+	return os.Remove(p.f.Name())
+}
+
+func (m *merger) progress(i int) func(int64) {
+	d := m.spec.all[i].desc.Digest
+	return func(n int64) {
+		m.o.reporter.Report(Event{Kind: LayerProgress, Platform: m.platform, Digest: d, Bytes: n})
+	}
+}
+
+// layer walks merged layer i, from pre when it was fetched ahead.
+func (m *merger) layer(i int, pre <-chan prefetched) error {
+	var src io.Reader
+	finish := func() error { return nil }
+	if pre == nil {
+		s, err := openLayer(m.ctx, m.spec.all[i], m.progress(i))
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		src, finish = s.Tar, s.Blob.Finish
+	} else {
+		p := <-pre
+		if p.err != nil {
+			return p.err
+		}
+		defer p.close()
+		src = bufio.NewReaderSize(p.pipe, 1<<20)
+	}
+	counted := &countReader{r: src}
 	er := newEntryReader(counted)
 	for idx := 0; ; idx++ {
 		if err := m.ctx.Err(); err != nil {
@@ -158,7 +306,7 @@ func (m *merger) layer(i int) error {
 	if _, err := io.Copy(io.Discard, er.rest()); err != nil {
 		return err
 	}
-	if err := s.Blob.Finish(); err != nil {
+	if err := finish(); err != nil {
 		return err
 	}
 	m.read += counted.n
