@@ -47,6 +47,8 @@ build_fat5() {
 	log "adding a cleanup layer to $FAT → $FAT5"
 	rm -rf "$FAT5" "$FAT5.tmp"
 	cp -al "$FAT" "$FAT5.tmp"
+	# Hardlinked: files that change must be new files, not rewritten in place.
+	rm -f "$FAT5.tmp/index.json"
 	local stage=$OUT/fat5-stage m cfg
 	rm -rf "$stage"
 	mkdir -p "$stage/usr/local/go" "$stage/etc" "$stage/app/share"
