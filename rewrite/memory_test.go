@@ -9,17 +9,14 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"runtime"
-	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/gzip"
 
+	"github.com/layerslim/layerslim/internal/testenv"
 	"github.com/layerslim/layerslim/rewrite"
 )
 
@@ -99,34 +96,6 @@ func newGenLayer(t testing.TB, size int64) *genLayer {
 	return g
 }
 
-// peakHeap samples the heap while f runs.
-func peakHeap(f func()) uint64 {
-	runtime.GC()
-	var peak atomic.Uint64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		var ms runtime.MemStats
-		for {
-			runtime.ReadMemStats(&ms)
-			if ms.HeapInuse > peak.Load() {
-				peak.Store(ms.HeapInuse)
-			}
-			select {
-			case <-stop:
-				return
-			case <-time.After(5 * time.Millisecond):
-			}
-		}
-	}()
-	f()
-	close(stop)
-	wg.Wait()
-	return peak.Load()
-}
-
 // The heap used to recompress a layer must not grow with the layer: a
 // layer four times larger costs about the same memory.
 func TestLayerMemoryIsBounded(t *testing.T) {
@@ -136,7 +105,7 @@ func TestLayerMemoryIsBounded(t *testing.T) {
 	measure := func(size int64) uint64 {
 		img := dockerImage(t, "amd64", newGenLayer(t, size))
 		var res *rewrite.Result
-		peak := peakHeap(func() {
+		peak := testenv.PeakHeap(func() {
 			var err error
 			res, err = rewrite.Image(context.Background(), img, rewrite.WithTempDir(t.TempDir()), rewrite.WithJobs(1))
 			if err != nil {

@@ -8,17 +8,14 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"runtime"
-	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/layerslim/layerslim/internal/testenv"
 	"github.com/layerslim/layerslim/verify"
 )
 
@@ -82,34 +79,6 @@ func newBigLayer(t *testing.T, fileSize int64) *bigLayer {
 	return g
 }
 
-// peakHeap samples the heap while f runs.
-func peakHeap(f func()) uint64 {
-	runtime.GC()
-	var peak atomic.Uint64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		var ms runtime.MemStats
-		for {
-			runtime.ReadMemStats(&ms)
-			if ms.HeapInuse > peak.Load() {
-				peak.Store(ms.HeapInuse)
-			}
-			select {
-			case <-stop:
-				return
-			case <-time.After(5 * time.Millisecond):
-			}
-		}
-	}()
-	f()
-	close(stop)
-	wg.Wait()
-	return peak.Load()
-}
-
 // The heap used to verify must not grow with file sizes: file bodies are
 // hashed as they stream, and an ELF file goes to a temporary file.
 func TestMemoryIsBounded(t *testing.T) {
@@ -126,7 +95,7 @@ func TestMemoryIsBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 		tmp := t.TempDir()
-		return peakHeap(func() {
+		return testenv.PeakHeap(func() {
 			res, err := verify.Image(context.Background(), img, img, verify.Options{Jobs: 1, TempDir: tmp})
 			if err != nil {
 				t.Fatal(err)
