@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
 	"github.com/layerslim/layerslim/internal/cli"
+	"github.com/layerslim/layerslim/internal/testenv"
 	"github.com/layerslim/layerslim/verify"
 )
 
@@ -221,24 +222,7 @@ func TestImageDiffIDsWrong(t *testing.T) {
 }
 
 func TestCorruptBlob(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "sample")
-	err := filepath.WalkDir(sample, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(sample, p)
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(dir, rel), 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dir, rel), b, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir := testenv.CopyDir(t, sample)
 	// Damage the largest blob (an app layer) in the middle.
 	var biggest string
 	var size int64

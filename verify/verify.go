@@ -18,6 +18,8 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/layerslim/layerslim/manifest"
 )
 
 // Options configure Image and Index. The zero value drops nothing.
@@ -287,11 +289,6 @@ func matchPlatform(want []v1.Platform, p v1.Platform) bool {
 	return false
 }
 
-// The provenance annotation that rewrite records on its output
-// (manifest.AnnotationOptions); its "platforms=" field lists the
-// --platform selection.
-const annotationOptions = "dev.layerslim.options"
-
 // provenancePlatforms returns the platforms a rewrite of dst was limited
 // to, or nil.
 func provenancePlatforms(dst v1.ImageIndex) []v1.Platform {
@@ -300,7 +297,7 @@ func provenancePlatforms(dst v1.ImageIndex) []v1.Platform {
 		return nil
 	}
 	var out []v1.Platform
-	for _, f := range strings.Fields(im.Annotations[annotationOptions]) {
+	for _, f := range strings.Fields(im.Annotations[manifest.AnnotationOptions]) {
 		list, ok := strings.CutPrefix(f, "platforms=")
 		if !ok {
 			continue

@@ -16,6 +16,7 @@ import (
 
 	"github.com/layerslim/layerslim/compress"
 	"github.com/layerslim/layerslim/internal/cli"
+	"github.com/layerslim/layerslim/internal/testenv"
 	"github.com/layerslim/layerslim/rewrite"
 )
 
@@ -35,30 +36,6 @@ func run(t *testing.T, args ...string) (string, string, int) {
 		errb.WriteString("layerslim: " + err.Error() + "\n")
 	}
 	return out.String(), errb.String(), cli.ExitCode(err)
-}
-
-// copyDir copies an OCI layout so a test may damage or write to it.
-func copyDir(t *testing.T, src string) string {
-	t.Helper()
-	dst := filepath.Join(t.TempDir(), filepath.Base(src))
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dst
 }
 
 // snapshot maps every file under dir to its content.
@@ -200,7 +177,7 @@ func TestRecompressUsageErrors(t *testing.T) {
 }
 
 func TestRecompressOverwriteKeepsSourceBlobs(t *testing.T) {
-	dir := copyDir(t, sample)
+	dir := testenv.CopyDir(t, sample)
 	before := snapshot(t, filepath.Join(dir, "blobs"))
 	_, stderr, code := run(t, "recompress", "oci:"+dir+":sample", "oci:"+dir+":sample", "--overwrite", "--progress", "none")
 	if code != 0 {
@@ -274,7 +251,7 @@ func TestRecompressDockerArchiveRoundTrip(t *testing.T) {
 }
 
 func TestRecompressCorruptLayer(t *testing.T) {
-	dir := copyDir(t, sample)
+	dir := testenv.CopyDir(t, sample)
 	// Damage the largest blob: the amd64 app layer.
 	var biggest string
 	var size int64
@@ -310,7 +287,7 @@ func TestRecompressCorruptLayer(t *testing.T) {
 }
 
 func TestRecompressCorruptConfig(t *testing.T) {
-	dir := copyDir(t, sample)
+	dir := testenv.CopyDir(t, sample)
 	img := mustSampleImage(t, 0)
 	cd, _ := img.ConfigName()
 	p := filepath.Join(dir, "blobs/sha256", cd.Hex)
