@@ -294,8 +294,10 @@ type layerTask struct {
 	platform string // of the first image that has it, for messages
 	users    int
 	out      layerOut
-	squash   *squashSpec // set for a merge of several layers
-	collect  bool        // record the output's paths (a merge above needs them)
+	squash   *squashSpec   // set for a merge of several layers
+	spool    *spooledLayer // the output's temporary file, if it has one
+	key      v1.Hash       // the merge's squashKey
+	collect  bool          // record the output's paths (a merge above needs them)
 	paths    map[string]bool
 	done     chan struct{} // closed when the task has ended
 	// assembled is set once an output image includes the layer; later
@@ -407,6 +409,7 @@ func (r *run) planImage(ctx context.Context, img v1.Image, plat *v1.Platform) (*
 		t, ok := r.tasks[key]
 		if !ok {
 			t = newTask(ins[len(ins)-1], p.platform)
+			t.key = key
 			t.squash = &squashSpec{all: ins, from: from}
 			for _, bt := range p.layers {
 				if bt != nil {
@@ -438,6 +441,23 @@ func (r *run) process(ctx context.Context) error {
 	for _, t := range todo {
 		g.Go(func() error {
 			defer close(t.done)
+			where := "layer " + t.in.desc.Digest.String()
+			if t.platform != "" {
+				where = t.platform + " " + where
+			}
+			var key string
+			owned := false
+			if r.o.useCache() {
+				key = t.cacheKey(r.o)
+				hit, own, err := r.lookup(ctx, t, key)
+				if err != nil {
+					return fmt.Errorf("%s: %w", where, err)
+				}
+				if hit {
+					return nil
+				}
+				owned = own
+			}
 			var out layerOut
 			var err error
 			if t.squash != nil {
@@ -449,13 +469,18 @@ func (r *run) process(ctx context.Context) error {
 				out, err = processLayer(ctx, t.in, r.o, t.platform, t.paths)
 			}
 			if err != nil {
-				where := "layer " + t.in.desc.Digest.String()
-				if t.platform != "" {
-					where = t.platform + " " + where
+				if owned {
+					r.o.cache.Abandon(key)
 				}
 				return fmt.Errorf("%s: %w", where, err)
 			}
 			t.out = out
+			t.spool, _ = out.layer.(*spooledLayer)
+			if r.o.useCache() {
+				if err := r.store(ctx, t, key, owned); err != nil {
+					return fmt.Errorf("%s: %w", where, err)
+				}
+			}
 			return nil
 		})
 	}
@@ -465,8 +490,8 @@ func (r *run) process(ctx context.Context) error {
 func (r *run) spools() []*spooledLayer {
 	out := append([]*spooledLayer(nil), r.extra...)
 	for _, t := range append(r.order, r.squashes...) {
-		if s, ok := t.out.layer.(*spooledLayer); ok {
-			out = append(out, s)
+		if t.spool != nil {
+			out = append(out, t.spool)
 		}
 	}
 	return out

@@ -35,6 +35,7 @@ type options struct {
 	debugImage  bool
 	baseFinder  BaseFinder
 	optionText  []string // what changes the output, for the provenance annotation
+	cache       LayerCache
 }
 
 func makeOptions(opts ...Option) (*options, error) {

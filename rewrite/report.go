@@ -44,7 +44,10 @@ type LayerReport struct {
 	UncompressedBytes int64 `json:"uncompressedBytes,omitempty"`
 	// Shared is true when this layer's result was computed for another
 	// platform of the same index and reused here.
-	Shared   bool          `json:"shared,omitempty"`
+	Shared bool `json:"shared,omitempty"`
+	// Cached is true when the layer's output was found in the layer cache
+	// (WithLayerCache) instead of being computed.
+	Cached   bool          `json:"cached,omitempty"`
 	Duration time.Duration `json:"durationNanos"`
 	// Changes lists what the filters did to entries (dropped paths, split
 	// ELF files), in stream order.
