@@ -51,29 +51,11 @@ func (j *job) run(cmd *cobra.Command) error {
 	}
 	o := j.o
 	stderr := cmd.ErrOrStderr()
-	src, err := imageref.Parse(j.src, o.insecure)
+	src, dst, dbgRef, err := j.refs()
 	if err != nil {
-		return &UsageError{Err: fmt.Errorf("SRC: %w", err)}
+		return err
 	}
-	dst, err := imageref.Parse(j.dst, o.insecure)
-	if err != nil {
-		return &UsageError{Err: fmt.Errorf("DST: %w", err)}
-	}
-	if imageref.Same(src, dst) && !o.overwrite {
-		return usagef("DST %s names the same image as SRC; pass --overwrite to replace it", dst)
-	}
-	var dbgRef imageref.Ref
-	if j.debug {
-		if dbgRef, err = debugRef(dst, j.debugTo, j.debugSuffix, o.insecure); err != nil {
-			return err
-		}
-		if imageref.Same(src, dbgRef) {
-			return usagef("the debug image %s would replace SRC; choose another with --debug-to or --debug-suffix", dbgRef)
-		}
-	}
-	ro := imageref.Options{Insecure: o.insecure, Jobs: o.jobs, UserAgent: "layerslim/" + Version}
-
-	source, err := imageref.Open(ctx, src, ro)
+	source, err := imageref.Open(ctx, src, j.registry())
 	if err != nil {
 		return err
 	}
@@ -85,70 +67,14 @@ func (j *job) run(cmd *cobra.Command) error {
 
 	prog := newProgress(stderr, o.progress)
 	defer prog.stop()
-	opts := []rewrite.Option{
-		rewrite.WithCompression(o.codec, o.level),
-		rewrite.WithForce(o.force),
-		rewrite.WithJobs(o.jobs),
-		rewrite.WithPlatforms(o.plats...),
-		rewrite.WithTempDir(tmp),
-		rewrite.WithReporter(prog),
-		rewrite.WithVersion(Version),
-		rewrite.WithDebugImage(j.debug),
-	}
-	opts = append(opts, j.extra...)
-
-	var res *rewrite.Result
-	switch {
-	case source.Index != nil && dst.Kind == imageref.DockerArchive:
-		img, err := singlePlatform(source.Index, o.plats)
-		if err != nil {
-			return fmt.Errorf("%s → %s: %w", src, dst, err)
-		}
-		res, err = rewrite.Image(ctx, img, opts...)
-		if err != nil {
-			return fmt.Errorf("rewriting %s: %w", src, err)
-		}
-	case source.Index != nil:
-		res, err = rewrite.Index(ctx, source.Index, opts...)
-	default:
-		res, err = rewrite.Image(ctx, source.Image, opts...)
-	}
+	opts := append(j.options(), rewrite.WithTempDir(tmp), rewrite.WithReporter(prog))
+	out, err := j.execute(ctx, source, dst, dbgRef, opts, prog.stop)
 	if err != nil {
-		return fmt.Errorf("rewriting %s: %w", src, err)
+		return err
 	}
-	defer res.Close()
-	prog.stop()
-	if j.verify != nil {
-		if err := j.verify(ctx, source, res); err != nil {
-			return err
-		}
-	}
-
-	written := res.Report.OutputDigest
-	var debugWritten v1.Hash
-	hasDebug := res.DebugImage != nil || res.DebugIndex != nil
-	if !j.dryRun {
-		// The debug image first: once the slim tag exists, its debug
-		// image must too.
-		if hasDebug {
-			if res.DebugIndex != nil {
-				debugWritten, err = imageref.WriteIndex(ctx, dbgRef, res.DebugIndex, ro)
-			} else {
-				debugWritten, err = imageref.WriteImage(ctx, dbgRef, res.DebugImage, ro)
-			}
-			if err != nil {
-				return fmt.Errorf("writing the debug image %s: %w", dbgRef, err)
-			}
-		}
-		if res.Index != nil {
-			written, err = imageref.WriteIndex(ctx, dst, res.Index, ro)
-		} else {
-			written, err = imageref.WriteImage(ctx, dst, res.Image, ro)
-		}
-		if err != nil {
-			return fmt.Errorf("writing %s: %w", dst, err)
-		}
-	}
+	defer out.res.Close()
+	res, written, debugWritten := out.res, out.written, out.debugWritten
+	hasDebug := out.hasDebug()
 	printSummary(stderr, res.Report)
 	verb := "wrote"
 	if j.dryRun {
@@ -176,6 +102,123 @@ func (j *job) run(cmd *cobra.Command) error {
 	}
 	fmt.Fprintln(cmd.OutOrStdout(), written)
 	return nil
+}
+
+// registry is how j reads and writes registries.
+func (j *job) registry() imageref.Options {
+	return imageref.Options{Insecure: j.o.insecure, Jobs: j.o.jobs, UserAgent: "layerslim/" + Version}
+}
+
+// refs parses and checks j's source, destination and debug image.
+func (j *job) refs() (src, dst, dbgRef imageref.Ref, err error) {
+	o := j.o
+	if src, err = imageref.Parse(j.src, o.insecure); err != nil {
+		return src, dst, dbgRef, &UsageError{Err: fmt.Errorf("SRC: %w", err)}
+	}
+	if dst, err = imageref.Parse(j.dst, o.insecure); err != nil {
+		return src, dst, dbgRef, &UsageError{Err: fmt.Errorf("DST: %w", err)}
+	}
+	if imageref.Same(src, dst) && !o.overwrite {
+		return src, dst, dbgRef, usagef("DST %s names the same image as SRC; pass --overwrite to replace it", dst)
+	}
+	if j.debug {
+		if dbgRef, err = debugRef(dst, j.debugTo, j.debugSuffix, o.insecure); err != nil {
+			return src, dst, dbgRef, err
+		}
+		if imageref.Same(src, dbgRef) {
+			return src, dst, dbgRef, usagef("the debug image %s would replace SRC; choose another with --debug-to or --debug-suffix", dbgRef)
+		}
+	}
+	return src, dst, dbgRef, nil
+}
+
+// options are j's rewrite options: those that shape the output, jobs and
+// platforms. The caller adds where to spool and whom to report to.
+func (j *job) options() []rewrite.Option {
+	o := j.o
+	return append([]rewrite.Option{
+		rewrite.WithCompression(o.codec, o.level),
+		rewrite.WithForce(o.force),
+		rewrite.WithJobs(o.jobs),
+		rewrite.WithPlatforms(o.plats...),
+		rewrite.WithVersion(Version),
+		rewrite.WithDebugImage(j.debug),
+	}, j.extra...)
+}
+
+// jobResult is a rewrite and what was written of it. The caller closes res.
+type jobResult struct {
+	res                   *rewrite.Result
+	written, debugWritten v1.Hash
+}
+
+func (r *jobResult) hasDebug() bool { return r.res.DebugImage != nil || r.res.DebugIndex != nil }
+
+// execute rewrites source with opts, verifies the result when asked, and
+// (unless a dry run) writes the debug image to dbgRef, then the image to
+// dst. rewritten, if not nil, is called once the rewrite is done.
+func (j *job) execute(ctx context.Context, source *imageref.Source, dst, dbgRef imageref.Ref, opts []rewrite.Option, rewritten func()) (*jobResult, error) {
+	src, o := source.Ref, j.o
+	ro := j.registry()
+	var res *rewrite.Result
+	var err error
+	switch {
+	case source.Index != nil && dst.Kind == imageref.DockerArchive:
+		img, err := singlePlatform(source.Index, o.plats)
+		if err != nil {
+			return nil, fmt.Errorf("%s → %s: %w", src, dst, err)
+		}
+		res, err = rewrite.Image(ctx, img, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("rewriting %s: %w", src, err)
+		}
+	case source.Index != nil:
+		res, err = rewrite.Index(ctx, source.Index, opts...)
+	default:
+		res, err = rewrite.Image(ctx, source.Image, opts...)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("rewriting %s: %w", src, err)
+	}
+	out := &jobResult{res: res, written: res.Report.OutputDigest}
+	ok := false
+	defer func() {
+		if !ok {
+			res.Close()
+		}
+	}()
+	if rewritten != nil {
+		rewritten()
+	}
+	if j.verify != nil {
+		if err := j.verify(ctx, source, res); err != nil {
+			return nil, err
+		}
+	}
+	if !j.dryRun {
+		// The debug image first: once the slim tag exists, its debug
+		// image must too.
+		if out.hasDebug() {
+			if res.DebugIndex != nil {
+				out.debugWritten, err = imageref.WriteIndex(ctx, dbgRef, res.DebugIndex, ro)
+			} else {
+				out.debugWritten, err = imageref.WriteImage(ctx, dbgRef, res.DebugImage, ro)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("writing the debug image %s: %w", dbgRef, err)
+			}
+		}
+		if res.Index != nil {
+			out.written, err = imageref.WriteIndex(ctx, dst, res.Index, ro)
+		} else {
+			out.written, err = imageref.WriteImage(ctx, dst, res.Image, ro)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("writing %s: %w", dst, err)
+		}
+	}
+	ok = true
+	return out, nil
 }
 
 // debugRef is where the debug image of dst goes: --debug-to, or dst with

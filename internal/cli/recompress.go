@@ -90,14 +90,23 @@ The digest of what was written is printed on stdout.`,
   layerslim recompress --compression gzip --level 9 oci:in:v1 docker-archive:out.tar:app:v1`,
 		Args: exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.validate(); err != nil {
+			j, err := o.job(args[0], args[1])
+			if err != nil {
 				return err
 			}
-			return (&job{src: args[0], dst: args[1], o: &o}).run(cmd)
+			return j.run(cmd)
 		},
 	}
 	o.addFlags(cmd)
 	return cmd
+}
+
+// job validates o and returns the job that recompresses src into dst.
+func (o *pipelineOptions) job(src, dst string) (*job, error) {
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	return &job{src: src, dst: dst, o: o}, nil
 }
 
 // singlePlatform picks the one image of idx that a docker-archive can hold.

@@ -94,49 +94,18 @@ Drop presets:
   layerslim rewrite app:1.4 app:1.4-slim --squash none --drop none   # recompress only`,
 		Args: exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.validate(); err != nil {
-				return err
-			}
-			mode, err := rewrite.ParseSquash(o.squash)
-			if err != nil {
-				return &UsageError{Err: fmt.Errorf("--squash: %w", err)}
-			}
-			m, err := o.matcher()
+			j, err := o.job(args[0], args[1], cmd.ErrOrStderr())
 			if err != nil {
 				return err
-			}
-			ro := imageref.Options{Insecure: o.insecure, Jobs: o.jobs, UserAgent: "layerslim/" + Version}
-			var baseRef *imageref.Ref
-			if o.base != "" {
-				r, err := imageref.Parse(o.base, o.insecure)
-				if err != nil {
-					return &UsageError{Err: fmt.Errorf("--base: %w", err)}
-				}
-				baseRef = &r
-			}
-			strip, err := elf.ParseMode(o.strip)
-			if err != nil {
-				return &UsageError{Err: fmt.Errorf("--strip: %w", err)}
-			}
-			extra := []rewrite.Option{
-				rewrite.WithStrip(strip),
-				rewrite.WithSquash(mode),
-				rewrite.WithBaseFinder(newBaseFinder(baseRef, ro)),
-				rewrite.WithFilter(func(rec rewrite.Recorder) rewrite.Filter {
-					return rewrite.Drop(m, rec)
-				}),
-				rewrite.WithOptionText(m.String()),
-			}
-			j := &job{src: args[0], dst: args[1], o: &o.pipelineOptions, extra: extra, dryRun: o.dryRun,
-				debug: strip != elf.None && !o.noDebug, debugTo: o.debugTo, debugSuffix: o.debugSuffix}
-			if o.verify {
-				j.verify = func(ctx context.Context, src *imageref.Source, res *rewrite.Result) error {
-					return verifyResult(ctx, cmd.ErrOrStderr(), src, res, verify.Options{Dropped: m.Match, Jobs: o.jobs, Platforms: o.plats})
-				}
 			}
 			return j.run(cmd)
 		},
 	}
+	o.addFlags(cmd)
+	return cmd
+}
+
+func (o *rewriteOptions) addFlags(cmd *cobra.Command) {
 	o.pipelineOptions.addFlags(cmd)
 	o.dropOptions.addFlags(cmd)
 	f := cmd.Flags()
@@ -148,7 +117,52 @@ Drop presets:
 	f.StringVar(&o.debugTo, "debug-to", "", "write the debug image here instead (a reference)")
 	f.BoolVar(&o.verify, "verify", false, "verify the output against SRC (as the verify command does) before writing it")
 	f.BoolVar(&o.noDebug, "no-debug-image", false, "strip, but write no debug image (the debug information is discarded)")
-	return cmd
+}
+
+// job validates o and returns the job that rewrites src into dst; the
+// verify report, with --verify, goes to w.
+func (o *rewriteOptions) job(src, dst string, w io.Writer) (*job, error) {
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	mode, err := rewrite.ParseSquash(o.squash)
+	if err != nil {
+		return nil, &UsageError{Err: fmt.Errorf("--squash: %w", err)}
+	}
+	m, err := o.matcher()
+	if err != nil {
+		return nil, err
+	}
+	ro := imageref.Options{Insecure: o.insecure, Jobs: o.jobs, UserAgent: "layerslim/" + Version}
+	var baseRef *imageref.Ref
+	if o.base != "" {
+		r, err := imageref.Parse(o.base, o.insecure)
+		if err != nil {
+			return nil, &UsageError{Err: fmt.Errorf("--base: %w", err)}
+		}
+		baseRef = &r
+	}
+	strip, err := elf.ParseMode(o.strip)
+	if err != nil {
+		return nil, &UsageError{Err: fmt.Errorf("--strip: %w", err)}
+	}
+	extra := []rewrite.Option{
+		rewrite.WithStrip(strip),
+		rewrite.WithSquash(mode),
+		rewrite.WithBaseFinder(newBaseFinder(baseRef, ro)),
+		rewrite.WithFilter(func(rec rewrite.Recorder) rewrite.Filter {
+			return rewrite.Drop(m, rec)
+		}),
+		rewrite.WithOptionText(m.String()),
+	}
+	j := &job{src: src, dst: dst, o: &o.pipelineOptions, extra: extra, dryRun: o.dryRun,
+		debug: strip != elf.None && !o.noDebug, debugTo: o.debugTo, debugSuffix: o.debugSuffix}
+	if o.verify {
+		j.verify = func(ctx context.Context, src *imageref.Source, res *rewrite.Result) error {
+			return verifyResult(ctx, w, src, res, verify.Options{Dropped: m.Match, Jobs: o.jobs, Platforms: o.plats})
+		}
+	}
+	return j, nil
 }
 
 func indent(s string) string {

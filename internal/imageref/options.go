@@ -77,3 +77,10 @@ func (o Options) registryName(ref Ref) (name.Reference, error) {
 	}
 	return name.ParseReference(ref.Name.String(), name.Insecure)
 }
+
+// Remote returns the go-containerregistry remote options that Open and the
+// writers use (context, credentials, transport, user agent), for callers
+// that talk to a registry directly (tag lists, blob checks).
+func (o Options) Remote(ctx context.Context) []remote.Option {
+	return o.remoteOptions(ctx)
+}
