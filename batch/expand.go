@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"path"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -154,6 +155,9 @@ func Template(src string, insecure bool) (Fields, error) {
 	return f, nil
 }
 
+// validTag is a tag as the distribution spec has it.
+var validTag = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+
 func fill(text string, tmpl *template.Template, src string, insecure bool) (string, error) {
 	if !strings.Contains(text, "{{") {
 		return text, nil
@@ -165,6 +169,16 @@ func fill(text string, tmpl *template.Template, src string, insecure bool) (stri
 	var b strings.Builder
 	if err := tmpl.Execute(&b, f); err != nil {
 		return "", fmt.Errorf("dst template: %w", err)
+	}
+	r, err := imageref.Parse(b.String(), insecure)
+	if t, ok := r.Name.(name.Tag); err == nil && ok && !validTag.MatchString(t.TagStr()) {
+		err = fmt.Errorf("bad tag %q", t.TagStr())
+	}
+	if err != nil {
+		if f.Tag == "" {
+			err = fmt.Errorf("%w (the source names no tag)", err)
+		}
+		return "", fmt.Errorf("dst template gave %q: %w", b.String(), err)
 	}
 	return b.String(), nil
 }

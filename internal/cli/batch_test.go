@@ -1,0 +1,135 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/layerslim/layerslim/internal/cli"
+	"github.com/layerslim/layerslim/internal/testenv"
+	"github.com/layerslim/layerslim/manifest"
+)
+
+// memRegistryHost serves ggcr's in-memory registry on 127.0.0.1 (plain HTTP).
+func memRegistryHost(t *testing.T) string {
+	t.Helper()
+	s := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(s.Close)
+	return strings.TrimPrefix(s.URL, "http://")
+}
+
+func pushTo(t *testing.T, ref string, files ...testenv.File) {
+	t.Helper()
+	img := testenv.GzipImage(t, testenv.Platform(t, "linux/amd64"),
+		testenv.TarLayer(t, []testenv.File{testenv.Dir("usr"), testenv.Reg("usr/base", strings.Repeat("base\n", 1000))}),
+		testenv.TarLayer(t, files))
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(r, img); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func runStdin(t *testing.T, stdin string, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := cli.New()
+	var out, errb bytes.Buffer
+	cmd.SetArgs(args)
+	cmd.SetIn(strings.NewReader(stdin))
+	cmd.SetOut(&out)
+	cmd.SetErr(&errb)
+	err := cmd.ExecuteContext(context.Background())
+	if err != nil {
+		errb.WriteString("layerslim: " + err.Error() + "\n")
+	}
+	return out.String(), errb.String(), cli.ExitCode(err)
+}
+
+func writeFile(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "plan.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestBatchUsageErrors(t *testing.T) {
+	host := memRegistryHost(t)
+	pushTo(t, host+"/a:1", testenv.Reg("a", "a"))
+	images := "images:\n  - src: " + host + "/a:1\n    dst: " + host + "/a:1-slim\n"
+	for _, tc := range []struct {
+		name, plan string
+		args       []string
+		want       string
+	}{
+		{"misspelt flag", "defaults:\n  sqush: none\n" + images, nil, "plan.yaml:2: sqush is not an option of rewrite"},
+		{"recompress has no squash", "command: recompress\ndefaults:\n  squash: none\n" + images, nil, "plan.yaml:3: squash is not an option of recompress"},
+		{"bad value", "defaults:\n  compression: brotli\n" + images, nil, "--compression"},
+		{"bad bool", "defaults:\n  force: maybe\n" + images, nil, "plan.yaml:2: force:"},
+		{"report per image", "defaults:\n  report: x.json\n" + images, nil, "plan.yaml:2: report cannot be set per image"},
+		{"same image", "images:\n  - src: " + host + "/a:1\n    dst: " + host + "/a:1\n", nil, "plan.yaml:2: DST " + host + "/a:1 names the same image as SRC"},
+		{"unknown key", "images:\n  - src: a\n    dst: b\n    option: {}\n", nil, `plan.yaml:4: unknown key "option"`},
+		{"shard", images, []string{"--shard", "2/2"}, "--shard: shard \"2/2\": want I/N"},
+		{"set", images, []string{"--set", "squash"}, `--set "squash": want NAME=VALUE`},
+		{"set unknown", images, []string{"--set", "colour=blue"}, "--set: colour is not an option of rewrite"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			plan := writeFile(t, tc.plan)
+			_, stderr, code := run(t, append([]string{"batch", plan, "--cache-dir", ""}, tc.args...)...)
+			stderr = strings.ReplaceAll(stderr, filepath.Dir(plan)+"/", "")
+			if code != 2 || !strings.Contains(stderr, tc.want) {
+				t.Errorf("exit %d, want 2 with %q:\n%s", code, tc.want, stderr)
+			}
+		})
+	}
+}
+
+func TestBatchStdin(t *testing.T) {
+	host := memRegistryHost(t)
+	for _, tag := range []string{"1", "2"} {
+		pushTo(t, host+"/app:"+tag, testenv.Dir("app"), testenv.Reg("app/"+tag, tag))
+	}
+	stdin := "# two images\n" + host + "/app:1\n" + host + "/app:2 " + host + "/other:2-mine\n"
+	report := filepath.Join(t.TempDir(), "r.json")
+	args := []string{"batch", "-", "--dst-template", "{{.Registry}}/zstd/{{.Path}}:{{.Tag}}", "--command", "recompress",
+		"--report", report, "--cache-dir", t.TempDir(), "--jobs", "2"}
+	stdout, stderr, code := runStdin(t, stdin, args...)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	for _, dst := range []string{host + "/zstd/app:1", host + "/other:2-mine"} {
+		desc, err := remote.Get(testenv.ParseRef(t, dst))
+		if err != nil {
+			t.Fatalf("%s: %v", dst, err)
+		}
+		if !strings.Contains(stdout, "done "+dst+"@"+desc.Digest.String()) {
+			t.Errorf("stdout does not list %s@%s:\n%s", dst, desc.Digest, stdout)
+		}
+		if !strings.Contains(string(desc.Manifest), manifest.AnnotationSourceDigest) {
+			t.Errorf("%s has no provenance annotations", dst)
+		}
+	}
+	// A rerun skips both, without reading a layer.
+	stdout, stderr, code = runStdin(t, stdin, args...)
+	if code != 0 || strings.Count(stdout, "skipped ") != 2 || !strings.Contains(stderr, "0 done, 2 skipped, 0 failed") {
+		t.Errorf("rerun: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	// Options that change the output make it run again.
+	_, stderr, code = runStdin(t, stdin, append(args, "--set", "level=5")...)
+	if code != 0 || !strings.Contains(stderr, "2 done, 0 skipped") {
+		t.Errorf("new options: exit %d\n%s", code, stderr)
+	}
+}
