@@ -260,7 +260,9 @@ func (v *memoView) usable(ctx context.Context, e *memoEntry) (rewrite.CachedLaye
 		if !v.m.exists(ctx, ref) {
 			continue
 		}
-		l := &memoLayer{e: e, ref: ref, ro: v.m.ro, ctx: ctx}
+		// The lookup's context ends with the layer pass; the layer is read
+		// later, if a mount falls back to a copy or the output is verified.
+		l := &memoLayer{e: e, ref: ref, ro: v.m.ro, ctx: context.WithoutCancel(ctx)}
 		return rewrite.CachedLayer{Layer: &remote.MountableLayer{Layer: l, Reference: ref}, Report: e.Report, Paths: e.Paths}, true
 	}
 	return rewrite.CachedLayer{}, false
