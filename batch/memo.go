@@ -133,7 +133,7 @@ func (v *memoView) Lookup(ctx context.Context, key string) (rewrite.CachedLayer,
 			return c, true, nil
 		}
 	}
-	if m.repo != nil {
+	if v.shared() {
 		e, err := m.fetch(ctx, key)
 		if err != nil {
 			m.end(key)
@@ -151,8 +151,9 @@ func (v *memoView) Lookup(ctx context.Context, key string) (rewrite.CachedLayer,
 }
 
 // Store uploads the output blob once (to the cache repository with its memo
-// manifest, or else to the destination repository), records the entry and
-// returns the layer as mountable from there.
+// manifest when that is on the destination's registry, or else to the
+// destination repository), records the entry and returns the layer as
+// mountable from there.
 func (v *memoView) Store(ctx context.Context, key string, c rewrite.CachedLayer) (v1.Layer, error) {
 	m := v.m
 	defer m.end(key)
@@ -161,7 +162,7 @@ func (v *memoView) Store(ctx context.Context, key string, c rewrite.CachedLayer)
 		return nil, err
 	}
 	target := v.dst
-	if m.repo != nil {
+	if v.shared() {
 		target = *m.repo
 		if err := m.publish(ctx, e, c.Layer); err != nil {
 			return nil, fmt.Errorf("writing the memo of layer %s to %s: %w", e.Blob.Digest, target, err)
@@ -176,6 +177,12 @@ func (v *memoView) Store(ctx context.Context, key string, c rewrite.CachedLayer)
 	m.verified[target.Name()+"@"+e.Blob.Digest.String()] = true
 	m.mu.Unlock()
 	return &remote.MountableLayer{Layer: c.Layer, Reference: target.Digest(e.Blob.Digest.String())}, nil
+}
+
+// shared reports whether the registry memo serves this destination: a blob
+// can be mounted only within one registry.
+func (v *memoView) shared() bool {
+	return v.m.repo != nil && v.m.repo.RegistryStr() == v.dst.RegistryStr()
 }
 
 // Abandon ends the caller's ownership of key without an entry.

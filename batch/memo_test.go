@@ -250,3 +250,28 @@ func TestMemoInRegistry(t *testing.T) {
 		t.Error("the blob is not in the cache repository")
 	}
 }
+
+// A cache repository on another registry than the destination cannot lend
+// it blobs: the destination's own repositories hold the memo's blobs.
+func TestMemoCacheRepoOnAnotherRegistry(t *testing.T) {
+	cacheHost, cacheUploads := memRegistry(t)
+	host, _ := memRegistry(t)
+	ctx := context.Background()
+	m, _ := NewMemo("", cacheHost+"/layerslim-cache", imageref.Options{Insecure: true})
+	c := outputLayer(t, "elsewhere")
+	d, _ := c.Layer.Digest()
+	l, err := m.For(repo(t, host+"/team/api")).Store(ctx, "k", c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := mountRef(t, l), host+"/team/api@"+d.String(); got != want {
+		t.Errorf("stored layer mounts %s, want %s", got, want)
+	}
+	if n := cacheUploads.Load(); n != 0 {
+		t.Errorf("%d uploads to the other registry's cache repository", n)
+	}
+	got, ok, err := m.For(repo(t, host+"/team/web")).Lookup(ctx, "k")
+	if err != nil || !ok || mountRef(t, got.Layer) != host+"/team/api@"+d.String() {
+		t.Errorf("a second image on the destination registry: hit %v, err %v", ok, err)
+	}
+}
