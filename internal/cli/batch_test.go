@@ -132,4 +132,11 @@ func TestBatchStdin(t *testing.T) {
 	if code != 0 || !strings.Contains(stderr, "2 done, 0 skipped") {
 		t.Errorf("new options: exit %d\n%s", code, stderr)
 	}
+	// rewrite with --verify, one image at a time: the second image's base
+	// comes from the memo, and verify reads it back from the registry.
+	_, stderr, code = runStdin(t, stdin, "batch", "-", "--dst-template", "{{.Registry}}/slim/{{.Path}}:{{.Tag}}", "--jobs", "1",
+		"--set", "strip=none", "--set", "verify=true", "--cache-dir", "")
+	if code != 0 || !strings.Contains(stderr, "2 done, 0 skipped") || !strings.Contains(stderr, "1 from the memo") {
+		t.Errorf("rewrite --verify: exit %d\n%s", code, stderr)
+	}
 }
