@@ -65,6 +65,17 @@ type memoEntry struct {
 	Repositories []string            `json:"repositories,omitempty"`
 }
 
+// DefaultCacheDir is where the memo's local entries go by default:
+// $XDG_CACHE_HOME/layerslim/layers, or ~/.cache/layerslim/layers ("" when
+// neither is known).
+func DefaultCacheDir() string {
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(d, "layerslim", "layers")
+}
+
 // NewMemo returns a memo keeping entries in dir ("" keeps none on disk) and,
 // when repo is not "", in that registry repository.
 func NewMemo(dir, repo string, ro imageref.Options) (*Memo, error) {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -106,7 +105,7 @@ so N shards (a CI matrix, a Kubernetes Indexed Job with
 	f.StringVar(&o.cacheRepo, "cache-repo", "", "also keep the layer memo in this registry repository")
 	f.StringVar(&o.dstTemplate, "dst-template", "", "the destination of entries (or stdin lines) that give none, a template as dst")
 	f.StringVar(&o.command, "command", "", "rewrite or recompress: overrides the plan's command")
-	f.StringArrayVar(&o.set, "set", nil, "NAME=VALUE: set a rewrite flag for every image, over the plan's defaults (repeatable)")
+	f.StringArrayVar(&o.set, "set", nil, "NAME=VALUE: set a rewrite flag for every image, over the plan's options (repeatable)")
 	f.BoolVar(&o.insecure, "insecure", false, "allow plain HTTP and unverified TLS to registries")
 	return cmd
 }
@@ -146,12 +145,13 @@ func (o *batchOptions) run(cmd *cobra.Command, planArg string) error {
 			plan.Images[i].Command = ""
 		}
 	}
+	var set batch.Options
 	for _, kv := range o.set {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {
 			return usagef("--set %q: want NAME=VALUE", kv)
 		}
-		plan.Defaults = plan.Defaults.Over(batch.Options{{Name: strings.TrimPrefix(k, "--"), Values: []string{v}, Where: "--set"}})
+		set = set.Over(batch.Options{{Name: strings.TrimPrefix(k, "--"), Values: []string{v}, Where: "--set"}})
 	}
 	ro := imageref.Options{Insecure: o.insecure, UserAgent: "layerslim/" + Version}
 	list := func(ctx context.Context, repo string) ([]string, error) {
@@ -164,6 +164,9 @@ func (o *batchOptions) run(cmd *cobra.Command, planArg string) error {
 	items, err := batch.Expand(ctx, plan, o.dstTemplate, o.insecure, list)
 	if err != nil {
 		return &UsageError{Err: err}
+	}
+	for i := range items {
+		items[i].Options = items[i].Options.Over(set)
 	}
 	// Every item's options are checked before anything runs: a typo in the
 	// plan is a usage error, not a dozen failed images.
@@ -181,9 +184,7 @@ func (o *batchOptions) run(cmd *cobra.Command, planArg string) error {
 	if cmd.Flags().Changed("cache-dir") {
 		cacheDir = o.cacheDir
 	} else if cacheDir == "" {
-		if d, err := os.UserCacheDir(); err == nil {
-			cacheDir = filepath.Join(d, "layerslim", "layers")
-		}
+		cacheDir = batch.DefaultCacheDir()
 	}
 	cacheRepo := plan.Cache.Repository
 	if o.cacheRepo != "" {
