@@ -219,16 +219,14 @@ func runOne(ctx context.Context, it Item, cfg Config) (r ImageResult) {
 	r.SourceBytes, r.OutputBytes = rp.SourceBytes, rp.OutputBytes
 	r.Saved = rp.SourceBytes - rp.OutputBytes
 	r.digest = []digestPair{{r.SourceDigest, r.OutputDigest}}
-	seen := map[v1.Hash]bool{}
 	for _, im := range rp.Images {
 		if len(rp.Images) > 1 || im.SourceDigest.String() != r.SourceDigest {
 			r.digest = append(r.digest, digestPair{im.SourceDigest.String(), im.OutputDigest.String()})
 		}
 		for _, l := range im.Layers {
-			if l.Shared || l.Empty && l.Output.Digest.Hex == "" || seen[l.Source.Digest] {
+			if l.Shared { // counted for the platform that had it first
 				continue
 			}
-			seen[l.Source.Digest] = true
 			switch {
 			case l.Cached:
 				r.Layers.Cached++
