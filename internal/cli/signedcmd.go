@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
@@ -197,6 +198,9 @@ func (sc *signedCheck) afterWrite(ctx context.Context, w io.Writer, src, dst ima
 		fmt.Fprintf(w, "  (after pushing %s to a registry: the digests stay the same)\n", dst)
 	}
 	fmt.Fprintln(w, `The report's "digests" map lists every old → new digest.`)
+	if !sc.copy && slices.ContainsFunc(sc.found, func(a signed.Artifact) bool { return a.Kind == signed.SBOM }) {
+		fmt.Fprintln(w, "--copy-referrers attaches copies of the SBOMs to the new digest.")
+	}
 }
 
 // newDescriptors maps each rewritten source manifest to the descriptor of

@@ -1,0 +1,351 @@
+package cli_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/layerslim/layerslim/internal/signed"
+	"github.com/layerslim/layerslim/internal/testenv"
+)
+
+// The signed-source tests run against ggcr's in-memory registry here (it
+// has the referrers API) and against the real distribution registry of
+// .ci/services.sh in signed_integration_test.go (it has none: the
+// sha256-<hex> referrers tag schema is used).
+
+var memRepoIDs atomic.Int64
+
+// memRepos returns a function that names a fresh repository in an
+// in-memory registry with the referrers API.
+func memRepos(t *testing.T) func(testing.TB) string {
+	t.Helper()
+	s := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0)), registry.WithReferrersSupport(true)))
+	t.Cleanup(s.Close)
+	host := strings.TrimPrefix(s.URL, "http://")
+	return func(t testing.TB) string { return fmt.Sprintf("%s/signed/app%d", host, memRepoIDs.Add(1)) }
+}
+
+func pushTo(t *testing.T, img v1.Image, ref string) v1.Descriptor {
+	t.Helper()
+	r, err := name.ParseReference(ref, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(r, img); err != nil {
+		t.Fatalf("pushing %s: %v", ref, err)
+	}
+	return descOf(t, img)
+}
+
+func descOf(t *testing.T, m partial.Describable) v1.Descriptor {
+	t.Helper()
+	d, err := partial.Descriptor(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v1.Descriptor{MediaType: d.MediaType, Size: d.Size, Digest: d.Digest}
+}
+
+func pushArtifact(t *testing.T, img v1.Image, repo string) v1.Descriptor {
+	t.Helper()
+	h, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pushTo(t, img, repo+"@"+h.String())
+}
+
+// exists reports whether ref names a manifest in the registry.
+func exists(t *testing.T, ref string) bool {
+	t.Helper()
+	r, err := name.ParseReference(ref, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = remote.Head(r)
+	return err == nil
+}
+
+const sbomDoc = `{"spdxVersion":"SPDX-2.3","dataLicense":"CC0-1.0","name":"app","packages":[]}`
+
+// signedSource pushes a small image with a cosign signature tag and an SPDX
+// SBOM referrer to a fresh repository and returns the repository and the
+// image's digest.
+func signedSource(t *testing.T, newRepo func(testing.TB) string) (string, v1.Hash) {
+	t.Helper()
+	repo := newRepo(t)
+	img := testenv.GzipImage(t, testenv.Platform(t, "linux/amd64"),
+		testenv.TarLayer(t, []testenv.File{testenv.Dir("etc"), testenv.Reg("etc/app.conf", "x=1\n")}),
+		testenv.TarLayer(t, []testenv.File{testenv.Dir("usr"), testenv.Dir("usr/share"), testenv.Dir("usr/share/doc"), testenv.Reg("usr/share/doc/README", strings.Repeat("docs\n", 200))}))
+	src := pushTo(t, img, repo+":v1")
+	pushTo(t, testenv.CosignSignature(t, repo, src.Digest), repo+":"+signed.CosignTag(src.Digest, ".sig"))
+	pushArtifact(t, testenv.SBOMReferrer(t, src, sbomDoc), repo)
+	return repo, src.Digest
+}
+
+// fileReport is the part of the --report file these tests read.
+type signedFileReport struct {
+	Written string            `json:"written"`
+	Skipped string            `json:"skipped"`
+	Digests map[string]string `json:"digests"`
+	Signed  *struct {
+		Policy    string            `json:"policy"`
+		Action    string            `json:"action"`
+		Artifacts []signed.Artifact `json:"artifacts"`
+	} `json:"signed"`
+}
+
+func readSignedReport(t *testing.T, path string) signedFileReport {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r signedFileReport
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatalf("%v\n%s", err, b)
+	}
+	return r
+}
+
+func TestRewriteSignedSource(t *testing.T) { testRewriteSignedSource(t, memRepos(t)) }
+
+func testRewriteSignedSource(t *testing.T, newRepo func(testing.TB) string) {
+	repo, old := signedSource(t, newRepo)
+	src := repo + ":v1"
+	sigTag := signed.CosignTag(old, ".sig")
+
+	t.Run("warn", func(t *testing.T) {
+		dst := repo + ":warn"
+		report := filepath.Join(t.TempDir(), "r.json")
+		stdout, stderr, code := run(t, "rewrite", src, dst, "--progress", "none", "--report", report)
+		if code != 0 {
+			t.Fatalf("exit %d\n%s", code, stderr)
+		}
+		written := strings.TrimSpace(stdout)
+		if !exists(t, dst) || !exists(t, repo+"@"+written) {
+			t.Fatalf("%s not written", dst)
+		}
+		for _, want := range []string{"warning", sigTag, "will not verify", old.String() + " (the image) → " + written,
+			"cosign sign " + strings.TrimSuffix(dst, ":warn") + "@" + written} {
+			if !strings.Contains(stderr, want) {
+				t.Errorf("stderr lacks %q:\n%s", want, stderr)
+			}
+		}
+		r := readSignedReport(t, report)
+		if r.Digests[old.String()] != written || r.Written != written {
+			t.Errorf("report digests %v, written %s; want %s → %s", r.Digests, r.Written, old, written)
+		}
+		if r.Signed == nil || r.Signed.Policy != "warn" || r.Signed.Action != "warned" || len(r.Signed.Artifacts) != 2 {
+			t.Fatalf("report signed: %+v", r.Signed)
+		}
+		sig := r.Signed.Artifacts[0]
+		if sig.Kind != signed.Signature || sig.Tag != sigTag || sig.NewSubject == nil || sig.NewSubject.String() != written {
+			t.Errorf("report: signature %+v", sig)
+		}
+		if sb := r.Signed.Artifacts[1]; sb.Kind != signed.SBOM || sb.CopiedTo != "" {
+			t.Errorf("report: SBOM %+v (copied without --copy-referrers)", sb)
+		}
+	})
+
+	t.Run("skip", func(t *testing.T) {
+		dst := repo + ":skip"
+		report := filepath.Join(t.TempDir(), "r.json")
+		stdout, stderr, code := run(t, "rewrite", src, dst, "--progress", "none", "--report", report, "--signed=skip")
+		if code != 0 {
+			t.Fatalf("exit %d\n%s", code, stderr)
+		}
+		if exists(t, dst) || exists(t, dst+"-debug") || stdout != "" {
+			t.Errorf("--signed=skip wrote something (stdout %q)", stdout)
+		}
+		if !strings.Contains(stderr, "skipped, nothing written") || !strings.Contains(stderr, sigTag) {
+			t.Errorf("stderr:\n%s", stderr)
+		}
+		r := readSignedReport(t, report)
+		if r.Skipped == "" || r.Written != "" || r.Signed == nil || r.Signed.Action != "skipped" || len(r.Signed.Artifacts) != 2 {
+			t.Errorf("report: %+v", r)
+		}
+	})
+
+	t.Run("fail", func(t *testing.T) {
+		dst := repo + ":fail"
+		for _, cmd := range []string{"rewrite", "recompress"} {
+			stdout, stderr, code := run(t, cmd, src, dst, "--progress", "none", "--signed", "fail")
+			if code != 1 || stdout != "" {
+				t.Errorf("%s: exit %d, stdout %q; want 1 and nothing", cmd, code, stdout)
+			}
+			if exists(t, dst) || exists(t, dst+"-debug") {
+				t.Errorf("%s --signed=fail wrote %s", cmd, dst)
+			}
+			if !strings.Contains(stderr, "is signed (1 signature): --signed=fail, nothing written") || !strings.Contains(stderr, sigTag) {
+				t.Errorf("%s stderr:\n%s", cmd, stderr)
+			}
+		}
+	})
+
+	t.Run("copy-referrers", func(t *testing.T) {
+		dst := newRepo(t) + ":slim" // another repository: blobs are mounted or copied
+		report := filepath.Join(t.TempDir(), "r.json")
+		stdout, stderr, code := run(t, "rewrite", src, dst, "--progress", "none", "--report", report, "--copy-referrers")
+		if code != 0 {
+			t.Fatalf("exit %d\n%s", code, stderr)
+		}
+		written := strings.TrimSpace(stdout)
+		dstRepo := strings.TrimSuffix(dst, ":slim")
+		nd, err := name.NewDigest(dstRepo+"@"+written, name.Insecure)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idx, err := remote.Referrers(nd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		im, _ := idx.IndexManifest()
+		if len(im.Manifests) != 1 {
+			t.Fatalf("referrers of %s: %+v\n%s", nd, im.Manifests, stderr)
+		}
+		cp, err := remote.Image(nd.Context().Digest(im.Manifests[0].Digest.String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, _ := cp.Manifest()
+		if m.ArtifactType != testenv.SPDXType || m.Subject == nil || m.Subject.Digest.String() != written {
+			t.Errorf("copy: artifactType %q, subject %+v", m.ArtifactType, m.Subject)
+		}
+		ls, _ := cp.Layers()
+		if len(ls) != 1 {
+			t.Fatalf("copy has %d layers", len(ls))
+		}
+		rc, _ := ls[0].Compressed()
+		b, _ := io.ReadAll(rc)
+		rc.Close()
+		if string(b) != sbomDoc {
+			t.Errorf("copy holds %q", b)
+		}
+		if !strings.Contains(stderr, "copied 1 SBOM(s)") {
+			t.Errorf("stderr:\n%s", stderr)
+		}
+		// The signature is not copied: it would be a lie about the new digest.
+		if exists(t, dstRepo+":"+strings.Replace(written, ":", "-", 1)+".sig") {
+			t.Error("the signature was copied")
+		}
+		r := readSignedReport(t, report)
+		if sb := r.Signed.Artifacts[1]; sb.Kind != signed.SBOM || !strings.Contains(sb.CopiedTo, im.Manifests[0].Digest.String()) {
+			t.Errorf("report: SBOM %+v", sb)
+		}
+	})
+}
+
+func TestRewriteSignedIndex(t *testing.T) { testRewriteSignedIndex(t, memRepos(t)) }
+
+// testRewriteSignedIndex: a multi-arch index signed at the index level.
+func testRewriteSignedIndex(t *testing.T, newRepo func(testing.TB) string) {
+	repo := newRepo(t)
+	layer := func(arch string) []byte {
+		return testenv.TarLayer(t, []testenv.File{testenv.Dir("etc"), testenv.Reg("etc/arch", arch+"\n")})
+	}
+	idx := testenv.MultiArchIndex(t,
+		testenv.GzipImage(t, testenv.Platform(t, "linux/amd64"), layer("amd64")),
+		testenv.GzipImage(t, testenv.Platform(t, "linux/arm64/v8"), layer("arm64")))
+	r, _ := name.ParseReference(repo+":multi", name.Insecure)
+	if err := remote.WriteIndex(r, idx); err != nil {
+		t.Fatal(err)
+	}
+	old := descOf(t, idx).Digest
+	pushTo(t, testenv.CosignSignature(t, repo, old), repo+":"+signed.CosignTag(old, ".sig"))
+
+	_, stderr, code := run(t, "recompress", repo+":multi", repo+":fail", "--progress", "none", "--signed=fail")
+	if code != 1 || exists(t, repo+":fail") {
+		t.Errorf("--signed=fail: exit %d, written %v\n%s", code, exists(t, repo+":fail"), stderr)
+	}
+
+	report := filepath.Join(t.TempDir(), "r.json")
+	stdout, stderr, code := run(t, "recompress", repo+":multi", repo+":zstd", "--progress", "none", "--report", report)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	written := strings.TrimSpace(stdout)
+	if !strings.Contains(stderr, old.String()+" (the index) → "+written) || !strings.Contains(stderr, "cosign sign "+repo+"@"+written) {
+		t.Errorf("stderr does not name the index and its new digest:\n%s", stderr)
+	}
+	rep := readSignedReport(t, report)
+	im, _ := idx.IndexManifest()
+	out, err := remote.Index(testenv.ParseRef(t, repo+"@"+written))
+	if err != nil {
+		t.Fatal(err)
+	}
+	oim, _ := out.IndexManifest()
+	want := map[string]string{old.String(): written}
+	for i := range im.Manifests {
+		want[im.Manifests[i].Digest.String()] = oim.Manifests[i].Digest.String()
+	}
+	if len(rep.Digests) != 3 || fmt.Sprint(rep.Digests) != fmt.Sprint(want) {
+		t.Errorf("digests %v, want %v", rep.Digests, want)
+	}
+}
+
+// An SBOM alone does not make an image signed: no policy applies.
+func TestRewriteSBOMOnly(t *testing.T) {
+	repo := memRepos(t)(t)
+	img := testenv.GzipImage(t, testenv.Platform(t, "linux/amd64"), testenv.TarLayer(t, []testenv.File{testenv.Reg("a", "a")}))
+	src := pushTo(t, img, repo+":v1")
+	pushArtifact(t, testenv.SBOMReferrer(t, src, sbomDoc), repo)
+	stdout, stderr, code := run(t, "recompress", repo+":v1", repo+":zstd", "--progress", "none", "--signed=fail")
+	if code != 0 || strings.TrimSpace(stdout) == "" {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	if strings.Contains(stderr, "warning") || !strings.Contains(stderr, "1 SBOM attached to the old digest") {
+		t.Errorf("stderr:\n%s", stderr)
+	}
+}
+
+// An OCI layout holds referrers too: one with a subject, and cosign's tags
+// as ref.name entries.
+func TestRewriteSignedOCILayout(t *testing.T) {
+	dir := t.TempDir()
+	lp, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := testenv.GzipImage(t, testenv.Platform(t, "linux/amd64"), testenv.TarLayer(t, []testenv.File{testenv.Reg("a", "a")}))
+	src := descOf(t, img)
+	att := testenv.Artifact(t, testenv.ArtifactSpec{
+		ArtifactType: "application/vnd.in-toto+json",
+		Layers:       []testenv.ArtifactLayer{{MediaType: testenv.DSSEEnvelopeType, Data: []byte(`{"payloadType":"application/vnd.in-toto+json","payload":"e30=","signatures":[]}`)}},
+		Subject:      &src,
+	})
+	if err := lp.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "v1"})); err != nil {
+		t.Fatal(err)
+	}
+	if err := lp.AppendImage(att); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	_, stderr, code := run(t, "recompress", "oci:"+dir+":v1", "oci:"+out+":v1", "--progress", "none", "--signed=fail")
+	if code != 1 || !strings.Contains(stderr, "1 attestation") {
+		t.Errorf("exit %d\n%s", code, stderr)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("--signed=fail created the destination layout")
+	}
+	_, stderr, code = run(t, "recompress", "oci:"+dir+":v1", "oci:"+out+":v1", "--progress", "none")
+	if code != 0 || !strings.Contains(stderr, "cosign attest") || !strings.Contains(stderr, "after pushing") {
+		t.Errorf("exit %d\n%s", code, stderr)
+	}
+}
