@@ -1,10 +1,12 @@
 package cli_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -347,5 +349,79 @@ func TestRewriteSignedOCILayout(t *testing.T) {
 	_, stderr, code = run(t, "recompress", "oci:"+dir+":v1", "oci:"+out+":v1", "--progress", "none")
 	if code != 0 || !strings.Contains(stderr, "cosign attest") || !strings.Contains(stderr, "after pushing") {
 		t.Errorf("exit %d\n%s", code, stderr)
+	}
+}
+
+// faultyRegistry is the in-memory registry behind a handler that answers
+// the requests refuse picks with status, once the returned switch is on.
+func faultyRegistry(t *testing.T, status int, refuse func(r *http.Request, body []byte) bool) (string, *atomic.Bool) {
+	var on atomic.Bool
+	t.Helper()
+	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)), registry.WithReferrersSupport(true))
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		if on.Load() && refuse(r, body) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(status)
+			fmt.Fprintf(w, `{"errors":[{"code":"DENIED","message":"refused by the test"}]}`)
+			return
+		}
+		reg.ServeHTTP(w, r)
+	}))
+	t.Cleanup(s.Close)
+	return strings.TrimPrefix(s.URL, "http://"), &on
+}
+
+// A registry that refuses the referrers lookup: warn carries on and says
+// so; skip and fail cannot tell whether the source is signed and stop.
+func TestRewriteSignedLookupRefused(t *testing.T) {
+	host, on := faultyRegistry(t, http.StatusForbidden, func(r *http.Request, _ []byte) bool {
+		return strings.Contains(r.URL.Path, "/referrers/")
+	})
+	repo, _ := signedSource(t, func(testing.TB) string { return host + "/app" })
+	on.Store(true)
+	for _, policy := range []string{"skip", "fail"} {
+		stdout, stderr, code := run(t, "recompress", repo+":v1", repo+":"+policy, "--progress", "none", "--signed", policy)
+		if code != 1 || stdout != "" || exists(t, repo+":"+policy) {
+			t.Errorf("--signed=%s: exit %d, stdout %q\n%s", policy, code, stdout, stderr)
+		}
+		if !strings.Contains(stderr, "looking for signatures of") || !strings.Contains(stderr, "refused by the test") {
+			t.Errorf("--signed=%s: stderr:\n%s", policy, stderr)
+		}
+	}
+	report := filepath.Join(t.TempDir(), "r.json")
+	stdout, stderr, code := run(t, "recompress", repo+":v1", repo+":warn", "--progress", "none", "--report", report)
+	if code != 0 || !exists(t, repo+":warn") {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	if !strings.Contains(stderr, "warning: could not look for signatures") {
+		t.Errorf("stderr:\n%s", stderr)
+	}
+	r := readSignedReport(t, report)
+	if r.Signed == nil || r.Digests[""] != "" || len(r.Digests) != 1 || strings.TrimSpace(stdout) == "" {
+		t.Errorf("report %+v", r)
+	}
+}
+
+// A registry that refuses manifests with a subject: the image is written,
+// the SBOM copy is reported as not done.
+func TestRewriteCopyReferrersRefused(t *testing.T) {
+	host, on := faultyRegistry(t, http.StatusBadRequest, func(r *http.Request, body []byte) bool {
+		return r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/slim/manifests/") && bytes.Contains(body, []byte(`"subject"`))
+	})
+	repo, _ := signedSource(t, func(testing.TB) string { return host + "/app" })
+	on.Store(true)
+	report := filepath.Join(t.TempDir(), "r.json")
+	stdout, stderr, code := run(t, "recompress", repo+":v1", host+"/slim:v1", "--progress", "none", "--report", report, "--copy-referrers")
+	if code != 0 || !exists(t, host+"/slim:v1") || strings.TrimSpace(stdout) == "" {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	if !strings.Contains(stderr, "warning: SBOM referrer") || !strings.Contains(stderr, "not copied") {
+		t.Errorf("stderr:\n%s", stderr)
+	}
+	r := readSignedReport(t, report)
+	if sb := r.Signed.Artifacts[1]; sb.Kind != signed.SBOM || sb.CopiedTo != "" || !strings.Contains(sb.CopyError, "refused by the test") {
+		t.Errorf("report: SBOM %+v", sb)
 	}
 }

@@ -77,7 +77,7 @@ func (j *job) checkSigned(ctx context.Context, w io.Writer, src imageref.Ref, so
 			return nil, fmt.Errorf("looking for signatures of %s: %w; with --signed=%s nothing is written unless the lookup succeeds", src, err, sc.policy)
 		}
 		sc.lookupErr = err
-		fmt.Fprintf(w, "layerslim: warning: could not look for signatures of %s: %v\n", src, err)
+		fmt.Fprintf(w, "layerslim: warning: could not look for signatures of %s (if it is signed, the signatures will not verify for the new digest): %v\n", src, err)
 		return sc, nil
 	}
 	sc.labelSource(source)
@@ -166,6 +166,11 @@ func (sc *signedCheck) afterWrite(ctx context.Context, w io.Writer, src, dst ima
 	for i := range sc.found {
 		if n, ok := digests[sc.found[i].Subject]; ok {
 			sc.found[i].NewSubject = &n
+		}
+	}
+	if sc.copy && dryRun {
+		if n := len(slices.DeleteFunc(slices.Clone(sc.found), func(a signed.Artifact) bool { return a.Kind != signed.SBOM })); n > 0 {
+			fmt.Fprintf(w, "dry run: --copy-referrers would copy %d SBOM(s) of %s to the new digest at %s\n", n, src, dst)
 		}
 	}
 	if sc.copy && !dryRun {
