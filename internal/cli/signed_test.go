@@ -425,3 +425,12 @@ func TestRewriteCopyReferrersRefused(t *testing.T) {
 		t.Errorf("report: SBOM %+v", sb)
 	}
 }
+
+func TestSignedUsage(t *testing.T) {
+	for _, cmd := range []string{"rewrite", "recompress"} {
+		_, stderr, code := run(t, cmd, "oci:"+sample+":sample", "oci:"+t.TempDir()+":x", "--signed", "ignore")
+		if code != 2 || !strings.Contains(stderr, `--signed: "ignore": want warn, skip or fail`) {
+			t.Errorf("%s --signed=ignore: exit %d\n%s", cmd, code, stderr)
+		}
+	}
+}
