@@ -31,19 +31,19 @@ import (
 // .ci/services.sh in signed_integration_test.go (it has none: the
 // sha256-<hex> referrers tag schema is used).
 
-var memRepoIDs atomic.Int64
+var sigRepoIDs atomic.Int64
 
 // memRepos returns a function that names a fresh repository in an
 // in-memory registry with the referrers API.
-func memRepos(t *testing.T) func(testing.TB) string {
+func sigMemRepos(t *testing.T) func(testing.TB) string {
 	t.Helper()
 	s := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0)), registry.WithReferrersSupport(true)))
 	t.Cleanup(s.Close)
 	host := strings.TrimPrefix(s.URL, "http://")
-	return func(t testing.TB) string { return fmt.Sprintf("%s/signed/app%d", host, memRepoIDs.Add(1)) }
+	return func(t testing.TB) string { return fmt.Sprintf("%s/signed/app%d", host, sigRepoIDs.Add(1)) }
 }
 
-func pushTo(t *testing.T, img v1.Image, ref string) v1.Descriptor {
+func sigPush(t *testing.T, img v1.Image, ref string) v1.Descriptor {
 	t.Helper()
 	r, err := name.ParseReference(ref, name.Insecure)
 	if err != nil {
@@ -52,10 +52,10 @@ func pushTo(t *testing.T, img v1.Image, ref string) v1.Descriptor {
 	if err := remote.Write(r, img); err != nil {
 		t.Fatalf("pushing %s: %v", ref, err)
 	}
-	return descOf(t, img)
+	return sigDesc(t, img)
 }
 
-func descOf(t *testing.T, m partial.Describable) v1.Descriptor {
+func sigDesc(t *testing.T, m partial.Describable) v1.Descriptor {
 	t.Helper()
 	d, err := partial.Descriptor(m)
 	if err != nil {
@@ -64,17 +64,17 @@ func descOf(t *testing.T, m partial.Describable) v1.Descriptor {
 	return v1.Descriptor{MediaType: d.MediaType, Size: d.Size, Digest: d.Digest}
 }
 
-func pushArtifact(t *testing.T, img v1.Image, repo string) v1.Descriptor {
+func sigPushArtifact(t *testing.T, img v1.Image, repo string) v1.Descriptor {
 	t.Helper()
 	h, err := img.Digest()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return pushTo(t, img, repo+"@"+h.String())
+	return sigPush(t, img, repo+"@"+h.String())
 }
 
 // exists reports whether ref names a manifest in the registry.
-func exists(t *testing.T, ref string) bool {
+func sigExists(t *testing.T, ref string) bool {
 	t.Helper()
 	r, err := name.ParseReference(ref, name.Insecure)
 	if err != nil {
@@ -84,25 +84,25 @@ func exists(t *testing.T, ref string) bool {
 	return err == nil
 }
 
-const sbomDoc = `{"spdxVersion":"SPDX-2.3","dataLicense":"CC0-1.0","name":"app","packages":[]}`
+const sigSBOMDoc = `{"spdxVersion":"SPDX-2.3","dataLicense":"CC0-1.0","name":"app","packages":[]}`
 
 // signedSource pushes a small image with a cosign signature tag and an SPDX
 // SBOM referrer to a fresh repository and returns the repository and the
 // image's digest.
-func signedSource(t *testing.T, newRepo func(testing.TB) string) (string, v1.Hash) {
+func sigSource(t *testing.T, newRepo func(testing.TB) string) (string, v1.Hash) {
 	t.Helper()
 	repo := newRepo(t)
 	img := testenv.GzipImage(t, testenv.Platform(t, "linux/amd64"),
 		testenv.TarLayer(t, []testenv.File{testenv.Dir("etc"), testenv.Reg("etc/app.conf", "x=1\n")}),
 		testenv.TarLayer(t, []testenv.File{testenv.Dir("usr"), testenv.Dir("usr/share"), testenv.Dir("usr/share/doc"), testenv.Reg("usr/share/doc/README", strings.Repeat("docs\n", 200))}))
-	src := pushTo(t, img, repo+":v1")
-	pushTo(t, testenv.CosignSignature(t, repo, src.Digest), repo+":"+signed.CosignTag(src.Digest, ".sig"))
-	pushArtifact(t, testenv.SBOMReferrer(t, src, sbomDoc), repo)
+	src := sigPush(t, img, repo+":v1")
+	sigPush(t, testenv.CosignSignature(t, repo, src.Digest), repo+":"+signed.CosignTag(src.Digest, ".sig"))
+	sigPushArtifact(t, testenv.SBOMReferrer(t, src, sigSBOMDoc), repo)
 	return repo, src.Digest
 }
 
 // fileReport is the part of the --report file these tests read.
-type signedFileReport struct {
+type sigFileReport struct {
 	Written string            `json:"written"`
 	Skipped string            `json:"skipped"`
 	Digests map[string]string `json:"digests"`
@@ -113,23 +113,23 @@ type signedFileReport struct {
 	} `json:"signed"`
 }
 
-func readSignedReport(t *testing.T, path string) signedFileReport {
+func sigReadReport(t *testing.T, path string) sigFileReport {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var r signedFileReport
+	var r sigFileReport
 	if err := json.Unmarshal(b, &r); err != nil {
 		t.Fatalf("%v\n%s", err, b)
 	}
 	return r
 }
 
-func TestRewriteSignedSource(t *testing.T) { testRewriteSignedSource(t, memRepos(t)) }
+func TestRewriteSignedSource(t *testing.T) { testRewriteSignedSource(t, sigMemRepos(t)) }
 
 func testRewriteSignedSource(t *testing.T, newRepo func(testing.TB) string) {
-	repo, old := signedSource(t, newRepo)
+	repo, old := sigSource(t, newRepo)
 	src := repo + ":v1"
 	sigTag := signed.CosignTag(old, ".sig")
 
@@ -141,7 +141,7 @@ func testRewriteSignedSource(t *testing.T, newRepo func(testing.TB) string) {
 			t.Fatalf("exit %d\n%s", code, stderr)
 		}
 		written := strings.TrimSpace(stdout)
-		if !exists(t, dst) || !exists(t, repo+"@"+written) {
+		if !sigExists(t, dst) || !sigExists(t, repo+"@"+written) {
 			t.Fatalf("%s not written", dst)
 		}
 		for _, want := range []string{"warning", sigTag, "will not verify", old.String() + " (the image) → " + written,
@@ -150,7 +150,7 @@ func testRewriteSignedSource(t *testing.T, newRepo func(testing.TB) string) {
 				t.Errorf("stderr lacks %q:\n%s", want, stderr)
 			}
 		}
-		r := readSignedReport(t, report)
+		r := sigReadReport(t, report)
 		if r.Digests[old.String()] != written || r.Written != written {
 			t.Errorf("report digests %v, written %s; want %s → %s", r.Digests, r.Written, old, written)
 		}
@@ -173,13 +173,13 @@ func testRewriteSignedSource(t *testing.T, newRepo func(testing.TB) string) {
 		if code != 0 {
 			t.Fatalf("exit %d\n%s", code, stderr)
 		}
-		if exists(t, dst) || exists(t, dst+"-debug") || stdout != "" {
+		if sigExists(t, dst) || sigExists(t, dst+"-debug") || stdout != "" {
 			t.Errorf("--signed=skip wrote something (stdout %q)", stdout)
 		}
 		if !strings.Contains(stderr, "skipped, nothing written") || !strings.Contains(stderr, sigTag) {
 			t.Errorf("stderr:\n%s", stderr)
 		}
-		r := readSignedReport(t, report)
+		r := sigReadReport(t, report)
 		if r.Skipped == "" || r.Written != "" || r.Signed == nil || r.Signed.Action != "skipped" || len(r.Signed.Artifacts) != 2 {
 			t.Errorf("report: %+v", r)
 		}
@@ -192,7 +192,7 @@ func testRewriteSignedSource(t *testing.T, newRepo func(testing.TB) string) {
 			if code != 1 || stdout != "" {
 				t.Errorf("%s: exit %d, stdout %q; want 1 and nothing", cmd, code, stdout)
 			}
-			if exists(t, dst) || exists(t, dst+"-debug") {
+			if sigExists(t, dst) || sigExists(t, dst+"-debug") {
 				t.Errorf("%s --signed=fail wrote %s", cmd, dst)
 			}
 			if !strings.Contains(stderr, "is signed (1 signature): --signed=fail, nothing written") || !strings.Contains(stderr, sigTag) {
@@ -237,24 +237,24 @@ func testRewriteSignedSource(t *testing.T, newRepo func(testing.TB) string) {
 		rc, _ := ls[0].Compressed()
 		b, _ := io.ReadAll(rc)
 		rc.Close()
-		if string(b) != sbomDoc {
+		if string(b) != sigSBOMDoc {
 			t.Errorf("copy holds %q", b)
 		}
 		if !strings.Contains(stderr, "copied 1 SBOM(s)") {
 			t.Errorf("stderr:\n%s", stderr)
 		}
 		// The signature is not copied: it would be a lie about the new digest.
-		if exists(t, dstRepo+":"+strings.Replace(written, ":", "-", 1)+".sig") {
+		if sigExists(t, dstRepo+":"+strings.Replace(written, ":", "-", 1)+".sig") {
 			t.Error("the signature was copied")
 		}
-		r := readSignedReport(t, report)
+		r := sigReadReport(t, report)
 		if sb := r.Signed.Artifacts[1]; sb.Kind != signed.SBOM || !strings.Contains(sb.CopiedTo, im.Manifests[0].Digest.String()) {
 			t.Errorf("report: SBOM %+v", sb)
 		}
 	})
 }
 
-func TestRewriteSignedIndex(t *testing.T) { testRewriteSignedIndex(t, memRepos(t)) }
+func TestRewriteSignedIndex(t *testing.T) { testRewriteSignedIndex(t, sigMemRepos(t)) }
 
 // testRewriteSignedIndex: a multi-arch index signed at the index level.
 func testRewriteSignedIndex(t *testing.T, newRepo func(testing.TB) string) {
@@ -269,12 +269,12 @@ func testRewriteSignedIndex(t *testing.T, newRepo func(testing.TB) string) {
 	if err := remote.WriteIndex(r, idx); err != nil {
 		t.Fatal(err)
 	}
-	old := descOf(t, idx).Digest
-	pushTo(t, testenv.CosignSignature(t, repo, old), repo+":"+signed.CosignTag(old, ".sig"))
+	old := sigDesc(t, idx).Digest
+	sigPush(t, testenv.CosignSignature(t, repo, old), repo+":"+signed.CosignTag(old, ".sig"))
 
 	_, stderr, code := run(t, "recompress", repo+":multi", repo+":fail", "--progress", "none", "--signed=fail")
-	if code != 1 || exists(t, repo+":fail") {
-		t.Errorf("--signed=fail: exit %d, written %v\n%s", code, exists(t, repo+":fail"), stderr)
+	if code != 1 || sigExists(t, repo+":fail") {
+		t.Errorf("--signed=fail: exit %d, written %v\n%s", code, sigExists(t, repo+":fail"), stderr)
 	}
 
 	report := filepath.Join(t.TempDir(), "r.json")
@@ -286,7 +286,7 @@ func testRewriteSignedIndex(t *testing.T, newRepo func(testing.TB) string) {
 	if !strings.Contains(stderr, old.String()+" (the index) → "+written) || !strings.Contains(stderr, "cosign sign "+repo+"@"+written) {
 		t.Errorf("stderr does not name the index and its new digest:\n%s", stderr)
 	}
-	rep := readSignedReport(t, report)
+	rep := sigReadReport(t, report)
 	im, _ := idx.IndexManifest()
 	out, err := remote.Index(testenv.ParseRef(t, repo+"@"+written))
 	if err != nil {
@@ -304,10 +304,10 @@ func testRewriteSignedIndex(t *testing.T, newRepo func(testing.TB) string) {
 
 // An SBOM alone does not make an image signed: no policy applies.
 func TestRewriteSBOMOnly(t *testing.T) {
-	repo := memRepos(t)(t)
+	repo := sigMemRepos(t)(t)
 	img := testenv.GzipImage(t, testenv.Platform(t, "linux/amd64"), testenv.TarLayer(t, []testenv.File{testenv.Reg("a", "a")}))
-	src := pushTo(t, img, repo+":v1")
-	pushArtifact(t, testenv.SBOMReferrer(t, src, sbomDoc), repo)
+	src := sigPush(t, img, repo+":v1")
+	sigPushArtifact(t, testenv.SBOMReferrer(t, src, sigSBOMDoc), repo)
 	stdout, stderr, code := run(t, "recompress", repo+":v1", repo+":zstd", "--progress", "none", "--signed=fail")
 	if code != 0 || strings.TrimSpace(stdout) == "" {
 		t.Fatalf("exit %d\n%s", code, stderr)
@@ -326,7 +326,7 @@ func TestRewriteSignedOCILayout(t *testing.T) {
 		t.Fatal(err)
 	}
 	img := testenv.GzipImage(t, testenv.Platform(t, "linux/amd64"), testenv.TarLayer(t, []testenv.File{testenv.Reg("a", "a")}))
-	src := descOf(t, img)
+	src := sigDesc(t, img)
 	att := testenv.Artifact(t, testenv.ArtifactSpec{
 		ArtifactType: "application/vnd.in-toto+json",
 		Layers:       []testenv.ArtifactLayer{{MediaType: testenv.DSSEEnvelopeType, Data: []byte(`{"payloadType":"application/vnd.in-toto+json","payload":"e30=","signatures":[]}`)}},
@@ -352,9 +352,9 @@ func TestRewriteSignedOCILayout(t *testing.T) {
 	}
 }
 
-// faultyRegistry is the in-memory registry behind a handler that answers
+// sigFaultyRegistry is the in-memory registry behind a handler that answers
 // the requests refuse picks with status, once the returned switch is on.
-func faultyRegistry(t *testing.T, status int, refuse func(r *http.Request, body []byte) bool) (string, *atomic.Bool) {
+func sigFaultyRegistry(t *testing.T, status int, refuse func(r *http.Request, body []byte) bool) (string, *atomic.Bool) {
 	var on atomic.Bool
 	t.Helper()
 	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)), registry.WithReferrersSupport(true))
@@ -376,14 +376,14 @@ func faultyRegistry(t *testing.T, status int, refuse func(r *http.Request, body 
 // A registry that refuses the referrers lookup: warn carries on and says
 // so; skip and fail cannot tell whether the source is signed and stop.
 func TestRewriteSignedLookupRefused(t *testing.T) {
-	host, on := faultyRegistry(t, http.StatusForbidden, func(r *http.Request, _ []byte) bool {
+	host, on := sigFaultyRegistry(t, http.StatusForbidden, func(r *http.Request, _ []byte) bool {
 		return strings.Contains(r.URL.Path, "/referrers/")
 	})
-	repo, _ := signedSource(t, func(testing.TB) string { return host + "/app" })
+	repo, _ := sigSource(t, func(testing.TB) string { return host + "/app" })
 	on.Store(true)
 	for _, policy := range []string{"skip", "fail"} {
 		stdout, stderr, code := run(t, "recompress", repo+":v1", repo+":"+policy, "--progress", "none", "--signed", policy)
-		if code != 1 || stdout != "" || exists(t, repo+":"+policy) {
+		if code != 1 || stdout != "" || sigExists(t, repo+":"+policy) {
 			t.Errorf("--signed=%s: exit %d, stdout %q\n%s", policy, code, stdout, stderr)
 		}
 		if !strings.Contains(stderr, "looking for signatures of") || !strings.Contains(stderr, "refused by the test") {
@@ -392,13 +392,13 @@ func TestRewriteSignedLookupRefused(t *testing.T) {
 	}
 	report := filepath.Join(t.TempDir(), "r.json")
 	stdout, stderr, code := run(t, "recompress", repo+":v1", repo+":warn", "--progress", "none", "--report", report)
-	if code != 0 || !exists(t, repo+":warn") {
+	if code != 0 || !sigExists(t, repo+":warn") {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
 	if !strings.Contains(stderr, "warning: could not look for signatures") {
 		t.Errorf("stderr:\n%s", stderr)
 	}
-	r := readSignedReport(t, report)
+	r := sigReadReport(t, report)
 	if r.Signed == nil || r.Digests[""] != "" || len(r.Digests) != 1 || strings.TrimSpace(stdout) == "" {
 		t.Errorf("report %+v", r)
 	}
@@ -407,20 +407,20 @@ func TestRewriteSignedLookupRefused(t *testing.T) {
 // A registry that refuses manifests with a subject: the image is written,
 // the SBOM copy is reported as not done.
 func TestRewriteCopyReferrersRefused(t *testing.T) {
-	host, on := faultyRegistry(t, http.StatusBadRequest, func(r *http.Request, body []byte) bool {
+	host, on := sigFaultyRegistry(t, http.StatusBadRequest, func(r *http.Request, body []byte) bool {
 		return r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/slim/manifests/") && bytes.Contains(body, []byte(`"subject"`))
 	})
-	repo, _ := signedSource(t, func(testing.TB) string { return host + "/app" })
+	repo, _ := sigSource(t, func(testing.TB) string { return host + "/app" })
 	on.Store(true)
 	report := filepath.Join(t.TempDir(), "r.json")
 	stdout, stderr, code := run(t, "recompress", repo+":v1", host+"/slim:v1", "--progress", "none", "--report", report, "--copy-referrers")
-	if code != 0 || !exists(t, host+"/slim:v1") || strings.TrimSpace(stdout) == "" {
+	if code != 0 || !sigExists(t, host+"/slim:v1") || strings.TrimSpace(stdout) == "" {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
 	if !strings.Contains(stderr, "warning: SBOM referrer") || !strings.Contains(stderr, "not copied") {
 		t.Errorf("stderr:\n%s", stderr)
 	}
-	r := readSignedReport(t, report)
+	r := sigReadReport(t, report)
 	if sb := r.Signed.Artifacts[1]; sb.Kind != signed.SBOM || sb.CopiedTo != "" || !strings.Contains(sb.CopyError, "refused by the test") {
 		t.Errorf("report: SBOM %+v", sb)
 	}
