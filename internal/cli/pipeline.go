@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/layerslim/layerslim/internal/imageref"
+	"github.com/layerslim/layerslim/internal/signed"
 	"github.com/layerslim/layerslim/rewrite"
 )
 
@@ -42,6 +43,10 @@ type fileReport struct {
 	DryRun  bool           `json:"dryRun,omitempty"`
 	Version string         `json:"version"`
 	Report  rewrite.Report `json:"report"`
+	// Digests maps every source manifest to its replacement; Signed is what
+	// was found attached to the source (signatures, attestations, SBOMs).
+	Digests map[v1.Hash]v1.Hash `json:"digests,omitempty"`
+	Signed  *signedReport       `json:"signed,omitempty"`
 }
 
 func (j *job) run(cmd *cobra.Command) error {
@@ -76,6 +81,13 @@ func (j *job) run(cmd *cobra.Command) error {
 	source, err := imageref.Open(ctx, src, ro)
 	if err != nil {
 		return err
+	}
+	sc, err := j.checkSigned(ctx, stderr, src, source, ro)
+	if err != nil {
+		return err
+	}
+	if sc.skip() {
+		return j.writeSkipReport(src, dst, sc)
 	}
 	tmp, err := os.MkdirTemp("", "layerslim-")
 	if err != nil {
@@ -161,8 +173,10 @@ func (j *job) run(cmd *cobra.Command) error {
 		fmt.Fprintf(stderr, "%s debug image %s (%s)\n", verb, dbgRef, debugWritten)
 	}
 	fmt.Fprintf(stderr, "%s %s (%s)\n", verb, dst, written)
+	sc.afterWrite(ctx, stderr, src, dst, res, ro, j.dryRun)
 	if o.report != "" {
 		fr := fileReport{Source: src.String(), Dest: dst.String(), Written: written.String(), DryRun: j.dryRun, Version: Version, Report: res.Report}
+		fr.Digests, fr.Signed = signed.Digests(res.Report), sc.report()
 		if hasDebug {
 			fr.Debug = dbgRef.String()
 		}
