@@ -225,6 +225,10 @@ func TestIntegrationAuthFailures(t *testing.T) {
 					if _, err := r.Get(t, d); err == nil {
 						t.Errorf("%s: %s was written", what, d)
 					}
+					// Found out before any work was done.
+					if strings.Contains(stderr, "started") {
+						t.Errorf("%s: layers were rewritten before the credentials were checked:\n%s", what, stderr)
+					}
 				}
 				if _, err := os.Stat(report); err == nil {
 					t.Errorf("%s: a report was written", what)

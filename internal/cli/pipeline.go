@@ -77,6 +77,9 @@ func (j *job) run(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
+	if err := checkWrite(ctx, j.dryRun, ro, dst, dbgRef); err != nil {
+		return err
+	}
 	tmp, err := os.MkdirTemp("", "layerslim-")
 	if err != nil {
 		return err

@@ -1,6 +1,9 @@
 package cli
 
 import (
+	"context"
+	"fmt"
+
 	"github.com/spf13/cobra"
 
 	"github.com/layerslim/layerslim/internal/imageref"
@@ -26,4 +29,23 @@ func registryOptions(cmd *cobra.Command, o imageref.Options) imageref.Options {
 		o.CertsDirs = dirs
 	}
 	return o
+}
+
+// checkWrite fails early, before any layer is rewritten, when a registry
+// destination refuses the credentials found for it.
+func checkWrite(ctx context.Context, dryRun bool, ro imageref.Options, refs ...imageref.Ref) error {
+	if dryRun {
+		return nil
+	}
+	seen := map[string]bool{}
+	for _, r := range refs {
+		if r.Kind != imageref.Registry || seen[r.Name.Context().Name()] {
+			continue
+		}
+		seen[r.Name.Context().Name()] = true
+		if err := imageref.CheckWrite(ctx, r, ro); err != nil {
+			return fmt.Errorf("writing %s: %w", r, err)
+		}
+	}
+	return nil
 }

@@ -181,3 +181,42 @@ func (k namedKeychain) ResolveContext(ctx context.Context, target authn.Resource
 	}
 	return a, nil
 }
+
+// CheckWrite tells early, before a long rewrite, whether the registry that
+// ref names accepts the credentials found for it: it reads them, asks for a
+// push token where the registry uses tokens, and sends GET /v2/ with them.
+// It returns nil for references that are not in a registry, and also when
+// the registry answers with something other than 401 or 403, so it never
+// refuses a push that might work; a registry may still refuse the push
+// itself (403 on a repository the account may not write).
+func CheckWrite(ctx context.Context, ref Ref, o Options) error {
+	if ref.Kind != Registry {
+		return nil
+	}
+	n, err := o.registryName(ref)
+	if err != nil {
+		return err
+	}
+	repo := n.Context()
+	auth, err := authn.Resolve(ctx, namedKeychain{o.keychain()}, repo)
+	if err != nil {
+		return err
+	}
+	tr, err := transport.NewWithContext(ctx, repo.Registry, auth, o.transport(), []string{repo.Scope(transport.PushScope)})
+	if err != nil {
+		return o.registryError(ctx, repo, err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, repo.Scheme()+"://"+repo.RegistryStr()+"/v2/", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		return o.registryError(ctx, repo, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+		return o.registryError(ctx, repo, transport.CheckError(resp, http.StatusOK))
+	}
+	return nil
+}

@@ -313,6 +313,21 @@ func TestRegistryAuthErrors(t *testing.T) {
 		})
 	}
 
+	// CheckWrite finds bad credentials before any work is done.
+	if err := CheckWrite(ctx, ref, good); err != nil {
+		t.Errorf("CheckWrite with the right credentials: %v", err)
+	}
+	var ae *AuthError
+	if err := CheckWrite(ctx, ref, wrong); !errors.As(err, &ae) || ae.StatusCode != 401 || ae.Anonymous {
+		t.Errorf("CheckWrite with a wrong password: %v", err)
+	}
+	if err := CheckWrite(ctx, ref, none); !errors.As(err, &ae) || !ae.Anonymous {
+		t.Errorf("CheckWrite without credentials: %v", err)
+	}
+	if err := CheckWrite(ctx, Ref{Kind: OCI, Path: t.TempDir()}, wrong); err != nil {
+		t.Errorf("CheckWrite of an OCI layout: %v", err)
+	}
+
 	// A keychain that fails (a missing credential helper) names the registry.
 	broken := Options{Keychain: keychain{err: errors.New(`exec: "docker-credential-gone": executable file not found in $PATH`)}}
 	_, err := Open(ctx, ref, broken)
