@@ -393,3 +393,97 @@ func TestParseRedactsUserinfo(t *testing.T) {
 		}
 	}
 }
+
+// tokenRegistry is ggcr's registry behind bearer tokens, as most public
+// registries are: /token hands out a token for user:pass (HTTP basic), and
+// the registry wants it. realmHost is the host the challenge names for
+// the token endpoint ("" for the registry's own).
+func tokenRegistry(t *testing.T, user, pass, token, realmHost string) string {
+	t.Helper()
+	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	var host string
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/token" {
+			if u, p, ok := r.BasicAuth(); !ok || u != user || p != pass {
+				registryError(w, http.StatusUnauthorized, "UNAUTHORIZED", "bad credentials")
+				return
+			}
+			_ = json.NewEncoder(w).Encode(map[string]string{"token": token})
+			return
+		}
+		if r.Header.Get("Authorization") != "Bearer "+token {
+			realm := cmpOr(realmHost, host)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="http://`+realm+`/token",service="test"`)
+			registryError(w, http.StatusUnauthorized, "UNAUTHORIZED", "authentication required")
+			return
+		}
+		if strings.Contains(r.URL.Path, "/manifests/broken") {
+			// An error page that shows what it was sent, as some proxies do.
+			http.Error(w, "no such manifest: "+r.URL.String(), http.StatusNotFound)
+			return
+		}
+		reg.ServeHTTP(w, r)
+	}))
+	t.Cleanup(s.Close)
+	u, err := url.Parse(s.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host = u.Host
+	return host
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func TestRegistryTokenAuth(t *testing.T) {
+	ctx := context.Background()
+	const secret, token = "tok-secret-Pa55", "BEARER-TOKEN-0123456789"
+	host := tokenRegistry(t, "alice", secret, token, "")
+	ref := mustParse(t, host+"/tok/app:1")
+	good := Options{Keychain: keychain{registry: host, auth: &authn.Basic{Username: "alice", Password: secret}}}
+	if _, err := WriteImage(ctx, ref, randomImage(t, 1), good); err != nil {
+		t.Fatalf("with the right credentials: %v", err)
+	}
+	_, err := Open(ctx, mustParse(t, host+"/tok/app:broken"), good)
+	if err == nil || strings.Contains(err.Error(), token) || strings.Contains(err.Error(), secret) {
+		t.Errorf("a failed read with a token: %v", err)
+	}
+
+	wrong := Options{Keychain: keychain{registry: host, auth: &authn.Basic{Username: "alice", Password: "nope-" + secret}}}
+	for name, f := range map[string]func() error{
+		"Open":       func() error { _, err := Open(ctx, ref, wrong); return err },
+		"WriteImage": func() error { _, err := WriteImage(ctx, ref, randomImage(t, 2), wrong); return err },
+		"CheckWrite": func() error { return CheckWrite(ctx, ref, wrong) },
+	} {
+		err := f()
+		var ae *AuthError
+		if !errors.As(err, &ae) || ae.Registry != host || ae.StatusCode != 401 {
+			t.Errorf("%s with a wrong password: %v, want an AuthError for %s", name, err, host)
+			continue
+		}
+		if strings.Contains(err.Error(), secret) || strings.Contains(err.Error(), token) {
+			t.Errorf("%s: the error holds a secret: %q", name, err)
+		}
+	}
+}
+
+// Credentials never go over plain HTTP to a token server off loopback,
+// even when the registry itself is on loopback.
+func TestRegistryTokenRealmPlainHTTP(t *testing.T) {
+	ctx := context.Background()
+	host := tokenRegistry(t, "alice", "pw", "tok", "203.0.113.9:5000")
+	o := Options{
+		Keychain: keychain{registry: host, auth: &authn.Basic{Username: "alice", Password: "pw"}},
+		dial:     dialTo(host),
+	}
+	_, err := Open(ctx, mustParse(t, host+"/tok/app:1"), o)
+	var pe *PlainHTTPError
+	if !errors.As(err, &pe) || pe.Host != "203.0.113.9:5000" {
+		t.Errorf("a plain-HTTP token realm off loopback: %v, want a refusal", err)
+	}
+}
