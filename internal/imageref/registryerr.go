@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -64,13 +65,19 @@ func (e *CredentialsError) Error() string {
 
 func (e *CredentialsError) Unwrap() error { return e.Err }
 
-// TLSError says that a registry's certificate was not trusted.
+// TLSError says that a registry's certificate was not trusted, or that the
+// registry refused the TLS handshake (for want of a client certificate).
 type TLSError struct {
 	Registry string
-	Err      error // a *tls.CertificateVerificationError
+	Err      error // a *tls.CertificateVerificationError, or the server's alert (a *net.OpError)
+	remote   bool  // the server sent an alert
 }
 
 func (e *TLSError) Error() string {
+	if e.remote {
+		return fmt.Sprintf("%s: the registry refused the TLS handshake (%v): if it wants a client certificate, put it in a certs.d directory (/etc/docker/certs.d/%s/client.cert and client.key, or --certs-dir)",
+			e.Registry, e.Err, e.Registry)
+	}
 	cause := e.Err.Error()
 	var cve *tls.CertificateVerificationError
 	if errors.As(e.Err, &cve) {
@@ -111,6 +118,12 @@ func (o Options) registryError(ctx context.Context, repo name.Repository, err er
 	if errors.As(err, &ae) || errors.As(err, &ce) || errors.As(err, &pe) {
 		return err
 	}
+	// Our own certificate settings failed: say only that (go-containerregistry's
+	// ping adds the failure of its plain-HTTP fallback for loopback hosts).
+	var cfe *CertificatesError
+	if errors.As(err, &cfe) {
+		return cfe
+	}
 	var te *transport.Error
 	if errors.As(err, &te) && (te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden) {
 		e := &AuthError{Registry: reg, StatusCode: te.StatusCode, Err: err}
@@ -126,6 +139,12 @@ func (o Options) registryError(ctx context.Context, repo name.Repository, err er
 	var cve *tls.CertificateVerificationError
 	if errors.As(err, &cve) && !o.Insecure {
 		return &TLSError{Registry: reg, Err: cve}
+	}
+	// crypto/tls reports an alert from the server as a *net.OpError
+	// "remote error" (tls.AlertError is for QUIC only).
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "remote error" {
+		return &TLSError{Registry: reg, Err: oe, remote: true}
 	}
 	return err
 }

@@ -29,6 +29,16 @@ func (e *PlainHTTPError) Error() string {
 	return fmt.Sprintf("%s: refusing plain HTTP to a registry that is not on a loopback address; serve it over HTTPS, or pass --insecure to allow plain HTTP (and unverified TLS)", e.Host)
 }
 
+// CertificatesError says that the certificates configured for a registry
+// (Options.CAFiles, a certs.d directory) could not be used.
+type CertificatesError struct {
+	Host string // host[:port] of the registry
+	Err  error
+}
+
+func (e *CertificatesError) Error() string { return e.Host + ": " + e.Err.Error() }
+func (e *CertificatesError) Unwrap() error { return e.Err }
+
 // isLoopback reports whether host (host, host:port, [v6]:port) is a
 // loopback address or a localhost name (RFC 6761), where plain HTTP never
 // leaves the machine.
@@ -121,7 +131,7 @@ func (t *registryTransport) forRequest(req *http.Request) (http.RoundTripper, er
 	}
 	rt, err := t.newHostTransport(host)
 	if err != nil {
-		return nil, err
+		return nil, &CertificatesError{Host: host, Err: err}
 	}
 	t.hosts[host] = rt
 	return rt, nil
@@ -150,7 +160,7 @@ func (t *registryTransport) newHostTransport(host string) (http.RoundTripper, er
 		}
 		for _, ca := range cas {
 			if !roots.AppendCertsFromPEM(ca.pem) {
-				return nil, fmt.Errorf("%s: no PEM certificate in %s", host, ca.path)
+				return nil, fmt.Errorf("CA file %s holds no PEM certificate", ca.path)
 			}
 		}
 	}
@@ -177,7 +187,7 @@ func (t *registryTransport) rootPool() (*x509.CertPool, error) {
 		for _, f := range t.caFiles {
 			b, err := os.ReadFile(f)
 			if err != nil {
-				t.rootsErr = fmt.Errorf("reading the CA file: %w", err)
+				t.rootsErr = fmt.Errorf("reading the CA file (--ca-file): %w", err)
 				return
 			}
 			if !pool.AppendCertsFromPEM(b) {
@@ -223,7 +233,7 @@ func readCertsDirs(dirs []string, host string) ([]caFile, []tls.Certificate, err
 			dir := filepath.Join(d, n)
 			c, k, err := readCertsDir(dir)
 			if err != nil {
-				return nil, nil, fmt.Errorf("%s: reading the certificates in %s: %w", host, dir, err)
+				return nil, nil, fmt.Errorf("reading the certificates in %s: %w", dir, err)
 			}
 			cas = append(cas, c...)
 			certs = append(certs, k...)

@@ -181,8 +181,14 @@ func TestRegistryTLSTrust(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("not a certificate"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Open(ctx, ref, Options{CAFiles: []string{bad}, CertsDirs: []string{}}); err == nil || !strings.Contains(err.Error(), bad) {
-		t.Errorf("a CA file without PEM: %v", err)
+	for file, says := range map[string]string{
+		bad:                            "CA file " + bad + " holds no PEM certificate",
+		filepath.Join(dir, "none.pem"): "reading the CA file (--ca-file): open " + filepath.Join(dir, "none.pem") + ": no such file or directory",
+	} {
+		_, err := Open(ctx, ref, Options{CAFiles: []string{file}, CertsDirs: []string{}})
+		if want := "reading " + ref.String() + ": " + host + ": " + says; err == nil || err.Error() != want {
+			t.Errorf("CA file %s: %v, want %s", file, err, want)
+		}
 	}
 }
 
@@ -196,8 +202,11 @@ func TestRegistryClientCertificate(t *testing.T) {
 	ref := mustParse(t, host+"/mtls/app:1")
 	certsD := t.TempDir()
 	ca.WriteCert(t, certsD, host+"/ca.crt")
-	if _, err := WriteImage(ctx, ref, randomImage(t, 1), Options{CertsDirs: []string{certsD}}); err == nil {
-		t.Fatal("pushed without a client certificate")
+	_, err := WriteImage(ctx, ref, randomImage(t, 1), Options{CertsDirs: []string{certsD}})
+	var te *TLSError
+	if !errors.As(err, &te) || !strings.Contains(err.Error(), host+": the registry refused the TLS handshake (remote error: tls: certificate required)") ||
+		!strings.Contains(err.Error(), host+"/client.cert") {
+		t.Fatalf("without a client certificate: %v, want a TLSError that says where the certificate goes", err)
 	}
 	clientCA.Client(t, "layerslim").Write(t, filepath.Join(certsD, host), "client.cert", "client.key")
 	if _, err := WriteImage(ctx, ref, randomImage(t, 1), Options{CertsDirs: []string{certsD}}); err != nil {
@@ -205,8 +214,9 @@ func TestRegistryClientCertificate(t *testing.T) {
 	}
 	// A key without its certificate is a mistake worth saying.
 	clientCA.Client(t, "other").Write(t, filepath.Join(certsD, host), "other.crtx", "other.key")
-	_, err := Open(ctx, ref, Options{CertsDirs: []string{certsD}})
-	if err == nil || !strings.Contains(err.Error(), "other.key has no certificate other.cert") || !strings.Contains(err.Error(), host) {
+	_, err = Open(ctx, ref, Options{CertsDirs: []string{certsD}})
+	var ce *CertificatesError
+	if !errors.As(err, &ce) || !strings.HasSuffix(err.Error(), host+": reading the certificates in "+filepath.Join(certsD, host)+": client key other.key has no certificate other.cert") {
 		t.Errorf("a key without a certificate: %v", err)
 	}
 }
