@@ -263,13 +263,19 @@ func TestIntegrationTLSVerification(t *testing.T) {
 	certsD := t.TempDir()
 	r.CA.WriteCert(t, certsD, r.Host+"/ca.crt")
 	for _, args := range [][]string{
-		{"--certs-dir", certsD},
-		{"--insecure", "--certs-dir", empty},
+		{"recompress", src, out(), "--progress", "none", "--certs-dir", certsD},
+		{"recompress", src, out(), "--progress", "none", "--insecure", "--certs-dir", empty},
+		{"--ca-file", r.CAFile, "analyze", src},
+		{"analyze", src, "--certs-dir", certsD},
+		{"analyze", src, "--certs-dir", empty, "--insecure"},
 	} {
-		_, stderr, code := run(t, append([]string{"recompress", src, out(), "--progress", "none"}, args...)...)
+		_, stderr, code := run(t, args...)
 		if code != 0 {
 			t.Errorf("%v: exit %d\n%s", args, code, stderr)
 		}
+	}
+	if _, stderr, code := run(t, "analyze", src, "--certs-dir", empty); code != 1 || !strings.Contains(stderr, r.Host+": the registry's TLS certificate is not trusted") {
+		t.Errorf("analyze with an untrusted CA: exit %d\n%s", code, stderr)
 	}
 
 	// Go reads SSL_CERT_FILE once per process, so this runs in a child.
