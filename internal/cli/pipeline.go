@@ -76,7 +76,7 @@ func (j *job) run(cmd *cobra.Command) error {
 			return usagef("the debug image %s would replace SRC; choose another with --debug-to or --debug-suffix", dbgRef)
 		}
 	}
-	ro := imageref.Options{Insecure: o.insecure, Jobs: o.jobs, UserAgent: "layerslim/" + Version}
+	ro := registryOptions(cmd, imageref.Options{Insecure: o.insecure, Jobs: o.jobs, UserAgent: "layerslim/" + Version})
 
 	source, err := imageref.Open(ctx, src, ro)
 	if err != nil {
@@ -88,6 +88,9 @@ func (j *job) run(cmd *cobra.Command) error {
 	}
 	if sc.skip() {
 		return j.writeSkipReport(src, dst, sc)
+	}
+	if err := checkWrite(ctx, j.dryRun, ro, dst, dbgRef); err != nil {
+		return err
 	}
 	tmp, err := os.MkdirTemp("", "layerslim-")
 	if err != nil {
