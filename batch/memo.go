@@ -178,7 +178,7 @@ func (v *memoView) Store(ctx context.Context, key string, c rewrite.CachedLayer)
 		if err := m.publish(ctx, e, c.Layer); err != nil {
 			return nil, fmt.Errorf("writing the memo of layer %s to %s: %w", e.Blob.Digest, target, err)
 		}
-	} else if err := remote.WriteLayer(target, c.Layer, m.ro.Remote(ctx)...); err != nil {
+	} else if err := remote.WriteLayer(target, c.Layer, m.ro.RemoteOptions(ctx)...); err != nil {
 		return nil, fmt.Errorf("uploading layer %s to %s: %w", e.Blob.Digest, target, err)
 	}
 	e.Repositories = []string{target.Name()}
@@ -294,7 +294,7 @@ func (m *Memo) exists(ctx context.Context, ref name.Digest) bool {
 	if ok {
 		return true
 	}
-	l, err := remote.Layer(ref, m.ro.Remote(ctx)...)
+	l, err := remote.Layer(ref, m.ro.RemoteOptions(ctx)...)
 	if err != nil {
 		return false
 	}
@@ -353,7 +353,7 @@ func (m *Memo) save(e *memoEntry) {
 // fetch reads key's memo manifest from the cache repository; nil when
 // there is none.
 func (m *Memo) fetch(ctx context.Context, key string) (*memoEntry, error) {
-	desc, err := remote.Get(m.repo.Tag(memoTag(key)), m.ro.Remote(ctx)...)
+	desc, err := remote.Get(m.repo.Tag(memoTag(key)), m.ro.RemoteOptions(ctx)...)
 	if err != nil {
 		var te *transport.Error
 		if errors.As(err, &te) && (te.StatusCode == http.StatusNotFound) {
@@ -409,7 +409,7 @@ func (m *Memo) publish(ctx context.Context, e *memoEntry, l v1.Layer) error {
 	if err != nil {
 		return err
 	}
-	return remote.Write(m.repo.Tag(memoTag(e.Key)), img, m.ro.Remote(ctx)...)
+	return remote.Write(m.repo.Tag(memoTag(e.Key)), img, m.ro.RemoteOptions(ctx)...)
 }
 
 // memoImage is a memo manifest: the entry as config, the blob as its layer.
@@ -451,7 +451,7 @@ func (l *memoLayer) DiffID() (v1.Hash, error)            { return l.e.Blob.DiffI
 func (l *memoLayer) Size() (int64, error)                { return l.e.Blob.Size, nil }
 func (l *memoLayer) MediaType() (types.MediaType, error) { return l.e.Blob.MediaType, nil }
 func (l *memoLayer) Compressed() (io.ReadCloser, error) {
-	rl, err := remote.Layer(l.ref, l.ro.Remote(l.ctx)...)
+	rl, err := remote.Layer(l.ref, l.ro.RemoteOptions(l.ctx)...)
 	if err != nil {
 		return nil, err
 	}

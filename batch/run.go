@@ -34,6 +34,9 @@ type Outcome struct {
 	Report  rewrite.Report
 	Written v1.Hash
 	Debug   string // the debug image written, if any
+	// Skipped, when set, says why the job wrote nothing (a signed source
+	// under --signed=skip); the image is then reported as skipped.
+	Skipped string
 }
 
 // Config configures Run.
@@ -211,6 +214,10 @@ func runOne(ctx context.Context, it Item, cfg Config) (r ImageResult) {
 	out, err := job.Run(ctx, source, extra...)
 	if err != nil {
 		return fail(err)
+	}
+	if out.Skipped != "" {
+		r.Status, r.Reason = Skipped, out.Skipped
+		return r
 	}
 	rp := out.Report
 	r.Status = Done

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # recompress.sh: gzip→zstd recompression benchmark of layerslim against skopeo
-# and against the "physical limit" (pigz -dc | zstd, two layers at a time).
+# and against the "physical limit" (pigz -dc | zstd, two layers at a time) and a bare
+# Go loop (bench/bareloop: klauspost gzip decode, sha256, zstd encode, two at a time).
 #
 # Usage: bench/recompress.sh [options]      (from anywhere; needs root)
 #   --level N          zstd level for all three tools (default 3)
@@ -294,6 +295,8 @@ if ((!SKIP_LAYERSLIM)); then
 	(cd "$ROOT" && go build -o "$OUT/layerslim" ./cmd/layerslim) ||
 		die "layerslim does not build (use --skip-layerslim to run the others)"
 fi
+log "go build -o $OUT/bareloop ./bench/bareloop"
+(cd "$ROOT" && go build -o "$OUT/bareloop" ./bench/bareloop) || die "bench/bareloop does not build"
 
 prepare_cache() {
 	sync
@@ -367,6 +370,12 @@ export LEVEL LIMIT_OUT
 timed limit "$LIMIT_OUT" bash -c 'mkdir -p "$LIMIT_OUT" && xargs -P2 -n1 bash -c '\''limit_one "$1"'\'' _ <"$0"' "$RUN/limit.list"
 BYTES_limit=$(cat "$LIMIT_OUT"/*.zst | wc -c)
 
+# d. the bare Go loop: klauspost gzip decode, sha256, klauspost zstd encode,
+# two layers at a time (bench/bareloop), the floor for a Go tool.
+BARE_OUT=$RUN/bare
+timed bare "$BARE_OUT" "$OUT/bareloop" -o "$BARE_OUT" -level "$LEVEL" -jobs 2 $(cat "$RUN/limit.list")
+BYTES_bare=$(cat "$BARE_OUT"/*.zst | wc -c)
+
 # b. skopeo.
 SKOPEO_OUT=$RUN/skopeo
 timed skopeo "$SKOPEO_OUT" skopeo --insecure-policy copy --quiet \
@@ -400,8 +409,8 @@ pf() { if "$@"; then echo PASS; else echo FAIL; fi; }
 		"page cache: $([[ $CACHE == warm ]] && echo "warm (input blobs read before each run)" || echo "cold (dropped before each run)");" \
 		"load average at the start: $LOAD_START"
 	printf '%-10s %8s %8s %13s %14s %11s %11s %12s\n' tool "wall s" "cpu s" "peak RSS MiB" "output bytes" "wall/skopeo" "wall/limit" "bytes/skopeo"
-	tools=(layerslim skopeo limit)
-	((SKIP_LAYERSLIM)) && tools=(skopeo limit)
+	tools=(layerslim skopeo limit bare)
+	((SKIP_LAYERSLIM)) && tools=(skopeo limit bare)
 	for t in "${tools[@]}"; do
 		w=WALL_$t c=CPU_$t r=RSS_$t o=BYTES_$t
 		printf '%-10s %8.2f %8.2f %13.1f %14d %11s %11s %12s\n' "$t" "${!w}" "${!c}" "$(awk -v k="${!r}" 'BEGIN { print k / 1024 }')" "${!o}" \

@@ -32,6 +32,9 @@ type batchOptions struct {
 	command     string
 	set         []string
 	insecure    bool
+
+	// registry applies the root's TLS flags to registry options.
+	registry func(imageref.Options) imageref.Options
 }
 
 // notInPlan are rewrite flags that a plan may not set, and why.
@@ -153,13 +156,14 @@ func (o *batchOptions) run(cmd *cobra.Command, planArg string) error {
 		}
 		set = set.Over(batch.Options{{Name: strings.TrimPrefix(k, "--"), Values: []string{v}, Where: "--set"}})
 	}
-	ro := imageref.Options{Insecure: o.insecure, UserAgent: "layerslim/" + Version}
+	o.registry = func(ro imageref.Options) imageref.Options { return registryOptions(cmd, ro) }
+	ro := o.registry(imageref.Options{Insecure: o.insecure, UserAgent: "layerslim/" + Version})
 	list := func(ctx context.Context, repo string) ([]string, error) {
 		r, err := name.NewRepository(repo, nameOpts(o.insecure)...)
 		if err != nil {
 			return nil, err
 		}
-		return remote.List(r, ro.Remote(ctx)...)
+		return remote.List(r, ro.RemoteOptions(ctx)...)
 	}
 	items, err := batch.Expand(ctx, plan, o.dstTemplate, o.insecure, list)
 	if err != nil {
@@ -271,7 +275,9 @@ func (o *batchOptions) prepare(it batch.Item, w io.Writer) (batch.Job, error) {
 	default:
 		var ro rewriteOptions
 		ro.addFlags(cmd)
-		mk = func() (*job, error) { return ro.job(it.Src, it.Dst, w) }
+		mk = func() (*job, error) {
+			return ro.job(it.Src, it.Dst, w, o.registry(imageref.Options{Insecure: o.insecure, UserAgent: "layerslim/" + Version}))
+		}
 	}
 	fs := cmd.Flags()
 	set := func(name, v, where string) error {
@@ -311,7 +317,7 @@ func (o *batchOptions) prepare(it batch.Item, w io.Writer) (batch.Job, error) {
 	if err != nil {
 		return nil, &UsageError{Err: fmt.Errorf("%s: %w", it.Where, err)}
 	}
-	return &batchJob{j: j, src: src, dst: dst, dbg: dbg, text: text}, nil
+	return &batchJob{j: j, src: src, dst: dst, dbg: dbg, text: text, ro: o.registry(j.registry()), w: w}, nil
 }
 
 // batchJob is one image of a batch: a job of the rewrite or recompress
@@ -320,23 +326,40 @@ type batchJob struct {
 	j             *job
 	src, dst, dbg imageref.Ref
 	text          string
+	ro            imageref.Options
+	w             io.Writer // warnings (signatures)
 }
 
 func (b *batchJob) Refs() (imageref.Ref, imageref.Ref) { return b.src, b.dst }
 func (b *batchJob) OptionsText() string                { return b.text }
 
+// Run does what the rewrite (or recompress) command does for one image,
+// with the batch's extra options: the --signed policy, a check that the
+// destination takes our credentials, the rewrite, the writes, and the
+// signature warnings and SBOM copies after them.
 func (b *batchJob) Run(ctx context.Context, source *imageref.Source, extra ...rewrite.Option) (*batch.Outcome, error) {
+	sc, err := b.j.checkSigned(ctx, b.w, b.src, source, b.ro)
+	if err != nil {
+		return nil, err
+	}
+	if sc.skip() {
+		return &batch.Outcome{Skipped: "the source is signed and --signed=skip"}, nil
+	}
+	if err := checkWrite(ctx, false, b.ro, b.dst, b.dbg); err != nil {
+		return nil, err
+	}
 	tmp, err := os.MkdirTemp("", "layerslim-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
 	opts := append(b.j.options(), rewrite.WithTempDir(tmp))
-	out, err := b.j.execute(ctx, source, b.dst, b.dbg, append(opts, extra...), nil)
+	out, err := b.j.execute(ctx, source, b.dst, b.dbg, b.ro, append(opts, extra...), nil)
 	if err != nil {
 		return nil, err
 	}
 	defer out.res.Close()
+	sc.afterWrite(ctx, b.w, b.src, b.dst, out.res, b.ro, false)
 	o := &batch.Outcome{Report: out.res.Report, Written: out.written}
 	if out.hasDebug() {
 		o.Debug = b.dbg.String() + "@" + out.debugWritten.String()

@@ -63,6 +63,7 @@ References:
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &UsageError{Err: err} })
 	root.AddCommand(newRecompress(), newRewrite(), newAnalyze(), newVerify(), newDebug())
 	root.AddCommand(newBatch())
+	addRegistryFlags(root)
 	return root
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/layerslim/layerslim/internal/imageref"
+	"github.com/layerslim/layerslim/internal/signed"
 	"github.com/layerslim/layerslim/rewrite"
 )
 
@@ -42,6 +43,10 @@ type fileReport struct {
 	DryRun  bool           `json:"dryRun,omitempty"`
 	Version string         `json:"version"`
 	Report  rewrite.Report `json:"report"`
+	// Digests maps every source manifest to its replacement; Signed is what
+	// was found attached to the source (signatures, attestations, SBOMs).
+	Digests map[v1.Hash]v1.Hash `json:"digests,omitempty"`
+	Signed  *signedReport       `json:"signed,omitempty"`
 }
 
 func (j *job) run(cmd *cobra.Command) error {
@@ -55,8 +60,19 @@ func (j *job) run(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	source, err := imageref.Open(ctx, src, j.registry())
+	ro := registryOptions(cmd, j.registry())
+	source, err := imageref.Open(ctx, src, ro)
 	if err != nil {
+		return err
+	}
+	sc, err := j.checkSigned(ctx, stderr, src, source, ro)
+	if err != nil {
+		return err
+	}
+	if sc.skip() {
+		return j.writeSkipReport(src, dst, sc)
+	}
+	if err := checkWrite(ctx, j.dryRun, ro, dst, dbgRef); err != nil {
 		return err
 	}
 	tmp, err := os.MkdirTemp("", "layerslim-")
@@ -68,7 +84,7 @@ func (j *job) run(cmd *cobra.Command) error {
 	prog := newProgress(stderr, o.progress)
 	defer prog.stop()
 	opts := append(j.options(), rewrite.WithTempDir(tmp), rewrite.WithReporter(prog))
-	out, err := j.execute(ctx, source, dst, dbgRef, opts, prog.stop)
+	out, err := j.execute(ctx, source, dst, dbgRef, ro, opts, prog.stop)
 	if err != nil {
 		return err
 	}
@@ -87,8 +103,10 @@ func (j *job) run(cmd *cobra.Command) error {
 		fmt.Fprintf(stderr, "%s debug image %s (%s)\n", verb, dbgRef, debugWritten)
 	}
 	fmt.Fprintf(stderr, "%s %s (%s)\n", verb, dst, written)
+	sc.afterWrite(ctx, stderr, src, dst, res, ro, j.dryRun)
 	if o.report != "" {
 		fr := fileReport{Source: src.String(), Dest: dst.String(), Written: written.String(), DryRun: j.dryRun, Version: Version, Report: res.Report}
+		fr.Digests, fr.Signed = signed.Digests(res.Report), sc.report()
 		if hasDebug {
 			fr.Debug = dbgRef.String()
 		}
@@ -104,7 +122,8 @@ func (j *job) run(cmd *cobra.Command) error {
 	return nil
 }
 
-// registry is how j reads and writes registries.
+// registry is how j reads and writes registries, but for the TLS flags of
+// the root command (see registryOptions).
 func (j *job) registry() imageref.Options {
 	return imageref.Options{Insecure: j.o.insecure, Jobs: j.o.jobs, UserAgent: "layerslim/" + Version}
 }
@@ -156,10 +175,9 @@ func (r *jobResult) hasDebug() bool { return r.res.DebugImage != nil || r.res.De
 
 // execute rewrites source with opts, verifies the result when asked, and
 // (unless a dry run) writes the debug image to dbgRef, then the image to
-// dst. rewritten, if not nil, is called once the rewrite is done.
-func (j *job) execute(ctx context.Context, source *imageref.Source, dst, dbgRef imageref.Ref, opts []rewrite.Option, rewritten func()) (*jobResult, error) {
+// dst, with ro. rewritten, if not nil, is called once the rewrite is done.
+func (j *job) execute(ctx context.Context, source *imageref.Source, dst, dbgRef imageref.Ref, ro imageref.Options, opts []rewrite.Option, rewritten func()) (*jobResult, error) {
 	src, o := source.Ref, j.o
-	ro := j.registry()
 	var res *rewrite.Result
 	var err error
 	switch {

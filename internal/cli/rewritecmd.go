@@ -94,7 +94,8 @@ Drop presets:
   layerslim rewrite app:1.4 app:1.4-slim --squash none --drop none   # recompress only`,
 		Args: exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			j, err := o.job(args[0], args[1], cmd.ErrOrStderr())
+			ro := registryOptions(cmd, imageref.Options{Insecure: o.insecure, Jobs: o.jobs, UserAgent: "layerslim/" + Version})
+			j, err := o.job(args[0], args[1], cmd.ErrOrStderr(), ro)
 			if err != nil {
 				return err
 			}
@@ -120,8 +121,8 @@ func (o *rewriteOptions) addFlags(cmd *cobra.Command) {
 }
 
 // job validates o and returns the job that rewrites src into dst; the
-// verify report, with --verify, goes to w.
-func (o *rewriteOptions) job(src, dst string, w io.Writer) (*job, error) {
+// verify report, with --verify, goes to w; ro reads the --base image.
+func (o *rewriteOptions) job(src, dst string, w io.Writer, ro imageref.Options) (*job, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
@@ -133,7 +134,6 @@ func (o *rewriteOptions) job(src, dst string, w io.Writer) (*job, error) {
 	if err != nil {
 		return nil, err
 	}
-	ro := imageref.Options{Insecure: o.insecure, Jobs: o.jobs, UserAgent: "layerslim/" + Version}
 	var baseRef *imageref.Ref
 	if o.base != "" {
 		r, err := imageref.Parse(o.base, o.insecure)

@@ -125,6 +125,7 @@ func Parse(s string, insecure bool) (Ref, error) {
 }
 
 func parseError(s, form, msg string, errs ...error) error {
+	s = redactUserinfo(s)
 	if len(errs) > 0 && errs[0] != nil {
 		return fmt.Errorf("%w %q: expected %s: %s: %w", ErrInvalidReference, s, form, msg, errs[0])
 	}
@@ -214,6 +215,9 @@ func parseRegistry(s string, insecure bool) (Ref, error) {
 			return Ref{}, parseError(s, formAny, fmt.Sprintf("the %s: transport is not supported", p))
 		}
 	}
+	if redactUserinfo(t) != t {
+		return Ref{}, parseError(s, formRegistry, "credentials (user:password@) do not belong in a reference; put them in the Docker config or a credential helper")
+	}
 	var opts []name.Option
 	if insecure {
 		opts = append(opts, name.Insecure)
@@ -292,4 +296,23 @@ func samePath(a, b string) bool {
 		return false
 	}
 	return os.SameFile(fa, fb)
+}
+
+// redactUserinfo hides what looks like user information in a reference
+// ("https://user:secret@host/…", "user:secret@host/…") before an error
+// quotes it: a password typed into a reference must not reach a log.
+func redactUserinfo(s string) string {
+	prefix, rest := "", s
+	if i := strings.Index(s, "://"); i >= 0 {
+		prefix, rest = s[:i+3], s[i+3:]
+	}
+	host, _, hasPath := strings.Cut(rest, "/")
+	i := strings.LastIndex(host, "@")
+	if i < 0 {
+		return s
+	}
+	if after := host[i+1:]; !hasPath && (strings.HasPrefix(after, "sha256:") || strings.HasPrefix(after, "sha384:") || strings.HasPrefix(after, "sha512:")) {
+		return s // "repo@sha256:…" is a digest, not user information
+	}
+	return prefix + "REDACTED" + rest[i:]
 }

@@ -76,7 +76,7 @@ func openRemote(ctx context.Context, ref Ref, o Options) (*Source, error) {
 	}
 	desc, err := remote.Get(n, o.remoteOptions(ctx)...)
 	if err != nil {
-		return nil, err
+		return nil, o.registryError(ctx, n.Context(), err)
 	}
 	s := &Source{Ref: ref, Descriptor: desc.Descriptor}
 	switch mt := desc.MediaType; {

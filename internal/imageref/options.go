@@ -2,7 +2,7 @@ package imageref
 
 import (
 	"context"
-	"crypto/tls"
+	"net"
 	"net/http"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -30,6 +30,19 @@ type Options struct {
 	// package never closes it: unlike remote.WithProgress, one channel can
 	// serve several writes, and the caller closes it when they are done.
 	Progress chan<- v1.Update
+	// CAFiles are PEM files of certificate authorities trusted for every
+	// registry, on top of the system's (which SSL_CERT_FILE and SSL_CERT_DIR
+	// choose on Linux).
+	CAFiles []string
+	// CertsDirs are certs.d directories, laid out as docker's
+	// /etc/docker/certs.d: DIR/HOST:PORT/*.crt are CAs trusted for that
+	// registry, and each *.cert with its *.key is a client certificate
+	// offered to it. nil means DefaultCertsDirs(); an empty slice, none.
+	CertsDirs []string
+
+	// dial, when set, replaces the dialer of registry connections (tests
+	// use it to send any host to a local server).
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 func (o Options) keychain() authn.Keychain {
@@ -39,17 +52,10 @@ func (o Options) keychain() authn.Keychain {
 	return o.Keychain
 }
 
+// transport refuses plain HTTP except to loopback addresses or when
+// Insecure, and applies CAFiles, CertsDirs and Insecure to TLS.
 func (o Options) transport() http.RoundTripper {
-	base, ok := remote.DefaultTransport.(*http.Transport)
-	if !o.Insecure || !ok {
-		return remote.DefaultTransport
-	}
-	t := base.Clone()
-	if t.TLSClientConfig == nil {
-		t.TLSClientConfig = &tls.Config{}
-	}
-	t.TLSClientConfig.InsecureSkipVerify = true //nolint:gosec // asked for with --insecure
-	return t
+	return newRegistryTransport(o)
 }
 
 // remoteOptions are the options shared by reads and writes. None of them can
@@ -57,7 +63,7 @@ func (o Options) transport() http.RoundTripper {
 func (o Options) remoteOptions(ctx context.Context) []remote.Option {
 	opts := []remote.Option{
 		remote.WithContext(ctx),
-		remote.WithAuthFromKeychain(o.keychain()),
+		remote.WithAuthFromKeychain(namedKeychain{o.keychain()}),
 		remote.WithTransport(o.transport()),
 	}
 	if o.UserAgent != "" {
@@ -78,9 +84,9 @@ func (o Options) registryName(ref Ref) (name.Reference, error) {
 	return name.ParseReference(ref.Name.String(), name.Insecure)
 }
 
-// Remote returns the go-containerregistry remote options that Open and the
-// writers use (context, credentials, transport, user agent), for callers
-// that talk to a registry directly (tag lists, blob checks).
-func (o Options) Remote(ctx context.Context) []remote.Option {
+// RemoteOptions returns the go-containerregistry remote options that Open
+// and the writers use (context, credentials, transport, user agent), for
+// callers that talk to a registry by repository (tag lists, blob checks).
+func (o Options) RemoteOptions(ctx context.Context) []remote.Option {
 	return o.remoteOptions(ctx)
 }

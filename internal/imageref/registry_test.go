@@ -320,12 +320,19 @@ func TestRegistryInsecureTLS(t *testing.T) {
 }
 
 func TestTransport(t *testing.T) {
-	if got := (Options{}).transport(); got != remote.DefaultTransport {
-		t.Errorf("secure transport is %v, want remote.DefaultTransport", got)
+	req, err := http.NewRequest(http.MethodGet, "https://registry.example/v2/", nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	tr, ok := (Options{Insecure: true}).transport().(*http.Transport)
-	if !ok || tr.TLSClientConfig == nil || !tr.TLSClientConfig.InsecureSkipVerify {
-		t.Errorf("insecure transport %+v does not skip TLS verification", tr)
+	// Without TLS settings, connections are pooled in remote.DefaultTransport.
+	got, err := (Options{CertsDirs: []string{}}).transport().(*registryTransport).forRequest(req)
+	if err != nil || got != remote.DefaultTransport {
+		t.Errorf("secure transport is %v (%v), want remote.DefaultTransport", got, err)
+	}
+	got, err = (Options{Insecure: true, CertsDirs: []string{}}).transport().(*registryTransport).forRequest(req)
+	tr, ok := got.(*http.Transport)
+	if err != nil || !ok || tr.TLSClientConfig == nil || !tr.TLSClientConfig.InsecureSkipVerify {
+		t.Errorf("insecure transport %+v (%v) does not skip TLS verification", got, err)
 	}
 	if base := remote.DefaultTransport.(*http.Transport); base.TLSClientConfig != nil && base.TLSClientConfig.InsecureSkipVerify {
 		t.Error("remote.DefaultTransport was modified")
