@@ -140,3 +140,26 @@ func TestBatchStdin(t *testing.T) {
 		t.Errorf("rewrite --verify: exit %d\n%s", code, stderr)
 	}
 }
+
+// The --signed policy applies per image: skip reports a signed source as
+// skipped and writes nothing, fail fails it alone.
+func TestBatchSignedPolicy(t *testing.T) {
+	newRepo := sigMemRepos(t)
+	signedRepo, _ := sigSource(t, newRepo)
+	plain := newRepo(t)
+	pushTo(t, plain+":v1", testenv.Reg("a", "a"))
+	stdin := signedRepo + ":v1\n" + plain + ":v1\n"
+	args := []string{"batch", "-", "--dst-template", "{{.Repository}}:{{.Tag}}-slim", "--cache-dir", ""}
+
+	stdout, stderr, code := runStdin(t, stdin, append(args, "--set", "signed=skip")...)
+	if code != 0 || !strings.Contains(stderr, "1 done, 1 skipped") || !strings.Contains(stdout, "done "+plain+":v1-slim@") {
+		t.Errorf("signed=skip: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if sigExists(t, signedRepo+":v1-slim") {
+		t.Error("signed=skip wrote the signed image")
+	}
+	_, stderr, code = runStdin(t, stdin, append(args, "--set", "signed=fail")...)
+	if code != 1 || !strings.Contains(stderr, "0 done, 1 skipped, 1 failed") || !strings.Contains(stderr, "--signed=fail") {
+		t.Errorf("signed=fail: exit %d\n%s", code, stderr)
+	}
+}
