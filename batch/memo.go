@@ -230,13 +230,16 @@ func (m *Memo) end(key string) {
 	}
 }
 
+// land records e as key's entry and wakes the lookups waiting for key.
+// Entries are not changed once recorded: others may be reading them.
 func (m *Memo) land(key string, e *memoEntry) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	n := *e
 	if old := m.known[key]; old != nil {
-		e.Repositories = union(old.Repositories, e.Repositories)
+		n.Repositories = union(old.Repositories, e.Repositories)
 	}
-	m.known[key] = e
+	m.known[key] = &n
 	if ch, ok := m.flights[key]; ok {
 		close(ch)
 		delete(m.flights, key)
@@ -332,10 +335,11 @@ func (m *Memo) save(e *memoEntry) {
 	if m.dir == "" {
 		return
 	}
+	n := *e
 	if old := m.load(e.Key); old != nil {
-		e.Repositories = union(old.Repositories, e.Repositories)
+		n.Repositories = union(old.Repositories, e.Repositories)
 	}
-	b, err := json.Marshal(e)
+	b, err := json.Marshal(n)
 	if err != nil {
 		return
 	}
