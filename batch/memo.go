@@ -113,7 +113,8 @@ var _ rewrite.LayerCache = (*memoView)(nil)
 
 // Lookup returns a key's output when this process, the local directory or
 // the registry memo knows it and its blob is still on the destination's
-// registry. On a miss the caller owns the key until Store or Abandon.
+// registry; a blob that only another registry holds is copied over first.
+// On a miss the caller owns the key until Store or Abandon.
 func (v *memoView) Lookup(ctx context.Context, key string) (rewrite.CachedLayer, bool, error) {
 	m := v.m
 	for {
@@ -157,6 +158,50 @@ func (v *memoView) Lookup(ctx context.Context, key string) (rewrite.CachedLayer,
 				return c, true, nil
 			}
 		}
+	}
+	if e != nil {
+		// Known, but on another registry: copying the blob beats
+		// computing it again.
+		c, ok, err := v.copyIn(ctx, e)
+		if err != nil || ok {
+			if err != nil {
+				m.end(key)
+			}
+			return c, ok, err
+		}
+	}
+	return rewrite.CachedLayer{}, false, nil
+}
+
+// copyIn uploads e's blob from a repository of another registry that holds
+// it to the destination repository, records that and returns the layer as
+// mountable from there. ok is false when no repository holds the blob.
+func (v *memoView) copyIn(ctx context.Context, e *memoEntry) (rewrite.CachedLayer, bool, error) {
+	m := v.m
+	for _, s := range e.Repositories {
+		r, err := name.NewRepository(s, nameOpts(m.ro.Insecure)...)
+		if err != nil || r.RegistryStr() == v.dst.RegistryStr() {
+			continue
+		}
+		ref := r.Digest(e.Blob.Digest.String())
+		if !m.exists(ctx, ref) {
+			continue
+		}
+		from := &memoLayer{e: e, ref: ref, ro: m.ro, ctx: ctx}
+		if err := remote.WriteLayer(v.dst, from, m.ro.RemoteOptions(ctx)...); err != nil {
+			return rewrite.CachedLayer{}, false, fmt.Errorf("copying layer %s from %s to %s: %w", e.Blob.Digest, r, v.dst, err)
+		}
+		n := *e
+		n.Repositories = union(e.Repositories, []string{v.dst.Name()})
+		m.mu.Lock()
+		m.verified[v.dst.Name()+"@"+e.Blob.Digest.String()] = true
+		m.mu.Unlock()
+		c, ok := v.usable(ctx, &n)
+		if ok {
+			m.save(&n)
+			m.land(e.Key, &n)
+		}
+		return c, ok, nil
 	}
 	return rewrite.CachedLayer{}, false, nil
 }

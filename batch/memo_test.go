@@ -146,10 +146,25 @@ func TestMemoOneComputationPerKey(t *testing.T) {
 		t.Errorf("read back %s (%v), want %s", h, err, d)
 	}
 
-	// A different registry holds no copy: a miss, which the caller owns.
-	host2, _ := memRegistry(t)
-	if _, ok, err := m2.For(repo(t, host2+"/team/app")).Lookup(ctx, "key-1"); ok || err != nil {
-		t.Errorf("another registry: hit %v, err %v", ok, err)
+	// Another registry gets a copy of the blob rather than a second
+	// computation, once: its other repositories mount that copy.
+	host2, uploads2 := memRegistry(t)
+	for _, r := range []string{"/team/app", "/team/web"} {
+		got, ok, err := m2.For(repo(t, host2+r)).Lookup(ctx, "key-1")
+		if err != nil || !ok {
+			t.Fatalf("another registry: hit %v, err %v", ok, err)
+		}
+		if want := host2 + "/team/app@" + d.String(); mountRef(t, got.Layer) != want {
+			t.Errorf("another registry mounts %s, want %s", mountRef(t, got.Layer), want)
+		}
+	}
+	if n := uploads2.Load(); n != 1 {
+		t.Errorf("%d uploads to the other registry, want 1", n)
+	}
+	// A blob that no registry holds any more: a miss, which the caller owns.
+	m3, _ := NewMemo(t.TempDir(), "", imageref.Options{Insecure: true})
+	if _, ok, err := m3.For(repo(t, host2+"/team/app")).Lookup(ctx, "key-2"); ok || err != nil {
+		t.Errorf("an unknown key: hit %v, err %v", ok, err)
 	}
 }
 
