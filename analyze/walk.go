@@ -18,6 +18,7 @@ import (
 	"github.com/layerslim/layerslim/elf"
 	"github.com/layerslim/layerslim/internal/drop"
 	"github.com/layerslim/layerslim/internal/layerfs"
+	"github.com/layerslim/layerslim/internal/limit"
 	"github.com/layerslim/layerslim/internal/spool"
 )
 
@@ -98,7 +99,7 @@ func (w *walker) layer(ctx context.Context, i int, in layerIn, p *prefetcher, re
 		return err
 	}
 	defer dr.Close()
-	cr := &countReader{r: dr}
+	cr := &countReader{r: limit.Reader(dr, w.o.MaxLayerSize, limit.Layer(w.o.MaxLayerSize))}
 	if in.diffID.Algorithm == "sha256" {
 		cr.h = sha256.New()
 	}
@@ -371,6 +372,9 @@ func (lw *layerWalk) file(r *entryRec, h *tar.Header, body io.Reader) error {
 		r.elf = isELF
 		r.est, err = lw.est.record(h, copyFrom(all))
 		return err
+	}
+	if n := lw.w.o.MaxSpool; n > 0 && h.Size > n {
+		return limit.Spool(h.Size, n)
 	}
 	sp := spool.New(lw.w.dir, memSpool, 0)
 	defer sp.Close()

@@ -60,6 +60,11 @@ type merger struct {
 	changes  *changeList
 	debug    []DebugFile
 	read     int64 // uncompressed bytes read
+
+	// linksTo maps the targets of the current layer's hardlinks to their
+	// indexes in links: a later entry of the layer at a target replaces
+	// it, and the links made before keep the old content.
+	linksTo map[string][]int
 }
 
 // processSquash merges the layers of spec into one layer, through the
@@ -178,7 +183,7 @@ func (m *merger) prefetch(i int) <-chan prefetched {
 		}
 		defer s.Close()
 		bw := bufio.NewWriterSize(p, 1<<20)
-		_, err = io.Copy(bw, s.Tar)
+		_, err = io.Copy(bw, m.o.layerReader(s.Tar))
 		if err == nil {
 			err = bw.Flush()
 		}
@@ -274,7 +279,7 @@ func (m *merger) layer(i int, pre <-chan prefetched) error {
 			return err
 		}
 		defer s.Close()
-		src, finish = s.Tar, s.Blob.Finish
+		src, finish = m.o.layerReader(s.Tar), s.Blob.Finish
 	} else {
 		p := <-pre
 		if p.err != nil {
@@ -285,6 +290,7 @@ func (m *merger) layer(i int, pre <-chan prefetched) error {
 	}
 	counted := &countReader{r: src}
 	er := newEntryReader(counted)
+	m.linksTo = map[string][]int{}
 	for idx := 0; ; idx++ {
 		if err := m.ctx.Err(); err != nil {
 			return err
@@ -355,10 +361,17 @@ func (m *merger) entry(e Entry, layer, idx int) error {
 		return nil
 	}
 	m.shadow.Mark(p, isDir)
+	// Duplicate entries: this one replaces an earlier entry of the layer
+	// at p, which earlier links of the layer keep as it was.
+	for _, j := range m.linksTo[p] {
+		m.links[j].hidden = true
+	}
+	delete(m.linksTo, p)
 	if h.Typeflag == tar.TypeLink {
 		c := cloneHeader(h)
 		target := layerfs.Clean(h.Linkname)
 		m.links = append(m.links, pendingLink{hdr: &c, layer: layer, index: idx, hidden: m.shadow.Hidden(target, false)})
+		m.linksTo[target] = append(m.linksTo[target], len(m.links)-1)
 		return nil
 	}
 	return m.f.Filter(m.ctx, e, m.out)
@@ -474,7 +487,7 @@ func (m *merger) materialize(l pendingLink, target string) error {
 		out.Name = l.hdr.Name
 		return m.f.Filter(m.ctx, Entry{Header: &out, Body: r}, m.out)
 	}
-	return fmt.Errorf("no content for %s below the link", target)
+	return fmt.Errorf("%s does not exist where the link is made", target)
 }
 
 // find reads layer i up to entry limit (the whole layer when limit < 0)
@@ -486,7 +499,7 @@ func (m *merger) find(i int, target string, limit int) (*tar.Header, int, *os.Fi
 		return nil, 0, nil, err
 	}
 	defer s.Close()
-	er := newEntryReader(s.Tar)
+	er := newEntryReader(m.o.layerReader(s.Tar))
 	var found *tar.Header
 	var at int
 	var body *os.File
@@ -507,12 +520,22 @@ func (m *merger) find(i int, target string, limit int) (*tar.Header, int, *os.Fi
 			return nil, 0, nil, err
 		}
 		if layerfs.Clean(e.Header.Name) != target {
+			// Read past the body here: left to the next header's read, it
+			// would count as header bytes.
+			if err := er.skipBody(); err != nil {
+				drop()
+				return nil, 0, nil, err
+			}
 			continue
 		}
 		drop()
 		c := cloneHeader(e.Header)
 		found, at = &c, idx
 		if e.Header.Typeflag == tar.TypeReg {
+			if err := m.o.checkSpool(e.Header.Size); err != nil {
+				drop()
+				return nil, 0, nil, err
+			}
 			f, err := os.CreateTemp(m.o.tempDir, "layerslim-link-*")
 			if err != nil {
 				return nil, 0, nil, err

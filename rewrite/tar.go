@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"maps"
+
+	"github.com/layerslim/layerslim/internal/limit"
 )
 
 const blockSize = 512
@@ -22,16 +24,26 @@ type sourceEntry struct {
 	copied bool       // written raw exactly once
 }
 
-// recorder passes reads through and keeps a copy of them while on.
+// recorder passes reads through and keeps a copy of them while on, up to
+// limit.HeaderBytes: archive/tar reads any number of chained PAX or GNU
+// long-name records before an entry, and a copy of them all must not grow
+// without bound.
 type recorder struct {
 	r   io.Reader
 	on  bool
 	buf bytes.Buffer
 }
 
+// errHeaderTooLarge is the error for an entry whose header records go past
+// limit.HeaderBytes.
+var errHeaderTooLarge = fmt.Errorf("the header records of one entry take more than %s (a chain of PAX or GNU long-name records)", limit.Size(limit.HeaderBytes))
+
 func (r *recorder) Read(p []byte) (int, error) {
 	n, err := r.r.Read(p)
 	if r.on && n > 0 {
+		if int64(r.buf.Len()+n) > limit.HeaderBytes {
+			return 0, errHeaderTooLarge
+		}
 		r.buf.Write(p[:n])
 	}
 	return n, err
@@ -72,9 +84,10 @@ type entryReader struct {
 	cr       *countReader
 	tr       *tar.Reader
 	prev     *sourceEntry
-	off      int64  // where the current entry's header starts
-	lastPath string // the current entry, for messages
-	n        int    // entries read
+	body     *bodyReader // the current entry's
+	off      int64       // where the current entry's header starts
+	lastPath string      // the current entry, for messages
+	n        int         // entries read
 	// dirtyPad is set when a copied entry's padding held non-zero bytes:
 	// the copy pads with zeros, so the output differs from the input.
 	dirtyPad bool
@@ -111,28 +124,52 @@ func (r *entryReader) next() (Entry, error) {
 		r.trailer = raw
 		return Entry{}, io.EOF
 	}
+	if errors.Is(err, limit.ErrExceeded) {
+		return Entry{}, err
+	}
 	if err != nil {
 		return Entry{}, &TarError{Offset: r.off, Path: r.lastPath, Err: err}
 	}
 	r.n++
 	r.lastPath = hdr.Name
+	r.body = &bodyReader{r: r.tr, size: hdr.Size}
 	src := &sourceEntry{
 		raw:    bytes.Clone(raw),
 		header: cloneHeader(hdr),
-		body:   r.tr,
+		body:   r.body,
 		sparse: isSparse(hdr),
 	}
 	r.prev = src
-	return Entry{Header: hdr, Body: r.tr, src: src}, nil
+	return Entry{Header: hdr, Body: r.body, src: src}, nil
 }
 
 // skipBody reads what is left of the current entry's body, so the recorder
 // only ever holds header blocks.
 func (r *entryReader) skipBody() error {
-	if _, err := io.Copy(io.Discard, r.tr); err != nil {
+	if _, err := io.Copy(io.Discard, r.body); err != nil {
+		if errors.Is(err, limit.ErrExceeded) {
+			return fmt.Errorf("%s: %w", r.lastPath, err)
+		}
 		return &TarError{Offset: r.off, Path: r.lastPath, Err: err}
 	}
 	return nil
+}
+
+// bodyReader reads an entry's body and tells, when the stream ends before
+// the body does, how much of it there was.
+type bodyReader struct {
+	r    io.Reader
+	size int64 // what the header says
+	n    int64 // read so far
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.n += int64(n)
+	if err != nil && err != io.EOF && !errors.Is(err, limit.ErrExceeded) {
+		err = fmt.Errorf("%w (tar header says %d bytes, %d present)", err, b.size, b.n)
+	}
+	return n, err
 }
 
 // rest is what follows the end-of-archive blocks.
@@ -229,8 +266,11 @@ func (t *tarWriter) writeRaw(hdr []byte, body io.Reader, size int64) error {
 	}
 	if size > 0 {
 		n, err := io.CopyN(t.w, body, size)
+		if err == io.EOF {
+			return fmt.Errorf("body ends after %d of %d bytes: %w", n, size, io.ErrUnexpectedEOF)
+		}
 		if err != nil {
-			return fmt.Errorf("copying %d bytes of data (got %d): %w", size, n, err)
+			return err // a source body's error says how much there was
 		}
 	}
 	if p := (-size) & (blockSize - 1); p > 0 {
