@@ -5,6 +5,7 @@ package manifest
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -167,9 +168,9 @@ func isImageConfig(mt types.MediaType) bool {
 // configWithDiffIDs returns config with rootfs.diff_ids replaced, or config
 // itself when they are unchanged. Unknown fields survive.
 func configWithDiffIDs(config []byte, diffIDs []v1.Hash) ([]byte, error) {
-	var doc map[string]json.RawMessage
-	if err := json.Unmarshal(config, &doc); err != nil {
-		return nil, fmt.Errorf("parsing config: %w", err)
+	doc, err := configObject(config)
+	if err != nil {
+		return nil, err
 	}
 	var rootfs map[string]json.RawMessage
 	if raw, ok := doc["rootfs"]; ok {
@@ -209,9 +210,9 @@ func configWithDiffIDs(config []byte, diffIDs []v1.Hash) ([]byte, error) {
 // belong to the layers in order; when their count does not match the layers
 // the history is left as it was, but for the appended entry.
 func configWithHistory(config []byte, empty map[int]bool, add, addLayer string) ([]byte, error) {
-	var doc map[string]json.RawMessage
-	if err := json.Unmarshal(config, &doc); err != nil {
-		return nil, fmt.Errorf("parsing config: %w", err)
+	doc, err := configObject(config)
+	if err != nil {
+		return nil, err
 	}
 	var hist []map[string]json.RawMessage
 	if raw, ok := doc["history"]; ok {
@@ -221,6 +222,10 @@ func configWithHistory(config []byte, empty map[int]bool, add, addLayer string) 
 	}
 	var layerEntries []int
 	for i, h := range hist {
+		if h == nil { // a null entry
+			h = map[string]json.RawMessage{}
+			hist[i] = h
+		}
 		var isEmpty bool
 		if raw, ok := h["empty_layer"]; ok {
 			json.Unmarshal(raw, &isEmpty)
@@ -259,6 +264,18 @@ func configWithHistory(config []byte, empty map[int]bool, add, addLayer string) 
 	}
 	doc["history"] = b
 	return json.Marshal(doc)
+}
+
+// configObject parses a config blob, which must be a JSON object.
+func configObject(config []byte) (map[string]json.RawMessage, error) {
+	var doc map[string]json.RawMessage
+	if err := json.Unmarshal(config, &doc); err != nil {
+		return nil, fmt.Errorf("parsing config: %w", err)
+	}
+	if doc == nil {
+		return nil, errors.New("parsing config: null, not a JSON object")
+	}
+	return doc, nil
 }
 
 func equalHashes(a, b []v1.Hash) bool {
