@@ -7,12 +7,9 @@ package rewrite_test
 
 import (
 	"archive/tar"
-	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path"
 	"strings"
@@ -22,7 +19,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/klauspost/compress/gzip"
 
 	"github.com/layerslim/layerslim/analyze"
 	"github.com/layerslim/layerslim/elf"
@@ -31,57 +27,6 @@ import (
 	"github.com/layerslim/layerslim/rewrite"
 	"github.com/layerslim/layerslim/verify"
 )
-
-// staticLayer is a layer of fixed compressed bytes with a given diff_id,
-// so that a test can describe an uncompressed stream it never builds.
-type staticLayer struct {
-	blob   []byte
-	diffID v1.Hash
-	mt     types.MediaType
-}
-
-func newStaticLayer(blob []byte, mt types.MediaType) *staticLayer {
-	// The diff_id is never reached: every use fails before the end.
-	return &staticLayer{blob: blob, mt: mt, diffID: v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("0", 64)}}
-}
-
-func (l *staticLayer) Digest() (v1.Hash, error) {
-	return v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", sha256.Sum256(l.blob))}, nil
-}
-func (l *staticLayer) DiffID() (v1.Hash, error) { return l.diffID, nil }
-func (l *staticLayer) Compressed() (io.ReadCloser, error) {
-	return io.NopCloser(bytes.NewReader(l.blob)), nil
-}
-func (l *staticLayer) Uncompressed() (io.ReadCloser, error) {
-	return nil, errors.New("not used")
-}
-func (l *staticLayer) Size() (int64, error)                { return int64(len(l.blob)), nil }
-func (l *staticLayer) MediaType() (types.MediaType, error) { return l.mt, nil }
-
-// gzipBomb is a gzip layer of a tar whose one file holds size zero bytes:
-// a few KiB per GiB (gzip members of 1 MiB of zeros, repeated).
-func gzipBomb(t testing.TB, size int64) []byte {
-	t.Helper()
-	member := func(b []byte) []byte {
-		var out bytes.Buffer
-		zw, _ := gzip.NewWriterLevel(&out, gzip.BestCompression)
-		zw.Write(b)
-		if err := zw.Close(); err != nil {
-			t.Fatal(err)
-		}
-		return out.Bytes()
-	}
-	var hdr bytes.Buffer
-	if err := tar.NewWriter(&hdr).WriteHeader(&tar.Header{Name: "zeros", Typeflag: tar.TypeReg, Mode: 0o644, Size: size, ModTime: time.Unix(1700000000, 0)}); err != nil {
-		t.Fatal(err)
-	}
-	out := member(hdr.Bytes())
-	zeros := member(make([]byte, 1<<20))
-	for range size >> 20 {
-		out = append(out, zeros...)
-	}
-	return out
-}
 
 // verifyClean checks with the verify package that out keeps the
 // guarantee against src.
@@ -339,7 +284,7 @@ func TestTruncatedEntry(t *testing.T) {
 // A gzip bomb (1 GiB of zeros in about 1 MiB) stops at the layer limit,
 // with flat memory, in rewrite, recompress, analyze and verify alike.
 func TestDecompressionBombHitsLayerLimit(t *testing.T) {
-	bomb := newStaticLayer(gzipBomb(t, 1<<30), types.DockerLayer)
+	bomb := testenv.BlobLayer(testenv.GzipBomb(t, 1<<30), types.DockerLayer)
 	digest, _ := bomb.Digest()
 	src := dockerImage(t, "amd64", bomb)
 	const max = 32 << 20
@@ -458,7 +403,7 @@ func TestZstdHugeWindow(t *testing.T) {
 		'h', 'e', 'l', 'l', 'o', '\n',
 		0x53, 0x88, 0xbd, 0x91,
 	}
-	l := newStaticLayer(frame, types.OCILayerZStd)
+	l := testenv.BlobLayer(frame, types.OCILayerZStd)
 	digest, _ := l.Digest()
 	src := dockerImage(t, "amd64", l)
 	var err error

@@ -94,6 +94,7 @@ func (j *job) run(cmd *cobra.Command) error {
 		rewrite.WithReporter(prog),
 		rewrite.WithVersion(Version),
 		rewrite.WithDebugImage(j.debug),
+		rewrite.WithLimits(o.limits.rewriteLimits()),
 	}
 	opts = append(opts, j.extra...)
 

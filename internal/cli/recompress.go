@@ -23,6 +23,7 @@ type pipelineOptions struct {
 	force       bool
 	overwrite   bool
 	progress    string
+	limits      limitOptions
 
 	codec compress.Codec
 	plats []v1.Platform
@@ -39,6 +40,7 @@ func (o *pipelineOptions) addFlags(cmd *cobra.Command) {
 	f.BoolVar(&o.force, "force", false, "re-encode layers that are already in the target compression")
 	f.BoolVar(&o.overwrite, "overwrite", false, "allow DST to name the same image as SRC")
 	f.StringVar(&o.progress, "progress", "auto", "progress display: auto, tty, plain or none")
+	o.limits.addLayerFlag(cmd)
 }
 
 func (o *pipelineOptions) validate() error {
@@ -67,7 +69,7 @@ func (o *pipelineOptions) validate() error {
 	default:
 		return usagef("--progress %q: want auto, tty, plain or none", o.progress)
 	}
-	return nil
+	return o.limits.validate()
 }
 
 func newRecompress() *cobra.Command {
