@@ -237,6 +237,9 @@ type layerWalk struct {
 
 func (lw *layerWalk) entries(ctx context.Context, r io.Reader) error {
 	tr := tar.NewReader(r)
+	// Sparse files' bodies are their holes expanded: bound them all.
+	n := lw.w.o.MaxLayerSize
+	bodies := limit.Reader(tr, n, limit.Files(n))
 	prev := ""
 	for {
 		if err := ctx.Err(); err != nil {
@@ -253,7 +256,7 @@ func (lw *layerWalk) entries(ctx context.Context, r io.Reader) error {
 			return fmt.Errorf("reading tar: %w", err)
 		}
 		prev = h.Name
-		if err := lw.entry(h, tr); err != nil {
+		if err := lw.entry(h, bodies); err != nil {
 			return fmt.Errorf("%s: %w", h.Name, err)
 		}
 	}

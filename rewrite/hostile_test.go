@@ -433,3 +433,63 @@ func TestZstdHugeWindow(t *testing.T) {
 		t.Errorf("analyze: error %v, want one about the window", err)
 	}
 }
+
+// A sparse file is a bomb of its own: 3 KiB of tar whose file reads as
+// 1 TiB of zeros. Its expanded content counts against the layer limit in
+// rewrite, analyze and verify; a small sparse file goes through (written
+// dense: archive/tar writes no sparse files) and verifies.
+func TestSparseBomb(t *testing.T) {
+	const max = 32 << 20
+	bomb := gzipLayer(t, testenv.SparseBomb(1<<40))
+	digest, _ := bomb.Digest()
+	src := dockerImage(t, "amd64", bomb)
+	check := func(t *testing.T, err error) {
+		t.Helper()
+		if !errors.Is(err, rewrite.ErrLimitExceeded) {
+			t.Fatalf("error %v, want ErrLimitExceeded", err)
+		}
+		for _, want := range []string{digest.String(), "content of the layer's files (sparse files expanded) exceeds the limit of 32 MiB (--max-layer-size)"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q does not say %q", err, want)
+			}
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		opts []rewrite.Option
+	}{
+		{"keep", []rewrite.Option{rewrite.WithFilter(func(rewrite.Recorder) rewrite.Filter { return rewrite.Keep() })}},
+		{"strip", []rewrite.Option{rewrite.WithStrip(elf.Unneeded)}},
+		{"drop", []rewrite.Option{rewrite.WithFilter(func(rec rewrite.Recorder) rewrite.Filter {
+			m, _ := drop.New([]string{"none"}, []string{"holes"}, nil)
+			return rewrite.Drop(m, rec)
+		})}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := rewrite.Image(context.Background(), src, append(tc.opts, rewrite.WithTempDir(t.TempDir()),
+				rewrite.WithLimits(rewrite.Limits{LayerSize: max}))...)
+			if err == nil {
+				res.Close()
+			}
+			check(t, err)
+		})
+	}
+	t.Run("analyze", func(t *testing.T) {
+		_, err := analyze.Image(context.Background(), src, analyze.Options{TempDir: t.TempDir(), MaxLayerSize: max})
+		check(t, err)
+	})
+	t.Run("verify", func(t *testing.T) {
+		_, err := verify.Image(context.Background(), src, src, verify.Options{TempDir: t.TempDir(), MaxLayerSize: max})
+		check(t, err)
+	})
+	t.Run("small sparse file", func(t *testing.T) {
+		src := dockerImage(t, "amd64", gzipLayer(t, testenv.SparseBomb(1<<20)))
+		res, err := rewrite.Image(context.Background(), src, rewrite.WithTempDir(t.TempDir()), rewrite.WithStrip(elf.Unneeded),
+			rewrite.WithLimits(rewrite.Limits{LayerSize: max}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Close()
+		verifyClean(t, src, res.Image, nil)
+	})
+}

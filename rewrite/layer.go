@@ -109,7 +109,7 @@ func processLayer(ctx context.Context, in layerIn, o *options, platform string, 
 	} else {
 		changes := &changeList{}
 		f := o.chain(changes, paths, func(d DebugFile) { debug = append(debug, d) })
-		st, err := copyTar(ctx, counted, uncompressed, f)
+		st, err := copyTarLimit(ctx, counted, uncompressed, f, o.maxLayer())
 		if err != nil {
 			return layerOut{}, readErr(codec, err)
 		}

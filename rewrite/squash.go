@@ -290,6 +290,7 @@ func (m *merger) layer(i int, pre <-chan prefetched) error {
 	}
 	counted := &countReader{r: src}
 	er := newEntryReader(counted)
+	er.limitBodies(m.o.maxLayer())
 	m.linksTo = map[string][]int{}
 	for idx := 0; ; idx++ {
 		if err := m.ctx.Err(); err != nil {
@@ -500,6 +501,7 @@ func (m *merger) find(i int, target string, limit int) (*tar.Header, int, *os.Fi
 	}
 	defer s.Close()
 	er := newEntryReader(m.o.layerReader(s.Tar))
+	er.limitBodies(m.o.maxLayer())
 	var found *tar.Header
 	var at int
 	var body *os.File

@@ -83,6 +83,7 @@ type entryReader struct {
 	rec      *recorder
 	cr       *countReader
 	tr       *tar.Reader
+	bodies   io.Reader // tr, or tr within a budget of body bytes
 	prev     *sourceEntry
 	body     *bodyReader // the current entry's
 	off      int64       // where the current entry's header starts
@@ -98,7 +99,15 @@ type entryReader struct {
 func newEntryReader(in io.Reader) *entryReader {
 	rec := &recorder{r: in}
 	cr := &countReader{r: rec}
-	return &entryReader{rec: rec, cr: cr, tr: tar.NewReader(cr)}
+	tr := tar.NewReader(cr)
+	return &entryReader{rec: rec, cr: cr, tr: tr, bodies: tr}
+}
+
+// limitBodies bounds the bytes of all the bodies read to n (0: none). A
+// sparse file's body is its holes expanded, so the bodies of a small
+// stream may be huge.
+func (r *entryReader) limitBodies(n int64) {
+	r.bodies = limit.Reader(r.tr, n, limit.Files(n))
 }
 
 // next returns the next entry, or io.EOF after the end-of-archive blocks.
@@ -132,7 +141,7 @@ func (r *entryReader) next() (Entry, error) {
 	}
 	r.n++
 	r.lastPath = hdr.Name
-	r.body = &bodyReader{r: r.tr, size: hdr.Size}
+	r.body = &bodyReader{r: r.bodies, size: hdr.Size}
 	src := &sourceEntry{
 		raw:    bytes.Clone(raw),
 		header: cloneHeader(hdr),
@@ -180,8 +189,15 @@ func (r *entryReader) rest() io.Reader { return r.rec }
 // anything after them, so a filter that keeps everything reproduces the input
 // exactly. The returned stats say whether the output differs from the input.
 func copyTar(ctx context.Context, in io.Reader, w io.Writer, f Filter) (tarStats, error) {
+	return copyTarLimit(ctx, in, w, f, 0)
+}
+
+// copyTarLimit is copyTar with the bodies of the entries bounded to
+// maxBody bytes in all (0: no bound).
+func copyTarLimit(ctx context.Context, in io.Reader, w io.Writer, f Filter, maxBody int64) (tarStats, error) {
 	cw := &countWriter{w: w}
 	er := newEntryReader(in)
+	er.limitBodies(maxBody)
 	out := newTarWriter(cw)
 	var st tarStats
 	for {

@@ -87,6 +87,8 @@ func scanLayer(ctx context.Context, l v1.Layer, desc v1.Descriptor, o Options) (
 	defer dr.Close()
 	stream := newHashReader(ctx, limit.Reader(dr, o.MaxLayerSize, limit.Layer(o.MaxLayerSize)))
 	tr := tar.NewReader(stream)
+	// Sparse files' bodies are their holes expanded: bound them all.
+	bodies := limit.Reader(tr, o.MaxLayerSize, limit.Files(o.MaxLayerSize))
 	s := &layerScan{}
 	last := ""
 	for {
@@ -104,7 +106,7 @@ func scanLayer(ctx context.Context, l v1.Layer, desc v1.Descriptor, o Options) (
 		if h.Typeflag == tar.TypeXGlobalHeader {
 			continue // PAX defaults, not a file
 		}
-		rec, err := readEntry(tr, h, o)
+		rec, err := readEntry(bodies, h, o)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", h.Name, err)
 		}
@@ -136,7 +138,7 @@ func checkBlob(ctx context.Context, l v1.Layer, desc v1.Descriptor) error {
 var elfMagic = []byte("\x7fELF")
 
 // readEntry turns one tar header (and its body) into a record.
-func readEntry(tr *tar.Reader, h *tar.Header, o Options) (record, error) {
+func readEntry(tr io.Reader, h *tar.Header, o Options) (record, error) {
 	name := layerfs.Clean(h.Name)
 	if target, opaque, ok := layerfs.Whiteout(name); ok {
 		if opaque {

@@ -51,6 +51,13 @@ func Layer(n int64) error {
 	return &Error{What: "uncompressed layer", Limit: n, Flag: "max-layer-size"}
 }
 
+// Files is the error for a layer whose files hold more than n bytes of
+// content: only sparse files, whose holes a tar reader expands to zeros,
+// hold more than the uncompressed stream carries.
+func Files(n int64) error {
+	return &Error{What: "content of the layer's files (sparse files expanded)", Limit: n, Flag: "max-layer-size"}
+}
+
 // Spool is the error for a file of size bytes (or more, when size < 0)
 // that would be spooled past n.
 func Spool(size, n int64) error {

@@ -70,3 +70,60 @@ func GzipBomb(t testing.TB, size int64) []byte {
 	}
 	return out
 }
+
+// SparseBomb is an uncompressed tar of one GNU sparse file (PAX format
+// 1.0, as GNU tar --sparse --format=posix writes it) named "holes", of
+// realSize bytes that are all a hole but for a last "x": 3 KiB of tar
+// whose one file reads as realSize bytes.
+func SparseBomb(realSize int64) []byte {
+	var out bytes.Buffer
+	pax := paxRecord("GNU.sparse.major", "1") + paxRecord("GNU.sparse.minor", "0") +
+		paxRecord("GNU.sparse.name", "holes") + paxRecord("GNU.sparse.realsize", fmt.Sprint(realSize))
+	sparseMap := fmt.Sprintf("1\n%d\n1\n", realSize-1)
+	out.Write(ustarBlock("PaxHeaders/holes", tar.TypeXHeader, int64(len(pax))))
+	out.WriteString(pax)
+	out.Write(make([]byte, padding(len(pax))))
+	out.Write(ustarBlock("GNUSparseFile.0/holes", tar.TypeReg, 512+1))
+	out.WriteString(sparseMap)
+	out.Write(make([]byte, padding(len(sparseMap))))
+	out.WriteString("x")
+	out.Write(make([]byte, padding(1)))
+	out.Write(make([]byte, 1024))
+	return out.Bytes()
+}
+
+func padding(n int) int { return (-n) & 511 }
+
+// paxRecord is one "LEN key=value\n" PAX record.
+func paxRecord(k, v string) string {
+	n := len(k) + len(v) + 3
+	for {
+		s := fmt.Sprintf("%d %s=%s\n", n, k, v)
+		if len(s) == n {
+			return s
+		}
+		n = len(s)
+	}
+}
+
+// ustarBlock is a ustar header block: name, mode 0644, size, typeflag and
+// checksum, the rest zero. (tar.Writer writes neither 'x' entries of its
+// own nor GNU.sparse records.)
+func ustarBlock(name string, typ byte, size int64) []byte {
+	b := make([]byte, 512)
+	copy(b[0:100], name)
+	copy(b[100:108], fmt.Sprintf("%07o\x00", 0o644))
+	copy(b[108:116], fmt.Sprintf("%07o\x00", 0))
+	copy(b[116:124], fmt.Sprintf("%07o\x00", 0))
+	copy(b[124:136], fmt.Sprintf("%011o\x00", size))
+	copy(b[136:148], fmt.Sprintf("%011o\x00", 1700000000))
+	b[156] = typ
+	copy(b[257:265], "ustar\x0000")
+	copy(b[148:156], "        ")
+	var sum int64
+	for _, c := range b {
+		sum += int64(c)
+	}
+	copy(b[148:156], fmt.Sprintf("%06o\x00 ", sum))
+	return b
+}
