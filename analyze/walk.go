@@ -20,6 +20,7 @@ import (
 	"github.com/layerslim/layerslim/internal/layerfs"
 	"github.com/layerslim/layerslim/internal/limit"
 	"github.com/layerslim/layerslim/internal/spool"
+	"github.com/layerslim/layerslim/internal/tarentry"
 )
 
 // memSpool is how much of an ELF file is kept in memory; larger ones go to
@@ -256,7 +257,7 @@ func (lw *layerWalk) entries(ctx context.Context, r io.Reader) error {
 			return fmt.Errorf("reading tar: %w", err)
 		}
 		prev = h.Name
-		if err := lw.entry(h, bodies); err != nil {
+		if err := lw.entry(h, tarentry.Body(bodies, h.Size)); err != nil {
 			return fmt.Errorf("%s: %w", h.Name, err)
 		}
 	}

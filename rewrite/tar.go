@@ -10,6 +10,7 @@ import (
 	"maps"
 
 	"github.com/layerslim/layerslim/internal/limit"
+	"github.com/layerslim/layerslim/internal/tarentry"
 )
 
 const blockSize = 512
@@ -80,15 +81,16 @@ type tarStats struct {
 // blocks of each so an entry that goes through unchanged can be written
 // back byte for byte.
 type entryReader struct {
+	src      *errMemo
 	rec      *recorder
 	cr       *countReader
 	tr       *tar.Reader
 	bodies   io.Reader // tr, or tr within a budget of body bytes
 	prev     *sourceEntry
-	body     *bodyReader // the current entry's
-	off      int64       // where the current entry's header starts
-	lastPath string      // the current entry, for messages
-	n        int         // entries read
+	body     *tarentry.Reader // the current entry's
+	off      int64            // where the current entry's header starts
+	lastPath string           // the current entry, for messages
+	n        int              // entries read
 	// dirtyPad is set when a copied entry's padding held non-zero bytes:
 	// the copy pads with zeros, so the output differs from the input.
 	dirtyPad bool
@@ -97,10 +99,33 @@ type entryReader struct {
 }
 
 func newEntryReader(in io.Reader) *entryReader {
-	rec := &recorder{r: in}
+	src := &errMemo{r: in}
+	rec := &recorder{r: src}
 	cr := &countReader{r: rec}
 	tr := tar.NewReader(cr)
-	return &entryReader{rec: rec, cr: cr, tr: tr, bodies: tr}
+	return &entryReader{src: src, rec: rec, cr: cr, tr: tr, bodies: tr}
+}
+
+// errMemo remembers the last error its reader gave other than io.EOF: an
+// error of the stream under the tar (a decompressor's, a limit) is not a
+// malformed tar.
+type errMemo struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errMemo) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF {
+		e.err = err
+	}
+	return n, err
+}
+
+// streamErr reports whether err is (or wraps) an error of the stream
+// under the tar.
+func (r *entryReader) streamErr(err error) bool {
+	return r.src.err != nil && errors.Is(err, r.src.err)
 }
 
 // limitBodies bounds the bytes of all the bodies read to n (0: none). A
@@ -133,7 +158,7 @@ func (r *entryReader) next() (Entry, error) {
 		r.trailer = raw
 		return Entry{}, io.EOF
 	}
-	if errors.Is(err, limit.ErrExceeded) {
+	if errors.Is(err, limit.ErrExceeded) || (err != nil && r.streamErr(err)) {
 		return Entry{}, err
 	}
 	if err != nil {
@@ -141,7 +166,7 @@ func (r *entryReader) next() (Entry, error) {
 	}
 	r.n++
 	r.lastPath = hdr.Name
-	r.body = &bodyReader{r: r.bodies, size: hdr.Size}
+	r.body = tarentry.Body(r.bodies, hdr.Size)
 	src := &sourceEntry{
 		raw:    bytes.Clone(raw),
 		header: cloneHeader(hdr),
@@ -156,29 +181,12 @@ func (r *entryReader) next() (Entry, error) {
 // only ever holds header blocks.
 func (r *entryReader) skipBody() error {
 	if _, err := io.Copy(io.Discard, r.body); err != nil {
-		if errors.Is(err, limit.ErrExceeded) {
+		if errors.Is(err, limit.ErrExceeded) || r.streamErr(err) {
 			return fmt.Errorf("%s: %w", r.lastPath, err)
 		}
 		return &TarError{Offset: r.off, Path: r.lastPath, Err: err}
 	}
 	return nil
-}
-
-// bodyReader reads an entry's body and tells, when the stream ends before
-// the body does, how much of it there was.
-type bodyReader struct {
-	r    io.Reader
-	size int64 // what the header says
-	n    int64 // read so far
-}
-
-func (b *bodyReader) Read(p []byte) (int, error) {
-	n, err := b.r.Read(p)
-	b.n += int64(n)
-	if err != nil && err != io.EOF && !errors.Is(err, limit.ErrExceeded) {
-		err = fmt.Errorf("%w (tar header says %d bytes, %d present)", err, b.size, b.n)
-	}
-	return n, err
 }
 
 // rest is what follows the end-of-archive blocks.

@@ -19,6 +19,7 @@ import (
 	"github.com/layerslim/layerslim/internal/blob"
 	"github.com/layerslim/layerslim/internal/layerfs"
 	"github.com/layerslim/layerslim/internal/limit"
+	"github.com/layerslim/layerslim/internal/tarentry"
 )
 
 // ErrDigestMismatch is returned when a layer blob's bytes do not hash to
@@ -106,7 +107,7 @@ func scanLayer(ctx context.Context, l v1.Layer, desc v1.Descriptor, o Options) (
 		if h.Typeflag == tar.TypeXGlobalHeader {
 			continue // PAX defaults, not a file
 		}
-		rec, err := readEntry(bodies, h, o)
+		rec, err := readEntry(tarentry.Body(bodies, h.Size), h, o)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", h.Name, err)
 		}
