@@ -7,6 +7,10 @@ package rewrite_test
 
 import (
 	"archive/tar"
+	"bytes"
+	stdelf "debug/elf"
+	"encoding/binary"
+	"hash/crc32"
 	"context"
 	"errors"
 	"fmt"
@@ -499,4 +503,43 @@ func TestSparseBomb(t *testing.T) {
 		defer res.Close()
 		verifyClean(t, src, res.Image, nil)
 	})
+}
+
+// Two ELF files without a build-id at one path (a duplicate entry): the
+// last one is what the image holds, so its debug file is the one the debug
+// layer keeps, and the debuglink CRC of the stripped file matches it.
+func TestDuplicateELFDebugFileLastWins(t *testing.T) {
+	first := readFile(t, "../elf/testdata/hello-x86_64.o")
+	second := bytes.Clone(first)
+	// A byte of .debug_str (at 0x340, 0xce bytes): the same layout,
+	// another debug file.
+	second[0x340+0x10] ^= 0x20
+	mt := time.Unix(1700000000, 0)
+	layer := tarFiles(t,
+		file{hdr: tar.Header{Name: "usr/lib/x.o", Mode: 0o644, ModTime: mt}, body: first},
+		file{hdr: tar.Header{Name: "usr/lib/x.o", Mode: 0o644, ModTime: mt}, body: second},
+	)
+	src := dockerImage(t, "amd64", gzipLayer(t, layer))
+	res, err := rewrite.Image(context.Background(), src, rewrite.WithTempDir(t.TempDir()),
+		rewrite.WithStrip(elf.Unneeded), rewrite.WithDebugImage(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Close()
+	layers, _ := res.Image.Layers()
+	stripped := readAll(t, layerBytes(t, layers[0]))["usr/lib/x.o"].body // the last entry of the path
+	dl, _ := res.DebugImage.Layers()
+	dbg := readAll(t, layerBytes(t, dl[len(dl)-1]))["usr/lib/debug/usr/lib/x.o.debug"].body
+	f, err := stdelf.NewFile(bytes.NewReader(stripped))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := f.Section(".gnu_debuglink")
+	if s == nil {
+		t.Fatal("no .gnu_debuglink")
+	}
+	link, _ := s.Data()
+	if crc := binary.LittleEndian.Uint32(link[len(link)-4:]); crc != crc32.ChecksumIEEE(dbg) {
+		t.Errorf("the debug layer keeps the first file's debug file: debuglink CRC %#x, debug file's %#x", crc, crc32.ChecksumIEEE(dbg))
+	}
 }
