@@ -114,6 +114,9 @@ type Built struct {
 // where the diff_ids do; everything else in it (entrypoint, env, labels,
 // history) is kept as it was.
 func BuildImage(in Image) (*Built, error) {
+	if err := checkDigests("layer", in.Layers); err != nil {
+		return nil, err
+	}
 	cfg, err := configWithDiffIDs(in.Config, in.DiffIDs)
 	if err != nil {
 		return nil, err
@@ -266,6 +269,17 @@ func configWithHistory(config []byte, empty map[int]bool, add, addLayer string) 
 	return json.Marshal(doc)
 }
 
+// checkDigests refuses descriptors without a digest: they would not
+// parse back.
+func checkDigests(what string, ds []v1.Descriptor) error {
+	for i, d := range ds {
+		if d.Digest.Algorithm == "" || d.Digest.Hex == "" {
+			return fmt.Errorf("%s %d has no digest", what, i+1)
+		}
+	}
+	return nil
+}
+
 // configObject parses a config blob, which must be a JSON object.
 func configObject(config []byte) (map[string]json.RawMessage, error) {
 	var doc map[string]json.RawMessage
@@ -314,6 +328,9 @@ type Index struct {
 
 // BuildIndex returns the serialized index and its descriptor.
 func BuildIndex(in Index) ([]byte, v1.Descriptor, error) {
+	if err := checkDigests("index entry", in.Manifests); err != nil {
+		return nil, v1.Descriptor{}, err
+	}
 	im := &v1.IndexManifest{
 		SchemaVersion: 2,
 		MediaType:     in.Format.IndexType(),
