@@ -189,6 +189,10 @@ func TestSquashHostileLayers(t *testing.T) {
 			layers: [][]string{{"f:base=1"}, {"f:big=" + strings.Repeat("x", 5<<20), "f:t=old", "h:l>t"}, {"f:t=new"}},
 		},
 		{
+			name:   "the root directory's entry, by any name",
+			layers: [][]string{{"d:.", "f:base=1"}, {"d:.@700", "f:a=1"}, {"d:..@750", "f:b=1"}},
+		},
+		{
 			name:   "symlink loops",
 			layers: [][]string{{"f:base=1", "l:loop>loop"}, {"l:a>b", "l:b>a", "d:d", "l:d/self>../d/self", "l:up>../../../../.."}, {"l:c>a", "f:x=1"}},
 		},

@@ -65,6 +65,8 @@ type merger struct {
 	// indexes in links: a later entry of the layer at a target replaces
 	// it, and the links made before keep the old content.
 	linksTo map[string][]int
+	// rootDone is set once the root directory's entry is written.
+	rootDone bool
 }
 
 // processSquash merges the layers of spec into one layer, through the
@@ -326,7 +328,14 @@ func (m *merger) entry(e Entry, layer, idx int) error {
 	p := layerfs.Clean(h.Name)
 	isDir := h.Typeflag == tar.TypeDir
 	if p == "" {
-		return nil // the root directory itself: nothing to merge
+		// The root directory ("./", or "/" or ".." as a hostile layer
+		// names it): the topmost entry sets its metadata, as for any
+		// directory.
+		if isDir && !m.rootDone {
+			m.rootDone = true
+			return m.f.Filter(m.ctx, e, m.out)
+		}
+		return nil
 	}
 	if target, opaque, ok := layerfs.Whiteout(p); ok {
 		defer m.shadow.Mark(p, false)
