@@ -286,6 +286,9 @@ func (lw *layerWalk) entry(h *tar.Header, body io.Reader) error {
 		return err
 	}
 	if target, _, ok := layerfs.Whiteout(p); ok {
+		if err := layerfs.CheckWhiteout(p); err != nil {
+			return err
+		}
 		hidden := sh.AncestorHidden(p)
 		sh.Mark(p, false)
 		lw.touch(target, true)

@@ -27,6 +27,7 @@ import (
 	"github.com/layerslim/layerslim/analyze"
 	"github.com/layerslim/layerslim/elf"
 	"github.com/layerslim/layerslim/internal/drop"
+	"github.com/layerslim/layerslim/internal/layerfs"
 	"github.com/layerslim/layerslim/internal/testenv"
 	"github.com/layerslim/layerslim/rewrite"
 	"github.com/layerslim/layerslim/verify"
@@ -193,6 +194,10 @@ func TestSquashHostileLayers(t *testing.T) {
 			layers: [][]string{{"d:.", "f:base=1"}, {"d:.@700", "f:a=1"}, {"d:..@750", "f:b=1"}},
 		},
 		{
+			name:   "an opaque marker on the root",
+			layers: [][]string{{"f:base=1"}, {"f:a=1", "d:d", "f:d/x=1"}, {"o:.", "f:b=1"}},
+		},
+		{
 			name:   "symlink loops",
 			layers: [][]string{{"f:base=1", "l:loop>loop"}, {"l:a>b", "l:b>a", "d:d", "l:d/self>../d/self", "l:up>../../../../.."}, {"l:c>a", "f:x=1"}},
 		},
@@ -215,6 +220,31 @@ func TestSquashHostileLayers(t *testing.T) {
 			verifyClean(t, src, res.Image, nil)
 			if _, err := analyze.Image(context.Background(), src, analyze.Options{TempDir: t.TempDir()}); err != nil {
 				t.Errorf("analyze: %v", err)
+			}
+		})
+	}
+}
+
+// A whiteout of ".", ".." or of no name at all deletes nothing a runtime
+// agrees on (containerd's naive applier removes the directory it stands
+// in, or the whole root): squash, analyze and verify refuse it by name.
+func TestWhiteoutOfNoFile(t *testing.T) {
+	for _, name := range []string{"a/.wh..", ".wh...", "c/.wh."} {
+		t.Run(name, func(t *testing.T) {
+			src, _, res, err := squashImage(t, [][]string{{"f:base=1"}, {"d:a", "f:a/x=1", "f:c=1"}, {"f:" + name + "="}})
+			if err == nil {
+				res.Close()
+				t.Fatal("squash took the whiteout")
+			}
+			want := name + ": whiteout of no file"
+			if !errors.Is(err, layerfs.ErrBadWhiteout) || !strings.Contains(err.Error(), want) {
+				t.Errorf("squash: error %v, want one saying %q", err, want)
+			}
+			if _, err := analyze.Image(context.Background(), src, analyze.Options{TempDir: t.TempDir()}); !errors.Is(err, layerfs.ErrBadWhiteout) || !strings.Contains(err.Error(), want) {
+				t.Errorf("analyze: error %v, want one saying %q", err, want)
+			}
+			if _, err := verify.Image(context.Background(), src, src, verify.Options{TempDir: t.TempDir()}); !errors.Is(err, layerfs.ErrBadWhiteout) || !strings.Contains(err.Error(), want) {
+				t.Errorf("verify: error %v, want one saying %q", err, want)
 			}
 		})
 	}

@@ -338,6 +338,9 @@ func (m *merger) entry(e Entry, layer, idx int) error {
 		return nil
 	}
 	if target, opaque, ok := layerfs.Whiteout(p); ok {
+		if err := layerfs.CheckWhiteout(p); err != nil {
+			return err
+		}
 		defer m.shadow.Mark(p, false)
 		if m.shadow.AncestorHidden(target) {
 			return nil

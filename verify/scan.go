@@ -142,6 +142,9 @@ var elfMagic = []byte("\x7fELF")
 func readEntry(tr io.Reader, h *tar.Header, o Options) (record, error) {
 	name := layerfs.Clean(h.Name)
 	if target, opaque, ok := layerfs.Whiteout(name); ok {
+		if err := layerfs.CheckWhiteout(name); err != nil {
+			return record{}, err
+		}
 		if opaque {
 			return record{name: target, op: opOpaque}, nil
 		}
