@@ -23,6 +23,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/compress/gzip"
 
 	"github.com/layerslim/layerslim/analyze"
 	"github.com/layerslim/layerslim/elf"
@@ -317,6 +318,22 @@ func TestTruncatedEntry(t *testing.T) {
 			}
 		})
 	}
+	// A gzip stream cut inside the body: the decompressor's error, with
+	// the sizes, and not called a malformed tar.
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(tarFiles(t, file{hdr: tar.Header{Name: "usr/bin/tool", Mode: 0o755}, body: random(1 << 20)}))
+	zw.Close()
+	cutBlob := testenv.BlobLayer(gz.Bytes()[:gz.Len()/2], types.DockerLayer)
+	res, err := rewrite.Image(context.Background(), dockerImage(t, "amd64", cutBlob), rewrite.WithTempDir(t.TempDir()), rewrite.WithStrip(elf.Unneeded))
+	if err == nil {
+		res.Close()
+		t.Fatal("no error for a cut gzip stream")
+	}
+	if !strings.Contains(err.Error(), "usr/bin/tool: decompressing gzip: unexpected EOF (tar header says 1048576 bytes, ") || strings.Contains(err.Error(), "malformed tar") {
+		t.Errorf("cut gzip stream: error %v", err)
+	}
+
 	want := fmt.Sprintf("(%s): usr/bin/tool: unexpected EOF (tar header says 1000 bytes, 300 present)", digest)
 	if _, err := analyze.Image(context.Background(), src, analyze.Options{TempDir: t.TempDir()}); err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("analyze: error %v, want it to say %s", err, want)
@@ -324,6 +341,19 @@ func TestTruncatedEntry(t *testing.T) {
 	if _, err := verify.Image(context.Background(), src, src, verify.Options{TempDir: t.TempDir()}); err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("verify: error %v, want it to say %s", err, want)
 	}
+}
+
+// random is n bytes that do not compress.
+func random(n int) []byte {
+	b := make([]byte, n)
+	x := uint64(88172645463325252)
+	for i := range b {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		b[i] = byte(x)
+	}
+	return b
 }
 
 // A gzip bomb (1 GiB of zeros in about 1 MiB) stops at the layer limit,
