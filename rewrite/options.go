@@ -219,7 +219,8 @@ func (o *options) chain(rec Recorder, paths map[string]bool, debug func(DebugFil
 // field takes its default; a negative one means no limit.
 type Limits struct {
 	// LayerSize is the most uncompressed bytes one layer may hold, what
-	// follows its tar end-of-archive blocks included (default
+	// follows its tar end-of-archive blocks included, and the most its
+	// files may hold with sparse files' holes expanded (default
 	// DefaultMaxLayerSize). It stops decompression bombs.
 	LayerSize int64
 	// Spool is the most bytes one file may take when it is put aside for

@@ -17,6 +17,7 @@ import (
 
 	"github.com/layerslim/layerslim/elf"
 	"github.com/layerslim/layerslim/internal/drop"
+	"github.com/layerslim/layerslim/internal/testenv"
 )
 
 // tarEntry is a compact description of a tar record for table tests.
@@ -402,6 +403,8 @@ func FuzzCopyTar(f *testing.F) {
 		{Name: "usr/lib/hello2.o", Type: tar.TypeLink, Link: "usr/lib/hello.o"},
 	}))
 	f.Add(buildTar(f, tar.FormatPAX, richEntries[:2])[:1024+100]) // truncated
+	f.Add(testenv.SparseBomb(1 << 40))                            // 3 KiB, one 1 TiB file
+	f.Add(paxChain(f, 2, 100))
 	m, err := drop.New([]string{"default"}, []string{"tmp/**", "etc/passwd"}, nil)
 	if err != nil {
 		f.Fatal(err)

@@ -127,3 +127,15 @@ func ustarBlock(name string, typ byte, size int64) []byte {
 	copy(b[148:156], fmt.Sprintf("%06o\x00 ", sum))
 	return b
 }
+
+// PAXHeader is one PAX extended header entry ('x') holding a comment of
+// size bytes: a chain of them before an entry is what archive/tar reads
+// one after another, keeping only the last.
+func PAXHeader(size int) []byte {
+	var out bytes.Buffer
+	pax := paxRecord("comment", strings.Repeat("p", size))
+	out.Write(ustarBlock("PaxHeaders/f", tar.TypeXHeader, int64(len(pax))))
+	out.WriteString(pax)
+	out.Write(make([]byte, padding(len(pax))))
+	return out.Bytes()
+}
