@@ -25,6 +25,7 @@ import (
 	"github.com/layerslim/layerslim/compress"
 	"github.com/layerslim/layerslim/elf"
 	"github.com/layerslim/layerslim/internal/drop"
+	"github.com/layerslim/layerslim/internal/limit"
 )
 
 // TopItems is how many of the largest wasted items a report lists.
@@ -53,10 +54,17 @@ type Options struct {
 	// Platforms, when not empty, selects the images of an index (and checks
 	// the platform of a single image): os/arch matches any variant.
 	Platforms []v1.Platform
+	// MaxLayerSize is the most uncompressed bytes one layer may hold (0:
+	// 64 GiB, negative: no limit); MaxSpool the most bytes of one ELF file
+	// spooled for inspection (0: 16 GiB, negative: no limit).
+	MaxLayerSize, MaxSpool int64
 }
 
+// normalize fills in the defaults; in the result a limit of 0 is none.
 func (o Options) normalize() (Options, error) {
 	o.Jobs = max(o.Jobs, 1)
+	o.MaxLayerSize = limit.Resolve(o.MaxLayerSize, limit.DefaultLayerSize)
+	o.MaxSpool = limit.Resolve(o.MaxSpool, limit.DefaultSpool)
 	if o.Level == 0 {
 		o.Level = compress.DefaultLevel(compress.Zstd)
 	}

@@ -18,7 +18,9 @@ import (
 	"github.com/layerslim/layerslim/elf"
 	"github.com/layerslim/layerslim/internal/drop"
 	"github.com/layerslim/layerslim/internal/layerfs"
+	"github.com/layerslim/layerslim/internal/limit"
 	"github.com/layerslim/layerslim/internal/spool"
+	"github.com/layerslim/layerslim/internal/tarentry"
 )
 
 // memSpool is how much of an ELF file is kept in memory; larger ones go to
@@ -98,7 +100,7 @@ func (w *walker) layer(ctx context.Context, i int, in layerIn, p *prefetcher, re
 		return err
 	}
 	defer dr.Close()
-	cr := &countReader{r: dr}
+	cr := &countReader{r: limit.Reader(dr, w.o.MaxLayerSize, limit.Layer(w.o.MaxLayerSize))}
 	if in.diffID.Algorithm == "sha256" {
 		cr.h = sha256.New()
 	}
@@ -236,6 +238,9 @@ type layerWalk struct {
 
 func (lw *layerWalk) entries(ctx context.Context, r io.Reader) error {
 	tr := tar.NewReader(r)
+	// Sparse files' bodies are their holes expanded: bound them all.
+	n := lw.w.o.MaxLayerSize
+	bodies := limit.Reader(tr, n, limit.Files(n))
 	prev := ""
 	for {
 		if err := ctx.Err(); err != nil {
@@ -252,7 +257,7 @@ func (lw *layerWalk) entries(ctx context.Context, r io.Reader) error {
 			return fmt.Errorf("reading tar: %w", err)
 		}
 		prev = h.Name
-		if err := lw.entry(h, tr); err != nil {
+		if err := lw.entry(h, tarentry.Body(bodies, h.Size)); err != nil {
 			return fmt.Errorf("%s: %w", h.Name, err)
 		}
 	}
@@ -281,6 +286,9 @@ func (lw *layerWalk) entry(h *tar.Header, body io.Reader) error {
 		return err
 	}
 	if target, _, ok := layerfs.Whiteout(p); ok {
+		if err := layerfs.CheckWhiteout(p); err != nil {
+			return err
+		}
 		hidden := sh.AncestorHidden(p)
 		sh.Mark(p, false)
 		lw.touch(target, true)
@@ -371,6 +379,9 @@ func (lw *layerWalk) file(r *entryRec, h *tar.Header, body io.Reader) error {
 		r.elf = isELF
 		r.est, err = lw.est.record(h, copyFrom(all))
 		return err
+	}
+	if n := lw.w.o.MaxSpool; n > 0 && h.Size > n {
+		return limit.Spool(h.Size, n)
 	}
 	sp := spool.New(lw.w.dir, memSpool, 0)
 	defer sp.Close()

@@ -81,6 +81,9 @@ type decoder struct {
 
 func (d *decoder) Read(p []byte) (int, error) {
 	n, err := d.r.Read(p)
+	if errors.Is(err, zstd.ErrWindowSizeExceeded) || errors.Is(err, zstd.ErrDecoderSizeExceeded) {
+		return n, fmt.Errorf("decompressing %s: a frame asks for a window larger than the %d MiB allowed (zstd --long=27): %w", d.codec, maxZstdWindow>>20, err)
+	}
 	if err != nil && err != io.EOF {
 		err = fmt.Errorf("decompressing %s: %w", d.codec, err)
 	}

@@ -5,6 +5,7 @@ package manifest
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -113,6 +114,9 @@ type Built struct {
 // where the diff_ids do; everything else in it (entrypoint, env, labels,
 // history) is kept as it was.
 func BuildImage(in Image) (*Built, error) {
+	if err := checkDigests("layer", in.Layers); err != nil {
+		return nil, err
+	}
 	cfg, err := configWithDiffIDs(in.Config, in.DiffIDs)
 	if err != nil {
 		return nil, err
@@ -167,9 +171,9 @@ func isImageConfig(mt types.MediaType) bool {
 // configWithDiffIDs returns config with rootfs.diff_ids replaced, or config
 // itself when they are unchanged. Unknown fields survive.
 func configWithDiffIDs(config []byte, diffIDs []v1.Hash) ([]byte, error) {
-	var doc map[string]json.RawMessage
-	if err := json.Unmarshal(config, &doc); err != nil {
-		return nil, fmt.Errorf("parsing config: %w", err)
+	doc, err := configObject(config)
+	if err != nil {
+		return nil, err
 	}
 	var rootfs map[string]json.RawMessage
 	if raw, ok := doc["rootfs"]; ok {
@@ -209,9 +213,9 @@ func configWithDiffIDs(config []byte, diffIDs []v1.Hash) ([]byte, error) {
 // belong to the layers in order; when their count does not match the layers
 // the history is left as it was, but for the appended entry.
 func configWithHistory(config []byte, empty map[int]bool, add, addLayer string) ([]byte, error) {
-	var doc map[string]json.RawMessage
-	if err := json.Unmarshal(config, &doc); err != nil {
-		return nil, fmt.Errorf("parsing config: %w", err)
+	doc, err := configObject(config)
+	if err != nil {
+		return nil, err
 	}
 	var hist []map[string]json.RawMessage
 	if raw, ok := doc["history"]; ok {
@@ -221,6 +225,10 @@ func configWithHistory(config []byte, empty map[int]bool, add, addLayer string) 
 	}
 	var layerEntries []int
 	for i, h := range hist {
+		if h == nil { // a null entry
+			h = map[string]json.RawMessage{}
+			hist[i] = h
+		}
 		var isEmpty bool
 		if raw, ok := h["empty_layer"]; ok {
 			json.Unmarshal(raw, &isEmpty)
@@ -261,6 +269,29 @@ func configWithHistory(config []byte, empty map[int]bool, add, addLayer string) 
 	return json.Marshal(doc)
 }
 
+// checkDigests refuses descriptors without a digest: they would not
+// parse back.
+func checkDigests(what string, ds []v1.Descriptor) error {
+	for i, d := range ds {
+		if d.Digest.Algorithm == "" || d.Digest.Hex == "" {
+			return fmt.Errorf("%s %d has no digest", what, i+1)
+		}
+	}
+	return nil
+}
+
+// configObject parses a config blob, which must be a JSON object.
+func configObject(config []byte) (map[string]json.RawMessage, error) {
+	var doc map[string]json.RawMessage
+	if err := json.Unmarshal(config, &doc); err != nil {
+		return nil, fmt.Errorf("parsing config: %w", err)
+	}
+	if doc == nil {
+		return nil, errors.New("parsing config: null, not a JSON object")
+	}
+	return doc, nil
+}
+
 func equalHashes(a, b []v1.Hash) bool {
 	if len(a) != len(b) {
 		return false
@@ -297,6 +328,9 @@ type Index struct {
 
 // BuildIndex returns the serialized index and its descriptor.
 func BuildIndex(in Index) ([]byte, v1.Descriptor, error) {
+	if err := checkDigests("index entry", in.Manifests); err != nil {
+		return nil, v1.Descriptor{}, err
+	}
 	im := &v1.IndexManifest{
 		SchemaVersion: 2,
 		MediaType:     in.Format.IndexType(),

@@ -13,6 +13,7 @@ import (
 
 	"github.com/layerslim/layerslim/elf"
 	"github.com/layerslim/layerslim/internal/layerfs"
+	"github.com/layerslim/layerslim/internal/limit"
 	"github.com/layerslim/layerslim/internal/spool"
 )
 
@@ -56,7 +57,15 @@ func DebugPath(p, id string) string {
 // strip, and files that only look like ELF, go through byte for byte; the
 // latter are noted in the report. Static archives lose their members'
 // debug sections. Hardlinks need nothing: they follow their target.
+//
+// An ELF file larger than DefaultMaxSpool is an error; WithLimits sets
+// another limit for the filter that Image and Index make.
 func SplitELF(mode elf.Mode, tempDir string, rec Recorder, debug func(DebugFile)) Filter {
+	return splitELF(mode, tempDir, DefaultMaxSpool, rec, debug)
+}
+
+// splitELF is SplitELF with maxSpool (0: none) bounding the file it spools.
+func splitELF(mode elf.Mode, tempDir string, maxSpool int64, rec Recorder, debug func(DebugFile)) Filter {
 	return FilterFunc(func(ctx context.Context, e Entry, next Writer) error {
 		if mode == elf.None || e.Header.Typeflag != tar.TypeReg || e.Header.Size < 16 {
 			return next.WriteEntry(ctx, e)
@@ -70,9 +79,15 @@ func SplitELF(mode elf.Mode, tempDir string, rec Recorder, debug func(DebugFile)
 		if !isELF && !isAr {
 			return next.WriteEntry(ctx, e)
 		}
-		in := spool.New(tempDir, memSpool, 0)
+		if maxSpool > 0 && e.Header.Size > maxSpool {
+			return limit.Spool(e.Header.Size, maxSpool)
+		}
+		in := spool.New(tempDir, memSpool, maxSpool)
 		defer in.Close()
 		if _, err := io.Copy(in, e.Body); err != nil {
+			if errors.Is(err, spool.ErrTooLarge) {
+				return limit.Spool(-1, maxSpool)
+			}
 			return err
 		}
 		size := in.Size()
@@ -119,18 +134,18 @@ func SplitELF(mode elf.Mode, tempDir string, rec Recorder, debug func(DebugFile)
 }
 
 // writeDebugLayer writes the debug layer's tar stream: the debug files
-// sorted by path (the first of a duplicate wins) under directories made for
-// them.
+// sorted by path under directories made for them. Of two debug files with
+// one name (an ELF file without a build-id at a path that a later entry or
+// layer writes again) the last wins, as its ELF file does.
 func writeDebugLayer(ctx context.Context, w io.Writer, files []DebugFile) error {
 	byName := map[string]DebugFile{}
 	var names []string
 	var newest time.Time
 	for _, f := range files {
-		if _, dup := byName[f.Name]; dup {
-			continue
+		if _, dup := byName[f.Name]; !dup {
+			names = append(names, f.Name)
 		}
 		byName[f.Name] = f
-		names = append(names, f.Name)
 		if f.ModTime.After(newest) {
 			newest = f.ModTime
 		}

@@ -95,7 +95,7 @@ func processLayer(ctx context.Context, in layerIn, o *options, platform string, 
 
 	uncompressed := &hashWriter{w: sp.enc, h: sha256.New()}
 	changed := false
-	counted := &countReader{r: src.Tar}
+	counted := &countReader{r: o.layerReader(src.Tar)}
 	var debug []DebugFile
 	defer func() {
 		if !ok {
@@ -109,7 +109,7 @@ func processLayer(ctx context.Context, in layerIn, o *options, platform string, 
 	} else {
 		changes := &changeList{}
 		f := o.chain(changes, paths, func(d DebugFile) { debug = append(debug, d) })
-		st, err := copyTar(ctx, counted, uncompressed, f)
+		st, err := copyTarLimit(ctx, counted, uncompressed, f, o.maxLayer())
 		if err != nil {
 			return layerOut{}, readErr(codec, err)
 		}
@@ -149,7 +149,7 @@ func processLayer(ctx context.Context, in layerIn, o *options, platform string, 
 
 func readErr(codec compress.Codec, err error) error {
 	var te *TarError
-	if errors.As(err, &te) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if errors.As(err, &te) || errors.Is(err, ErrLimitExceeded) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
 	if codec == compress.None {

@@ -3,6 +3,7 @@ package rewrite
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"runtime"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/layerslim/layerslim/compress"
 	"github.com/layerslim/layerslim/elf"
+	"github.com/layerslim/layerslim/internal/limit"
 )
 
 // Option configures Image and Index.
@@ -27,6 +29,7 @@ type options struct {
 	platforms   []v1.Platform
 	filter      func(Recorder) Filter // nil: layers are copied byte for byte
 	tempDir     string
+	limits      Limits
 	reporter    Reporter
 	logger      *slog.Logger
 	version     string
@@ -205,10 +208,57 @@ func (o *options) chain(rec Recorder, paths map[string]bool, debug func(DebugFil
 		fs = append(fs, o.filter(rec))
 	}
 	if o.strip != elf.None {
-		fs = append(fs, SplitELF(o.strip, o.tempDir, rec, debug))
+		fs = append(fs, splitELF(o.strip, o.tempDir, o.maxSpool(), rec, debug))
 	}
 	if paths != nil {
 		fs = append(fs, recordPaths(paths))
 	}
 	return Chain(fs...)
+}
+
+// Limits bound what a hostile layer can make a rewrite read or keep. A zero
+// field takes its default; a negative one means no limit.
+type Limits struct {
+	// LayerSize is the most uncompressed bytes one layer may hold, what
+	// follows its tar end-of-archive blocks included, and the most its
+	// files may hold with sparse files' holes expanded (default
+	// DefaultMaxLayerSize). It stops decompression bombs.
+	LayerSize int64
+	// Spool is the most bytes one file may take when it is put aside for
+	// random access: an ELF file being split, a hardlink's old content
+	// read again by a squash (default DefaultMaxSpool).
+	Spool int64
+}
+
+// The default Limits.
+const (
+	DefaultMaxLayerSize = limit.DefaultLayerSize // 64 GiB
+	DefaultMaxSpool     = limit.DefaultSpool     // 16 GiB
+)
+
+// ErrLimitExceeded is wrapped by the error for input that goes past one of
+// the Limits; the message names the limit and the flag that raises it.
+var ErrLimitExceeded = limit.ErrExceeded
+
+// WithLimits sets the Limits (by default DefaultMaxLayerSize and
+// DefaultMaxSpool).
+func WithLimits(l Limits) Option {
+	return func(o *options) error { o.limits = l; return nil }
+}
+
+func (o *options) maxLayer() int64 { return limit.Resolve(o.limits.LayerSize, limit.DefaultLayerSize) }
+func (o *options) maxSpool() int64 { return limit.Resolve(o.limits.Spool, limit.DefaultSpool) }
+
+// checkSpool fails for a file of size bytes that may not be spooled.
+func (o *options) checkSpool(size int64) error {
+	if n := o.maxSpool(); n > 0 && size > n {
+		return limit.Spool(size, n)
+	}
+	return nil
+}
+
+// layerReader bounds the uncompressed stream of one layer.
+func (o *options) layerReader(r io.Reader) io.Reader {
+	n := o.maxLayer()
+	return limit.Reader(r, n, limit.Layer(n))
 }

@@ -60,6 +60,13 @@ type merger struct {
 	changes  *changeList
 	debug    []DebugFile
 	read     int64 // uncompressed bytes read
+
+	// linksTo maps the targets of the current layer's hardlinks to their
+	// indexes in links: a later entry of the layer at a target replaces
+	// it, and the links made before keep the old content.
+	linksTo map[string][]int
+	// rootDone is set once the root directory's entry is written.
+	rootDone bool
 }
 
 // processSquash merges the layers of spec into one layer, through the
@@ -178,7 +185,7 @@ func (m *merger) prefetch(i int) <-chan prefetched {
 		}
 		defer s.Close()
 		bw := bufio.NewWriterSize(p, 1<<20)
-		_, err = io.Copy(bw, s.Tar)
+		_, err = io.Copy(bw, m.o.layerReader(s.Tar))
 		if err == nil {
 			err = bw.Flush()
 		}
@@ -274,7 +281,7 @@ func (m *merger) layer(i int, pre <-chan prefetched) error {
 			return err
 		}
 		defer s.Close()
-		src, finish = s.Tar, s.Blob.Finish
+		src, finish = m.o.layerReader(s.Tar), s.Blob.Finish
 	} else {
 		p := <-pre
 		if p.err != nil {
@@ -285,6 +292,8 @@ func (m *merger) layer(i int, pre <-chan prefetched) error {
 	}
 	counted := &countReader{r: src}
 	er := newEntryReader(counted)
+	er.limitBodies(m.o.maxLayer())
+	m.linksTo = map[string][]int{}
 	for idx := 0; ; idx++ {
 		if err := m.ctx.Err(); err != nil {
 			return err
@@ -319,9 +328,19 @@ func (m *merger) entry(e Entry, layer, idx int) error {
 	p := layerfs.Clean(h.Name)
 	isDir := h.Typeflag == tar.TypeDir
 	if p == "" {
-		return nil // the root directory itself: nothing to merge
+		// The root directory ("./", or "/" or ".." as a hostile layer
+		// names it): the topmost entry sets its metadata, as for any
+		// directory.
+		if isDir && !m.rootDone {
+			m.rootDone = true
+			return m.f.Filter(m.ctx, e, m.out)
+		}
+		return nil
 	}
 	if target, opaque, ok := layerfs.Whiteout(p); ok {
+		if err := layerfs.CheckWhiteout(p); err != nil {
+			return err
+		}
 		defer m.shadow.Mark(p, false)
 		if m.shadow.AncestorHidden(target) {
 			return nil
@@ -355,10 +374,17 @@ func (m *merger) entry(e Entry, layer, idx int) error {
 		return nil
 	}
 	m.shadow.Mark(p, isDir)
+	// Duplicate entries: this one replaces an earlier entry of the layer
+	// at p, which earlier links of the layer keep as it was.
+	for _, j := range m.linksTo[p] {
+		m.links[j].hidden = true
+	}
+	delete(m.linksTo, p)
 	if h.Typeflag == tar.TypeLink {
 		c := cloneHeader(h)
 		target := layerfs.Clean(h.Linkname)
 		m.links = append(m.links, pendingLink{hdr: &c, layer: layer, index: idx, hidden: m.shadow.Hidden(target, false)})
+		m.linksTo[target] = append(m.linksTo[target], len(m.links)-1)
 		return nil
 	}
 	return m.f.Filter(m.ctx, e, m.out)
@@ -474,7 +500,7 @@ func (m *merger) materialize(l pendingLink, target string) error {
 		out.Name = l.hdr.Name
 		return m.f.Filter(m.ctx, Entry{Header: &out, Body: r}, m.out)
 	}
-	return fmt.Errorf("no content for %s below the link", target)
+	return fmt.Errorf("%s does not exist where the link is made", target)
 }
 
 // find reads layer i up to entry limit (the whole layer when limit < 0)
@@ -486,7 +512,8 @@ func (m *merger) find(i int, target string, limit int) (*tar.Header, int, *os.Fi
 		return nil, 0, nil, err
 	}
 	defer s.Close()
-	er := newEntryReader(s.Tar)
+	er := newEntryReader(m.o.layerReader(s.Tar))
+	er.limitBodies(m.o.maxLayer())
 	var found *tar.Header
 	var at int
 	var body *os.File
@@ -507,12 +534,22 @@ func (m *merger) find(i int, target string, limit int) (*tar.Header, int, *os.Fi
 			return nil, 0, nil, err
 		}
 		if layerfs.Clean(e.Header.Name) != target {
+			// Read past the body here: left to the next header's read, it
+			// would count as header bytes.
+			if err := er.skipBody(); err != nil {
+				drop()
+				return nil, 0, nil, err
+			}
 			continue
 		}
 		drop()
 		c := cloneHeader(e.Header)
 		found, at = &c, idx
 		if e.Header.Typeflag == tar.TypeReg {
+			if err := m.o.checkSpool(e.Header.Size); err != nil {
+				drop()
+				return nil, 0, nil, err
+			}
 			f, err := os.CreateTemp(m.o.tempDir, "layerslim-link-*")
 			if err != nil {
 				return nil, 0, nil, err

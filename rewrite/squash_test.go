@@ -127,7 +127,7 @@ func mergeFS(t testing.TB, layers [][]byte) map[string]node {
 		}
 		for _, d := range opaque {
 			for k := range fs {
-				if strings.HasPrefix(k, d+"/") && !added[k] {
+				if (d == "" || strings.HasPrefix(k, d+"/")) && !added[k] { // "" is the root
 					delete(fs, k)
 				}
 			}

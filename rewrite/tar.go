@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"io"
 	"maps"
+
+	"github.com/layerslim/layerslim/internal/limit"
+	"github.com/layerslim/layerslim/internal/tarentry"
 )
 
 const blockSize = 512
@@ -22,16 +25,26 @@ type sourceEntry struct {
 	copied bool       // written raw exactly once
 }
 
-// recorder passes reads through and keeps a copy of them while on.
+// recorder passes reads through and keeps a copy of them while on, up to
+// limit.HeaderBytes: archive/tar reads any number of chained PAX or GNU
+// long-name records before an entry, and a copy of them all must not grow
+// without bound.
 type recorder struct {
 	r   io.Reader
 	on  bool
 	buf bytes.Buffer
 }
 
+// errHeaderTooLarge is the error for an entry whose header records go past
+// limit.HeaderBytes.
+var errHeaderTooLarge = fmt.Errorf("the header records of one entry take more than %s (a chain of PAX or GNU long-name records)", limit.Size(limit.HeaderBytes))
+
 func (r *recorder) Read(p []byte) (int, error) {
 	n, err := r.r.Read(p)
 	if r.on && n > 0 {
+		if int64(r.buf.Len()+n) > limit.HeaderBytes {
+			return 0, errHeaderTooLarge
+		}
 		r.buf.Write(p[:n])
 	}
 	return n, err
@@ -68,13 +81,16 @@ type tarStats struct {
 // blocks of each so an entry that goes through unchanged can be written
 // back byte for byte.
 type entryReader struct {
+	src      *errMemo
 	rec      *recorder
 	cr       *countReader
 	tr       *tar.Reader
+	bodies   io.Reader // tr, or tr within a budget of body bytes
 	prev     *sourceEntry
-	off      int64  // where the current entry's header starts
-	lastPath string // the current entry, for messages
-	n        int    // entries read
+	body     *tarentry.Reader // the current entry's
+	off      int64            // where the current entry's header starts
+	lastPath string           // the current entry, for messages
+	n        int              // entries read
 	// dirtyPad is set when a copied entry's padding held non-zero bytes:
 	// the copy pads with zeros, so the output differs from the input.
 	dirtyPad bool
@@ -83,9 +99,40 @@ type entryReader struct {
 }
 
 func newEntryReader(in io.Reader) *entryReader {
-	rec := &recorder{r: in}
+	src := &errMemo{r: in}
+	rec := &recorder{r: src}
 	cr := &countReader{r: rec}
-	return &entryReader{rec: rec, cr: cr, tr: tar.NewReader(cr)}
+	tr := tar.NewReader(cr)
+	return &entryReader{src: src, rec: rec, cr: cr, tr: tr, bodies: tr}
+}
+
+// errMemo remembers the last error its reader gave other than io.EOF: an
+// error of the stream under the tar (a decompressor's, a limit) is not a
+// malformed tar.
+type errMemo struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errMemo) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF {
+		e.err = err
+	}
+	return n, err
+}
+
+// streamErr reports whether err is (or wraps) an error of the stream
+// under the tar.
+func (r *entryReader) streamErr(err error) bool {
+	return r.src.err != nil && errors.Is(err, r.src.err)
+}
+
+// limitBodies bounds the bytes of all the bodies read to n (0: none). A
+// sparse file's body is its holes expanded, so the bodies of a small
+// stream may be huge.
+func (r *entryReader) limitBodies(n int64) {
+	r.bodies = limit.Reader(r.tr, n, limit.Files(n))
 }
 
 // next returns the next entry, or io.EOF after the end-of-archive blocks.
@@ -111,25 +158,32 @@ func (r *entryReader) next() (Entry, error) {
 		r.trailer = raw
 		return Entry{}, io.EOF
 	}
+	if errors.Is(err, limit.ErrExceeded) || (err != nil && r.streamErr(err)) {
+		return Entry{}, err
+	}
 	if err != nil {
 		return Entry{}, &TarError{Offset: r.off, Path: r.lastPath, Err: err}
 	}
 	r.n++
 	r.lastPath = hdr.Name
+	r.body = tarentry.Body(r.bodies, hdr.Size)
 	src := &sourceEntry{
 		raw:    bytes.Clone(raw),
 		header: cloneHeader(hdr),
-		body:   r.tr,
+		body:   r.body,
 		sparse: isSparse(hdr),
 	}
 	r.prev = src
-	return Entry{Header: hdr, Body: r.tr, src: src}, nil
+	return Entry{Header: hdr, Body: r.body, src: src}, nil
 }
 
 // skipBody reads what is left of the current entry's body, so the recorder
 // only ever holds header blocks.
 func (r *entryReader) skipBody() error {
-	if _, err := io.Copy(io.Discard, r.tr); err != nil {
+	if _, err := io.Copy(io.Discard, r.body); err != nil {
+		if errors.Is(err, limit.ErrExceeded) || r.streamErr(err) {
+			return fmt.Errorf("%s: %w", r.lastPath, err)
+		}
 		return &TarError{Offset: r.off, Path: r.lastPath, Err: err}
 	}
 	return nil
@@ -143,8 +197,15 @@ func (r *entryReader) rest() io.Reader { return r.rec }
 // anything after them, so a filter that keeps everything reproduces the input
 // exactly. The returned stats say whether the output differs from the input.
 func copyTar(ctx context.Context, in io.Reader, w io.Writer, f Filter) (tarStats, error) {
+	return copyTarLimit(ctx, in, w, f, 0)
+}
+
+// copyTarLimit is copyTar with the bodies of the entries bounded to
+// maxBody bytes in all (0: no bound).
+func copyTarLimit(ctx context.Context, in io.Reader, w io.Writer, f Filter, maxBody int64) (tarStats, error) {
 	cw := &countWriter{w: w}
 	er := newEntryReader(in)
+	er.limitBodies(maxBody)
 	out := newTarWriter(cw)
 	var st tarStats
 	for {
@@ -229,8 +290,11 @@ func (t *tarWriter) writeRaw(hdr []byte, body io.Reader, size int64) error {
 	}
 	if size > 0 {
 		n, err := io.CopyN(t.w, body, size)
+		if err == io.EOF {
+			return fmt.Errorf("body ends after %d of %d bytes: %w", n, size, io.ErrUnexpectedEOF)
+		}
 		if err != nil {
-			return fmt.Errorf("copying %d bytes of data (got %d): %w", size, n, err)
+			return err // a source body's error says how much there was
 		}
 	}
 	if p := (-size) & (blockSize - 1); p > 0 {

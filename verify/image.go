@@ -138,7 +138,7 @@ func (c *cache) load(ctx context.Context, ps ...*imagePlan) error {
 		g.Go(func() error {
 			var err error
 			if j.scan {
-				j.out, err = scanLayer(gctx, j.layer, j.desc, c.o.TempDir)
+				j.out, err = scanLayer(gctx, j.layer, j.desc, c.o)
 			} else {
 				err = checkBlob(gctx, j.layer, j.desc)
 			}

@@ -18,6 +18,8 @@ import (
 	"github.com/layerslim/layerslim/compress"
 	"github.com/layerslim/layerslim/internal/blob"
 	"github.com/layerslim/layerslim/internal/layerfs"
+	"github.com/layerslim/layerslim/internal/limit"
+	"github.com/layerslim/layerslim/internal/tarentry"
 )
 
 // ErrDigestMismatch is returned when a layer blob's bytes do not hash to
@@ -66,8 +68,9 @@ type layerScan struct {
 
 // scanLayer reads one layer blob once: it checks the blob's digest, hashes
 // the uncompressed stream (the diff_id) and every file body, and spools
-// ELF files to tempDir one at a time.
-func scanLayer(ctx context.Context, l v1.Layer, desc v1.Descriptor, tempDir string) (*layerScan, error) {
+// ELF files to o.TempDir one at a time, within o's limits (resolved by
+// withDefaults: 0 is none).
+func scanLayer(ctx context.Context, l v1.Layer, desc v1.Descriptor, o Options) (*layerScan, error) {
 	rc, err := l.Compressed()
 	if err != nil {
 		return nil, fmt.Errorf("opening blob: %w", err)
@@ -83,8 +86,10 @@ func scanLayer(ctx context.Context, l v1.Layer, desc v1.Descriptor, tempDir stri
 		return nil, err
 	}
 	defer dr.Close()
-	stream := newHashReader(ctx, dr)
+	stream := newHashReader(ctx, limit.Reader(dr, o.MaxLayerSize, limit.Layer(o.MaxLayerSize)))
 	tr := tar.NewReader(stream)
+	// Sparse files' bodies are their holes expanded: bound them all.
+	bodies := limit.Reader(tr, o.MaxLayerSize, limit.Files(o.MaxLayerSize))
 	s := &layerScan{}
 	last := ""
 	for {
@@ -102,7 +107,7 @@ func scanLayer(ctx context.Context, l v1.Layer, desc v1.Descriptor, tempDir stri
 		if h.Typeflag == tar.TypeXGlobalHeader {
 			continue // PAX defaults, not a file
 		}
-		rec, err := readEntry(tr, h, tempDir)
+		rec, err := readEntry(tarentry.Body(bodies, h.Size), h, o)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", h.Name, err)
 		}
@@ -134,9 +139,12 @@ func checkBlob(ctx context.Context, l v1.Layer, desc v1.Descriptor) error {
 var elfMagic = []byte("\x7fELF")
 
 // readEntry turns one tar header (and its body) into a record.
-func readEntry(tr *tar.Reader, h *tar.Header, tempDir string) (record, error) {
+func readEntry(tr io.Reader, h *tar.Header, o Options) (record, error) {
 	name := layerfs.Clean(h.Name)
 	if target, opaque, ok := layerfs.Whiteout(name); ok {
+		if err := layerfs.CheckWhiteout(name); err != nil {
+			return record{}, err
+		}
 		if opaque {
 			return record{name: target, op: opOpaque}, nil
 		}
@@ -168,7 +176,7 @@ func readEntry(tr *tar.Reader, h *tar.Header, tempDir string) (record, error) {
 	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse, tar.TypeCont:
 		n.typ = tar.TypeReg
 		var err error
-		if n.size, n.sum, n.elf, err = readBody(tr, tempDir); err != nil {
+		if n.size, n.sum, n.elf, err = readBody(tr, h.Size, o); err != nil {
 			return record{}, err
 		}
 	}
@@ -178,7 +186,7 @@ func readEntry(tr *tar.Reader, h *tar.Header, tempDir string) (record, error) {
 // readBody hashes a file body as it streams. An ELF file is spooled to a
 // temporary file, removed before readBody returns, to digest its loadable
 // segments.
-func readBody(r io.Reader, tempDir string) (size int64, sum [sha256.Size]byte, elfSum *[sha256.Size]byte, err error) {
+func readBody(r io.Reader, hdrSize int64, o Options) (size int64, sum [sha256.Size]byte, elfSum *[sha256.Size]byte, err error) {
 	var head [4]byte
 	n, err := io.ReadFull(r, head[:])
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
@@ -195,7 +203,10 @@ func readBody(r io.Reader, tempDir string) (size int64, sum [sha256.Size]byte, e
 		return int64(n) + m, sum, nil, nil
 	}
 
-	f, err := os.CreateTemp(tempDir, "layerslim-verify-*.elf")
+	if o.MaxSpool > 0 && hdrSize > o.MaxSpool {
+		return 0, sum, nil, limit.Spool(hdrSize, o.MaxSpool)
+	}
+	f, err := os.CreateTemp(o.TempDir, "layerslim-verify-*.elf")
 	if err != nil {
 		return 0, sum, nil, fmt.Errorf("spooling ELF file: %w", err)
 	}

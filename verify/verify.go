@@ -19,6 +19,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/layerslim/layerslim/internal/limit"
 	"github.com/layerslim/layerslim/manifest"
 )
 
@@ -38,6 +39,10 @@ type Options struct {
 	// platforms named in DST's provenance annotation (a rewrite made with
 	// --platform) are used, and otherwise every platform is compared.
 	Platforms []v1.Platform
+	// MaxLayerSize is the most uncompressed bytes one layer may hold (0:
+	// 64 GiB, negative: no limit); MaxSpool the most bytes of one ELF file
+	// spooled to TempDir (0: 16 GiB, negative: no limit).
+	MaxLayerSize, MaxSpool int64
 }
 
 func (o Options) withDefaults() Options {
@@ -47,6 +52,8 @@ func (o Options) withDefaults() Options {
 	if o.TempDir == "" {
 		o.TempDir = os.TempDir()
 	}
+	o.MaxLayerSize = limit.Resolve(o.MaxLayerSize, limit.DefaultLayerSize)
+	o.MaxSpool = limit.Resolve(o.MaxSpool, limit.DefaultSpool)
 	return o
 }
 

@@ -40,7 +40,9 @@ func NewReader(ctx context.Context, r io.Reader, want v1.Hash, size int64, progr
 	return &Reader{ctx: ctx, r: r, want: want, size: size, h: sha256.New(), progress: progress}
 }
 
-// Read reads, stopping when the context is done.
+// Read reads, stopping when the context is done, and as soon as the blob
+// holds more bytes than its descriptor says: a blob that never ends must
+// not fill a disk.
 func (r *Reader) Read(p []byte) (int, error) {
 	if err := r.ctx.Err(); err != nil {
 		return 0, err
@@ -49,6 +51,9 @@ func (r *Reader) Read(p []byte) (int, error) {
 	if n > 0 {
 		r.h.Write(p[:n])
 		r.n += int64(n)
+		if r.size > 0 && r.n > r.size {
+			return n, fmt.Errorf("blob has more than the %d bytes its descriptor says: %w", r.size, ErrDigestMismatch)
+		}
 		r.unsent += int64(n)
 		if r.progress != nil && r.unsent >= 4<<20 {
 			r.progress(r.unsent)

@@ -67,3 +67,21 @@ func TestReaderStopsOnCancel(t *testing.T) {
 		t.Errorf("Read after cancel: %v", err)
 	}
 }
+
+// A blob longer than its descriptor says stops as soon as it goes past it,
+// even when it never ends.
+func TestReaderStopsPastTheDescriptorSize(t *testing.T) {
+	endless := io.MultiReader(strings.NewReader("x"), zeros{})
+	r := NewReader(context.Background(), endless, v1.Hash{}, 1000, nil)
+	n, err := io.Copy(io.Discard, r)
+	if !errors.Is(err, ErrDigestMismatch) || !strings.Contains(err.Error(), "more than the 1000 bytes its descriptor says") {
+		t.Errorf("error %v", err)
+	}
+	if n > 1000+64<<10 {
+		t.Errorf("read %d bytes of a 1000-byte blob", n)
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }

@@ -32,6 +32,7 @@ type analyzeOptions struct {
 	json          bool
 	maxWaste      string
 	maxWasteBytes string
+	limits        limitOptions
 
 	plats    []v1.Platform
 	mode     elf.Mode
@@ -50,6 +51,8 @@ func (o *analyzeOptions) addFlags(cmd *cobra.Command) {
 	f.BoolVar(&o.json, "json", false, "print the reports as JSON")
 	f.StringVar(&o.maxWaste, "max-waste", "", "exit 3 when a platform's waste exceeds this share of its uncompressed size (10 or 10%)")
 	f.StringVar(&o.maxWasteBytes, "max-waste-bytes", "", "exit 3 when a platform's waste exceeds this many bytes (50000000, 50MB, 48MiB)")
+	o.limits.addLayerFlag(cmd)
+	o.limits.addSpoolFlag(cmd)
 }
 
 func (o *analyzeOptions) validate() error {
@@ -72,6 +75,9 @@ func (o *analyzeOptions) validate() error {
 			return usagef("--platform %q: want os/arch[/variant]", s)
 		}
 		o.plats = append(o.plats, *p)
+	}
+	if err := o.limits.validate(); err != nil {
+		return err
 	}
 	o.maxPct, o.maxBytes = -1, -1
 	if o.maxWaste != "" {
@@ -166,7 +172,8 @@ func runAnalyze(cmd *cobra.Command, srcArg string, o *analyzeOptions, m *drop.Ma
 	if err != nil {
 		return err
 	}
-	ao := analyze.Options{Drop: m, Strip: o.mode, Jobs: jobs, Level: o.level, Platforms: o.plats}
+	ao := analyze.Options{Drop: m, Strip: o.mode, Jobs: jobs, Level: o.level, Platforms: o.plats,
+		MaxLayerSize: o.limits.layer, MaxSpool: o.limits.spool}
 	var reps []*analyze.ImageReport
 	if source.Index != nil {
 		reps, err = analyze.Index(ctx, source.Index, ao)

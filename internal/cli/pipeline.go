@@ -162,6 +162,7 @@ func (j *job) options() []rewrite.Option {
 		rewrite.WithPlatforms(o.plats...),
 		rewrite.WithVersion(Version),
 		rewrite.WithDebugImage(j.debug),
+		rewrite.WithLimits(o.limits.rewriteLimits()),
 	}, j.extra...)
 }
 

@@ -24,6 +24,7 @@ type pipelineOptions struct {
 	overwrite   bool
 	progress    string
 	signedFlags
+	limits limitOptions
 
 	codec compress.Codec
 	plats []v1.Platform
@@ -41,6 +42,7 @@ func (o *pipelineOptions) addFlags(cmd *cobra.Command) {
 	f.BoolVar(&o.overwrite, "overwrite", false, "allow DST to name the same image as SRC")
 	f.StringVar(&o.progress, "progress", "auto", "progress display: auto, tty, plain or none")
 	o.signedFlags.addFlags(f)
+	o.limits.addLayerFlag(cmd)
 }
 
 func (o *pipelineOptions) validate() error {
@@ -69,7 +71,10 @@ func (o *pipelineOptions) validate() error {
 	default:
 		return usagef("--progress %q: want auto, tty, plain or none", o.progress)
 	}
-	return o.signedFlags.validate()
+	if err := o.signedFlags.validate(); err != nil {
+		return err
+	}
+	return o.limits.validate()
 }
 
 func newRecompress() *cobra.Command {

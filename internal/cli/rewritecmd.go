@@ -118,6 +118,7 @@ func (o *rewriteOptions) addFlags(cmd *cobra.Command) {
 	f.StringVar(&o.debugTo, "debug-to", "", "write the debug image here instead (a reference)")
 	f.BoolVar(&o.verify, "verify", false, "verify the output against SRC (as the verify command does) before writing it")
 	f.BoolVar(&o.noDebug, "no-debug-image", false, "strip, but write no debug image (the debug information is discarded)")
+	o.limits.addSpoolFlag(cmd)
 }
 
 // job validates o and returns the job that rewrites src into dst; the
@@ -159,7 +160,8 @@ func (o *rewriteOptions) job(src, dst string, w io.Writer, ro imageref.Options) 
 		debug: strip != elf.None && !o.noDebug, debugTo: o.debugTo, debugSuffix: o.debugSuffix}
 	if o.verify {
 		j.verify = func(ctx context.Context, src *imageref.Source, res *rewrite.Result) error {
-			return verifyResult(ctx, w, src, res, verify.Options{Dropped: m.Match, Jobs: o.jobs, Platforms: o.plats})
+			return verifyResult(ctx, w, src, res, verify.Options{Dropped: m.Match, Jobs: o.jobs, Platforms: o.plats,
+				MaxLayerSize: o.limits.layer, MaxSpool: o.limits.spool})
 		}
 	}
 	return j, nil

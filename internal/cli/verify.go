@@ -24,6 +24,7 @@ type verifyOptions struct {
 	jobs        int
 	json        bool
 	showAllowed bool
+	limits      limitOptions
 
 	plats []v1.Platform
 }
@@ -36,11 +37,16 @@ func (o *verifyOptions) addFlags(cmd *cobra.Command) {
 	f.IntVar(&o.jobs, "jobs", runtime.GOMAXPROCS(0), "layers read at once")
 	f.BoolVar(&o.json, "json", false, "print the results as JSON")
 	f.BoolVar(&o.showAllowed, "show-allowed", false, "list dropped paths and stripped ELF files too, not only violations")
+	o.limits.addLayerFlag(cmd)
+	o.limits.addSpoolFlag(cmd)
 }
 
 func (o *verifyOptions) validate() error {
 	if o.jobs < 1 {
 		return usagef("--jobs must be at least 1")
+	}
+	if err := o.limits.validate(); err != nil {
+		return err
 	}
 	for _, s := range o.platforms {
 		p, err := v1.ParsePlatform(strings.TrimSpace(s))
@@ -89,7 +95,7 @@ DST cannot be read), 2 for a usage error.`,
 			if err != nil {
 				return err
 			}
-			vo := verify.Options{Dropped: m.Match, Jobs: o.jobs, Platforms: o.plats}
+			vo := verify.Options{Dropped: m.Match, Jobs: o.jobs, Platforms: o.plats, MaxLayerSize: o.limits.layer, MaxSpool: o.limits.spool}
 			results, err := runVerify(cmd, args[0], args[1], &o, vo)
 			if err != nil {
 				return err

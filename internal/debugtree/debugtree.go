@@ -17,6 +17,7 @@ import (
 
 	"github.com/layerslim/layerslim/internal/blob"
 	"github.com/layerslim/layerslim/internal/layerfs"
+	"github.com/layerslim/layerslim/internal/limit"
 )
 
 const debugDir = "usr/lib/debug/"
@@ -58,7 +59,10 @@ func extractLayer(ctx context.Context, l v1.Layer, dir, prefix string) ([]string
 		return nil, err
 	}
 	defer b.Close()
-	tr := tar.NewReader(b.Tar)
+	// The default limits hold here too: a bomb must not fill the disk.
+	n := limit.DefaultLayerSize
+	tr := tar.NewReader(limit.Reader(b.Tar, n, limit.Layer(n)))
+	bodies := limit.Reader(tr, n, limit.Files(n))
 	var out []string
 	for {
 		if err := ctx.Err(); err != nil {
@@ -88,7 +92,7 @@ func extractLayer(ctx context.Context, l v1.Layer, dir, prefix string) ([]string
 		if err != nil {
 			return nil, err
 		}
-		_, err = io.Copy(f, tr)
+		_, err = io.Copy(f, bodies)
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}

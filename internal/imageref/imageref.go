@@ -241,6 +241,11 @@ func (r Ref) String() string {
 		return r.Name.Name()
 	case OCI:
 		s := ociPrefix + r.Path
+		if i := strings.LastIndex(r.Path, ":"); i >= 0 && !strings.Contains(r.Path[i+1:], "/") {
+			// A last element with a colon would read as DIR:TAG; a
+			// trailing slash keeps it the directory's.
+			s += "/"
+		}
 		if r.Tag != "" {
 			s += ":" + r.Tag
 		}

@@ -4,6 +4,8 @@
 package layerfs
 
 import (
+	"errors"
+	"fmt"
 	"path"
 	"strings"
 )
@@ -40,6 +42,21 @@ func Whiteout(name string) (target string, opaque bool, ok bool) {
 		return dir, true, true
 	}
 	return path.Join(dir, strings.TrimPrefix(base, WhiteoutPrefix)), false, true
+}
+
+// ErrBadWhiteout is wrapped by CheckWhiteout's error.
+var ErrBadWhiteout = errors.New("whiteout of no file")
+
+// CheckWhiteout refuses a whiteout that names no file: ".wh." alone, or a
+// whiteout of "." or "..". Runtimes disagree on what it deletes
+// (containerd's naive applier removes the directory it stands in, or the
+// whole root for ".."), so layerslim does not guess.
+func CheckWhiteout(name string) error {
+	switch path.Base(name) {
+	case WhiteoutPrefix, WhiteoutPrefix + ".", WhiteoutPrefix + "..":
+		return fmt.Errorf("%w: %q deletes %q", ErrBadWhiteout, path.Base(name), strings.TrimPrefix(path.Base(name), WhiteoutPrefix))
+	}
+	return nil
 }
 
 // Kind is what an upper layer put at a path.
@@ -84,14 +101,18 @@ func (s *Shadow) Hidden(p string, isDir bool) bool {
 }
 
 // AncestorHidden reports whether a directory above p is deleted, made
-// opaque, or replaced by a non-directory in the committed layers.
+// opaque, or replaced by a non-directory in the committed layers; the root
+// itself hides what is below it when it is made opaque.
 func (s *Shadow) AncestorHidden(p string) bool {
+	if p == "" {
+		return false
+	}
 	for a := parent(p); a != ""; a = parent(a) {
 		if s.upper[a]&(File|Deleted|Opaque) != 0 {
 			return true
 		}
 	}
-	return false
+	return s.upper[""]&Opaque != 0
 }
 
 // Upper returns what the committed layers put at p.

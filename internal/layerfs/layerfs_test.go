@@ -1,6 +1,9 @@
 package layerfs
 
-import "testing"
+import (
+	"errors"
+	"testing"
+)
 
 func TestClean(t *testing.T) {
 	for in, want := range map[string]string{
@@ -73,5 +76,34 @@ func TestShadow(t *testing.T) {
 	}
 	if !s.DirReplaced("etc") || s.DirReplaced("srv") {
 		t.Error("DirReplaced")
+	}
+}
+
+// An opaque marker on the root hides everything below it; the root
+// itself stays.
+func TestShadowOpaqueRoot(t *testing.T) {
+	s := NewShadow()
+	s.Mark(Clean("./.wh..wh..opq"), false)
+	s.Mark("new", false)
+	s.Commit()
+	for p, want := range map[string]bool{"old": true, "etc/passwd": true, "new": true} {
+		if got := s.Hidden(p, false); got != want {
+			t.Errorf("Hidden(%q) = %v, want %v", p, got, want)
+		}
+	}
+	if s.AncestorHidden("") {
+		t.Error("the root hides itself")
+	}
+}
+
+func TestCheckWhiteout(t *testing.T) {
+	for name, bad := range map[string]bool{
+		"a/.wh.x": false, ".wh.x": false, "a/.wh..wh..opq": false, ".wh....": false,
+		"a/.wh.": true, ".wh..": true, "a/.wh...": true,
+	} {
+		err := CheckWhiteout(name)
+		if (err != nil) != bad || (err != nil && !errors.Is(err, ErrBadWhiteout)) {
+			t.Errorf("CheckWhiteout(%q) = %v, want bad %v", name, err, bad)
+		}
 	}
 }
