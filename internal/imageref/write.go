@@ -104,7 +104,7 @@ func write(ctx context.Context, ref Ref, m written, o Options) (v1.Hash, error) 
 			return v1.Hash{}, fmt.Errorf("cannot write %s to a reference by digest %s", h, d.DigestStr())
 		}
 		err = push(ctx, n, m.manifest(), o)
-		return h, err
+		return h, o.retryPolicy().attemptsNote(err)
 	case OCI:
 		if ref.Digest != (v1.Hash{}) && ref.Digest != h {
 			return v1.Hash{}, fmt.Errorf("cannot write %s to a reference by digest %s", h, ref.Digest)
