@@ -162,7 +162,7 @@ func runAnalyze(cmd *cobra.Command, srcArg string, o *analyzeOptions, m *drop.Ma
 			jobs = 4
 		}
 	}
-	source, err := imageref.Open(ctx, src, imageref.Options{Insecure: o.insecure, UserAgent: "layerslim/" + Version})
+	source, err := imageref.Open(ctx, src, registryOptions(cmd, imageref.Options{Insecure: o.insecure, UserAgent: "layerslim/" + Version}))
 	if err != nil {
 		return err
 	}

@@ -62,6 +62,7 @@ References:
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &UsageError{Err: err} })
 	root.AddCommand(newRecompress(), newRewrite(), newAnalyze(), newVerify(), newDebug())
+	addRegistryFlags(root)
 	return root
 }
 

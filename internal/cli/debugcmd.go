@@ -48,7 +48,7 @@ several platforms). The files written are listed on stdout.`,
 			if err != nil {
 				return &UsageError{Err: fmt.Errorf("IMAGE: %w", err)}
 			}
-			src, err := imageref.Open(cmd.Context(), ref, imageref.Options{Insecure: insecure, UserAgent: "layerslim/" + Version})
+			src, err := imageref.Open(cmd.Context(), ref, registryOptions(cmd, imageref.Options{Insecure: insecure, UserAgent: "layerslim/" + Version}))
 			if err != nil {
 				return err
 			}

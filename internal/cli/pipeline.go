@@ -71,7 +71,7 @@ func (j *job) run(cmd *cobra.Command) error {
 			return usagef("the debug image %s would replace SRC; choose another with --debug-to or --debug-suffix", dbgRef)
 		}
 	}
-	ro := imageref.Options{Insecure: o.insecure, Jobs: o.jobs, UserAgent: "layerslim/" + Version}
+	ro := registryOptions(cmd, imageref.Options{Insecure: o.insecure, Jobs: o.jobs, UserAgent: "layerslim/" + Version})
 
 	source, err := imageref.Open(ctx, src, ro)
 	if err != nil {
@@ -146,7 +146,7 @@ func (j *job) run(cmd *cobra.Command) error {
 			written, err = imageref.WriteImage(ctx, dst, res.Image, ro)
 		}
 		if err != nil {
-			return fmt.Errorf("writing %s: %w", dst, err)
+			return err // "writing DST: …" already
 		}
 	}
 	printSummary(stderr, res.Report)

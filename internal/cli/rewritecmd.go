@@ -105,7 +105,7 @@ Drop presets:
 			if err != nil {
 				return err
 			}
-			ro := imageref.Options{Insecure: o.insecure, Jobs: o.jobs, UserAgent: "layerslim/" + Version}
+			ro := registryOptions(cmd, imageref.Options{Insecure: o.insecure, Jobs: o.jobs, UserAgent: "layerslim/" + Version})
 			var baseRef *imageref.Ref
 			if o.base != "" {
 				r, err := imageref.Parse(o.base, o.insecure)

@@ -115,7 +115,7 @@ func runVerify(cmd *cobra.Command, srcArg, dstArg string, o *verifyOptions, vo v
 	if err != nil {
 		return nil, &UsageError{Err: fmt.Errorf("DST: %w", err)}
 	}
-	ro := imageref.Options{Insecure: o.insecure, UserAgent: "layerslim/" + Version}
+	ro := registryOptions(cmd, imageref.Options{Insecure: o.insecure, UserAgent: "layerslim/" + Version})
 	source, err := imageref.Open(ctx, src, ro)
 	if err != nil {
 		return nil, err

@@ -87,6 +87,8 @@ type RetryError struct {
 	// RetryAfter is set when the registry asked to wait longer than
 	// layerslim does.
 	RetryAfter time.Duration
+	// InBody: the answer's body was being read (a resume failed).
+	InBody bool
 }
 
 func (e *RetryError) Error() string {
@@ -96,11 +98,16 @@ func (e *RetryError) Error() string {
 	} else {
 		last = e.Err.Error()
 	}
-	if e.RetryAfter > 0 {
-		return fmt.Sprintf("%s %s: %s, and the registry asks to wait %s before trying again (layerslim waits at most %s); giving up after %d attempts",
-			e.Method, e.URL, last, e.RetryAfter, maxRetryAfter, e.Attempts)
+	// From RoundTrip the HTTP client adds the method and URL; from a body
+	// read nobody does.
+	if e.InBody {
+		last = e.Method + " " + e.URL + ": " + last
 	}
-	return fmt.Sprintf("%s %s: %s (gave up after %d attempts over %s)", e.Method, e.URL, last, e.Attempts, e.Elapsed.Round(100*time.Millisecond))
+	if e.RetryAfter > 0 {
+		return fmt.Sprintf("%s, and the registry asks to wait %s before trying again (layerslim waits at most %s); giving up after %d attempts",
+			last, e.RetryAfter, maxRetryAfter, e.Attempts)
+	}
+	return fmt.Sprintf("%s (gave up after %d attempts over %s)", last, e.Attempts, e.Elapsed.Round(100*time.Millisecond))
 }
 
 func (e *RetryError) Unwrap() error { return e.Err }
@@ -365,11 +372,12 @@ type resumingBody struct {
 	n     int64 // bytes read so far
 	cut   error // the read error to resume from
 	first error // the first cut
-	// fails counts the attempts to resume since the last byte read, since
-	// the first of them.
-	fails  int
-	since  time.Time
-	failed error // set once resuming gave up
+	// fails counts the attempts to resume since the body last moved
+	// resumeProgress bytes in one go, since the first of them.
+	fails    int
+	sinceCut int64
+	since    time.Time
+	failed   error // set once resuming gave up
 }
 
 func (b *resumingBody) Read(p []byte) (int, error) {
@@ -385,7 +393,7 @@ func (b *resumingBody) Read(p []byte) (int, error) {
 		}
 		n, err := b.body.Read(p)
 		b.n += int64(n)
-		if n > 0 {
+		if b.sinceCut += int64(n); b.sinceCut >= resumeProgress {
 			b.fails = 0
 		}
 		if err == nil || err == io.EOF || b.req.Context().Err() != nil || !retryable(err) {
@@ -410,8 +418,8 @@ func (b *resumingBody) resume() error {
 			what = fmt.Sprintf(" of %d", b.total)
 		}
 		return &RetryError{
-			Method: b.req.Method, URL: redactURL(b.req.URL), Attempts: b.fails, Elapsed: time.Since(b.since),
-			Err: fmt.Errorf("reading the answer: cut at byte %d%s (%v); last attempt to resume: %w", b.n, what, b.first, last),
+			Method: b.req.Method, URL: redactURL(b.req.URL), Attempts: b.fails, Elapsed: time.Since(b.since), InBody: true,
+			Err: fmt.Errorf("reading the answer: cut at byte %d%s (%s); last attempt to resume: %w", b.n, what, brief(b.first), briefError{last}),
 		}
 	}
 	if b.fails == 1 {
@@ -442,7 +450,7 @@ func (b *resumingBody) resume() error {
 		b.cut = err
 		return nil
 	case resp.StatusCode == http.StatusPartialContent && rangeStart(resp) == b.n:
-		b.body, b.cut = resp.Body, nil
+		b.body, b.cut, b.sinceCut = resp.Body, nil, 0
 		return nil
 	case resp.StatusCode == http.StatusOK:
 		if _, err := io.CopyN(io.Discard, resp.Body, b.n); err != nil {
@@ -450,7 +458,7 @@ func (b *resumingBody) resume() error {
 			b.cut = err
 			return nil
 		}
-		b.body, b.cut = resp.Body, nil
+		b.body, b.cut, b.sinceCut = resp.Body, nil, 0
 		return nil
 	}
 	drain(resp.Body)
@@ -463,6 +471,30 @@ func (b *resumingBody) resume() error {
 }
 
 func (b *resumingBody) Close() error { return b.body.Close() }
+
+// brief is err without the method and URL a message around it names already.
+func brief(err error) string {
+	var se *StallError
+	var ue *url.Error
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("no progress from the registry for %s", se.After)
+	case errors.As(err, &ue):
+		return ue.Err.Error()
+	}
+	return err.Error()
+}
+
+// briefError prints as brief, and unwraps to the error.
+type briefError struct{ err error }
+
+func (e briefError) Error() string { return brief(e.err) }
+func (e briefError) Unwrap() error { return e.err }
+
+// resumeProgress is how far a resumed body must get for its earlier
+// failures to be forgotten: a registry that cuts every few KiB still runs
+// out of attempts, one that cuts a large blob now and then does not.
+const resumeProgress = 1 << 20
 
 // rangeStart is the first byte of a 206 answer's Content-Range, or -1.
 func rangeStart(resp *http.Response) int64 {

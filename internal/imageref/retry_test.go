@@ -209,7 +209,7 @@ func TestRetryGivesUp(t *testing.T) {
 			f := testenv.NewFault("GET", blobPath)
 			f.Status = 503
 			return f
-		}, []string{"GET http://", "/blobs/sha256:", "503 Service Unavailable (gave up after 3 attempts"}, 3},
+		}, []string{`Get "http://`, "/blobs/sha256:", `": 503 Service Unavailable (gave up after 3 attempts`}, 3},
 		{"blob read cut every time", false, func() *testenv.Fault {
 			f := testenv.NewFault("GET", blobPath)
 			f.ResetAfter, f.Skip = 0, 1 // the first answer gets through partly
@@ -219,7 +219,7 @@ func TestRetryGivesUp(t *testing.T) {
 			f := testenv.NewFault("GET", manifestPath)
 			f.Status, f.RetryAfter = 429, "3600"
 			return f
-		}, []string{"/manifests/v1: 429 Too Many Requests, and the registry asks to wait 1h0m0s", "giving up after 1 attempts"}, 1},
+		}, []string{`/manifests/v1": 429 Too Many Requests, and the registry asks to wait 1h0m0s`, "giving up after 1 attempts"}, 1},
 		{"upload 503", true, func() *testenv.Fault {
 			f := testenv.NewFault("POST", uploadPath)
 			f.Status = 503
@@ -229,7 +229,7 @@ func TestRetryGivesUp(t *testing.T) {
 			f := testenv.NewFault("GET", manifestPath)
 			f.Status = 404
 			return f
-		}, []string{"reading PROXY/test/app:v1", "GET http://", "/manifests/v1"}, 1},
+		}, []string{"reading PROXY/test/app:v1", "GET http://", "/manifests/v1", "injected 404"}, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, ref, _ := faultyRegistry(t)

@@ -50,7 +50,8 @@ type FaultProxy struct {
 //   - otherwise forward, and with ResetAfter >= 0 reset the connection after
 //     that many bytes of the response body, with StallAfter >= 0 stop
 //     sending after that many bytes until the client gives up (or
-//     StallFor passes, then go on);
+//     StallFor passes, then go on); a body shorter than the count passes
+//     untouched and is not counted;
 //   - Throttle > 0 limits the request and response bodies to that many
 //     bytes per second.
 //
@@ -126,6 +127,13 @@ func (f *Fault) claim(r *http.Request) bool {
 	return true
 }
 
+// release gives back a claim whose fault could not apply (the body was
+// shorter than the byte count): the request is not counted.
+func (f *Fault) release() {
+	f.seen.Add(-1)
+	f.injected.Add(-1)
+}
+
 // NewFaultProxy starts a proxy in front of the registry at host:port
 // (plain HTTP), closed when t ends.
 func NewFaultProxy(t testing.TB, registry string) *FaultProxy {
@@ -160,6 +168,13 @@ func (p *FaultProxy) Add(fs ...*Fault) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.faults = append(p.faults, fs...)
+}
+
+// Clear removes every rule and OnDone function.
+func (p *FaultProxy) Clear() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.faults, p.onDone = nil, nil
 }
 
 // OnDone calls fn after each proxied request with the status sent (0 when
@@ -244,14 +259,25 @@ func (p *FaultProxy) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case f.ResetAfter >= 0:
-		io.CopyN(w, body, f.ResetAfter)
+		if n, _ := io.CopyN(w, body, f.ResetAfter); n < f.ResetAfter {
+			f.release() // the body ended first: no fault, and it stays due
+			status = resp.StatusCode
+			return
+		}
 		reset(w, true)
 		return
 	case f.StallAfter >= 0:
-		io.CopyN(w, body, f.StallAfter)
+		if n, _ := io.CopyN(w, body, f.StallAfter); n < f.StallAfter {
+			f.release()
+			status = resp.StatusCode
+			return
+		}
 		http.NewResponseController(w).Flush()
 		if f.StallFor <= 0 || !p.wait(r.Context(), f.StallFor) {
-			<-r.Context().Done()
+			select {
+			case <-r.Context().Done():
+			case <-p.closing:
+			}
 			reset(w, true)
 			return
 		}

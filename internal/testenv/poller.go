@@ -56,6 +56,8 @@ func (w *TagWatch) Stop() map[string]string {
 	w.t.Helper()
 	w.cancel()
 	<-w.done
+	// Once more, to check the final state too.
+	w.poll(context.Background(), true)
 	for _, p := range w.Problems() {
 		w.t.Errorf("testenv.TagWatch: %s", p)
 	}
@@ -98,7 +100,7 @@ func (w *TagWatch) Checks() int {
 func (w *TagWatch) loop(ctx context.Context) {
 	defer close(w.done)
 	for {
-		w.poll(ctx)
+		w.poll(ctx, false)
 		select {
 		case <-ctx.Done():
 			return
@@ -113,7 +115,8 @@ func (w *TagWatch) problem(format string, args ...any) {
 	w.problems[fmt.Sprintf(format, args...)] = true
 }
 
-func (w *TagWatch) poll(ctx context.Context) {
+// poll checks every tag once; final is the check after the writes.
+func (w *TagWatch) poll(ctx context.Context, final bool) {
 	var list struct {
 		Tags []string `json:"tags"`
 	}
@@ -129,6 +132,12 @@ func (w *TagWatch) poll(ctx context.Context) {
 		code, raw, hdr, err := w.get(ctx, http.MethodGet, "/manifests/"+tag, "")
 		if err != nil {
 			return
+		}
+		if code == http.StatusNotFound && !final {
+			// distribution lists a tag as soon as its directory exists,
+			// before the link to the manifest is written: the tag does not
+			// point anywhere yet. It must resolve by the final poll.
+			continue
 		}
 		if code != http.StatusOK {
 			w.problem("tag %s is listed but its manifest answers %d", tag, code)
