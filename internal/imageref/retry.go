@@ -104,10 +104,17 @@ func (e *RetryError) Error() string {
 		last = e.Method + " " + e.URL + ": " + last
 	}
 	if e.RetryAfter > 0 {
-		return fmt.Sprintf("%s, and the registry asks to wait %s before trying again (layerslim waits at most %s); giving up after %d attempts",
-			last, e.RetryAfter, maxRetryAfter, e.Attempts)
+		return fmt.Sprintf("%s, and the registry asks to wait %s before trying again (layerslim waits at most %s); giving up after %s",
+			last, e.RetryAfter, maxRetryAfter, attempts(e.Attempts))
 	}
-	return fmt.Sprintf("%s (gave up after %d attempts over %s)", last, e.Attempts, e.Elapsed.Round(100*time.Millisecond))
+	return fmt.Sprintf("%s (gave up after %s over %s)", last, attempts(e.Attempts), e.Elapsed.Round(100*time.Millisecond))
+}
+
+func attempts(n int) string {
+	if n == 1 {
+		return "1 attempt"
+	}
+	return fmt.Sprintf("%d attempts", n)
 }
 
 func (e *RetryError) Unwrap() error { return e.Err }
@@ -293,6 +300,7 @@ func (t *faultTransport) once(req *http.Request) (*http.Response, error) {
 		}
 	}
 	resp, err := t.inner.RoundTrip(r)
+	w.sent.Store(true)
 	w.timer.Stop()
 	if err != nil {
 		cancel()
@@ -306,9 +314,12 @@ func (t *faultTransport) once(req *http.Request) (*http.Response, error) {
 }
 
 type watchdog struct {
-	d           time.Duration
-	timer       *time.Timer
-	fired       atomic.Bool
+	d     time.Duration
+	timer *time.Timer
+	fired atomic.Bool
+	// sent is set once the answer came: a late read of the request body
+	// (HTTP/2 may go on sending) no longer arms the timer.
+	sent        atomic.Bool
 	cancel      context.CancelFunc
 	method, url string
 }
@@ -328,7 +339,9 @@ type watchedBody struct {
 
 func (b *watchedBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	b.w.timer.Reset(b.w.d)
+	if !b.w.sent.Load() {
+		b.w.timer.Reset(b.w.d)
+	}
 	return n, err
 }
 

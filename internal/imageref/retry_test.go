@@ -110,10 +110,10 @@ func TestRetriedReadFaults(t *testing.T) {
 			return f
 		}, fastRetry.StallTimeout},
 		{"slow but moving", func() *testenv.Fault {
-			// 256 KiB at 128 KiB/s: 2 s per layer, longer than the stall
+			// 256 KiB at 96 KiB/s: 2.7 s per layer, longer than the stall
 			// timeout of one read would allow if it counted the whole body.
 			f := testenv.NewFault("GET", blobPath)
-			f.Throttle, f.Times = 128<<10, 1
+			f.Throttle, f.Times = 96<<10, 1
 			return f
 		}, time.Second},
 	} {
@@ -158,6 +158,16 @@ func TestRetriedWriteFaults(t *testing.T) {
 		{"429 with Retry-After on the manifest", func() *testenv.Fault {
 			f := testenv.NewFault("PUT", manifestPath)
 			f.Status, f.RetryAfter, f.Times = 429, "1", 1
+			return f
+		}},
+		{"no answer to an upload for longer than the stall timeout", func() *testenv.Fault {
+			f := testenv.NewFault("PATCH", uploadPath)
+			f.Delay, f.Times = 10*time.Second, 1
+			return f
+		}},
+		{"slow upload, but moving", func() *testenv.Fault {
+			f := testenv.NewFault("PATCH", uploadPath)
+			f.Throttle, f.Times = 96<<10, 1
 			return f
 		}},
 		{"500 on the blob existence check", func() *testenv.Fault {
@@ -219,7 +229,7 @@ func TestRetryGivesUp(t *testing.T) {
 			f := testenv.NewFault("GET", manifestPath)
 			f.Status, f.RetryAfter = 429, "3600"
 			return f
-		}, []string{`/manifests/v1": 429 Too Many Requests, and the registry asks to wait 1h0m0s`, "giving up after 1 attempts"}, 1},
+		}, []string{`/manifests/v1": 429 Too Many Requests, and the registry asks to wait 1h0m0s`, "giving up after 1 attempt"}, 1},
 		{"upload 503", true, func() *testenv.Fault {
 			f := testenv.NewFault("POST", uploadPath)
 			f.Status = 503
