@@ -214,6 +214,9 @@ func (w *layoutWriter) writeIndex(ii v1.ImageIndex, depth int) error {
 				return err
 			}
 			if err := w.writeImage(img); err != nil {
+				if desc.Platform != nil {
+					return fmt.Errorf("%s manifest %s: %w", desc.Platform, desc.Digest, err)
+				}
 				return fmt.Errorf("manifest %s: %w", desc.Digest, err)
 			}
 		default:

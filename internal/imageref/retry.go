@@ -107,7 +107,14 @@ func (e *RetryError) Error() string {
 		return fmt.Sprintf("%s, and the registry asks to wait %s before trying again (layerslim waits at most %s); giving up after %s",
 			last, e.RetryAfter, maxRetryAfter, attempts(e.Attempts))
 	}
-	return fmt.Sprintf("%s (gave up after %s over %s)", last, attempts(e.Attempts), e.Elapsed.Round(100*time.Millisecond))
+	return fmt.Sprintf("%s (gave up after %s over %s)", last, attempts(e.Attempts), roundElapsed(e.Elapsed))
+}
+
+func roundElapsed(d time.Duration) time.Duration {
+	if d < time.Second {
+		return d.Round(time.Millisecond)
+	}
+	return d.Round(100 * time.Millisecond)
 }
 
 func attempts(n int) string {

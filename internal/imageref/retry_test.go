@@ -271,3 +271,23 @@ func TestRetryGivesUp(t *testing.T) {
 		})
 	}
 }
+
+// TestRetryRegistryDown: a registry that refuses connections is tried
+// 1+Retries times, then named with what happened.
+func TestRetryRegistryDown(t *testing.T) {
+	srv := httptest.NewServer(nil)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	srv.Close() // the port is free now: connections are refused
+	o := fastRetry
+	o.Retries = 2
+	_, err := Open(context.Background(), mustParse(t, host+"/test/app:v1"), o)
+	if err == nil {
+		t.Fatal("Open of a registry that is down: no error")
+	}
+	t.Logf("message: %v", err)
+	for _, w := range []string{"reading " + host + "/test/app:v1", "connection refused", "gave up after 3 attempts"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q lacks %q", err, w)
+		}
+	}
+}
