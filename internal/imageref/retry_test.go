@@ -258,6 +258,7 @@ func TestRetryGivesUp(t *testing.T) {
 			if err == nil {
 				t.Fatalf("%s: no error", f)
 			}
+			t.Logf("message: %v", err)
 			for _, w := range tc.want {
 				if w = strings.ReplaceAll(w, "PROXY", p.Host); !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q lacks %q", err, w)
