@@ -18,7 +18,7 @@ import (
 )
 
 // fastRetry retries quickly, as the tests need.
-var fastRetry = Options{Retries: 3, RetryDelay: 10 * time.Millisecond, StallTimeout: 2 * time.Second}
+var fastRetry = Options{Retries: 3, RetryDelay: 10 * time.Millisecond, StallTimeout: time.Second}
 
 // faultyRegistry is ggcr's in-memory registry behind a fault proxy, with
 // one image pushed (through the proxy, before any rule is added).
@@ -110,10 +110,10 @@ func TestRetriedReadFaults(t *testing.T) {
 			return f
 		}, fastRetry.StallTimeout},
 		{"slow but moving", func() *testenv.Fault {
-			// 256 KiB at 96 KiB/s: 2.7 s per layer, longer than the stall
+			// 256 KiB at 160 KiB/s: 1.6 s per layer, longer than the stall
 			// timeout of one read would allow if it counted the whole body.
 			f := testenv.NewFault("GET", blobPath)
-			f.Throttle, f.Times = 96<<10, 1
+			f.Throttle, f.Times = 160<<10, 1
 			return f
 		}, time.Second},
 	} {
@@ -167,7 +167,7 @@ func TestRetriedWriteFaults(t *testing.T) {
 		}},
 		{"slow upload, but moving", func() *testenv.Fault {
 			f := testenv.NewFault("PATCH", uploadPath)
-			f.Throttle, f.Times = 96<<10, 1
+			f.Throttle, f.Times = 160<<10, 1
 			return f
 		}},
 		{"500 on the blob existence check", func() *testenv.Fault {
