@@ -213,6 +213,7 @@ func TestIntegrationKilledPushResumes(t *testing.T) {
 		}
 	})
 	watch := testenv.WatchTags(t, repo)
+	watch.Requires("out", "out-debug")
 	cmd, out := startKillable(t, bin, args(pr+":out")...)
 	select {
 	case <-committed:

@@ -155,6 +155,12 @@ func TestTagWatch(t *testing.T) {
 	for len(w.Problems()) == 0 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
+	// A tag required to come after one that never exists.
+	w.Requires("good", "good-debug")
+	deadline = time.Now().Add(5 * time.Second)
+	for !strings.Contains(strings.Join(w.Problems(), "\n"), "good-debug") && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
 	seen := w.Stop()
 	d, _ := img.Digest()
 	if seen["good"] != d.String() {
@@ -165,5 +171,8 @@ func TestTagWatch(t *testing.T) {
 	}
 	if len(etb.errs) == 0 || !strings.Contains(strings.Join(etb.errs, "\n"), "tag bad: blob sha256:") {
 		t.Errorf("the watch reported %q, want the missing blob of tag bad", etb.errs)
+	}
+	if !strings.Contains(strings.Join(etb.errs, "\n"), "tag good points at complete content but good-debug does not exist yet") {
+		t.Errorf("the watch reported %q, want good before good-debug", etb.errs)
 	}
 }

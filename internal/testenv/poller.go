@@ -27,6 +27,7 @@ type TagWatch struct {
 	done   chan struct{}
 
 	mu       sync.Mutex
+	requires map[string]string // tag → tag that must be complete first
 	problems map[string]bool
 	seen     map[string]string // tag → last digest seen complete
 	checks   int
@@ -65,6 +66,17 @@ func (w *TagWatch) Stop() map[string]string {
 	w.problems = map[string]bool{}
 	w.mu.Unlock()
 	return w.Seen()
+}
+
+// Requires makes it a problem for tag to be complete while before is not
+// (the slim tag before its debug image, say).
+func (w *TagWatch) Requires(tag, before string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.requires == nil {
+		w.requires = map[string]string{}
+	}
+	w.requires[tag] = before
 }
 
 // Seen returns tag → digest of every tag seen complete so far.
@@ -128,6 +140,16 @@ func (w *TagWatch) poll(ctx context.Context, final bool) {
 		w.problem("tags/list: status %d: %s", code, body)
 		return
 	}
+	complete := map[string]bool{}
+	defer func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		for tag, before := range w.requires {
+			if complete[tag] && !complete[before] {
+				w.problems[fmt.Sprintf("tag %s points at complete content but %s does not exist yet", tag, before)] = true
+			}
+		}
+	}()
 	for _, tag := range list.Tags {
 		code, raw, hdr, err := w.get(ctx, http.MethodGet, "/manifests/"+tag, "")
 		if err != nil {
@@ -147,6 +169,7 @@ func (w *TagWatch) poll(ctx context.Context, final bool) {
 		if !w.complete(ctx, "tag "+tag, types.MediaType(hdr.Get("Content-Type")), raw, 0) {
 			continue
 		}
+		complete[tag] = true
 		w.mu.Lock()
 		w.seen[tag] = d
 		w.mu.Unlock()
