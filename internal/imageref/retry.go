@@ -170,7 +170,7 @@ func (o Options) retryPolicy() retryPolicy {
 	return p
 }
 
-// remoteRetryOptions hand our bound, backoff and predicate to ggcr's retry
+// remoteOptions hand our bound, backoff and predicate to ggcr's retry
 // loops (blob uploads, manifest puts, and requests other than GET and HEAD).
 func (p retryPolicy) remoteOptions() []remote.Option {
 	return []remote.Option{
