@@ -40,7 +40,7 @@ type countingProxy struct {
 	blobGets map[string]int // repository → blob GETs
 }
 
-var blobGet = regexp.MustCompile(`^/v2/(.+)/blobs/(sha256:[0-9a-f]{64})$`)
+var batchBlobGet = regexp.MustCompile(`^/v2/(.+)/blobs/(sha256:[0-9a-f]{64})$`)
 
 func newCountingProxy(t *testing.T) *countingProxy {
 	t.Helper()
@@ -63,7 +63,7 @@ func newCountingProxy(t *testing.T) *countingProxy {
 		case r.Method == http.MethodPost && q.Get("mount") != "" && sw.status == http.StatusCreated:
 			p.mounts[q.Get("mount")]++
 		case r.Method == http.MethodGet:
-			if m := blobGet.FindStringSubmatch(r.URL.Path); m != nil {
+			if m := batchBlobGet.FindStringSubmatch(r.URL.Path); m != nil {
 				p.blobGets[m[1]]++
 			}
 		}

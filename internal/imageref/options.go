@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -43,6 +44,21 @@ type Options struct {
 	// dial, when set, replaces the dialer of registry connections (tests
 	// use it to send any host to a local server).
 	dial func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	// Retries is how many times a failed registry request is tried again
+	// (5xx, 408, 429, a reset or refused connection, a stall), waiting
+	// RetryDelay, then twice as long each time, or what a Retry-After header
+	// asks for (up to a minute); a blob read cut in the middle resumes from
+	// the byte reached. 0 means DefaultRetries, a negative value no retry;
+	// at most MaxRetries.
+	Retries int
+	// RetryDelay is the first wait between attempts; 0 means DefaultRetryDelay.
+	RetryDelay time.Duration
+	// StallTimeout cancels (and retries) a registry request that makes no
+	// progress for that long: no answer after the request was sent, or a
+	// read of the answer that gets no byte. A slow transfer that keeps
+	// moving is never cut. 0 means DefaultStallTimeout; negative, none.
+	StallTimeout time.Duration
 }
 
 func (o Options) keychain() authn.Keychain {
@@ -64,8 +80,9 @@ func (o Options) remoteOptions(ctx context.Context) []remote.Option {
 	opts := []remote.Option{
 		remote.WithContext(ctx),
 		remote.WithAuthFromKeychain(namedKeychain{o.keychain()}),
-		remote.WithTransport(o.transport()),
+		remote.WithTransport(newFaultTransport(o.transport(), o.retryPolicy())),
 	}
+	opts = append(opts, o.retryPolicy().remoteOptions()...)
 	if o.UserAgent != "" {
 		opts = append(opts, remote.WithUserAgent(o.UserAgent))
 	}

@@ -2,7 +2,6 @@ package imageref
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -11,9 +10,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/match"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
@@ -36,7 +34,11 @@ const untaggedArchiveRepo = "layerslim"
 //     blobs are written, then index.json gets an entry with
 //     org.opencontainers.image.ref.name=TAG that replaces any entry with that
 //     name, so a tag is never listed twice. Without a tag the entry has no
-//     name and replaces an unnamed entry with the same digest.
+//     name and replaces an unnamed entry with the same digest. Each blob goes
+//     to a temporary file, checked against its digest and linked to its name
+//     (an existing blob is never rewritten, so the source's blobs are safe
+//     when SRC and DST share a layout); index.json is replaced by a rename.
+//     A run killed at any moment leaves a valid layout.
 //   - DockerArchive: tarball.MultiRefWrite into a temporary file in FILE's
 //     directory, renamed over FILE once complete: a failure leaves no partial
 //     file, and a source archive at the same path is read, never written in
@@ -45,8 +47,7 @@ const untaggedArchiveRepo = "layerslim"
 //     only.
 //
 // A destination given by digest (host/repo@sha256:…, oci:DIR@sha256:…) is
-// accepted only when it is img's digest. ctx cancels registry pushes and
-// docker-archive writes; an OCI layout write checks it only before starting.
+// accepted only when it is img's digest. ctx cancels every write.
 // Errors carry the reference: "writing oci:/x:tag: …".
 func WriteImage(ctx context.Context, ref Ref, img v1.Image, o Options) (v1.Hash, error) {
 	h, err := write(ctx, ref, image{img}, o)
@@ -103,12 +104,12 @@ func write(ctx context.Context, ref Ref, m written, o Options) (v1.Hash, error) 
 			return v1.Hash{}, fmt.Errorf("cannot write %s to a reference by digest %s", h, d.DigestStr())
 		}
 		err = push(ctx, n, m.manifest(), o)
-		return h, o.registryError(ctx, n.Context(), err)
+		return h, o.registryError(ctx, n.Context(), o.retryPolicy().attemptsNote(err))
 	case OCI:
 		if ref.Digest != (v1.Hash{}) && ref.Digest != h {
 			return v1.Hash{}, fmt.Errorf("cannot write %s to a reference by digest %s", h, ref.Digest)
 		}
-		return h, writeLayout(ref, h, m)
+		return h, writeLayout(ctx, ref, h, m, o)
 	case DockerArchive:
 		return h, writeArchive(ctx, ref, h, m.(image).Image, o)
 	}
@@ -140,50 +141,35 @@ func push(ctx context.Context, n name.Reference, t remote.Taggable, o Options) e
 	return remote.Push(n, t, opts...)
 }
 
-// openLayoutForWrite returns the OCI layout at dir, creating it when dir
-// does not exist or is an empty directory.
-func openLayoutForWrite(dir string) (layout.Path, error) {
-	fi, err := os.Stat(dir)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return layout.Write(dir, empty.Index)
-	case err != nil:
-		return "", err
-	case !fi.IsDir():
-		return "", fmt.Errorf("%s is not a directory", dir)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "index.json")); err == nil {
-		return layout.FromPath(dir)
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return "", err
-	}
-	des, err := os.ReadDir(dir)
-	if err != nil {
-		return "", err
-	}
-	if len(des) > 0 {
-		return "", fmt.Errorf("%s is neither empty nor an OCI image layout (no index.json)", dir)
-	}
-	return layout.Write(dir, empty.Index)
-}
-
-func writeLayout(ref Ref, h v1.Hash, m written) error {
-	lp, err := openLayoutForWrite(ref.Path)
+// writeLayout writes m's blobs into the layout at ref.Path, then its
+// index.json entry (see ocilayout.go for how a killed run is survived).
+func writeLayout(ctx context.Context, ref Ref, h v1.Hash, m written, o Options) error {
+	w, err := openLayoutForWrite(ctx, ref.Path, o.Jobs)
 	if err != nil {
 		return err
 	}
-	var opts []layout.Option
+	if err := w.writeTaggable(m); err != nil {
+		return err
+	}
+	d, ok := m.(partial.Describable)
+	if !ok {
+		return fmt.Errorf("cannot describe %T", m)
+	}
+	desc, err := partial.Descriptor(d)
+	if err != nil {
+		return err
+	}
 	matcher := func(d v1.Descriptor) bool {
 		return d.Digest == h && d.Annotations[refNameAnnotation] == ""
 	}
 	if ref.Tag != "" {
-		opts = append(opts, layout.WithAnnotations(map[string]string{refNameAnnotation: ref.Tag}))
+		if desc.Annotations == nil {
+			desc.Annotations = map[string]string{}
+		}
+		desc.Annotations[refNameAnnotation] = ref.Tag
 		matcher = match.Name(ref.Tag)
 	}
-	if i, ok := m.(index); ok {
-		return lp.ReplaceIndex(i.ImageIndex, matcher, opts...)
-	}
-	return lp.ReplaceImage(m.(image).Image, matcher, opts...)
+	return w.setIndexEntry(*desc, matcher)
 }
 
 func writeArchive(ctx context.Context, ref Ref, h v1.Hash, img v1.Image, o Options) (err error) {

@@ -1,0 +1,470 @@
+package imageref
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sync/errgroup"
+)
+
+// An OCI layout is written so that a run killed at any moment leaves a valid
+// layout and never touches what was there:
+//
+//   - every blob goes to a temporary file in the layout (DIR/blobs/ALG/
+//     .layerslim-*.tmp), is checked against its digest and size, synced,
+//     and then hard-linked to its name, which never replaces a file (rename
+//     is the fallback on file systems without hard links). A blob that is
+//     already there with the right size is kept as it is: a layout shared
+//     with the source never sees a blob of the source rewritten;
+//   - blobs are written children first: layers and config, then the
+//     manifest, then for an index the index manifest;
+//   - index.json is replaced last, by a temporary file renamed over it, and
+//     the directories are synced.
+//
+// A killed run may leave .layerslim-*.tmp files; they are no part of the
+// layout, and a later write removes those older than staleTemp.
+
+const (
+	layoutFile     = "oci-layout"
+	layoutContents = `{"imageLayoutVersion":"1.0.0"}`
+	indexFile      = "index.json"
+	tempPrefix     = ".layerslim-"
+	tempSuffix     = ".tmp"
+)
+
+// ErrLayoutBlobMismatch: a blob already in the destination layout is not the
+// size its digest needs; the layout is damaged, and layerslim does not
+// overwrite it.
+var ErrLayoutBlobMismatch = errors.New("blob in the layout has the wrong size")
+
+// layoutWriter writes blobs and index.json into one layout directory.
+type layoutWriter struct {
+	ctx  context.Context
+	dir  string
+	jobs int
+}
+
+// openLayoutForWrite prepares dir to receive a write: an existing layout, a
+// missing or empty directory (a layout is created), or a directory a killed
+// run left with an oci-layout file or a blobs directory but no index.json yet.
+func openLayoutForWrite(ctx context.Context, dir string, jobs int) (*layoutWriter, error) {
+	if jobs < 1 {
+		jobs = 4
+	}
+	w := &layoutWriter{ctx: ctx, dir: dir, jobs: jobs}
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return w, w.create()
+	case err != nil:
+		return nil, err
+	case !fi.IsDir():
+		return nil, fmt.Errorf("%s is not a directory", dir)
+	}
+	if _, err := os.Stat(filepath.Join(dir, indexFile)); err == nil {
+		if err := checkLayoutFile(dir); err != nil {
+			return nil, err
+		}
+		return w, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, de := range des {
+		if n := de.Name(); n != layoutFile && n != "blobs" {
+			return nil, fmt.Errorf("%s is neither empty nor an OCI image layout (no index.json)", dir)
+		}
+	}
+	return w, w.create()
+}
+
+// checkLayoutFile refuses a directory whose oci-layout file is not ours to
+// extend (missing is accepted, as ggcr's reader accepts it).
+func checkLayoutFile(dir string) error {
+	b, err := os.ReadFile(filepath.Join(dir, layoutFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var l struct {
+		Version string `json:"imageLayoutVersion"`
+	}
+	if err := json.Unmarshal(b, &l); err != nil || l.Version == "" {
+		return fmt.Errorf("%s: not an OCI image layout file", filepath.Join(dir, layoutFile))
+	}
+	return nil
+}
+
+// create makes dir an empty layout: oci-layout, then index.json, each
+// written atomically.
+func (w *layoutWriter) create() error {
+	if err := os.MkdirAll(filepath.Join(w.dir, "blobs", "sha256"), 0o755); err != nil {
+		return err
+	}
+	if err := w.replaceFile(layoutFile, []byte(layoutContents)); err != nil {
+		return err
+	}
+	empty, err := json.Marshal(v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{}})
+	if err != nil {
+		return err
+	}
+	return w.replaceFile(indexFile, empty)
+}
+
+// writeTaggable writes m's blobs (for an index, its children's first).
+func (w *layoutWriter) writeTaggable(m written) error {
+	w.removeStaleTemps()
+	switch m := m.(type) {
+	case image:
+		return w.writeImage(m.Image)
+	case index:
+		return w.writeIndex(m.ImageIndex, 0)
+	}
+	return fmt.Errorf("unknown kind of manifest %T", m)
+}
+
+func (w *layoutWriter) writeImage(img v1.Image) error {
+	layers, err := img.Layers()
+	if err != nil {
+		return err
+	}
+	g, ctx := errgroup.WithContext(w.ctx)
+	g.SetLimit(w.jobs)
+	for _, l := range layers {
+		g.Go(func() error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			d, err := l.Digest()
+			if err != nil {
+				return err
+			}
+			size, err := l.Size()
+			if err != nil {
+				return err
+			}
+			if err := w.writeBlob(d, size, l.Compressed); err != nil {
+				return fmt.Errorf("writing layer %s: %w", d, err)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	cfgName, err := img.ConfigName()
+	if err != nil {
+		return err
+	}
+	cfg, err := img.RawConfigFile()
+	if err != nil {
+		return err
+	}
+	if err := w.writeBytes(cfgName, cfg); err != nil {
+		return fmt.Errorf("writing config %s: %w", cfgName, err)
+	}
+	return w.writeManifest(img)
+}
+
+// maxLayoutDepth bounds nested indexes, as maxIndexDepth does for reads.
+func (w *layoutWriter) writeIndex(ii v1.ImageIndex, depth int) error {
+	if depth > maxIndexDepth {
+		return fmt.Errorf("indexes nested more than %d deep", maxIndexDepth)
+	}
+	im, err := ii.IndexManifest()
+	if err != nil {
+		return err
+	}
+	for _, desc := range im.Manifests {
+		if err := w.ctx.Err(); err != nil {
+			return err
+		}
+		switch {
+		case desc.MediaType.IsIndex():
+			child, err := ii.ImageIndex(desc.Digest)
+			if err != nil {
+				return err
+			}
+			if err := w.writeIndex(child, depth+1); err != nil {
+				return err
+			}
+		case desc.MediaType.IsImage():
+			img, err := ii.Image(desc.Digest)
+			if err != nil {
+				return err
+			}
+			if err := w.writeImage(img); err != nil {
+				if desc.Platform != nil {
+					return fmt.Errorf("%s manifest %s: %w", desc.Platform, desc.Digest, err)
+				}
+				return fmt.Errorf("manifest %s: %w", desc.Digest, err)
+			}
+		default:
+			// An artifact the index lists: written as the blob it is.
+			open, err := childBlob(ii, desc.Digest)
+			if err != nil {
+				return fmt.Errorf("entry %s (%s): %w", desc.Digest, desc.MediaType, err)
+			}
+			if err := w.writeBlob(desc.Digest, desc.Size, open); err != nil {
+				return fmt.Errorf("entry %s (%s): %w", desc.Digest, desc.MediaType, err)
+			}
+		}
+	}
+	return w.writeManifest(ii)
+}
+
+// childBlob opens an index entry that is neither an image nor an index, the
+// way ggcr's layout writer does.
+func childBlob(ii v1.ImageIndex, h v1.Hash) (func() (io.ReadCloser, error), error) {
+	if wl, ok := ii.(interface {
+		Layer(v1.Hash) (v1.Layer, error)
+	}); ok {
+		l, err := wl.Layer(h)
+		if err != nil {
+			return nil, err
+		}
+		return l.Compressed, nil
+	}
+	if wb, ok := ii.(interface {
+		Blob(v1.Hash) (io.ReadCloser, error)
+	}); ok {
+		return func() (io.ReadCloser, error) { return wb.Blob(h) }, nil
+	}
+	return nil, errors.New("no way to read it")
+}
+
+func (w *layoutWriter) writeManifest(m partial.WithRawManifest) error {
+	raw, err := m.RawManifest()
+	if err != nil {
+		return err
+	}
+	h, _, err := v1.SHA256(bytes.NewReader(raw))
+	if err != nil {
+		return err
+	}
+	if err := w.writeBytes(h, raw); err != nil {
+		return fmt.Errorf("writing manifest %s: %w", h, err)
+	}
+	return nil
+}
+
+func (w *layoutWriter) writeBytes(h v1.Hash, b []byte) error {
+	return w.writeBlob(h, int64(len(b)), func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(b)), nil
+	})
+}
+
+func (w *layoutWriter) blobPath(h v1.Hash) string {
+	return filepath.Join(w.dir, "blobs", h.Algorithm, h.Hex)
+}
+
+// writeBlob puts the blob h of size bytes (size < 0: unknown) in the layout,
+// unless it is there already.
+func (w *layoutWriter) writeBlob(h v1.Hash, size int64, open func() (io.ReadCloser, error)) error {
+	if h.Algorithm == "" || h.Hex == "" || strings.ContainsAny(h.Algorithm+h.Hex, `/\.`) {
+		return fmt.Errorf("bad digest %q", h)
+	}
+	final := w.blobPath(h)
+	if fi, err := os.Stat(final); err == nil {
+		if fi.Mode().IsRegular() && (size < 0 || fi.Size() == size) {
+			return nil
+		}
+		return fmt.Errorf("%w: %s has %d bytes, the manifest says %d; not overwriting it", ErrLayoutBlobMismatch, final, fi.Size(), size)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	dir := filepath.Dir(final)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	rc, err := open()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	f, err := os.CreateTemp(dir, tempPrefix+"*"+tempSuffix)
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer func() {
+		f.Close()
+		os.Remove(tmp)
+	}()
+	if err := f.Chmod(0o644); err != nil {
+		return err
+	}
+	hw := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, hw), ctxReader{w.ctx, rc})
+	if err != nil {
+		return err
+	}
+	if size >= 0 && n != size {
+		return fmt.Errorf("got %d bytes, want %d", n, size)
+	}
+	if h.Algorithm == "sha256" {
+		if got := hex.EncodeToString(hw.Sum(nil)); got != h.Hex {
+			return fmt.Errorf("the bytes hash to sha256:%s", got)
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	// A hard link never replaces a blob that appeared meanwhile (another
+	// writer, or the same blob in two images of an index).
+	err = os.Link(tmp, final)
+	switch {
+	case err == nil, errors.Is(err, fs.ErrExist):
+		return nil
+	case errors.Is(err, fs.ErrPermission), isLinkUnsupported(err):
+		return os.Rename(tmp, final)
+	}
+	return err
+}
+
+// setIndexEntry replaces the entries of index.json that match with desc,
+// atomically, after syncing the blob directories.
+func (w *layoutWriter) setIndexEntry(desc v1.Descriptor, match func(v1.Descriptor) bool) error {
+	raw, err := os.ReadFile(filepath.Join(w.dir, indexFile))
+	if err != nil {
+		return err
+	}
+	im, err := v1.ParseIndexManifest(bytes.NewReader(raw))
+	if err != nil {
+		return fmt.Errorf("parsing %s: %w", filepath.Join(w.dir, indexFile), err)
+	}
+	kept := make([]v1.Descriptor, 0, len(im.Manifests)+1)
+	for _, d := range im.Manifests {
+		if !match(d) {
+			kept = append(kept, d)
+		}
+	}
+	im.Manifests = append(kept, desc)
+	if im.SchemaVersion == 0 {
+		im.SchemaVersion = 2
+	}
+	if im.MediaType == "" {
+		im.MediaType = types.OCIImageIndex
+	}
+	b, err := json.MarshalIndent(im, "", "   ")
+	if err != nil {
+		return err
+	}
+	if err := syncDir(filepath.Join(w.dir, "blobs", desc.Digest.Algorithm)); err != nil {
+		return err
+	}
+	return w.replaceFile(indexFile, b)
+}
+
+// replaceFile writes DIR/name through a temporary file renamed over it.
+func (w *layoutWriter) replaceFile(name string, b []byte) error {
+	f, err := os.CreateTemp(w.dir, tempPrefix+"*"+tempSuffix)
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer func() {
+		f.Close()
+		os.Remove(tmp)
+	}()
+	if err := f.Chmod(0o644); err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(w.dir, name)); err != nil {
+		return err
+	}
+	return syncDir(w.dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, errors.ErrUnsupported) {
+		return err
+	}
+	return nil
+}
+
+// ctxReader stops a long copy once ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (r ctxReader) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return r.r.Read(p)
+}
+
+// staleTemp is how old (since its last write) a temporary file must be for
+// a later write to remove it: a live writer touches its file all along.
+const staleTemp = time.Hour
+
+// removeStaleTemps removes the temporary files of killed runs, best effort.
+func (w *layoutWriter) removeStaleTemps() {
+	dirs := []string{w.dir}
+	if des, err := os.ReadDir(filepath.Join(w.dir, "blobs")); err == nil {
+		for _, de := range des {
+			if de.IsDir() {
+				dirs = append(dirs, filepath.Join(w.dir, "blobs", de.Name()))
+			}
+		}
+	}
+	for _, dir := range dirs {
+		des, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, de := range des {
+			n := de.Name()
+			if !strings.HasPrefix(n, tempPrefix) || !strings.HasSuffix(n, tempSuffix) || !de.Type().IsRegular() {
+				continue
+			}
+			if fi, err := de.Info(); err == nil && time.Since(fi.ModTime()) > staleTemp {
+				os.Remove(filepath.Join(dir, n))
+			}
+		}
+	}
+}
+
+// isLinkUnsupported reports a file system without hard links.
+func isLinkUnsupported(err error) bool {
+	return errors.Is(err, syscall.ENOTSUP) || errors.Is(err, syscall.EOPNOTSUPP) || errors.Is(err, syscall.EMLINK) || errors.Is(err, errors.ErrUnsupported)
+}

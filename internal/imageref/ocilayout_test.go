@@ -1,0 +1,274 @@
+package imageref
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
+)
+
+// fileState is what a file was: its content hash and its inode.
+type fileState struct {
+	sum   string
+	inode uint64
+}
+
+// snapshot records every regular file under dir.
+func snapshot(t *testing.T, dir string) map[string]fileState {
+	t.Helper()
+	files := map[string]fileState{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(b)
+		rel, _ := filepath.Rel(dir, p)
+		files[rel] = fileState{hex.EncodeToString(sum[:]), fi.Sys().(*syscall.Stat_t).Ino}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+// checkLayout fails t unless dir is a valid layout: index.json parses and
+// every image or index it lists validates, every blob hashing to its name.
+func checkLayout(t *testing.T, dir string) {
+	t.Helper()
+	ii, err := layout.ImageIndexFromPath(dir)
+	if err != nil {
+		t.Fatalf("layout %s: %v", dir, err)
+	}
+	if err := validate.Index(ii); err != nil {
+		t.Fatalf("layout %s: %v", dir, err)
+	}
+	for _, p := range mustGlob(t, filepath.Join(dir, "blobs", "sha256", "*")) {
+		if strings.HasPrefix(filepath.Base(p), tempPrefix) {
+			continue
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != filepath.Base(p) {
+			t.Errorf("blob %s hashes to %x", p, sum)
+		}
+	}
+}
+
+func mustGlob(t *testing.T, pattern string) []string {
+	t.Helper()
+	m, err := filepath.Glob(pattern)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestOCIWriteFailureLeavesLayoutUntouched: a write that fails in the middle
+// of a blob leaves the layout as it was (no partial blob under a digest
+// name, index.json the same), and the same write then succeeds.
+func TestOCIWriteFailureLeavesLayoutUntouched(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	if _, err := WriteImage(ctx, mustParse(t, "oci:"+dir+":old"), randomImage(t, 1), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, dir)
+
+	layers, err := randomImage(t, 2).Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken, err := mutate.AppendLayers(empty.Image, layers[0], failingLayer{layers[1]}, layers[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = WriteImage(ctx, mustParse(t, "oci:"+dir+":new"), broken, Options{Jobs: 1})
+	if err == nil || !strings.Contains(err.Error(), "disk on fire") {
+		t.Fatalf("WriteImage = %v, want the injected failure", err)
+	}
+	if !strings.Contains(err.Error(), "writing oci:"+dir+":new") || !strings.Contains(err.Error(), "layer "+mustDigest(t, layers[1]).String()) {
+		t.Errorf("error %q does not name the destination and the layer", err)
+	}
+	after := snapshot(t, dir)
+	for p, st := range after {
+		if b, ok := before[p]; !ok && p != filepath.Join("blobs", "sha256", mustDigest(t, layers[0]).Hex) || ok && b != st {
+			t.Errorf("%s appeared or changed after a failed write", p)
+		}
+	}
+	for p := range before {
+		if _, ok := after[p]; !ok {
+			t.Errorf("%s disappeared after a failed write", p)
+		}
+	}
+	checkLayout(t, dir)
+	if names := entryNames(t, dir); strings.Join(names, ",") != "old" {
+		t.Errorf("index.json names %v after the failed write, want [old]", names)
+	}
+
+	// The same write with a sound layer completes, keeping the blob the
+	// failed one already wrote.
+	fixed, err := mutate.AppendLayers(empty.Image, layers...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := WriteImage(ctx, mustParse(t, "oci:"+dir+":new"), fixed, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	checkLayout(t, dir)
+	if names := entryNames(t, dir); strings.Join(names, ",") != "old,new" {
+		t.Errorf("index.json names %v, want [old new]", names)
+	}
+}
+
+func entryNames(t *testing.T, dir string) []string {
+	t.Helper()
+	var names []string
+	for _, d := range indexEntries(t, dir) {
+		names = append(names, d.Annotations[refNameAnnotation])
+	}
+	return names
+}
+
+// TestOCISameLayoutAsSource: rewriting into the layout the source lives in
+// adds blobs and an index.json entry, and leaves every blob of the source as
+// it was: same bytes, same inode (not even replaced by equal content).
+func TestOCISameLayoutAsSource(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	src := randomImage(t, 3)
+	if _, err := WriteImage(ctx, mustParse(t, "oci:"+dir+":src"), src, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, dir)
+	opened, err := Open(ctx, mustParse(t, "oci:"+dir+":src"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The output shares two layers with the source and adds one.
+	layers, err := opened.Image.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra, err := randomImage(t, 4).Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := mutate.AppendLayers(empty.Image, layers[0], extra[0], layers[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := WriteImage(ctx, mustParse(t, "oci:"+dir+":out"), out, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	after := snapshot(t, dir)
+	for p, st := range before {
+		if p == indexFile {
+			continue
+		}
+		if after[p] != st {
+			t.Errorf("%s changed (%+v → %+v)", p, st, after[p])
+		}
+	}
+	checkLayout(t, dir)
+	if names := entryNames(t, dir); strings.Join(names, ",") != "src,out" {
+		t.Errorf("index.json names %v, want [src out]", names)
+	}
+}
+
+// TestOCIDamagedBlobNotOverwritten: a blob of the wrong size under a digest
+// name is reported, and left alone.
+func TestOCIDamagedBlobNotOverwritten(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	img := randomImage(t, 5)
+	if _, err := WriteImage(ctx, mustParse(t, "oci:"+dir+":a"), randomImage(t, 6), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(dir, "blobs", "sha256", mustDigest(t, layers[1]).Hex)
+	if err := os.WriteFile(bad, []byte("truncated"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = WriteImage(ctx, mustParse(t, "oci:"+dir+":b"), img, Options{})
+	if !errors.Is(err, ErrLayoutBlobMismatch) || !strings.Contains(err.Error(), bad) {
+		t.Fatalf("WriteImage over a damaged blob = %v, want ErrLayoutBlobMismatch naming %s", err, bad)
+	}
+	if b, _ := os.ReadFile(bad); string(b) != "truncated" {
+		t.Errorf("the damaged blob was rewritten")
+	}
+	if names := entryNames(t, dir); strings.Join(names, ",") != "a" {
+		t.Errorf("index.json names %v, want [a]", names)
+	}
+}
+
+// TestOCIResumesKilledCreation: a directory a killed run left with only an
+// oci-layout file, blobs and temporary files (no index.json yet) is taken
+// as a layout being created; temporary files older than an hour go.
+func TestOCIResumesKilledCreation(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	blobs := filepath.Join(dir, "blobs", "sha256")
+	if err := os.MkdirAll(blobs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, layoutFile), []byte(layoutContents), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(blobs, tempPrefix+"123"+tempSuffix)
+	fresh := filepath.Join(blobs, tempPrefix+"456"+tempSuffix)
+	for _, p := range []string{stale, fresh} {
+		if err := os.WriteFile(p, []byte("partial"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-2 * staleTemp)
+	if err := os.Chtimes(stale, old, old); err != nil {
+		t.Fatal(err)
+	}
+	img := randomImage(t, 7)
+	if _, err := WriteImage(ctx, mustParse(t, "oci:"+dir+":v1"), img, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	checkLayout(t, dir)
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("stale temporary file kept: %v", err)
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Errorf("a recent temporary file (maybe another writer's) was removed: %v", err)
+	}
+
+	// A directory with anything else in it is still refused.
+	other := t.TempDir()
+	if err := os.WriteFile(filepath.Join(other, "notes.txt"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := WriteImage(ctx, mustParse(t, "oci:"+other), img, Options{}); err == nil || !strings.Contains(err.Error(), "neither empty nor an OCI image layout") {
+		t.Errorf("write into a foreign directory: %v", err)
+	}
+}
