@@ -233,7 +233,7 @@ func (j *job) execute(ctx context.Context, source *imageref.Source, dst, dbgRef 
 			out.written, err = imageref.WriteImage(ctx, dst, res.Image, ro)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("writing %s: %w", dst, err)
+			return nil, err // imageref says "writing DST: …"
 		}
 	}
 	ok = true
