@@ -48,9 +48,11 @@ func New() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "layerslim",
 		Short: "Make existing container images small without rebuilding them",
-		Long: `layerslim rewrites container images that already exist: it recompresses
-layers to zstd, and (in later commands) drops caches, squashes redundant
-layers and splits ELF debug information into a companion image.
+		Long: `layerslim rewrites container images that already exist, without
+rebuilding them: it splits ELF debug information into a companion -debug
+image, drops caches and docs, squashes what later layers overwrite or delete
+(keeping the base image's layers shared), and recompresses layers to zstd.
+The source is never written.
 
 References:
   host/repo:tag, host/repo@sha256:…   a registry (credentials from the Docker config)
