@@ -101,9 +101,3 @@ func (o Options) registryName(ref Ref) (name.Reference, error) {
 	return name.ParseReference(ref.Name.String(), name.Insecure)
 }
 
-// RemoteOptions returns the go-containerregistry remote options that Open
-// and the writers use (context, credentials, transport, user agent), for
-// callers that talk to a registry by repository (tag lists, blob checks).
-func (o Options) RemoteOptions(ctx context.Context) []remote.Option {
-	return o.remoteOptions(ctx)
-}

@@ -17,5 +17,13 @@ func (o Options) Remote(ctx context.Context, ref Ref) (name.Reference, []remote.
 	if err != nil {
 		return nil, nil, err
 	}
-	return n, o.remoteOptions(ctx), nil
+	return n, o.RemoteOptions(ctx), nil
+}
+
+// RemoteOptions returns the go-containerregistry remote options that Open
+// and the writers use (context, credentials, transport with retries, user
+// agent), for callers that talk to a registry by repository (tag lists,
+// blob checks).
+func (o Options) RemoteOptions(ctx context.Context) []remote.Option {
+	return o.remoteOptions(ctx)
 }
