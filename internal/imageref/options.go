@@ -100,4 +100,3 @@ func (o Options) registryName(ref Ref) (name.Reference, error) {
 	}
 	return name.ParseReference(ref.Name.String(), name.Insecure)
 }
-
