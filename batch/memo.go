@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -50,11 +51,22 @@ type Memo struct {
 	repo *name.Repository
 	ro   imageref.Options
 
+	// Warn, if set, hears about memo writes that failed: the layer is then
+	// pushed with its image as without a memo, and the run goes on.
+	Warn func(msg string)
+
 	mu       sync.Mutex
 	flights  map[string]chan struct{}
 	known    map[string]*memoEntry
 	verified map[string]bool // repo@digest seen to exist
 }
+
+// publishAttempts is how often a memo manifest is written before the memo
+// gives up on the entry. Another process writing the same blobs into the
+// cache repository at the same moment can make the registry refuse one
+// write (distribution 2.8 answers DIGEST_INVALID or MANIFEST_BLOB_UNKNOWN
+// while the other upload commits); written again, it goes through.
+const publishAttempts = 4
 
 // memoEntry is one key's output. Repositories is kept locally only.
 type memoEntry struct {
@@ -220,7 +232,25 @@ func (v *memoView) Store(ctx context.Context, key string, c rewrite.CachedLayer)
 	target := v.dst
 	if v.shared() {
 		target = *m.repo
-		if err := m.publish(ctx, e, c.Layer); err != nil {
+		for attempt := 1; ; attempt++ {
+			err = m.publish(ctx, e, c.Layer)
+			if err == nil || ctx.Err() != nil {
+				break
+			}
+			if attempt == publishAttempts {
+				// The memo is an optimisation: the image push uploads
+				// the layer itself.
+				if m.Warn != nil {
+					m.Warn(fmt.Sprintf("layer %s: not recorded in the memo at %s (%d attempts): %v", e.Blob.Digest, target, attempt, err))
+				}
+				return c.Layer, nil
+			}
+			select {
+			case <-time.After(time.Duration(attempt) * 250 * time.Millisecond):
+			case <-ctx.Done():
+			}
+		}
+		if err != nil {
 			return nil, fmt.Errorf("writing the memo of layer %s to %s: %w", e.Blob.Digest, target, err)
 		}
 	} else if err := remote.WriteLayer(target, c.Layer, m.ro.RemoteOptions(ctx)...); err != nil {

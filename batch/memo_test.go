@@ -290,3 +290,52 @@ func TestMemoCacheRepoOnAnotherRegistry(t *testing.T) {
 		t.Errorf("a second image on the destination registry: hit %v, err %v", ok, err)
 	}
 }
+
+func TestMemoWriteRefusedFallsBackToThePush(t *testing.T) {
+	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	var refused atomic.Int64
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/cache/manifests/") {
+			// What distribution 2.8 answers while another process
+			// commits the same blobs.
+			refused.Add(1)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			io.WriteString(w, `{"errors":[{"code":"DIGEST_INVALID","message":"provided digest did not match uploaded content"}]}`)
+			return
+		}
+		reg.ServeHTTP(w, r)
+	}))
+	t.Cleanup(s.Close)
+	host := strings.TrimPrefix(s.URL, "http://")
+	m, err := NewMemo(t.TempDir(), host+"/cache", imageref.Options{Insecure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var warnings []string
+	m.Warn = func(msg string) { warnings = append(warnings, msg) }
+	c := outputLayer(t, "refused")
+	view := m.For(repo(t, host+"/app"))
+	ctx := context.Background()
+	if _, ok, err := view.Lookup(ctx, "k1"); ok || err != nil {
+		t.Fatalf("Lookup of a new key = %v, %v", ok, err)
+	}
+	got, err := view.Store(ctx, "k1", c)
+	if err != nil {
+		t.Fatalf("Store failed although the memo is only an optimisation: %v", err)
+	}
+	if got != c.Layer {
+		t.Errorf("Store returned %T, want the computed layer itself", got)
+	}
+	if n := refused.Load(); n != publishAttempts {
+		t.Errorf("memo manifest written %d times, want %d", n, publishAttempts)
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "DIGEST_INVALID") {
+		t.Errorf("warnings = %q, want one naming the registry's answer", warnings)
+	}
+	// Nothing was recorded: the next lookup computes the layer again.
+	if _, ok, err := view.Lookup(ctx, "k1"); ok || err != nil {
+		t.Errorf("Lookup after a refused write = %v, %v; want a miss", ok, err)
+	}
+	view.Abandon("k1")
+}

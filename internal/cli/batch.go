@@ -200,6 +200,7 @@ func (o *batchOptions) run(cmd *cobra.Command, planArg string) error {
 	}
 
 	stderr := &syncWriter{w: cmd.ErrOrStderr()}
+	memo.Warn = func(msg string) { fmt.Fprintf(stderr, "warning: %s\n", msg) }
 	where := ""
 	if shard.Count > 1 {
 		where = fmt.Sprintf(" (shard %s of a plan of %d)", shard, total)
