@@ -248,6 +248,10 @@ func (l *spooledLayer) DiffID() (v1.Hash, error)            { return l.diffID, n
 func (l *spooledLayer) Size() (int64, error)                { return l.size, nil }
 func (l *spooledLayer) MediaType() (types.MediaType, error) { return l.mediaType, nil }
 func (l *spooledLayer) Compressed() (io.ReadCloser, error)  { return os.Open(l.path) }
+
+// LocalFile is the temporary file that holds the layer until Result.Close:
+// a writer on the same file system may link it rather than copy it.
+func (l *spooledLayer) LocalFile() string { return l.path }
 func (l *spooledLayer) Uncompressed() (io.ReadCloser, error) {
 	f, err := os.Open(l.path)
 	if err != nil {
@@ -290,3 +294,11 @@ type typedLayer struct {
 }
 
 func (l *typedLayer) MediaType() (types.MediaType, error) { return l.mediaType, nil }
+
+// LocalFile is the wrapped layer's, if it has one.
+func (l *typedLayer) LocalFile() string {
+	if f, ok := l.Layer.(interface{ LocalFile() string }); ok {
+		return f.LocalFile()
+	}
+	return ""
+}

@@ -163,6 +163,13 @@ func (w *layoutWriter) writeImage(img v1.Image) error {
 			if err != nil {
 				return err
 			}
+			if f, ok := l.(LocalFiler); ok {
+				if done, err := w.linkBlob(d, size, f.LocalFile()); err != nil {
+					return fmt.Errorf("writing layer %s: %w", d, err)
+				} else if done {
+					return nil
+				}
+			}
 			if err := w.writeBlob(d, size, l.Compressed); err != nil {
 				return fmt.Errorf("writing layer %s: %w", d, err)
 			}
@@ -343,6 +350,57 @@ func (w *layoutWriter) writeBlob(h v1.Hash, size int64, open func() (io.ReadClos
 		return os.Rename(tmp, final)
 	}
 	return err
+}
+
+// LocalFiler is a layer whose compressed bytes are a file on this machine
+// that its digest was computed from as it was written (a rewrite's
+// temporary output file). Writing it into an OCI layout on the same file
+// system links that file instead of copying and hashing it again.
+type LocalFiler interface {
+	// LocalFile is the file's path, or "" when there is none.
+	LocalFile() string
+}
+
+// linkBlob puts the file src in the layout as blob h by a hard link, the way
+// writeBlob does with a copy. done is false, with no error, when it cannot
+// (no file, another file system, links unsupported): the caller copies.
+func (w *layoutWriter) linkBlob(h v1.Hash, size int64, src string) (done bool, err error) {
+	if src == "" || h.Algorithm == "" || h.Hex == "" || strings.ContainsAny(h.Algorithm+h.Hex, `/\.`) {
+		return false, nil
+	}
+	if fi, err := os.Stat(src); err != nil || !fi.Mode().IsRegular() || (size >= 0 && fi.Size() != size) {
+		return false, nil
+	}
+	final := w.blobPath(h)
+	if _, err := os.Lstat(final); err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return false, nil // writeBlob checks what is there
+	}
+	dir := filepath.Dir(final)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return false, err
+	}
+	tmp := filepath.Join(dir, fmt.Sprintf("%s%s-%d%s", tempPrefix, h.Hex[:min(16, len(h.Hex))], time.Now().UnixNano(), tempSuffix))
+	if err := os.Link(src, tmp); err != nil {
+		return false, nil
+	}
+	defer os.Remove(tmp)
+	f, err := os.Open(tmp)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	if err := f.Chmod(0o644); err != nil {
+		return false, err
+	}
+	if err := f.Sync(); err != nil {
+		return false, err
+	}
+	switch err := os.Link(tmp, final); {
+	case err == nil, errors.Is(err, fs.ErrExist):
+		return true, nil
+	default:
+		return false, nil
+	}
 }
 
 // setIndexEntry replaces the entries of index.json that match with desc,

@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -13,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -271,4 +274,74 @@ func TestOCIResumesKilledCreation(t *testing.T) {
 	if _, err := WriteImage(ctx, mustParse(t, "oci:"+other), img, Options{}); err == nil || !strings.Contains(err.Error(), "neither empty nor an OCI image layout") {
 		t.Errorf("write into a foreign directory: %v", err)
 	}
+}
+
+// fileLayer is a layer whose bytes are also a local file (as a rewrite's
+// output is until Result.Close).
+type fileLayer struct {
+	v1.Layer
+	path string
+}
+
+func (l fileLayer) LocalFile() string { return l.path }
+
+// TestOCILinksLocalFiles: a layer held in a local file is linked into the
+// layout, not copied; one whose file is gone is copied as any other.
+func TestOCILinksLocalFiles(t *testing.T) {
+	ctx := context.Background()
+	spool, dir := t.TempDir(), t.TempDir()
+	layers, err := randomImage(t, 7).Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wrapped []v1.Layer
+	var files []string
+	for i, l := range layers {
+		rc, err := l.Compressed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(rc)
+		rc.Close()
+		p := filepath.Join(spool, fmt.Sprintf("layer-%d", i))
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, p)
+		if i == 2 {
+			p = filepath.Join(spool, "gone") // falls back to a copy
+		}
+		wrapped = append(wrapped, fileLayer{Layer: l, path: p})
+	}
+	img, err := mutate.AppendLayers(empty.Image, wrapped...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := WriteImage(ctx, mustParse(t, "oci:"+dir+":out"), img, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	checkLayout(t, dir)
+	for i, l := range layers {
+		d, _ := l.Digest()
+		blob := filepath.Join(dir, "blobs", d.Algorithm, d.Hex)
+		bi, err := os.Stat(blob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		si, err := os.Stat(files[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if linked := os.SameFile(bi, si); linked != (i != 2) {
+			t.Errorf("layer %d: linked = %v, want %v", i, linked, i != 2)
+		}
+		if bi.Mode().Perm() != 0o644 {
+			t.Errorf("layer %d: blob mode %v, want 0644", i, bi.Mode().Perm())
+		}
+	}
+	// The spool file going away leaves the layout whole.
+	for _, f := range files {
+		os.Remove(f)
+	}
+	checkLayout(t, dir)
 }
