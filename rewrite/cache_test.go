@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -297,62 +295,5 @@ func TestDescribeMatchesAnnotation(t *testing.T) {
 	}
 	if got := m.Annotations["dev.layerslim.options"]; got != want {
 		t.Errorf("annotation %q, Describe %q", got, want)
-	}
-}
-
-func TestLayerDoneSeesEachOutputOnceBeforeTheEnd(t *testing.T) {
-	ctx := context.Background()
-	shared := gzipLayer(t, tarOf(t, 90, 10))
-	idx := dockerIndex(t, map[string]v1.Image{
-		"amd64": dockerImage(t, "amd64", shared, gzipLayer(t, tarOf(t, 91, 3))),
-		"arm64": dockerImage(t, "arm64", shared, gzipLayer(t, tarOf(t, 92, 3))),
-	}, "amd64", "arm64")
-	var mu sync.Mutex
-	seen := map[v1.Hash]int{}
-	res, err := rewrite.Index(ctx, idx, rewrite.WithTempDir(t.TempDir()), rewrite.WithLayerDone(func(_ context.Context, l v1.Layer) error {
-		d, err := l.Digest()
-		if err != nil {
-			return err
-		}
-		rc, err := l.Compressed() // readable when handed over
-		if err != nil {
-			return err
-		}
-		defer rc.Close()
-		mu.Lock()
-		seen[d]++
-		mu.Unlock()
-		return nil
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Close()
-	want := map[v1.Hash]int{}
-	for _, ir := range res.Report.Images {
-		for _, lr := range ir.Layers {
-			want[lr.Output.Digest] = 1
-		}
-	}
-	if len(want) != 3 {
-		t.Fatalf("%d distinct output layers, want 3", len(want))
-	}
-	if fmt.Sprint(seen) != fmt.Sprint(want) {
-		t.Errorf("layers handed over: %v, want each output once: %v", seen, want)
-	}
-
-	// Layers used as they are are the source's: not handed over. A
-	// failing callback fails the run.
-	again, err := rewrite.Index(ctx, idx, rewrite.WithTempDir(t.TempDir()), rewrite.WithCompression("gzip", 0),
-		rewrite.WithLayerDone(func(context.Context, v1.Layer) error { return errors.New("should not be called") }))
-	if err != nil {
-		t.Errorf("gzip to gzip (every layer reused): %v", err)
-	} else {
-		again.Close()
-	}
-	_, err = rewrite.Index(ctx, idx, rewrite.WithTempDir(t.TempDir()),
-		rewrite.WithLayerDone(func(context.Context, v1.Layer) error { return errors.New("registry refused") }))
-	if err == nil || !strings.Contains(err.Error(), "registry refused") {
-		t.Errorf("a failing callback gave %v", err)
 	}
 }

@@ -454,7 +454,7 @@ func (r *run) process(ctx context.Context) error {
 					return fmt.Errorf("%s: %w", where, err)
 				}
 				if hit {
-					return r.done(ctx, t, where)
+					return nil
 				}
 				owned = own
 			}
@@ -481,22 +481,10 @@ func (r *run) process(ctx context.Context) error {
 					return fmt.Errorf("%s: %w", where, err)
 				}
 			}
-			return r.done(ctx, t, where)
+			return nil
 		})
 	}
 	return g.Wait()
-}
-
-// done hands t's output to the WithLayerDone callback.
-func (r *run) done(ctx context.Context, t *layerTask, where string) error {
-	rep := t.out.report
-	if r.o.layerDone == nil || rep.Action == Reused || rep.Empty || t.out.layer == nil {
-		return nil
-	}
-	if err := r.o.layerDone(ctx, t.out.layer); err != nil {
-		return fmt.Errorf("%s: output %s: %w", where, rep.Output.Digest, err)
-	}
-	return nil
 }
 
 func (r *run) spools() []*spooledLayer {

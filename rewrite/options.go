@@ -1,7 +1,6 @@
 package rewrite
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -40,7 +39,6 @@ type options struct {
 	baseFinder  BaseFinder
 	optionText  []string // what changes the output, for the provenance annotation
 	cache       LayerCache
-	layerDone   func(context.Context, v1.Layer) error
 }
 
 func makeOptions(opts ...Option) (*options, error) {
@@ -263,14 +261,4 @@ func (o *options) checkSpool(size int64) error {
 func (o *options) layerReader(r io.Reader) io.Reader {
 	n := o.maxLayer()
 	return limit.Reader(r, n, limit.Layer(n))
-}
-
-// WithLayerDone calls f with each output layer as soon as it is ready, while
-// the other layers are still being processed: a caller can upload it to the
-// destination then, so that writing the image at the end finds its blobs
-// there. Layers used as they are (the source's own blobs) and layers left
-// empty are not passed. f is called from many goroutines; an error fails
-// the run.
-func WithLayerDone(f func(ctx context.Context, l v1.Layer) error) Option {
-	return func(o *options) error { o.layerDone = f; return nil }
 }

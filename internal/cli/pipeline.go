@@ -3,12 +3,10 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -181,20 +179,6 @@ func (r *jobResult) hasDebug() bool { return r.res.DebugImage != nil || r.res.De
 // dst, with ro. rewritten, if not nil, is called once the rewrite is done.
 func (j *job) execute(ctx context.Context, source *imageref.Source, dst, dbgRef imageref.Ref, ro imageref.Options, opts []rewrite.Option, rewritten func()) (*jobResult, error) {
 	src, o := source.Ref, j.o
-	var uploads uploadErr
-	if !j.dryRun && j.verify == nil && dst.Kind == imageref.Registry {
-		// Each layer is uploaded as soon as it is ready, while the others
-		// are still being rewritten; the image written at the end finds
-		// its blobs there. (Not with --verify: nothing is written before
-		// the output is verified.)
-		opts = append(opts[:len(opts):len(opts)], rewrite.WithLayerDone(func(ctx context.Context, l v1.Layer) error {
-			err := imageref.WriteLayer(ctx, dst, l, ro)
-			if err != nil {
-				uploads.fail(err)
-			}
-			return err
-		}))
-	}
 	var res *rewrite.Result
 	var err error
 	switch {
@@ -213,10 +197,6 @@ func (j *job) execute(ctx context.Context, source *imageref.Source, dst, dbgRef 
 		res, err = rewrite.Image(ctx, source.Image, opts...)
 	}
 	if err != nil {
-		if up := uploads.get(); up != nil && errors.Is(err, up) {
-			// An upload failed, not the rewrite: say where it went.
-			return nil, fmt.Errorf("writing %s: %w", dst, err)
-		}
 		return nil, fmt.Errorf("rewriting %s: %w", src, err)
 	}
 	out := &jobResult{res: res, written: res.Report.OutputDigest}
@@ -305,25 +285,4 @@ func debugRef(dst imageref.Ref, to, suffix string, insecure bool) (imageref.Ref,
 		}
 	}
 	return r, nil
-}
-
-// uploadErr keeps the first error of the uploads made while layers are
-// still being rewritten.
-type uploadErr struct {
-	mu  sync.Mutex
-	err error
-}
-
-func (u *uploadErr) fail(err error) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if u.err == nil {
-		u.err = err
-	}
-}
-
-func (u *uploadErr) get() error {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.err
 }

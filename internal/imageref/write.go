@@ -69,25 +69,6 @@ func WriteIndex(ctx context.Context, ref Ref, idx v1.ImageIndex, o Options) (v1.
 	return h, nil
 }
 
-// WriteLayer uploads l's blob to the repository of ref ahead of the image
-// that will hold it, so that WriteImage or WriteIndex, called later, finds
-// it there. It does so for registry references only (elsewhere it does
-// nothing): a blob without a manifest is invisible in a registry, and the
-// next run reuses it.
-func WriteLayer(ctx context.Context, ref Ref, l v1.Layer, o Options) error {
-	if ref.Kind != Registry {
-		return nil
-	}
-	n, err := o.registryName(ref)
-	if err != nil {
-		return err
-	}
-	if err := remote.WriteLayer(n.Context(), l, o.RemoteOptions(ctx)...); err != nil {
-		return o.registryError(ctx, n.Context(), o.retryPolicy().attemptsNote(err))
-	}
-	return nil
-}
-
 // written is what WriteImage or WriteIndex writes: an image or an index.
 type written interface {
 	manifest() remote.Taggable
