@@ -43,18 +43,6 @@ func sigMemRepos(t *testing.T) func(testing.TB) string {
 	return func(t testing.TB) string { return fmt.Sprintf("%s/signed/app%d", host, sigRepoIDs.Add(1)) }
 }
 
-func sigPush(t *testing.T, img v1.Image, ref string) v1.Descriptor {
-	t.Helper()
-	r, err := name.ParseReference(ref, name.Insecure)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(r, img); err != nil {
-		t.Fatalf("pushing %s: %v", ref, err)
-	}
-	return sigDesc(t, img)
-}
-
 func sigDesc(t *testing.T, m partial.Describable) v1.Descriptor {
 	t.Helper()
 	d, err := partial.Descriptor(m)
@@ -62,15 +50,6 @@ func sigDesc(t *testing.T, m partial.Describable) v1.Descriptor {
 		t.Fatal(err)
 	}
 	return v1.Descriptor{MediaType: d.MediaType, Size: d.Size, Digest: d.Digest}
-}
-
-func sigPushArtifact(t *testing.T, img v1.Image, repo string) v1.Descriptor {
-	t.Helper()
-	h, err := img.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sigPush(t, img, repo+"@"+h.String())
 }
 
 // exists reports whether ref names a manifest in the registry.
@@ -95,9 +74,9 @@ func sigSource(t *testing.T, newRepo func(testing.TB) string) (string, v1.Hash) 
 	img := testenv.GzipImage(t, testenv.Platform(t, "linux/amd64"),
 		testenv.TarLayer(t, []testenv.File{testenv.Dir("etc"), testenv.Reg("etc/app.conf", "x=1\n")}),
 		testenv.TarLayer(t, []testenv.File{testenv.Dir("usr"), testenv.Dir("usr/share"), testenv.Dir("usr/share/doc"), testenv.Reg("usr/share/doc/README", strings.Repeat("docs\n", 200))}))
-	src := sigPush(t, img, repo+":v1")
-	sigPush(t, testenv.CosignSignature(t, repo, src.Digest), repo+":"+signed.CosignTag(src.Digest, ".sig"))
-	sigPushArtifact(t, testenv.SBOMReferrer(t, src, sigSBOMDoc), repo)
+	src := testenv.PushArtifact(t, img, repo+":v1")
+	testenv.PushArtifact(t, testenv.CosignSignature(t, repo, src.Digest), repo+":"+signed.CosignTag(src.Digest, ".sig"))
+	testenv.PushArtifactByDigest(t, testenv.SBOMReferrer(t, src, sigSBOMDoc), repo)
 	return repo, src.Digest
 }
 
@@ -270,7 +249,7 @@ func testRewriteSignedIndex(t *testing.T, newRepo func(testing.TB) string) {
 		t.Fatal(err)
 	}
 	old := sigDesc(t, idx).Digest
-	sigPush(t, testenv.CosignSignature(t, repo, old), repo+":"+signed.CosignTag(old, ".sig"))
+	testenv.PushArtifact(t, testenv.CosignSignature(t, repo, old), repo+":"+signed.CosignTag(old, ".sig"))
 
 	_, stderr, code := run(t, "recompress", repo+":multi", repo+":fail", "--progress", "none", "--signed=fail")
 	if code != 1 || sigExists(t, repo+":fail") {
@@ -306,8 +285,8 @@ func testRewriteSignedIndex(t *testing.T, newRepo func(testing.TB) string) {
 func TestRewriteSBOMOnly(t *testing.T) {
 	repo := sigMemRepos(t)(t)
 	img := testenv.GzipImage(t, testenv.Platform(t, "linux/amd64"), testenv.TarLayer(t, []testenv.File{testenv.Reg("a", "a")}))
-	src := sigPush(t, img, repo+":v1")
-	sigPushArtifact(t, testenv.SBOMReferrer(t, src, sigSBOMDoc), repo)
+	src := testenv.PushArtifact(t, img, repo+":v1")
+	testenv.PushArtifactByDigest(t, testenv.SBOMReferrer(t, src, sigSBOMDoc), repo)
 	stdout, stderr, code := run(t, "recompress", repo+":v1", repo+":zstd", "--progress", "none", "--signed=fail")
 	if code != 0 || strings.TrimSpace(stdout) == "" {
 		t.Fatalf("exit %d\n%s", code, stderr)

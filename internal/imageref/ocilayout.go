@@ -163,14 +163,7 @@ func (w *layoutWriter) writeImage(img v1.Image) error {
 			if err != nil {
 				return err
 			}
-			if f, ok := l.(LocalFiler); ok {
-				if done, err := w.linkBlob(d, size, f.LocalFile()); err != nil {
-					return fmt.Errorf("writing layer %s: %w", d, err)
-				} else if done {
-					return nil
-				}
-			}
-			if err := w.writeBlob(d, size, l.Compressed); err != nil {
+			if err := w.writeLayer(l, d, size); err != nil {
 				return fmt.Errorf("writing layer %s: %w", d, err)
 			}
 			return nil
@@ -288,7 +281,7 @@ func (w *layoutWriter) blobPath(h v1.Hash) string {
 // writeBlob puts the blob h of size bytes (size < 0: unknown) in the layout,
 // unless it is there already.
 func (w *layoutWriter) writeBlob(h v1.Hash, size int64, open func() (io.ReadCloser, error)) error {
-	if h.Algorithm == "" || h.Hex == "" || strings.ContainsAny(h.Algorithm+h.Hex, `/\.`) {
+	if !safeDigest(h) {
 		return fmt.Errorf("bad digest %q", h)
 	}
 	final := w.blobPath(h)
@@ -352,6 +345,22 @@ func (w *layoutWriter) writeBlob(h v1.Hash, size int64, open func() (io.ReadClos
 	return err
 }
 
+// safeDigest reports whether h can name a file under blobs/ (no path
+// separators or dots from a hostile manifest).
+func safeDigest(h v1.Hash) bool {
+	return h.Algorithm != "" && h.Hex != "" && !strings.ContainsAny(h.Algorithm+h.Hex, `/\.`)
+}
+
+// writeLayer writes l's blob, linking its local file where it has one.
+func (w *layoutWriter) writeLayer(l v1.Layer, d v1.Hash, size int64) error {
+	if f, ok := l.(LocalFiler); ok {
+		if done, err := w.linkBlob(d, size, f.LocalFile()); err != nil || done {
+			return err
+		}
+	}
+	return w.writeBlob(d, size, l.Compressed)
+}
+
 // LocalFiler is a layer whose compressed bytes are a file on this machine
 // that its digest was computed from as it was written (a rewrite's
 // temporary output file). Writing it into an OCI layout on the same file
@@ -365,7 +374,7 @@ type LocalFiler interface {
 // writeBlob does with a copy. done is false, with no error, when it cannot
 // (no file, another file system, links unsupported): the caller copies.
 func (w *layoutWriter) linkBlob(h v1.Hash, size int64, src string) (done bool, err error) {
-	if src == "" || h.Algorithm == "" || h.Hex == "" || strings.ContainsAny(h.Algorithm+h.Hex, `/\.`) {
+	if src == "" || !safeDigest(h) {
 		return false, nil
 	}
 	if fi, err := os.Stat(src); err != nil || !fi.Mode().IsRegular() || (size >= 0 && fi.Size() != size) {

@@ -30,31 +30,6 @@ func memRegistry(t *testing.T, referrers bool) string {
 	return strings.TrimPrefix(s.URL, "http://")
 }
 
-func push(t *testing.T, img v1.Image, ref string) v1.Descriptor {
-	t.Helper()
-	r, err := name.ParseReference(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(r, img); err != nil {
-		t.Fatalf("pushing %s: %v", ref, err)
-	}
-	d, err := partial.Descriptor(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v1.Descriptor{MediaType: d.MediaType, Size: d.Size, Digest: d.Digest}
-}
-
-func pushByDigest(t *testing.T, img v1.Image, repo string) v1.Descriptor {
-	t.Helper()
-	h, err := img.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return push(t, img, repo+"@"+h.String())
-}
-
 func ref(t *testing.T, s string) imageref.Ref {
 	t.Helper()
 	r, err := imageref.Parse(s, false)
@@ -114,10 +89,10 @@ func TestParsePolicy(t *testing.T) {
 func signedRepo(t *testing.T, host string) (string, v1.Descriptor, v1.Descriptor) {
 	t.Helper()
 	repo := host + "/app"
-	src := push(t, sourceImage(t, "v1"), repo+":v1")
-	sig := push(t, testenv.CosignSignature(t, repo, src.Digest), repo+":"+signed.CosignTag(src.Digest, ".sig"))
+	src := testenv.PushArtifact(t, sourceImage(t, "v1"), repo+":v1")
+	sig := testenv.PushArtifact(t, testenv.CosignSignature(t, repo, src.Digest), repo+":"+signed.CosignTag(src.Digest, ".sig"))
 	_ = sig
-	sbom := pushByDigest(t, testenv.SBOMReferrer(t, src, spdxDoc), repo)
+	sbom := testenv.PushArtifactByDigest(t, testenv.SBOMReferrer(t, src, spdxDoc), repo)
 	return repo, src, sbom
 }
 
@@ -129,7 +104,7 @@ func TestFindRegistry(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			repo, src, sbom := signedRepo(t, memRegistry(t, api))
-			unsigned := push(t, sourceImage(t, "other"), repo+":other")
+			unsigned := testenv.PushArtifact(t, sourceImage(t, "other"), repo+":other")
 			found, err := signed.Find(context.Background(), ref(t, repo+":v1"), imageref.Options{}, src.Digest, unsigned.Digest)
 			if err != nil {
 				t.Fatal(err)
@@ -158,7 +133,7 @@ func TestCopySBOMs(t *testing.T) {
 			repo, src, _ := signedRepo(t, host)
 			// A cosign .sbom tag too.
 			cosignSBOM := testenv.Artifact(t, testenv.ArtifactSpec{Layers: []testenv.ArtifactLayer{{MediaType: "text/spdx+json", Data: []byte(spdxDoc)}}})
-			push(t, cosignSBOM, repo+":"+signed.CosignTag(src.Digest, ".sbom"))
+			testenv.PushArtifact(t, cosignSBOM, repo+":"+signed.CosignTag(src.Digest, ".sbom"))
 
 			found, err := signed.Find(context.Background(), ref(t, repo+":v1"), imageref.Options{}, src.Digest)
 			if err != nil {
@@ -166,7 +141,7 @@ func TestCopySBOMs(t *testing.T) {
 			}
 			// The rewritten image, in another repository of the registry.
 			dstRepo := host + "/slim"
-			nd := push(t, sourceImage(t, "v1-slim"), dstRepo+":v1")
+			nd := testenv.PushArtifact(t, sourceImage(t, "v1-slim"), dstRepo+":v1")
 			n := signed.CopySBOMs(context.Background(), ref(t, repo+":v1"), ref(t, dstRepo+":v1"), imageref.Options{}, found, map[v1.Hash]v1.Descriptor{src.Digest: nd})
 			if n != 2 {
 				t.Fatalf("copied %d, want 2: %+v", n, found)

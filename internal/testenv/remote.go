@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
@@ -91,4 +92,29 @@ func RemoteIndex(t testing.TB, ref string) v1.ImageIndex {
 		t.Fatalf("testenv.RemoteIndex(%s): %v", ref, err)
 	}
 	return idx
+}
+
+// PushArtifact writes img (an image or an artifact manifest) to ref and
+// returns its descriptor: media type, size and digest, nothing else.
+func PushArtifact(t testing.TB, img v1.Image, ref string) v1.Descriptor {
+	t.Helper()
+	if err := remote.Write(ParseRef(t, ref), img, remoteOpts(t)...); err != nil {
+		t.Fatalf("testenv.PushArtifact(%s): %v", ref, err)
+	}
+	d, err := partial.Descriptor(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v1.Descriptor{MediaType: d.MediaType, Size: d.Size, Digest: d.Digest}
+}
+
+// PushArtifactByDigest writes img to repo by its digest (no tag), as
+// PushArtifact does.
+func PushArtifactByDigest(t testing.TB, img v1.Image, repo string) v1.Descriptor {
+	t.Helper()
+	h, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return PushArtifact(t, img, repo+"@"+h.String())
 }
