@@ -122,6 +122,13 @@ func newPlan(f *file, mode Mode, debugName string, withDebug bool) (*plan, error
 		p.reason = "section name table is allocated"
 	case p.info.Signed:
 		p.reason = "signed kernel module"
+	case f.dataEnd() < uint64(f.size):
+		p.reason = fmt.Sprintf("%d bytes after the ELF data (an appended payload: self-extracting program, AppImage, PyInstaller)", uint64(f.size)-f.dataEnd())
+	}
+	for i := 1; i < len(f.sects); i++ {
+		if s := &f.sects[i]; !s.alloc() && s.hasBytes() && s.size > 0 && isDebugName(s.name) {
+			p.info.HasDebug = true
+		}
 	}
 	if p.reason != "" {
 		return p, nil
@@ -344,11 +351,33 @@ func (p *plan) planSymtab(i int) error {
 		}
 		switch x.typ {
 		case uint32(stdelf.SHT_REL), uint32(stdelf.SHT_RELA):
-			if x.alloc() {
-				p.reason = "allocated relocations refer to .symtab"
-				return nil
-			}
 			res := f.relEntsize(x.typ)
+			if x.alloc() {
+				// Static programs for aarch64, arm, s390x and riscv64 link
+				// .rela.plt/.rela.dyn to .symtab, with symbol index 0
+				// (IRELATIVE). Their bytes are in a segment and cannot
+				// change, so every symbol they name must keep its index;
+				// then only their sh_link changes, as with binutils.
+				if x.size%res != 0 || !x.hasBytes() {
+					p.reason = "allocated relocations refer to .symtab"
+					return nil
+				}
+				moved := false
+				err := p.eachChunk(x.off, x.size, res, func(_ uint64, b []byte) {
+					sym := f.relSym(b)
+					if n, ok := p.mapSym(sym); !ok || n != sym {
+						moved = true
+					}
+				})
+				if err != nil {
+					return err
+				}
+				if moved {
+					p.reason = "allocated relocations refer to symbols of .symtab that would be renumbered"
+					return nil
+				}
+				continue
+			}
 			if x.size%res != 0 {
 				return formatErr(f.shoff+uint64(j)*f.shentsize, "relocation section size %d is not a multiple of %d", x.size, res)
 			}
@@ -633,7 +662,7 @@ func (p *plan) layoutStripped() error {
 			o.kind = kindShndx
 			h.size -= uint64(len(p.symDrop)) * 4
 			later = append(later, len(p.out))
-		case len(p.symDrop) > 0 && int(s.link) == p.symtab && (s.typ == uint32(stdelf.SHT_REL) || s.typ == uint32(stdelf.SHT_RELA)):
+		case len(p.symDrop) > 0 && int(s.link) == p.symtab && !s.alloc() && (s.typ == uint32(stdelf.SHT_REL) || s.typ == uint32(stdelf.SHT_RELA)):
 			o.kind = kindRel
 			later = append(later, len(p.out))
 		case s.typ == uint32(stdelf.SHT_GROUP) && !s.alloc():

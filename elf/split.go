@@ -22,7 +22,10 @@ type Info struct {
 	// non-allocated sections) where the mode removes them. Savings in
 	// section headers and padding are not counted. It is 0 when Split
 	// would leave the file unchanged.
-	DebugBytes   int64
+	DebugBytes int64
+	// HasDebug reports whether the file has non-allocated debug sections
+	// with contents (.debug_*, .zdebug_*, .stab, ...).
+	HasDebug     bool
 	KernelModule bool // ET_REL with a .modinfo section
 	Signed       bool // a kernel module ending with "~Module signature appended~\n"
 }
@@ -33,6 +36,12 @@ type Result struct {
 	StrippedSize int64
 	DebugSize    int64
 	Removed      []string // names of the removed sections, in section header order
+	// DebugCRC is the CRC32 of the debug file, as .gnu_debuglink carries it.
+	DebugCRC uint32
+	// DebugSections names the non-allocated sections that carry contents
+	// in the debug file (.shstrtab aside), sorted: what a debug file of
+	// one copy of a program has that another may lack.
+	DebugSections []string
 }
 
 // Inspect parses the ELF file in r and reports what Split would remove in
@@ -85,16 +94,62 @@ func Split(r io.ReaderAt, size int64, mode Mode, debugName string, stripped, deb
 	if err := p.writeStripped(stripped, crc); err != nil {
 		return nil, fmt.Errorf("writing stripped file: %w", err)
 	}
-	return p.result(), nil
+	res := p.result()
+	res.DebugCRC = crc
+	return res, nil
+}
+
+// SplitLinked is Split without the debug file: it writes the stripped file
+// only, its .gnu_debuglink naming debugName with the given CRC, that of a
+// debug file of the same build-id written by Split for another copy. The
+// Result's DebugSize and DebugCRC are those of the debug file Split would
+// have written.
+func SplitLinked(r io.ReaderAt, size int64, mode Mode, debugName string, crc uint32, stripped io.Writer) (*Result, error) {
+	if debugName == "" || strings.ContainsAny(debugName, "/\x00") {
+		return nil, fmt.Errorf("elf: debug file name %q is not a base name", debugName)
+	}
+	f, err := parse(r, size)
+	if err != nil {
+		return nil, err
+	}
+	p, err := newPlan(f, mode, debugName, true)
+	if err != nil {
+		return nil, err
+	}
+	if p.reason != "" {
+		return nil, unchanged(p.reason)
+	}
+	if err := p.writeStripped(stripped, crc); err != nil {
+		return nil, fmt.Errorf("writing stripped file: %w", err)
+	}
+	res := p.result()
+	res.DebugCRC = crc
+	return res, nil
 }
 
 func (p *plan) result() *Result {
 	return &Result{
-		Info:         p.info,
-		StrippedSize: int64(p.strippedSz),
-		DebugSize:    int64(p.dbgSize),
-		Removed:      p.removed,
+		Info:          p.info,
+		StrippedSize:  int64(p.strippedSz),
+		DebugSize:     int64(p.dbgSize),
+		Removed:       p.removed,
+		DebugSections: p.debugSections(),
 	}
+}
+
+// debugSections lists the non-allocated sections the debug file keeps
+// contents of, sorted.
+func (p *plan) debugSections() []string {
+	var out []string
+	for i := range p.dbg {
+		o := &p.dbg[i]
+		if i == 0 || i == p.f.shstrndx || o.kind != kindCopy || o.hdr.alloc() || o.hdr.size == 0 {
+			continue
+		}
+		out = append(out, p.f.sects[i].name)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // emitter writes an output file sequentially and tracks the position.

@@ -1,0 +1,46 @@
+package elf
+
+import (
+	"io"
+	"strings"
+
+	stdelf "debug/elf"
+)
+
+// DebugDir is where separate debug files live, as a clean relative path.
+const DebugDir = "usr/lib/debug"
+
+// IsDebugFile reports whether the ELF file in r, at clean relative path p,
+// is itself a separate debug file: any ELF file under usr/lib/debug (what
+// dbgsym packages install), or an executable or shared object shaped like
+// `objcopy --only-keep-debug` output (every allocated section that has a
+// size is SHT_NOBITS or a note). Such a file is never split: a rewrite
+// moves it whole to the debug image, and verify accepts its absence.
+func IsDebugFile(p string, r io.ReaderAt, size int64) bool {
+	var magic [4]byte
+	if size < 4 {
+		return false
+	}
+	if _, err := r.ReadAt(magic[:], 0); err != nil || string(magic[:]) != stdelf.ELFMAG {
+		return false
+	}
+	if strings.HasPrefix(p, DebugDir+"/") {
+		return true
+	}
+	f, err := parse(r, size)
+	if err != nil || (f.typ != uint16(stdelf.ET_EXEC) && f.typ != uint16(stdelf.ET_DYN)) {
+		return false
+	}
+	alloc := false
+	for i := 1; i < len(f.sects); i++ {
+		s := &f.sects[i]
+		if !s.alloc() || s.size == 0 {
+			continue
+		}
+		alloc = true
+		if s.typ != uint32(stdelf.SHT_NOBITS) && s.typ != uint32(stdelf.SHT_NOTE) {
+			return false
+		}
+	}
+	return alloc
+}
