@@ -2,6 +2,7 @@ package elf
 
 import (
 	"io"
+	"slices"
 	"strings"
 
 	stdelf "debug/elf"
@@ -43,4 +44,44 @@ func IsDebugFile(p string, r io.ReaderAt, size int64) bool {
 		}
 	}
 	return alloc
+}
+
+// DebugSections lists the non-allocated sections of the ELF file in r
+// that carry contents (the section name table aside), sorted: for a
+// separate debug file, what it holds. It is nil for input that is not
+// ELF or is malformed.
+func DebugSections(r io.ReaderAt, size int64) []string {
+	f, err := parse(r, size)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for i := 1; i < len(f.sects); i++ {
+		if s := &f.sects[i]; i != f.shstrndx && !s.alloc() && s.hasBytes() && s.size > 0 {
+			out = append(out, s.name)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// ArchiveHasDebug reports whether a member of the ar archive in r is an
+// ELF file with non-allocated debug sections.
+func ArchiveHasDebug(r io.ReaderAt, size int64) bool {
+	members, err := readArchive(r, size)
+	if err != nil {
+		return false
+	}
+	for _, m := range members {
+		f, err := parse(io.NewSectionReader(r, int64(m.dataOff), int64(m.size)), int64(m.size))
+		if err != nil {
+			continue
+		}
+		for i := 1; i < len(f.sects); i++ {
+			if s := &f.sects[i]; !s.alloc() && s.hasBytes() && s.size > 0 && isDebugName(s.name) {
+				return true
+			}
+		}
+	}
+	return false
 }

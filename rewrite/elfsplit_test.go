@@ -191,8 +191,13 @@ func TestSplitELFAndDebugImage(t *testing.T) {
 	if !ok {
 		t.Fatalf("no %s in the debug layer (has %v)", name, keys(debugFiles))
 	}
-	if _, ok := debugFiles["usr"]; ok {
-		t.Error("the debug layer replaces /usr's metadata")
+	// Every parent directory has an entry, with fixed metadata: a runtime
+	// would otherwise make them with the time of the pull.
+	for _, d := range []string{"usr", "usr/lib", "usr/lib/debug", "usr/lib/debug/.build-id", "usr/lib/debug/.build-id/" + info.BuildID[:2]} {
+		e, ok := debugFiles[d]
+		if !ok || e.hdr.Typeflag != tar.TypeDir || e.hdr.Mode != 0o755 || e.hdr.Uid != 0 || !e.hdr.ModTime.Equal(dbg.hdr.ModTime) {
+			t.Errorf("debug layer entry for %s: %v %+v", d, ok, e.hdr)
+		}
 	}
 	// The debuglink names the file and carries the CRC of the whole of it.
 	f, err := stdelf.NewFile(bytes.NewReader(hello.body))

@@ -67,6 +67,10 @@ func Image(ctx context.Context, img v1.Image, opts ...Option) (*Result, error) {
 		r.cleanup()
 		return nil, err
 	}
+	if err := r.consolidateDebug(ctx); err != nil {
+		r.cleanup()
+		return nil, err
+	}
 	out, dbg, ir, err := r.assemble(ctx, p)
 	r.closeDebug()
 	res.spools = r.spools()
@@ -139,6 +143,10 @@ func Index(ctx context.Context, idx v1.ImageIndex, opts ...Option) (*Result, err
 		r.cleanup()
 		return nil, err
 	}
+	if err := r.consolidateDebug(ctx); err != nil {
+		r.cleanup()
+		return nil, err
+	}
 	res := &Result{}
 	done := false
 	defer func() {
@@ -202,7 +210,12 @@ func Index(ctx context.Context, idx v1.ImageIndex, opts ...Option) (*Result, err
 	}
 	out.raw, out.desc = raw, desc
 	res.Index = out
-	if len(dbgDescs) > 0 {
+	if len(dbgDescs) > 0 && allSameAsSlim(rep.Images) {
+		// Nothing was split on any platform: the debug tag names the
+		// slim index itself.
+		res.DebugIndex = out
+		rep.DebugDigest = &desc.Digest
+	} else if len(dbgDescs) > 0 {
 		ann := manifest.Provenance(srcDigest, o.describe(), o.version)
 		ann[manifest.AnnotationDebugFor] = desc.Digest.String()
 		draw, ddesc, err := manifest.BuildIndex(manifest.Index{Source: im, Format: format, Manifests: dbgDescs, Annotations: ann})
@@ -271,6 +284,10 @@ type run struct {
 	order    []*layerTask    // single layers, in the order first seen
 	squashes []*layerTask    // merges: they wait for the base layers below them
 	extra    []*spooledLayer // debug layers
+	// chosen is the debug file shipped for each build-id debug file name,
+	// debugConflicts why, where copies disagreed (see consolidateDebug).
+	chosen         map[string]DebugFile
+	debugConflicts map[string]string
 }
 
 // squashKey names the merge of layers [from, n) of a stack: the result
@@ -601,14 +618,11 @@ func (r *run) assemble(ctx context.Context, p *imagePlan) (v1.Image, v1.Image, I
 	if r.o.strip == elf.None || !r.o.debugImage {
 		return img, nil, ir, nil
 	}
-	var files []DebugFile
-	for _, t := range p.layers {
-		if t != nil {
-			files = append(files, t.out.debug...)
-		}
-	}
-	if p.squash != nil {
-		files = append(files, p.squash.out.debug...)
+	files, conflicts := r.debugFiles(p)
+	if len(files) == 0 {
+		// Nothing to split: the debug tag names the slim image itself.
+		ir.Debug = &DebugReport{Digest: b.Descriptor.Digest, SameAsSlim: true}
+		return img, img, ir, nil
 	}
 	dl, err := r.debugLayer(ctx, files)
 	if err != nil {
@@ -625,12 +639,12 @@ func (r *run) assemble(ctx context.Context, p *imagePlan) (v1.Image, v1.Image, I
 		Source: b.ManifestObj, Config: b.Config, Format: format,
 		Layers: append(append([]v1.Descriptor(nil), descs...), dd), DiffIDs: append(append([]v1.Hash(nil), diffIDs...), dl.diffID),
 		Annotations:     ann,
-		AddLayerHistory: fmt.Sprintf("layerslim: debug files of %d ELF files under /%s", len(files), DebugDir),
+		AddLayerHistory: fmt.Sprintf("layerslim: %d debug files under /%s", len(files), DebugDir),
 	})
 	if err != nil {
 		return nil, nil, ir, err
 	}
-	ir.Debug = &DebugReport{Digest: db.Descriptor.Digest, Files: len(files), Layer: Blob{Digest: dl.digest, Size: dl.size, MediaType: mt, Codec: r.o.codec, DiffID: dl.diffID}}
+	ir.Debug = &DebugReport{Digest: db.Descriptor.Digest, Files: len(files), Conflicts: conflicts, Layer: Blob{Digest: dl.digest, Size: dl.size, MediaType: mt, Codec: r.o.codec, DiffID: dl.diffID}}
 	return img, &builtImage{b: db, layers: append(append([]v1.Layer(nil), layers...), retype(dl, dl.mediaType, mt))}, ir, nil
 }
 

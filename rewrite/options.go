@@ -39,6 +39,8 @@ type options struct {
 	baseFinder  BaseFinder
 	optionText  []string // what changes the output, for the provenance annotation
 	cache       LayerCache
+	stripSkip   []string          // globs added to DefaultStripSkip
+	debugLinks  map[string]uint32 // see splitConfig.links
 }
 
 func makeOptions(opts ...Option) (*options, error) {
@@ -208,7 +210,7 @@ func (o *options) chain(rec Recorder, paths map[string]bool, debug func(DebugFil
 		fs = append(fs, o.filter(rec))
 	}
 	if o.strip != elf.None {
-		fs = append(fs, splitELF(o.strip, o.tempDir, o.maxSpool(), rec, debug))
+		fs = append(fs, splitELF(o.splitConfig(), rec, debug))
 	}
 	if paths != nil {
 		fs = append(fs, recordPaths(paths))

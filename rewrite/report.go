@@ -152,8 +152,16 @@ func (nopReporter) Report(Event) {}
 // DebugReport describes a debug image.
 type DebugReport struct {
 	Digest v1.Hash `json:"digest"`
-	Files  int     `json:"files"`
-	Layer  Blob    `json:"layer"`
+	// Files is the number of files in the debug layer: one per build-id
+	// (copies of one program share it), one per path for files without.
+	Files int  `json:"files"`
+	Layer Blob `json:"layer"`
+	// SameAsSlim is set when nothing was split: the debug image is the
+	// slim image itself (Digest is the slim manifest's), with no layer.
+	SameAsSlim bool `json:"sameAsSlim,omitempty"`
+	// Conflicts names the build-ids whose copies held different debug
+	// sections, none of them all, and which copy was shipped.
+	Conflicts []string `json:"conflicts,omitempty"`
 }
 
 // blobJSON is Blob on the wire: a digest that is not known is left out
