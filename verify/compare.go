@@ -37,6 +37,9 @@ func compareTrees(st, dt *tree, dropped func(string, bool) (string, bool)) (int,
 					diff.Verdict, diff.Reason = Dropped, reason
 				}
 			}
+			if s.debugFile && diff.Verdict == Violation {
+				diff.Verdict, diff.Reason = Dropped, "separate debug file, moved to the debug image"
+			}
 			diffs = append(diffs, diff)
 		case s == nil:
 			diffs = append(diffs, Difference{Path: p, What: WhatAdded, Source: "(missing)", Output: describe(d), Verdict: Violation, Reason: "not in SRC"})

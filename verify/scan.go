@@ -16,6 +16,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/layerslim/layerslim/compress"
+	"github.com/layerslim/layerslim/elf"
 	"github.com/layerslim/layerslim/internal/blob"
 	"github.com/layerslim/layerslim/internal/layerfs"
 	"github.com/layerslim/layerslim/internal/limit"
@@ -40,6 +41,7 @@ type node struct {
 	sum          [sha256.Size]byte  // content of a regular file
 	elf          *[sha256.Size]byte // the part of an ELF file stripping must keep; nil if not ELF or not checkable
 	inode        int                // hardlink group within one tree; 0 when never linked
+	debugFile    bool               // a separate debug file (elf.IsDebugFile), which a rewrite moves to the debug image
 }
 
 // op is what a layer entry does to the tree.
@@ -176,7 +178,7 @@ func readEntry(tr io.Reader, h *tar.Header, o Options) (record, error) {
 	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse, tar.TypeCont:
 		n.typ = tar.TypeReg
 		var err error
-		if n.size, n.sum, n.elf, err = readBody(tr, h.Size, o); err != nil {
+		if n.size, n.sum, n.elf, n.debugFile, err = readBody(tr, name, h.Size, o); err != nil {
 			return record{}, err
 		}
 	}
@@ -186,29 +188,29 @@ func readEntry(tr io.Reader, h *tar.Header, o Options) (record, error) {
 // readBody hashes a file body as it streams. An ELF file is spooled to a
 // temporary file, removed before readBody returns, to digest its loadable
 // segments.
-func readBody(r io.Reader, hdrSize int64, o Options) (size int64, sum [sha256.Size]byte, elfSum *[sha256.Size]byte, err error) {
+func readBody(r io.Reader, name string, hdrSize int64, o Options) (size int64, sum [sha256.Size]byte, elfSum *[sha256.Size]byte, debugFile bool, err error) {
 	var head [4]byte
 	n, err := io.ReadFull(r, head[:])
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
-		return 0, sum, nil, err
+		return 0, sum, nil, false, err
 	}
 	h := sha256.New()
 	h.Write(head[:n])
 	if n < len(head) || !bytes.Equal(head[:], elfMagic) {
 		m, err := io.Copy(h, r)
 		if err != nil {
-			return 0, sum, nil, err
+			return 0, sum, nil, false, err
 		}
 		h.Sum(sum[:0])
-		return int64(n) + m, sum, nil, nil
+		return int64(n) + m, sum, nil, false, nil
 	}
 
 	if o.MaxSpool > 0 && hdrSize > o.MaxSpool {
-		return 0, sum, nil, limit.Spool(hdrSize, o.MaxSpool)
+		return 0, sum, nil, false, limit.Spool(hdrSize, o.MaxSpool)
 	}
 	f, err := os.CreateTemp(o.TempDir, "layerslim-verify-*.elf")
 	if err != nil {
-		return 0, sum, nil, fmt.Errorf("spooling ELF file: %w", err)
+		return 0, sum, nil, false, fmt.Errorf("spooling ELF file: %w", err)
 	}
 	defer func() {
 		f.Close()
@@ -216,14 +218,14 @@ func readBody(r io.Reader, hdrSize int64, o Options) (size int64, sum [sha256.Si
 	}()
 	size, err = io.Copy(io.MultiWriter(f, h), io.MultiReader(bytes.NewReader(head[:]), r))
 	if err != nil {
-		return 0, sum, nil, err
+		return 0, sum, nil, false, err
 	}
 	h.Sum(sum[:0])
 	elfSum, err = elfDigest(f, size)
 	if err != nil {
-		return 0, sum, nil, fmt.Errorf("reading spooled ELF file: %w", err)
+		return 0, sum, nil, false, fmt.Errorf("reading spooled ELF file: %w", err)
 	}
-	return size, sum, elfSum, nil
+	return size, sum, elfSum, elf.IsDebugFile(name, f, size), nil
 }
 
 // hashReader hashes what is read through it and stops when ctx is done.

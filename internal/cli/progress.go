@@ -107,6 +107,7 @@ func printSummary(w io.Writer, r rewrite.Report) {
 	fmt.Fprintln(tw, "PLATFORM\tLAYER\tACTION\tCODEC\tSOURCE\tOUTPUT\tDROPPED\tSTRIPPED\tTIME")
 	layers, dropped, stripped := 0, 0, 0
 	var droppedBytes, strippedBytes int64
+	moved, keptDebug := 0, 0
 	for _, img := range r.Images {
 		plat := img.Platform
 		if plat == "" {
@@ -133,9 +134,18 @@ func printSummary(w io.Writer, r rewrite.Report) {
 				case "dropped":
 					nd++
 					bd += c.Bytes
-				case "stripped":
+				case rewrite.ActionStripped:
 					ns++
 					bs += c.Bytes
+				case rewrite.ActionMovedDebug:
+					if !l.Shared {
+						moved++
+						strippedBytes += c.Bytes
+					}
+				case rewrite.ActionKeptDebug:
+					if !l.Shared {
+						keptDebug++
+					}
 				}
 			}
 			t := l.Duration.Round(time.Millisecond).String()
@@ -147,7 +157,9 @@ func printSummary(w io.Writer, r rewrite.Report) {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", plat, short(l.Source.Digest.String()), action, codec,
 				human(l.Source.Size), human(l.Output.Size), count(nd, bd), count(ns, bs), t)
 		}
-		if img.Debug != nil {
+		if img.Debug != nil && img.Debug.SameAsSlim {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", plat, "debug layer", "none: nothing split, the debug tag names the slim image", "-", "-", "-", "-", "-", "")
+		} else if img.Debug != nil {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", plat, "debug layer", fmt.Sprintf("%d files", img.Debug.Files), "→"+string(img.Debug.Layer.Codec), "-", human(img.Debug.Layer.Size), "-", "-", "")
 		}
 	}
@@ -166,7 +178,16 @@ func printSummary(w io.Writer, r rewrite.Report) {
 		fmt.Fprintf(w, "; %d file(s) dropped (%s)", dropped, human(droppedBytes))
 	}
 	if stripped > 0 {
-		fmt.Fprintf(w, "; %d ELF file(s) stripped (%s moved to the debug image)", stripped, human(strippedBytes))
+		fmt.Fprintf(w, "; %d ELF file(s) stripped", stripped)
+	}
+	if moved > 0 {
+		fmt.Fprintf(w, "; %d separate debug file(s) moved whole", moved)
+	}
+	if stripped > 0 || moved > 0 {
+		fmt.Fprintf(w, " (%s moved to the debug image)", human(strippedBytes))
+	}
+	if keptDebug > 0 {
+		fmt.Fprintf(w, "; %d ELF file(s) keep their debug sections (the report says why)", keptDebug)
 	}
 	fmt.Fprintf(w, "; %s\n", r.Duration.Round(time.Millisecond))
 }

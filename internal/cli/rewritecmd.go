@@ -48,6 +48,7 @@ type rewriteOptions struct {
 	base        string
 	dryRun      bool
 	strip       string
+	stripSkip   []string
 	debugSuffix string
 	debugTo     string
 	noDebug     bool
@@ -70,6 +71,9 @@ recompress (zstd by default):
               without a build-id), which gdb, perf and debuginfod find. Every
               loadable segment stays byte-identical; each stripped file gets a
               .gnu_debuglink. The debug image is written before DST.
+              Relocatable objects, static archives, files under **/testdata/**
+              or --strip-skip and programs with an appended payload stay as
+              they are; separate debug files move whole to the debug image.
   --drop      paths of caches and docs are dropped (presets below; directories
               themselves stay, licence and copyright files are kept)
   --squash    auto (default): the base image's layers stay separate layers, so
@@ -114,6 +118,7 @@ func (o *rewriteOptions) addFlags(cmd *cobra.Command) {
 	f.StringVar(&o.base, "base", "", "the base image (a reference) whose layers --squash=auto keeps")
 	f.BoolVar(&o.dryRun, "dry-run", false, "do everything but write DST; the report says what would change")
 	f.StringVar(&o.strip, "strip", "unneeded", "ELF debug split: unneeded (debug sections and .symtab), debug (debug sections only), all, or none")
+	f.StringArrayVar(&o.stripSkip, "strip-skip", nil, "leave the ELF files at paths matching this glob as they are (repeatable; **/testdata/** always is)")
 	f.StringVar(&o.debugSuffix, "debug-suffix", "-debug", "the debug image is DST with this suffix on its tag")
 	f.StringVar(&o.debugTo, "debug-to", "", "write the debug image here instead (a reference)")
 	f.BoolVar(&o.verify, "verify", false, "verify the output against SRC (as the verify command does) before writing it")
@@ -147,8 +152,12 @@ func (o *rewriteOptions) job(src, dst string, w io.Writer, ro imageref.Options) 
 	if err != nil {
 		return nil, &UsageError{Err: fmt.Errorf("--strip: %w", err)}
 	}
+	if _, err := rewrite.Describe(rewrite.WithStripSkip(o.stripSkip...)); err != nil {
+		return nil, &UsageError{Err: err}
+	}
 	extra := []rewrite.Option{
 		rewrite.WithStrip(strip),
+		rewrite.WithStripSkip(o.stripSkip...),
 		rewrite.WithSquash(mode),
 		rewrite.WithBaseFinder(newBaseFinder(baseRef, ro)),
 		rewrite.WithFilter(func(rec rewrite.Recorder) rewrite.Filter {
