@@ -51,7 +51,34 @@ func compareTrees(st, dt *tree, dropped func(string, bool) (string, bool)) (int,
 			}
 		}
 	}
+	acceptEmptiedDirs(diffs)
 	return len(keys), diffs
+}
+
+// acceptEmptiedDirs accepts a missing implicit directory (one no entry
+// described, made for paths below it) when everything below it is missing
+// and allowed to be: it goes with them, in any applier. Directories are
+// looked at deepest first, so a chain of them goes together.
+func acceptEmptiedDirs(diffs []Difference) {
+	for i := len(diffs) - 1; i >= 0; i-- {
+		d := &diffs[i]
+		if d.What != WhatMissing || d.Verdict != Violation || d.Source != "directory (implicit)" {
+			continue
+		}
+		below := false
+		for _, e := range diffs {
+			if strings.HasPrefix(e.Path, d.Path+"/") {
+				if e.Verdict == Violation || e.What != WhatMissing {
+					below = false
+					break
+				}
+				below = true
+			}
+		}
+		if below {
+			d.Verdict, d.Reason = Dropped, "implicit directory of dropped or moved paths only"
+		}
+	}
 }
 
 // linkedWith returns the paths of group, other than p, that the other tree
