@@ -637,3 +637,69 @@ func TestManySections(t *testing.T) {
 		t.Errorf("linked program prints %q, want %q", got, want)
 	}
 }
+
+// Static programs for these targets have allocated relocation sections
+// (.rela.plt, .rela.dyn, .rel.plt of IRELATIVE entries) linked to .symtab:
+// --strip debug keeps .symtab and points their sh_link at its new index,
+// as binutils' strip --strip-debug does, and the program still runs.
+func TestCrossStatic(t *testing.T) {
+	hello := testdataPath(t, "hello.c")
+	for _, tg := range crossTargets {
+		switch tg.name {
+		case "aarch64", "armhf", "s390x", "riscv64":
+		default:
+			continue
+		}
+		t.Run(tg.name, func(t *testing.T) {
+			t.Parallel()
+			needTool(t, tg.run[0])
+			dir := t.TempDir()
+			prog := buildC(t, tg, dir, "hello", "-g", "-O1", "-static", hello)
+			want := tg.runProgram(t, nil, prog)
+			for _, mode := range []Mode{Unneeded, All} {
+				stripped, _ := checkWithTools(t, tg, prog, mode)
+				if got := tg.runProgram(t, nil, stripped); got != want {
+					t.Errorf("%v: stripped program prints %q, the original %q", mode, got, want)
+				}
+			}
+			// strip --strip-debug also drops the FILE symbols, which
+			// .symtab keeps here: not binutils' size, but its diagnostics.
+			stripped, _, _ := splitFile(t, prog, Debug)
+			ref := filepath.Join(dir, "ref-debug")
+			mustRun(t, "", nil, tg.binutils+"strip", "--strip-debug", "-o", ref, prog)
+			compareDiagnostics(t, "stripped", stripped, ref, "eu-elflint", "--gnu-ld")
+			if got := tg.runProgram(t, nil, stripped); got != want {
+				t.Errorf("debug: stripped program prints %q, the original %q", got, want)
+			}
+			f, err := stdelf.Open(stripped)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			symtab := -1
+			for i, s := range f.Sections {
+				if s.Type == stdelf.SHT_SYMTAB {
+					symtab = i
+				}
+				if strings.HasPrefix(s.Name, ".debug_") {
+					t.Errorf("%s is still there", s.Name)
+				}
+			}
+			if symtab < 0 {
+				t.Fatal("--strip debug removed .symtab")
+			}
+			linked := 0
+			for _, s := range f.Sections {
+				if (s.Type == stdelf.SHT_RELA || s.Type == stdelf.SHT_REL) && s.Flags&stdelf.SHF_ALLOC != 0 && s.Link != 0 {
+					linked++
+					if int(s.Link) != symtab {
+						t.Errorf("%s links section %d, .symtab is %d", s.Name, s.Link, symtab)
+					}
+				}
+			}
+			if linked == 0 {
+				t.Log("no allocated relocation section links .symtab on this target")
+			}
+		})
+	}
+}
