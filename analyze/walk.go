@@ -389,7 +389,9 @@ func (lw *layerWalk) file(r *entryRec, h *tar.Header, body io.Reader) error {
 		return err
 	}
 	if isAr {
-		return lw.archive(r, h, sp)
+		// Static archives are inputs to later links: a rewrite keeps them.
+		r.est, err = lw.est.record(h, copyFrom(sp.Reader()))
+		return err
 	}
 	return lw.elfFile(r, h, sp)
 }
@@ -405,9 +407,21 @@ func copyFrom(src io.Reader) func(io.Writer) error {
 // stripped file that elf.Split writes in the estimate.
 func (lw *layerWalk) elfFile(r *entryRec, h *tar.Header, sp *spool.Spool) error {
 	mode, size := lw.w.o.Strip, sp.Size()
+	if elf.IsDebugFile(r.path, sp, size) {
+		// A separate debug file moves whole to the debug image.
+		r.elf, r.debug = true, size
+		c := *h
+		c.Size = 0
+		var err error
+		r.est, err = lw.est.record(&c, nil)
+		return err
+	}
 	info, err := elf.Inspect(sp, size, mode)
 	if err != nil && !errors.Is(err, elf.ErrUnchanged) {
 		return fmt.Errorf("inspecting ELF: %w", err)
+	}
+	if err == nil && (info.LinkInput() || stripSkipped(r.path)) {
+		info.DebugBytes = 0 // a rewrite leaves it as it is
 	}
 	if err != nil || info.DebugBytes == 0 {
 		// Malformed (a rewrite keeps it as it is), or nothing to strip.
@@ -433,28 +447,6 @@ func (lw *layerWalk) elfFile(r *entryRec, h *tar.Header, sp *spool.Spool) error 
 	}
 	if stripped {
 		r.debug = info.DebugBytes
-	}
-	return nil
-}
-
-// archive strips a static archive's members as a rewrite does.
-func (lw *layerWalk) archive(r *entryRec, h *tar.Header, sp *spool.Spool) error {
-	var res *elf.Result
-	var err error
-	r.est, err = lw.est.record(h, func(w io.Writer) error {
-		var err error
-		res, err = elf.SplitArchive(sp, sp.Size(), w)
-		if errors.Is(err, elf.ErrUnchanged) {
-			res = nil
-			_, err = io.Copy(w, sp.Reader())
-		}
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("stripping static archive: %w", err)
-	}
-	if res != nil && res.DebugBytes > 0 {
-		r.elf, r.debug = true, res.DebugBytes
 	}
 	return nil
 }
@@ -540,4 +532,28 @@ func shadowWhy(r *entryRec) string {
 		return fmt.Sprintf("shadowed by layer %d", r.by+1)
 	}
 	return "shadowed by a later layer"
+}
+
+// stripSkip are the compiled elf.DefaultStripSkip globs.
+var stripSkip = func() []*drop.Pattern {
+	var ps []*drop.Pattern
+	for _, g := range elf.DefaultStripSkip {
+		p, err := drop.Glob(g)
+		if err != nil {
+			panic(err)
+		}
+		ps = append(ps, p)
+	}
+	return ps
+}()
+
+// stripSkipped reports whether a rewrite leaves the ELF file at p as it is
+// by default (elf.DefaultStripSkip).
+func stripSkipped(p string) bool {
+	for _, g := range stripSkip {
+		if g.Match(p) {
+			return true
+		}
+	}
+	return false
 }

@@ -85,3 +85,15 @@ func ArchiveHasDebug(r io.ReaderAt, size int64) bool {
 	}
 	return false
 }
+
+// DefaultStripSkip are the paths (globs in the --drop-path syntax) whose
+// ELF files a rewrite leaves as they are by default: test data is not a
+// program (the Go toolchain's debug/elf tests read the debug sections of
+// their testdata files).
+var DefaultStripSkip = []string{"**/testdata/**"}
+
+// LinkInput reports whether the file is an input to later links: a
+// relocatable object that is not a kernel module. A rewrite leaves such
+// files (and static archives) as they are, since the programs linked from
+// them need their debug information.
+func (i *Info) LinkInput() bool { return i.Type == "REL" && !i.KernelModule }

@@ -27,10 +27,10 @@ const DebugDir = elf.DebugDir
 // a temporary file.
 const memSpool = 1 << 20
 
-// DefaultStripSkip are the paths whose ELF files are never split unless
-// the caller replaces the list: test data is not a program (the Go
-// toolchain's debug/elf tests read their testdata files' debug sections).
-var DefaultStripSkip = []string{"**/testdata/**"}
+// DefaultStripSkip are the paths whose ELF files are never split: test
+// data is not a program (the Go toolchain's debug/elf tests read their
+// testdata files' debug sections).
+var DefaultStripSkip = elf.DefaultStripSkip
 
 // The Change actions of the ELF splitter.
 const (
@@ -199,7 +199,7 @@ func splitELF(c splitConfig, rec Recorder, debug func(DebugFile)) Filter {
 				return keep("--strip-skip " + g.String())
 			}
 		}
-		if info.Type == "REL" && !info.KernelModule {
+		if info.LinkInput() {
 			return keep("relocatable object (an input to later links: its debug information is kept)")
 		}
 		name := DebugPath(p, info.BuildID)
