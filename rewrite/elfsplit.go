@@ -134,7 +134,22 @@ func compileGlobs(gs []string) ([]*drop.Pattern, error) {
 
 func splitELF(c splitConfig, rec Recorder, debug func(DebugFile)) Filter {
 	mode, tempDir, maxSpool := c.mode, c.tempDir, c.maxSpool
+	// moved are the separate debug files this layer moved, by path: a
+	// hardlink to one of them goes with it, as a copy in the debug layer.
+	var moved map[string]DebugFile
 	return FilterFunc(func(ctx context.Context, e Entry, next Writer) error {
+		if mode != elf.None && e.Header.Typeflag == tar.TypeLink {
+			if m, ok := moved[layerfs.Clean(e.Header.Linkname)]; ok {
+				p := layerfs.Clean(e.Header.Name)
+				d, err := movedDebugFile(m.data, m.Size(), p, tempDir, e.Header.ModTime)
+				if err != nil {
+					return err
+				}
+				debug(d)
+				rec.Record(Change{Path: e.Header.Name, Action: ActionMovedDebug, Reason: "hardlink to the moved " + m.Name})
+				return nil
+			}
+		}
 		if mode == elf.None || e.Header.Typeflag != tar.TypeReg || e.Header.Size < 16 {
 			return next.WriteEntry(ctx, e)
 		}
@@ -177,6 +192,10 @@ func splitELF(c splitConfig, rec Recorder, debug func(DebugFile)) Filter {
 				return err
 			}
 			debug(d)
+			if moved == nil {
+				moved = map[string]DebugFile{}
+			}
+			moved[p] = d
 			rec.Record(Change{Path: e.Header.Name, Action: ActionMovedDebug, Bytes: size, Reason: "separate debug file"})
 			return nil
 		}
@@ -196,7 +215,7 @@ func splitELF(c splitConfig, rec Recorder, debug func(DebugFile)) Filter {
 		}
 		for _, g := range c.skip {
 			if g.Match(p) {
-				return keep("--strip-skip " + g.String())
+				return keep("matches strip-skip glob " + g.String())
 			}
 		}
 		if info.LinkInput() {
@@ -267,6 +286,8 @@ func sameKept(in io.ReaderAt, size int64, out *spool.Spool) (bool, error) {
 // movedDebugFile is a separate debug file of the source, bound for the
 // debug image at its own path.
 func movedDebugFile(in *spool.Spool, size int64, p, tempDir string, mtime time.Time) (DebugFile, error) {
+	// in stays valid: the moved file's spool lives until the debug layer
+	// is written.
 	d := DebugFile{Name: p, Source: p, ModTime: mtime, Moved: true}
 	if info, err := elf.Inspect(in, size, elf.Debug); err == nil {
 		d.BuildID = info.BuildID

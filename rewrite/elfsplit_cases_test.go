@@ -143,6 +143,7 @@ func TestDebugSplitLosesNothing(t *testing.T) {
 		reg("usr/bin/other", 0o755, fx.other),
 		reg(fx.otherName, 0o644, fx.otherDebug),                 // from a dbgsym package
 		reg("opt/app/.debug/other.debug", 0o644, fx.otherDebug), // shaped like a debug file
+		file{hdr: tar.Header{Name: "opt/app/.debug/again.debug", Typeflag: tar.TypeLink, Linkname: "opt/app/.debug/other.debug", ModTime: mt}},
 		reg("usr/lib/x86_64-linux-gnu/crt-like.o", 0o644, fx.obj),
 		reg("usr/lib/x86_64-linux-gnu/libm-like.a", 0o644, fx.archive),
 		reg("usr/share/go/src/debug/elf/testdata/prog", 0o644, fx.full),
@@ -210,7 +211,7 @@ func TestDebugSplitLosesNothing(t *testing.T) {
 	}
 
 	// 2. Separate debug files move whole, at their own path.
-	for _, p := range []string{fx.otherName, "opt/app/.debug/other.debug"} {
+	for _, p := range []string{fx.otherName, "opt/app/.debug/other.debug", "opt/app/.debug/again.debug"} {
 		if _, ok := l1[p]; ok {
 			t.Errorf("%s is still in the slim image", p)
 		}
@@ -309,5 +310,65 @@ func TestNothingToSplitDebugIsSlim(t *testing.T) {
 	b, _ = ires.DebugIndex.Digest()
 	if a != b {
 		t.Errorf("debug index %s, slim index %s", b, a)
+	}
+}
+
+// verify accepts what rewrite writes, in every strip mode, squashed or
+// not, on an image with every kind of ELF file: C and Go programs of
+// several architectures (static ones whose allocated relocations link
+// .symtab among them), objects of several byte orders (MIPS's renumbered
+// relocations), archives, separate debug files and payloads.
+func TestVerifyAcceptsEveryMode(t *testing.T) {
+	fx := buildFixtures(t)
+	mt := time.Unix(1700000000, 0)
+	reg := func(name string, mode int64, body []byte) file {
+		return file{hdr: tar.Header{Name: name, Mode: mode, ModTime: mt}, body: body}
+	}
+	files := []file{
+		reg("usr/bin/full", 0o755, fx.full),
+		reg("usr/bin/dwarfless", 0o755, fx.dwarfless),
+		reg("usr/bin/other", 0o755, fx.other),
+		reg(fx.otherName, 0o644, fx.otherDebug),
+		reg("usr/lib/m.o", 0o644, fx.obj),
+		reg("usr/lib/libm.a", 0o644, fx.archive),
+		reg("usr/bin/poly", 0o755, fx.poly),
+		reg("usr/local/go/src/debug/elf/testdata/prog", 0o644, fx.full),
+		reg("usr/local/bin/hello-go", 0o755, helloBinary(t, "amd64")),
+	}
+	for _, c := range []struct{ cc, name string }{
+		{"mips-linux-gnu-gcc", "mips"}, {"aarch64-linux-gnu-gcc", "aarch64"}, {"s390x-linux-gnu-gcc", "s390x"},
+	} {
+		if _, err := exec.LookPath(c.cc); err != nil {
+			t.Logf("%s not installed: no %s files", c.cc, c.name)
+			continue
+		}
+		run(t, fx.dir, c.cc, "-g", "-c", "m.c", "-o", c.name+".o")
+		run(t, fx.dir, c.cc, "-g", "-static", "m.c", "-o", c.name+"-static")
+		files = append(files, reg("usr/lib/"+c.name+".o", 0o644, readFile(t, filepath.Join(fx.dir, c.name+".o"))),
+			reg("usr/bin/"+c.name+"-static", 0o755, readFile(t, filepath.Join(fx.dir, c.name+"-static"))))
+	}
+	half := len(files) / 2
+	src := dockerImage(t, "amd64", gzipLayer(t, tarFiles(t, files[:half]...)), gzipLayer(t, tarFiles(t, files[half:]...)))
+	for _, mode := range []elf.Mode{elf.Unneeded, elf.Debug, elf.All} {
+		for _, squash := range []rewrite.SquashMode{rewrite.SquashNone, rewrite.SquashAll} {
+			t.Run(mode.String()+"-"+string(squash), func(t *testing.T) {
+				res, err := rewrite.Image(context.Background(), src, rewrite.WithTempDir(t.TempDir()),
+					rewrite.WithStrip(mode), rewrite.WithDebugImage(true), rewrite.WithSquash(squash))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer res.Close()
+				verifyClean(t, src, res.Image, nil)
+				stripped := 0
+				for _, c := range changesOf(res) {
+					if c.Action == rewrite.ActionStripped {
+						stripped++
+					}
+				}
+				if stripped < 4 {
+					t.Errorf("%d files stripped: %v", stripped, changesOf(res))
+				}
+			})
+		}
 	}
 }
