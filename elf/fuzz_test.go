@@ -113,3 +113,38 @@ func FuzzSplitArchive(f *testing.F) {
 		}
 	})
 }
+
+// FuzzKept feeds arbitrary bytes to Kept, IsDebugFile, DebugSections and
+// ArchiveHasDebug: they must not panic, and whatever Split writes must be
+// the same file by Kept as its input.
+func FuzzKept(f *testing.F) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "hello-*"))
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+		f.Add(append(bytes.Clone(b), "PK\x05\x06"...))
+		f.Add(b[:len(b)/2])
+	}
+	f.Add([]byte("!<arch>\n"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		r, n := bytes.NewReader(in), int64(len(in))
+		a, ok, err := Kept(r, n)
+		if err != nil {
+			t.Fatalf("Kept: %v", err)
+		}
+		IsDebugFile("usr/bin/x", r, n)
+		DebugSections(r, n)
+		ArchiveHasDebug(r, n)
+		var s, d bytes.Buffer
+		if _, err := Split(r, n, Unneeded, "f.debug", &s, &d); err != nil || !ok {
+			return
+		}
+		b, ok, err := Kept(bytes.NewReader(s.Bytes()), int64(s.Len()))
+		if err != nil || !ok || a != b {
+			t.Fatalf("the stripped file is not the same by Kept: %v %v", ok, err)
+		}
+	})
+}
