@@ -273,6 +273,13 @@ func TestDebugSplitLosesNothing(t *testing.T) {
 			if !strings.Contains(out, `Line 5 of "m.c"`) {
 				t.Errorf("gdb on %s: %s", c.name, out)
 			}
+			// A core dump's backtrace, read through the debug image.
+			core := filepath.Join(fx.dir, c.name+".core")
+			run(t, fx.dir, "gdb", "-batch", "-nx", "-iex", "set debug-file-directory "+filepath.Join(root, "usr/lib/debug"), "-ex", "break answer", "-ex", "run", "-ex", "generate-core-file "+core, "-ex", "kill", p)
+			out = run(t, fx.dir, "gdb", "-batch", "-nx", "-iex", "set debug-file-directory "+filepath.Join(root, "usr/lib/debug"), "-ex", "bt", p, core)
+			if !strings.Contains(out, "answer (x=21) at m.c:3") || !strings.Contains(out, "main () at m.c:6") {
+				t.Errorf("gdb backtrace of a core of %s: %s", c.name, out)
+			}
 		}
 	}
 	// eu-unstrip rebuilds the program from its stripped file and debug
