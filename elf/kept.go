@@ -282,6 +282,10 @@ func (d *elfDigester) relocations(s *stdelf.Section, syms []stdelf.Symbol) error
 		if is64 {
 			off, info = bo.Uint64(e), bo.Uint64(e[8:])
 			sym, typ = info>>32, info&0xffffffff
+			if d.ef.Machine == stdelf.EM_MIPS && d.ef.Data == stdelf.ELFDATA2LSB {
+				// Little-endian MIPS64 r_info: r_sym, then the types.
+				sym, typ = info&0xffffffff, info>>32
+			}
 			if rela {
 				addend = bo.Uint64(e[16:])
 			}
