@@ -173,6 +173,14 @@ func TestImageELF(t *testing.T) {
 			name: "an ELF file replaced by another", src: binFile(p, exe), dst: binFile(p, obj),
 			want: []got{{p, "content", verify.Violation}},
 		},
+		{
+			name: "an appended payload kept", src: binFile(p, withPayload(exe)), dst: binFile(p, withPayload(exeStripped)),
+			want: []got{{p, "content", verify.ELFStripped}},
+		},
+		{
+			name: "an appended payload cut off", src: binFile(p, withPayload(exe)), dst: binFile(p, exeStripped),
+			want: []got{{p, "content", verify.Violation}},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			src := imageOf(t, nil, []ent{dir("app"), tc.src})
@@ -199,5 +207,46 @@ func TestImageELFSpoolsAreRemoved(t *testing.T) {
 	left, _ := os.ReadDir(tmp)
 	if len(left) != 0 {
 		t.Errorf("%d spool files left in the temporary directory", len(left))
+	}
+}
+
+func withPayload(b []byte) []byte {
+	return append(bytes.Clone(b), "PK\x03\x04 a zip payload PK\x05\x06\x00\x00"...)
+}
+
+// A separate debug file (objcopy --only-keep-debug output, or anything ELF
+// under usr/lib/debug) may be missing: the rewrite moves it to the debug
+// image; so may an implicit directory that held nothing else. A missing
+// program may not.
+func TestMissingDebugFile(t *testing.T) {
+	need(t, "gcc", "objcopy")
+	tmp := t.TempDir()
+	os.WriteFile(filepath.Join(tmp, "hello.c"), []byte(helloC), 0o644)
+	runTool(t, tmp, nil, "gcc", "-g", "-O1", "-o", "hello", "hello.c")
+	runTool(t, tmp, nil, "objcopy", "--only-keep-debug", "hello", "hello.debug")
+	exe, _ := os.ReadFile(filepath.Join(tmp, "hello"))
+	dbg, _ := os.ReadFile(filepath.Join(tmp, "hello.debug"))
+	src := imageOf(t, nil, []ent{dir("app"), binFile("app/hello", exe), binFile("app/.debug/hello.debug", dbg),
+		binFile("usr/lib/debug/.build-id/ab/cdef.debug", exe), binFile("opt/x/prog", exe)})
+	dst := imageOf(t, nil, []ent{dir("app"), binFile("app/hello", exe)})
+	res, err := verify.Image(context.Background(), src, dst, verify.Options{TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []got{
+		{"app/.debug", "missing", verify.Dropped},
+		{"app/.debug/hello.debug", "missing", verify.Dropped},
+		{"opt", "missing", verify.Violation},
+		{"opt/x", "missing", verify.Violation},
+		{"opt/x/prog", "missing", verify.Violation},
+		{"usr", "missing", verify.Dropped},
+		{"usr/lib", "missing", verify.Dropped},
+		{"usr/lib/debug", "missing", verify.Dropped},
+		{"usr/lib/debug/.build-id", "missing", verify.Dropped},
+		{"usr/lib/debug/.build-id/ab", "missing", verify.Dropped},
+		{"usr/lib/debug/.build-id/ab/cdef.debug", "missing", verify.Dropped},
+	}
+	if diff := cmp.Diff(want, summarize(res)); diff != "" {
+		t.Errorf("differences (-want +got):\n%s\n%+v", diff, res.Differences)
 	}
 }
