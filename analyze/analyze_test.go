@@ -266,6 +266,14 @@ func TestDebugBytes(t *testing.T) {
 			t.Errorf("debug %d in %d ELF files, shadowed %d, drop %d; want 0, 0, %d, %d", l.DebugBytes, l.ELFFiles, l.ShadowedBytes, l.DropBytes, 2*n, n)
 		}
 	})
+	t.Run("as a rewrite splits", func(t *testing.T) {
+		// Test data stays as it is; a separate debug file moves whole.
+		img := imageOfTars(t, tarOf(t, bin("usr/src/x/testdata/hello", unstripped), bin("usr/lib/debug/x.debug", unstripped)))
+		l := analyzeImage(t, img, analyze.Options{}).Layers[0]
+		if l.DebugBytes != int64(len(unstripped)) || l.ELFFiles != 2 {
+			t.Errorf("debug bytes %d in %d ELF files, want %d (the debug file) in 2", l.DebugBytes, l.ELFFiles, len(unstripped))
+		}
+	})
 }
 
 // randomText is compressible but not trivially so.

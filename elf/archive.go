@@ -59,6 +59,9 @@ func (m *arMember) newSize() uint64 {
 // this package does not rewrite (BSD names, malformed headers), it writes
 // nothing and returns an error wrapping ErrUnchanged. A malformed ELF
 // member is kept as it is.
+//
+// The debug sections it removes are not kept anywhere: a rewrite does not
+// call it, and leaves static archives as they are.
 func SplitArchive(r io.ReaderAt, size int64, out io.Writer) (*Result, error) {
 	if !IsArchive(r, size) {
 		return nil, notELF("not an ar archive")
