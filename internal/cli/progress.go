@@ -165,6 +165,11 @@ func printSummary(w io.Writer, r rewrite.Report) {
 	}
 	tw.Flush()
 	for _, img := range r.Images {
+		if img.Debug != nil {
+			for _, c := range img.Debug.Conflicts {
+				fmt.Fprintf(w, "%s: debug file %s\n", img.Platform, c)
+			}
+		}
 		if img.Base != nil {
 			fmt.Fprintf(w, "%s: base = %d layer(s): %s\n", img.Platform, img.Base.Layers, img.Base.Reason)
 		}
