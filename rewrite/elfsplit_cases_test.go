@@ -342,6 +342,10 @@ func TestVerifyAcceptsEveryMode(t *testing.T) {
 		reg("usr/local/go/src/debug/elf/testdata/prog", 0o644, fx.full),
 		reg("usr/local/bin/hello-go", 0o755, helloBinary(t, "amd64")),
 	}
+	// A kernel module: ET_REL with .modinfo, which loses debug sections.
+	os.WriteFile(filepath.Join(fx.dir, "modinfo"), []byte("license=GPL\x00"), 0o644)
+	run(t, fx.dir, "objcopy", "--add-section", ".modinfo=modinfo", "m.o", "m.ko")
+	files = append(files, reg("usr/lib/modules/6.1.0/extra/m.ko", 0o644, readFile(t, filepath.Join(fx.dir, "m.ko"))))
 	for _, c := range []struct{ cc, name string }{
 		{"mips-linux-gnu-gcc", "mips"}, {"aarch64-linux-gnu-gcc", "aarch64"}, {"s390x-linux-gnu-gcc", "s390x"},
 	} {
@@ -371,6 +375,9 @@ func TestVerifyAcceptsEveryMode(t *testing.T) {
 					if c.Action == rewrite.ActionStripped {
 						stripped++
 					}
+				}
+				if changesOf(res)["usr/lib/modules/6.1.0/extra/m.ko"].Action != rewrite.ActionStripped {
+					t.Errorf("the kernel module: %+v", changesOf(res)["usr/lib/modules/6.1.0/extra/m.ko"])
 				}
 				if stripped < 4 {
 					t.Errorf("%d files stripped: %v", stripped, changesOf(res))
