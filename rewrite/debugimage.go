@@ -190,3 +190,13 @@ func allSameAsSlim(irs []ImageReport) bool {
 	}
 	return true
 }
+
+// debugHistory is the history entry of a debug layer holding files.
+func debugHistory(files []DebugFile) string {
+	for _, f := range files {
+		if !strings.HasPrefix(f.Name, DebugDir+"/") {
+			return fmt.Sprintf("layerslim: %d debug files (separate debug files at their own paths)", len(files))
+		}
+	}
+	return fmt.Sprintf("layerslim: %d debug files under /%s", len(files), DebugDir)
+}

@@ -639,7 +639,7 @@ func (r *run) assemble(ctx context.Context, p *imagePlan) (v1.Image, v1.Image, I
 		Source: b.ManifestObj, Config: b.Config, Format: format,
 		Layers: append(append([]v1.Descriptor(nil), descs...), dd), DiffIDs: append(append([]v1.Hash(nil), diffIDs...), dl.diffID),
 		Annotations:     ann,
-		AddLayerHistory: fmt.Sprintf("layerslim: %d debug files under /%s", len(files), DebugDir),
+		AddLayerHistory: debugHistory(files),
 	})
 	if err != nil {
 		return nil, nil, ir, err
