@@ -215,9 +215,7 @@ func TestSquashHostileLayers(t *testing.T) {
 			for _, l := range layers {
 				out = append(out, layerBytes(t, l))
 			}
-			if diff := cmp.Diff(mergeFS(t, tars), mergeFS(t, out)); diff != "" {
-				t.Errorf("merged filesystem differs (-source +output):\n%s", diff)
-			}
+			checkAppliers(t, tars, out)
 			verifyClean(t, src, res.Image, nil)
 			if _, err := analyze.Image(context.Background(), src, analyze.Options{TempDir: t.TempDir()}); err != nil {
 				t.Errorf("analyze: %v", err)

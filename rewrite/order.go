@@ -1,0 +1,180 @@
+package rewrite
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"sort"
+	"strings"
+
+	"github.com/layerslim/layerslim/internal/layerfs"
+)
+
+// whiteoutsFirst is the last filter of a layer whose whiteouts are known
+// before it is written: before the first entry under a directory it writes
+// that directory's pending whiteouts (the opaque marker first, then by
+// name), and a whiteout that comes by after it was written early is left
+// out. Whiteouts have no body, so moving them ahead costs no memory. See
+// layerfs.OrderCheck for the rule.
+type whiteoutsFirst struct {
+	pending map[string][]*tar.Header // by directory
+	written map[string]bool          // whiteouts written, by clean name
+}
+
+func newWhiteoutsFirst(whiteouts []*tar.Header) *whiteoutsFirst {
+	f := &whiteoutsFirst{pending: map[string][]*tar.Header{}, written: map[string]bool{}}
+	for _, h := range whiteouts {
+		dir, _ := layerfs.WhiteoutDir(layerfs.Clean(h.Name))
+		f.pending[dir] = append(f.pending[dir], h)
+	}
+	for _, hs := range f.pending {
+		sort.SliceStable(hs, func(i, j int) bool {
+			a, b := whiteoutKey(hs[i]), whiteoutKey(hs[j])
+			return a < b
+		})
+	}
+	return f
+}
+
+// whiteoutKey sorts an opaque marker before the whiteouts beside it.
+func whiteoutKey(h *tar.Header) string {
+	p := layerfs.Clean(h.Name)
+	if _, opaque, _ := layerfs.Whiteout(p); opaque {
+		return "\x00"
+	}
+	return p
+}
+
+func (f *whiteoutsFirst) Filter(ctx context.Context, e Entry, next Writer) error {
+	p := layerfs.Clean(e.Header.Name)
+	if _, ok := layerfs.WhiteoutDir(p); ok {
+		if f.written[p] {
+			return nil
+		}
+		f.written[p] = true
+		return next.WriteEntry(ctx, e)
+	}
+	if len(f.pending) > 0 {
+		for _, d := range layerfs.Ancestors(p) {
+			if err := f.emit(ctx, d, next); err != nil {
+				return err
+			}
+		}
+	}
+	return next.WriteEntry(ctx, e)
+}
+
+// Flush writes the whiteouts of directories no entry was written under,
+// by directory name.
+func (f *whiteoutsFirst) Flush(ctx context.Context, next Writer) error {
+	dirs := make([]string, 0, len(f.pending))
+	for d := range f.pending {
+		dirs = append(dirs, d)
+	}
+	sort.Strings(dirs)
+	for _, d := range dirs {
+		if err := f.emit(ctx, d, next); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (f *whiteoutsFirst) emit(ctx context.Context, dir string, next Writer) error {
+	hs, ok := f.pending[dir]
+	if !ok {
+		return nil
+	}
+	delete(f.pending, dir)
+	for _, h := range hs {
+		p := layerfs.Clean(h.Name)
+		if f.written[p] {
+			continue
+		}
+		f.written[p] = true
+		if err := next.WriteEntry(ctx, Entry{Header: h, Body: strings.NewReader("")}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// whiteoutTap is a Writer that sets whiteouts aside and passes every
+// other entry on.
+type whiteoutTap struct {
+	next      Writer
+	whiteouts []*tar.Header
+}
+
+func (w *whiteoutTap) WriteEntry(ctx context.Context, e Entry) error {
+	if _, ok := layerfs.WhiteoutDir(layerfs.Clean(e.Header.Name)); ok {
+		c := cloneHeader(e.Header)
+		c.Size = 0
+		w.whiteouts = append(w.whiteouts, &c)
+		return nil
+	}
+	return w.next.WriteEntry(ctx, e)
+}
+
+// orderWatch is a filter that passes every entry on, remembers the
+// whiteouts, and notes whether one came after an entry under its
+// directory.
+type orderWatch struct {
+	check     layerfs.OrderCheck
+	whiteouts []*tar.Header
+	late      bool
+}
+
+func (w *orderWatch) Filter(ctx context.Context, e Entry, next Writer) error {
+	p := layerfs.Clean(e.Header.Name)
+	if w.check.Add(p) {
+		w.late = true
+	}
+	if _, ok := layerfs.WhiteoutDir(p); ok {
+		c := cloneHeader(e.Header)
+		c.Size = 0
+		w.whiteouts = append(w.whiteouts, &c)
+	}
+	return next.WriteEntry(ctx, e)
+}
+
+// errWhiteoutsLate ends a layer's first pass when a whiteout came after
+// entries beside it: the pass is done again with the whiteouts first.
+var errWhiteoutsLate = errors.New("whiteouts after the entries beside them")
+
+// processLayer runs one source layer through the pipeline. A layer whose
+// whiteouts come after entries under their directories (which an applier
+// working in tar order reads wrongly) is read a second time, with the
+// whiteouts the first pass saw written ahead of those entries; it then
+// counts as rewritten. The first pass keeps only the whiteouts' headers.
+func processLayer(ctx context.Context, in layerIn, o *options, platform string, paths map[string]bool) (layerOut, error) {
+	first := &layerOrder{watch: &orderWatch{}}
+	out, err := processLayerPass(ctx, in, o, platform, paths, first)
+	if !errors.Is(err, errWhiteoutsLate) {
+		return out, err
+	}
+	clear(paths)
+	return processLayerPass(ctx, in, o, platform, paths, &layerOrder{first: newWhiteoutsFirst(first.watch.whiteouts)})
+}
+
+// layerOrder is what a layer pass does about the order of whiteouts:
+// watch it (the first pass) or put the known whiteouts first (the second).
+type layerOrder struct {
+	watch *orderWatch
+	first *whiteoutsFirst
+}
+
+func (l *layerOrder) wrap(f Filter) Filter {
+	switch {
+	case l == nil:
+		return f
+	case l.first != nil:
+		return Chain(f, l.first)
+	case l.watch != nil:
+		return Chain(f, l.watch)
+	}
+	return f
+}
+
+// again reports whether the pass must be done again.
+func (l *layerOrder) again() bool { return l != nil && l.watch != nil && l.watch.late }
