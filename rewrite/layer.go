@@ -57,7 +57,7 @@ func closeDebug(ds []DebugFile) {
 // The source is read once (twice when its whiteouts come after entries
 // beside them, see processLayer). A layer already in the target codec that
 // no filter changed is returned as it is.
-func processLayerPass(ctx context.Context, in layerIn, o *options, platform string, paths map[string]bool, order *layerOrder) (layerOut, error) {
+func processLayerPass(ctx context.Context, in layerIn, o *options, platform string, paths map[string]bool, order *layerPass) (layerOut, error) {
 	start := time.Now()
 	rep := LayerReport{Source: Blob{Digest: in.desc.Digest, Size: in.desc.Size, MediaType: in.desc.MediaType, DiffID: in.diffID}}
 	o.reporter.Report(Event{Kind: LayerStarted, Platform: platform, Digest: in.desc.Digest, Size: in.desc.Size})
@@ -114,8 +114,8 @@ func processLayerPass(ctx context.Context, in layerIn, o *options, platform stri
 		if err != nil {
 			return layerOut{}, readErr(codec, err)
 		}
-		if order.again() {
-			return layerOut{}, errWhiteoutsLate
+		if order.again(changes.changes) {
+			return layerOut{}, errAgain
 		}
 		changed = st.changed
 		rep.Changes = changes.changes

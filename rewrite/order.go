@@ -138,43 +138,63 @@ func (w *orderWatch) Filter(ctx context.Context, e Entry, next Writer) error {
 	return next.WriteEntry(ctx, e)
 }
 
-// errWhiteoutsLate ends a layer's first pass when a whiteout came after
-// entries beside it: the pass is done again with the whiteouts first.
-var errWhiteoutsLate = errors.New("whiteouts after the entries beside them")
+// errAgain ends a layer's first pass when a second one is needed: a
+// whiteout came after entries beside it, or a kept hardlink lost its
+// content with a dropped target.
+var errAgain = errors.New("the layer needs a second pass")
 
 // processLayer runs one source layer through the pipeline. A layer whose
 // whiteouts come after entries under their directories (which an applier
-// working in tar order reads wrongly) is read a second time, with the
-// whiteouts the first pass saw written ahead of those entries; it then
-// counts as rewritten. The first pass keeps only the whiteouts' headers.
+// working in tar order reads wrongly), or whose hardlinks would go with a
+// dropped target of the same layer, is read a second time: with the
+// whiteouts the first pass saw written ahead of those entries, and the
+// target's content written at the first link's name. It then counts as
+// rewritten. The first pass keeps only headers.
 func processLayer(ctx context.Context, in layerIn, o *options, platform string, paths map[string]bool) (layerOut, error) {
-	first := &layerOrder{watch: &orderWatch{}}
+	first := &layerPass{watch: &orderWatch{}}
 	out, err := processLayerPass(ctx, in, o, platform, paths, first)
-	if !errors.Is(err, errWhiteoutsLate) {
+	if !errors.Is(err, errAgain) {
 		return out, err
 	}
 	clear(paths)
-	return processLayerPass(ctx, in, o, platform, paths, &layerOrder{first: newWhiteoutsFirst(first.watch.whiteouts)})
-}
-
-// layerOrder is what a layer pass does about the order of whiteouts:
-// watch it (the first pass) or put the known whiteouts first (the second).
-type layerOrder struct {
-	watch *orderWatch
-	first *whiteoutsFirst
-}
-
-func (l *layerOrder) wrap(f Filter) Filter {
-	switch {
-	case l == nil:
-		return f
-	case l.first != nil:
-		return Chain(f, l.first)
-	case l.watch != nil:
-		return Chain(f, l.watch)
+	second := &layerPass{relink: first.relink}
+	if first.watch.late {
+		second.first = newWhiteoutsFirst(first.watch.whiteouts)
 	}
-	return f
+	return processLayerPass(ctx, in, o, platform, paths, second)
 }
 
-// again reports whether the pass must be done again.
-func (l *layerOrder) again() bool { return l != nil && l.watch != nil && l.watch.late }
+// layerPass is what a pass over a layer does beyond its filters: the
+// first watches the order of whiteouts, the second puts the known
+// whiteouts first and moves dropped targets' content to their links.
+type layerPass struct {
+	watch  *orderWatch
+	first  *whiteoutsFirst
+	relink *relinker
+}
+
+func (l *layerPass) wrap(f Filter) Filter {
+	if l == nil {
+		return f
+	}
+	fs := []Filter{f}
+	if l.relink != nil {
+		fs = append([]Filter{l.relink}, fs...)
+	}
+	if l.first != nil {
+		fs = append(fs, l.first)
+	}
+	if l.watch != nil {
+		fs = append(fs, l.watch)
+	}
+	return Chain(fs...)
+}
+
+// again reports, after the first pass, whether a second is needed.
+func (l *layerPass) again(changes []Change) bool {
+	if l == nil || l.watch == nil {
+		return false
+	}
+	l.relink = relinks(changes)
+	return l.watch.late || l.relink != nil
+}

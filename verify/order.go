@@ -12,7 +12,7 @@ func (s *layerScan) noteNames(order *layerfs.OrderCheck, h *tar.Header) {
 	if order.Add(layerfs.Clean(h.Name)) {
 		s.late = append(s.late, h.Name)
 	}
-	if layerfs.Unclean(h.Name) {
+	if layerfs.Unclean(h.Name) || (h.Typeflag == tar.TypeLink && layerfs.Unclean(h.Linkname)) {
 		s.unclean = append(s.unclean, h.Name)
 	}
 }
@@ -39,7 +39,7 @@ func (c *cache) layerNames(p *imagePlan) []Difference {
 		for _, n := range s.unclean {
 			out = append(out, Difference{
 				Path: displayPath(layerfs.Clean(n)), What: WhatName, Source: "-",
-				Output:  fmt.Sprintf("%s: entry named %q", where, n),
+				Output:  fmt.Sprintf("%s: entry named %q (or its hardlink target)", where, n),
 				Verdict: Violation, Reason: "a name that climbs out of the root",
 			})
 		}
