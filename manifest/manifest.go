@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -94,10 +95,17 @@ type Image struct {
 	// layer of their own: their history entries get empty_layer set.
 	EmptyLayers map[int]bool
 	// AddHistory, when set, is the created_by of a history entry appended
-	// with empty_layer set and no time, so the output stays reproducible.
+	// for the merge: with Merged, the entry of the merged layer; without,
+	// an empty_layer entry.
 	AddHistory string
+	// Merged are the source layers (by index) merged into the last output
+	// layer. Their history entries get empty_layer set, and the AddHistory
+	// entry becomes that layer's own, created when the newest of them was
+	// (a time from the input, so the output stays reproducible).
+	Merged []int
 	// AddLayerHistory, when set, is the created_by of a history entry
-	// appended for a layer added on top (no time either).
+	// appended for a layer added on top, created when the newest entry of
+	// the history was.
 	AddLayerHistory string
 }
 
@@ -121,8 +129,8 @@ func BuildImage(in Image) (*Built, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(in.EmptyLayers) > 0 || in.AddHistory != "" || in.AddLayerHistory != "" {
-		if cfg, err = configWithHistory(cfg, in.EmptyLayers, in.AddHistory, in.AddLayerHistory); err != nil {
+	if len(in.EmptyLayers) > 0 || len(in.Merged) > 0 || in.AddHistory != "" || in.AddLayerHistory != "" {
+		if cfg, err = configWithHistory(cfg, in.EmptyLayers, in.Merged, in.AddHistory, in.AddLayerHistory); err != nil {
 			return nil, err
 		}
 	}
@@ -209,10 +217,11 @@ func configWithDiffIDs(config []byte, diffIDs []v1.Hash) ([]byte, error) {
 }
 
 // configWithHistory marks the history entries of the given source layers
-// empty and appends an entry. History entries that are not empty_layer
-// belong to the layers in order; when their count does not match the layers
-// the history is left as it was, but for the appended entry.
-func configWithHistory(config []byte, empty map[int]bool, add, addLayer string) ([]byte, error) {
+// (empty and merged) empty and appends entries. History entries that are
+// not empty_layer belong to the layers in order; when their count does not
+// match the layers the history is left as it was, but for the appended
+// entries, which are then empty_layer ones.
+func configWithHistory(config []byte, empty map[int]bool, merged []int, add, addLayer string) ([]byte, error) {
 	doc, err := configObject(config)
 	if err != nil {
 		return nil, err
@@ -241,25 +250,48 @@ func configWithHistory(config []byte, empty map[int]bool, add, addLayer string) 
 	for l := range empty {
 		maxLayer = max(maxLayer, l)
 	}
-	if maxLayer < len(layerEntries) {
+	for _, l := range merged {
+		maxLayer = max(maxLayer, l)
+	}
+	consistent := maxLayer < len(layerEntries)
+	var mergedAt json.RawMessage // the newest created of the merged steps
+	if consistent {
 		for l := range empty {
 			hist[layerEntries[l]]["empty_layer"] = json.RawMessage("true")
 		}
+		var newest []map[string]json.RawMessage
+		for _, l := range merged {
+			h := hist[layerEntries[l]]
+			newest = append(newest, h)
+			h["empty_layer"] = json.RawMessage("true")
+		}
+		mergedAt = newestCreated(newest)
 	}
 	if add != "" {
 		cb, _ := json.Marshal(add)
-		hist = append(hist, map[string]json.RawMessage{
-			"created_by":  cb,
-			"comment":     json.RawMessage(`"layerslim"`),
-			"empty_layer": json.RawMessage("true"),
-		})
+		e := map[string]json.RawMessage{
+			"created_by": cb,
+			"comment":    json.RawMessage(`"layerslim"`),
+		}
+		if consistent && len(merged) > 0 {
+			if mergedAt != nil {
+				e["created"] = mergedAt
+			}
+		} else {
+			e["empty_layer"] = json.RawMessage("true")
+		}
+		hist = append(hist, e)
 	}
 	if addLayer != "" {
 		cb, _ := json.Marshal(addLayer)
-		hist = append(hist, map[string]json.RawMessage{
+		e := map[string]json.RawMessage{
 			"created_by": cb,
 			"comment":    json.RawMessage(`"layerslim"`),
-		})
+		}
+		if at := newestCreated(hist); at != nil {
+			e["created"] = at
+		}
+		hist = append(hist, e)
 	}
 	b, err := json.Marshal(hist)
 	if err != nil {
@@ -267,6 +299,27 @@ func configWithHistory(config []byte, empty map[int]bool, add, addLayer string) 
 	}
 	doc["history"] = b
 	return json.Marshal(doc)
+}
+
+// newestCreated returns the latest "created" of the entries, as it was
+// written, or nil when none has a time.
+func newestCreated(entries []map[string]json.RawMessage) json.RawMessage {
+	var at json.RawMessage
+	var newest time.Time
+	for _, h := range entries {
+		raw, ok := h["created"]
+		if !ok {
+			continue
+		}
+		var t time.Time
+		if err := json.Unmarshal(raw, &t); err != nil || t.IsZero() {
+			continue
+		}
+		if at == nil || t.After(newest) {
+			at, newest = raw, t
+		}
+	}
+	return at
 }
 
 // checkDigests refuses descriptors without a digest: they would not

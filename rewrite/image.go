@@ -566,19 +566,24 @@ func (r *run) assemble(ctx context.Context, p *imagePlan) (v1.Image, v1.Image, I
 		add(l, d, lr.Output.DiffID)
 	}
 	var note string
+	var merged []int
 	if t := p.squash; t != nil {
 		lr, l, d, err := r.output(t, p.mf.Layers[len(p.mf.Layers)-1], format)
 		if err != nil {
 			return nil, nil, ir, err
 		}
 		ir.Layers = append(ir.Layers, lr)
+		// The merged layer gets its own history entry; the steps it
+		// merges keep theirs, as empty_layer ones.
 		n := len(p.mf.Layers)
-		for i := p.from; i < n-1; i++ {
-			empty[i] = true
+		for i := p.from; i < n; i++ {
+			if lr.Empty {
+				empty[i] = true
+			} else {
+				merged = append(merged, i)
+			}
 		}
-		if lr.Empty {
-			empty[n-1] = true
-		} else {
+		if !lr.Empty {
 			add(l, d, lr.Output.DiffID)
 		}
 		note = fmt.Sprintf("layerslim: layers %d-%d merged into one", p.from+1, n)
@@ -586,7 +591,7 @@ func (r *run) assemble(ctx context.Context, p *imagePlan) (v1.Image, v1.Image, I
 	b, err := manifest.BuildImage(manifest.Image{
 		Source: p.mf, Config: p.config, Format: format, Layers: descs, DiffIDs: diffIDs,
 		Annotations: manifest.Provenance(p.digest, r.o.describe(), r.o.version),
-		EmptyLayers: empty, AddHistory: note,
+		EmptyLayers: empty, AddHistory: note, Merged: merged,
 	})
 	if err != nil {
 		return nil, nil, ir, err

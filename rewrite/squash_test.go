@@ -373,8 +373,16 @@ func TestBaseFromHistory(t *testing.T) {
 		t.Errorf("%d layers, want 2 base + 1 merged", len(layers))
 	}
 	cf, _ := res.Image.ConfigFile()
+	// The merged layer's entry is its own, created when the newest merged
+	// step was; the merged steps stay as empty_layer entries.
 	last := cf.History[len(cf.History)-1]
-	if !last.EmptyLayer || last.Comment != "layerslim" || !last.Created.IsZero() {
-		t.Errorf("added history entry %+v, want empty_layer, comment layerslim, no time", last)
+	newest := day.Add(30*24*time.Hour + 2*time.Minute)
+	if last.EmptyLayer || last.Comment != "layerslim" || !last.Created.Equal(newest) {
+		t.Errorf("added history entry %+v, want a layer's, comment layerslim, created %s", last, newest)
+	}
+	for _, h := range cf.History[3:5] {
+		if !h.EmptyLayer {
+			t.Errorf("merged step %q is not empty_layer", h.CreatedBy)
+		}
 	}
 }
