@@ -84,9 +84,12 @@ func Provenance(source v1.Hash, options, version string) map[string]string {
 // Image is the input for an image manifest.
 type Image struct {
 	Source *v1.Manifest // the source manifest
-	Config []byte       // the source config blob, as it was
-	Format Format
-	Layers []v1.Descriptor // the output layers, in order
+	// SourceRaw is the source manifest as written, if known: its fields
+	// that layerslim does not write (unknown to it) are kept.
+	SourceRaw []byte
+	Config    []byte // the source config blob, as it was
+	Format    Format
+	Layers    []v1.Descriptor // the output layers, in order
 	// DiffIDs are the output layers' diff_ids. When they equal the
 	// source config's, the config blob is kept byte for byte.
 	DiffIDs     []v1.Hash
@@ -138,6 +141,10 @@ func BuildImage(in Image) (*Built, error) {
 	if err != nil {
 		return nil, err
 	}
+	layers := in.Layers
+	if layers == nil {
+		layers = []v1.Descriptor{} // "layers": [], never null
+	}
 	m := &v1.Manifest{
 		SchemaVersion: 2,
 		MediaType:     in.Format.ManifestType(),
@@ -147,9 +154,10 @@ func BuildImage(in Image) (*Built, error) {
 			Digest:      cd,
 			Annotations: in.Source.Config.Annotations,
 		},
-		Layers:      in.Layers,
-		Annotations: mergeAnnotations(in.Source.Annotations, in.Annotations),
-		Subject:     in.Source.Subject,
+		Layers:       layers,
+		Annotations:  mergeAnnotations(in.Source.Annotations, in.Annotations),
+		Subject:      in.Source.Subject,
+		ArtifactType: in.Source.ArtifactType,
 	}
 	if in.Source.Config.MediaType != "" && !isImageConfig(in.Source.Config.MediaType) {
 		// An artifact's config keeps its own type.
@@ -157,6 +165,13 @@ func BuildImage(in Image) (*Built, error) {
 	}
 	raw, err := json.Marshal(m)
 	if err != nil {
+		return nil, err
+	}
+	extras, err := extraFields(in.SourceRaw, manifestKeys)
+	if err != nil {
+		return nil, err
+	}
+	if raw, err = withExtras(raw, extras); err != nil {
 		return nil, err
 	}
 	md, _, err := v1.SHA256(bytes.NewReader(raw))
@@ -373,7 +388,11 @@ func mergeAnnotations(base, add map[string]string) map[string]string {
 
 // Index is the input for an index.
 type Index struct {
-	Source      *v1.IndexManifest
+	Source *v1.IndexManifest
+	// SourceRaw is the source index as written, if known: its unknown
+	// fields are kept, and so is each entry that comes out unchanged, as
+	// it was written.
+	SourceRaw   []byte
 	Format      Format
 	Manifests   []v1.Descriptor // the output children, in order
 	Annotations map[string]string
@@ -384,15 +403,34 @@ func BuildIndex(in Index) ([]byte, v1.Descriptor, error) {
 	if err := checkDigests("index entry", in.Manifests); err != nil {
 		return nil, v1.Descriptor{}, err
 	}
-	im := &v1.IndexManifest{
+	im := &indexJSON{
 		SchemaVersion: 2,
 		MediaType:     in.Format.IndexType(),
-		Manifests:     in.Manifests,
+		Manifests:     []json.RawMessage{},
 		Annotations:   mergeAnnotations(in.Source.Annotations, in.Annotations),
 		Subject:       in.Source.Subject,
+		ArtifactType:  in.Source.ArtifactType,
+	}
+	src, err := sourceEntries(in.SourceRaw)
+	if err != nil {
+		return nil, v1.Descriptor{}, err
+	}
+	for _, d := range in.Manifests {
+		e, err := entryJSON(d, src)
+		if err != nil {
+			return nil, v1.Descriptor{}, err
+		}
+		im.Manifests = append(im.Manifests, e)
 	}
 	raw, err := json.Marshal(im)
 	if err != nil {
+		return nil, v1.Descriptor{}, err
+	}
+	extras, err := extraFields(in.SourceRaw, indexKeys)
+	if err != nil {
+		return nil, v1.Descriptor{}, err
+	}
+	if raw, err = withExtras(raw, extras); err != nil {
 		return nil, v1.Descriptor{}, err
 	}
 	d, _, err := v1.SHA256(bytes.NewReader(raw))

@@ -193,8 +193,12 @@ func Index(ctx context.Context, idx v1.ImageIndex, opts ...Option) (*Result, err
 		descs = append(descs, d)
 		rep.Images = append(rep.Images, ir)
 	}
+	srcRaw, err := idx.RawManifest()
+	if err != nil {
+		return nil, fmt.Errorf("reading index: %w", err)
+	}
 	raw, desc, err := manifest.BuildIndex(manifest.Index{
-		Source: im, Format: format, Manifests: descs,
+		Source: im, SourceRaw: srcRaw, Format: format, Manifests: descs,
 		Annotations: manifest.Provenance(srcDigest, o.describe(), o.version),
 	})
 	if err != nil {
@@ -588,8 +592,12 @@ func (r *run) assemble(ctx context.Context, p *imagePlan) (v1.Image, v1.Image, I
 		}
 		note = fmt.Sprintf("layerslim: layers %d-%d merged into one", p.from+1, n)
 	}
+	srcRaw, err := p.src.RawManifest()
+	if err != nil {
+		return nil, nil, ir, fmt.Errorf("reading manifest: %w", err)
+	}
 	b, err := manifest.BuildImage(manifest.Image{
-		Source: p.mf, Config: p.config, Format: format, Layers: descs, DiffIDs: diffIDs,
+		Source: p.mf, SourceRaw: srcRaw, Config: p.config, Format: format, Layers: descs, DiffIDs: diffIDs,
 		Annotations: manifest.Provenance(p.digest, r.o.describe(), r.o.version),
 		EmptyLayers: empty, AddHistory: note, Merged: merged,
 	})
