@@ -39,6 +39,24 @@ func FormatOf(mt types.MediaType) Format {
 	return OCI
 }
 
+// OutputFormat is the format an output of a source in format f is written
+// in. Docker schema 2 has no zstd or uncompressed-in-OCI layer types
+// (dockerLayers: the output layers are gzip) and defines no annotations
+// field (annotated: the output carries annotations, as layerslim's
+// provenance always does): either makes the output OCI. layerslim never
+// writes a Docker manifest or manifest list with annotations.
+func OutputFormat(f Format, dockerLayers, annotated bool) Format {
+	if f == Docker && dockerLayers && !annotated {
+		return Docker
+	}
+	return OCI
+}
+
+// ErrDockerAnnotations is returned for a Docker schema 2 manifest or
+// manifest list that would carry annotations, which that schema does not
+// define.
+var ErrDockerAnnotations = errors.New("docker schema 2 defines no annotations: write OCI")
+
 // ManifestType, IndexType and ConfigType give the media types of format f.
 func (f Format) ManifestType() types.MediaType {
 	if f == Docker {
@@ -140,6 +158,9 @@ func BuildImage(in Image) (*Built, error) {
 	cd, _, err := v1.SHA256(bytes.NewReader(cfg))
 	if err != nil {
 		return nil, err
+	}
+	if in.Format == Docker && len(mergeAnnotations(in.Source.Annotations, in.Annotations)) > 0 {
+		return nil, ErrDockerAnnotations
 	}
 	layers := in.Layers
 	if layers == nil {
@@ -402,6 +423,9 @@ type Index struct {
 func BuildIndex(in Index) ([]byte, v1.Descriptor, error) {
 	if err := checkDigests("index entry", in.Manifests); err != nil {
 		return nil, v1.Descriptor{}, err
+	}
+	if in.Format == Docker && len(mergeAnnotations(in.Source.Annotations, in.Annotations)) > 0 {
+		return nil, v1.Descriptor{}, ErrDockerAnnotations
 	}
 	im := &indexJSON{
 		SchemaVersion: 2,

@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 
@@ -86,5 +87,21 @@ func TestReplaceIndexEntries(t *testing.T) {
 	}
 	if !strings.Contains(compact.String(), `"x-entry":1`) || !strings.Contains(compact.String(), `"x-top":"t"`) {
 		t.Errorf("unknown fields lost: %s", out)
+	}
+}
+
+// Issue 11, item 4: Docker schema 2 has no annotations, so an annotated
+// output is OCI, and a Docker manifest or list with annotations is refused.
+func TestDockerKeptToItsSchema(t *testing.T) {
+	if OutputFormat(Docker, true, true) != OCI || OutputFormat(Docker, true, false) != Docker || OutputFormat(Docker, false, false) != OCI || OutputFormat(OCI, true, false) != OCI {
+		t.Error("OutputFormat")
+	}
+	_, err := BuildImage(Image{Source: &v1.Manifest{}, Config: []byte(`{}`), Format: Docker, Annotations: Provenance(hash('1'), "o", "v")})
+	if !errors.Is(err, ErrDockerAnnotations) {
+		t.Errorf("BuildImage: %v", err)
+	}
+	_, _, err = BuildIndex(Index{Source: &v1.IndexManifest{Annotations: map[string]string{"a": "b"}}, Format: Docker})
+	if !errors.Is(err, ErrDockerAnnotations) {
+		t.Errorf("BuildIndex: %v", err)
 	}
 }

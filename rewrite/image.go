@@ -147,10 +147,7 @@ func Index(ctx context.Context, idx v1.ImageIndex, opts ...Option) (*Result, err
 		}
 	}()
 
-	format := manifest.FormatOf(im.MediaType)
-	if o.codec != compress.Gzip {
-		format = manifest.OCI
-	}
+	format := manifest.OutputFormat(manifest.FormatOf(im.MediaType), o.codec == compress.Gzip, true)
 	rep := Report{SourceDigest: srcDigest, Options: o.describe()}
 	out := &builtIndex{images: map[v1.Hash]v1.Image{}, indexes: map[v1.Hash]v1.ImageIndex{}}
 	var descs, dbgDescs []v1.Descriptor
@@ -521,10 +518,7 @@ func (r *run) totals(rep *Report) {
 
 // assemble builds the output image of p from its processed layers.
 func (r *run) assemble(ctx context.Context, p *imagePlan) (v1.Image, v1.Image, ImageReport, error) {
-	format := manifest.FormatOf(p.mf.MediaType)
-	if r.o.codec != compress.Gzip {
-		format = manifest.OCI
-	}
+	format := manifest.OutputFormat(manifest.FormatOf(p.mf.MediaType), r.o.codec == compress.Gzip, true)
 	ir := ImageReport{Platform: p.platform, SourceDigest: p.digest, Base: p.base}
 	var (
 		layers  []v1.Layer
