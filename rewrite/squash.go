@@ -444,7 +444,20 @@ func (m *merger) finish() error {
 		return a.index < b.index
 	})
 	made := map[string]string{} // target@layer → path now holding its content
+	dropped, err := m.droppedFiles()
+	if err != nil {
+		return err
+	}
+	rescued := map[string]string{} // dropped target → the link now holding its content
 	for _, l := range m.links {
+		if target := layerfs.Clean(l.hdr.Linkname); !l.hidden && dropped[target] {
+			// The drop rules took the link's target, here or in the base:
+			// the first link gets the content, the others link to it.
+			if err := m.rescue(l, target, rescued); err != nil {
+				return fmt.Errorf("%s: keeping the content of dropped %s: %w", l.hdr.Name, l.hdr.Linkname, err)
+			}
+			continue
+		}
 		if !l.hidden {
 			if err := m.f.Filter(m.ctx, Entry{Header: l.hdr, Body: strings.NewReader("")}, m.sink); err != nil {
 				return fmt.Errorf("%s: %w", l.hdr.Name, err)
@@ -489,6 +502,52 @@ func (m *merger) finish() error {
 		}
 	}
 	return m.out.finish(nil)
+}
+
+// droppedFiles is every path the filters dropped in the merge and in the
+// base layers' outputs, but hardlinks dropped with their target.
+func (m *merger) droppedFiles() (map[string]bool, error) {
+	out := map[string]bool{}
+	add := func(cs []Change) {
+		for _, c := range cs {
+			if c.Action == "dropped" && !strings.HasPrefix(c.Reason, linkToDropped) {
+				out[layerfs.Clean(c.Path)] = true
+			}
+		}
+	}
+	add(m.changes.changes)
+	for _, t := range m.spec.base {
+		select {
+		case <-t.done:
+		case <-m.ctx.Done():
+			return nil, m.ctx.Err()
+		}
+		add(t.out.report.Changes)
+	}
+	return out, nil
+}
+
+// rescue writes link l, whose target the drop rules took: the first link
+// to target gets its content (read again from the layers), a later one
+// links to that first one. A link the rules drop by its own name stays
+// dropped.
+func (m *merger) rescue(l pendingLink, target string, rescued map[string]string) error {
+	if holder, ok := rescued[target]; ok {
+		h := *l.hdr
+		h.Linkname = holder
+		return m.f.Filter(m.ctx, Entry{Header: &h, Body: strings.NewReader("")}, m.sink)
+	}
+	n := len(m.changes.changes)
+	if err := m.materialize(l, target); err != nil {
+		return err
+	}
+	for _, c := range m.changes.changes[n:] {
+		if c.Action == "dropped" && layerfs.Clean(c.Path) == layerfs.Clean(l.hdr.Name) {
+			return nil // named by a rule itself
+		}
+	}
+	rescued[target] = l.hdr.Name
+	return nil
 }
 
 // basePaths is every path the base layers' outputs hold (directories
