@@ -161,7 +161,14 @@ func processLayer(ctx context.Context, in layerIn, o *options, platform string, 
 	if first.watch.late {
 		second.first = newWhiteoutsFirst(first.watch.whiteouts)
 	}
-	return processLayerPass(ctx, in, o, platform, paths, second)
+	// The layer has started and its bytes were counted once already.
+	again := *o
+	again.reporter = ReporterFunc(func(e Event) {
+		if e.Kind != LayerStarted && e.Kind != LayerProgress {
+			o.reporter.Report(e)
+		}
+	})
+	return processLayerPass(ctx, in, &again, platform, paths, second)
 }
 
 // layerPass is what a pass over a layer does beyond its filters: the

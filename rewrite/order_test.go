@@ -83,7 +83,8 @@ func TestRewriteWhiteoutsFirst(t *testing.T) {
 		ls = append(ls, gzipLayer(t, b))
 	}
 	src := dockerImage(t, "amd64", ls...)
-	res, err := rewrite.Image(context.Background(), src, rewrite.WithTempDir(t.TempDir()),
+	events := &countingReporter{started: map[v1.Hash]int{}}
+	res, err := rewrite.Image(context.Background(), src, rewrite.WithTempDir(t.TempDir()), rewrite.WithReporter(events),
 		rewrite.WithCompression(compress.Gzip, 6),
 		rewrite.WithFilter(func(rewrite.Recorder) rewrite.Filter { return rewrite.Keep() }))
 	if err != nil {
@@ -103,6 +104,11 @@ func TestRewriteWhiteoutsFirst(t *testing.T) {
 	}
 	if diff := cmp.Diff([]rewrite.Action{rewrite.Reused, rewrite.Rewritten, rewrite.Reused}, actions); diff != "" {
 		t.Errorf("layer actions (-want +got):\n%s", diff)
+	}
+	for d, n := range events.started {
+		if n != 1 {
+			t.Errorf("layer %s started %d times", d, n)
+		}
 	}
 	want := []string{".wh.gone", "a", "a/.wh..wh..opq", "a/y", "a/x", "b", "c", "c/.wh.2", "c/1"}
 	if diff := cmp.Diff(want, names(t, out[1])); diff != "" {
