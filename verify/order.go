@@ -4,6 +4,8 @@ import (
 	"archive/tar"
 	"fmt"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/layerslim/layerslim/internal/layerfs"
 )
 
@@ -20,12 +22,20 @@ func (s *layerScan) noteNames(order *layerfs.OrderCheck, h *tar.Header) {
 // layerNames reports, in DST's layers, every whiteout placed after entries
 // under its directory (an applier that works in tar order deletes what the
 // layer itself wrote) and every name that climbs out of the root (tools
-// disagree on where it goes): both are violations, whatever SRC holds.
-func (c *cache) layerNames(p *imagePlan) []Difference {
+// disagree on where it goes): both are violations. A DST layer whose
+// content is one of SRC's layers (a recompressed copy, the same diff_id)
+// is SRC's as it was, and not checked.
+func (c *cache) layerNames(src, p *imagePlan) []Difference {
+	inSrc := map[v1.Hash]bool{}
+	for _, d := range src.descs {
+		if s := c.scans[d.Digest]; s != nil {
+			inSrc[s.diffID] = true
+		}
+	}
 	var out []Difference
 	for i, d := range p.descs {
 		s := c.scans[d.Digest]
-		if s == nil {
+		if s == nil || inSrc[s.diffID] {
 			continue
 		}
 		where := fmt.Sprintf("layer %d (%s)", i+1, d.Digest)

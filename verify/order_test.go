@@ -58,9 +58,13 @@ func TestImageLayerNames(t *testing.T) {
 			if tc.output != "" && (len(res.Differences) == 0 || !strings.Contains(res.Differences[0].Output, tc.output)) {
 				t.Errorf("differences %+v do not say %q", res.Differences, tc.output)
 			}
-			// SRC's own order and names are not DST's fault.
+			// SRC's own order and names are not DST's fault, and neither
+			// is a DST layer that is SRC's (a recompressed copy).
 			if res, err := verify.Image(context.Background(), dst, src, verify.Options{TempDir: t.TempDir()}); err != nil || res.Violations != 0 {
 				t.Errorf("SRC and DST swapped: %v, %+v", err, res)
+			}
+			if res, err := verify.Image(context.Background(), dst, dst, verify.Options{TempDir: t.TempDir()}); err != nil || res.Violations != 0 {
+				t.Errorf("DST against itself: %v, %+v", err, res)
 			}
 		})
 	}
