@@ -113,6 +113,14 @@ type LayerReport struct {
 	// Skipped says why a layer was not read (non-distributable layers are
 	// passed through by a rewrite); its estimate is its compressed size.
 	Skipped string `json:"skipped,omitempty"`
+	// LateWhiteouts counts the whiteouts and opaque markers that come
+	// after entries under their directory, against the image-spec's
+	// SHOULD: an applier that works in tar order deletes what the layer
+	// itself wrote. A rewrite writes them first.
+	LateWhiteouts int `json:"lateWhiteouts,omitempty"`
+	// Notes say what a reader of the layer should know (the first late
+	// whiteout, by name).
+	Notes []string `json:"notes,omitempty"`
 }
 
 // Waste is what the layer's debug, drop and shadowed bytes add up to.

@@ -234,6 +234,7 @@ type layerWalk struct {
 	touched     map[string]bool // paths the layer puts something at; true where it hides what is below
 	linkDropped map[string]bool
 	files       int
+	order       lateWhiteouts
 }
 
 func (lw *layerWalk) entries(ctx context.Context, r io.Reader) error {
@@ -257,6 +258,7 @@ func (lw *layerWalk) entries(ctx context.Context, r io.Reader) error {
 			return fmt.Errorf("reading tar: %w", err)
 		}
 		prev = h.Name
+		lw.order.add(h.Name)
 		if err := lw.entry(h, tarentry.Body(bodies, h.Size)); err != nil {
 			return fmt.Errorf("%s: %w", h.Name, err)
 		}
@@ -492,6 +494,7 @@ func (lw *layerWalk) finish(rep *LayerReport) error {
 	}
 	rep.EstimatedZstd = c
 	rep.Files = lw.files
+	lw.order.note(rep)
 	layer := lw.i + 1
 	for j := range lw.recs {
 		r := &lw.recs[j]

@@ -45,7 +45,8 @@ func FuzzManifest(f *testing.F) {
 			src = m
 		}
 		for _, in := range []manifest.Image{
-			{Source: src, Config: data, Format: manifest.OCI, DiffIDs: diffIDs},
+			{Source: src, SourceRaw: data, Config: data, Format: manifest.OCI, DiffIDs: diffIDs},
+			{Source: src, SourceRaw: data, Config: data, Format: manifest.OCI, DiffIDs: diffIDs[:1], Merged: []int{0, 1}, AddHistory: "merged", AddLayerHistory: "debug"},
 			{Source: src, Config: data, Format: manifest.Docker, DiffIDs: diffIDs[:1],
 				EmptyLayers: map[int]bool{0: true, 2: true}, AddHistory: "merged", AddLayerHistory: "debug"},
 			{Source: src, Config: data, Format: manifest.OCI, EmptyLayers: map[int]bool{0: true}},
@@ -57,7 +58,7 @@ func FuzzManifest(f *testing.F) {
 			checkBuilt(t, b, in.DiffIDs)
 		}
 		if idx, err := v1.ParseIndexManifest(bytes.NewReader(data)); err == nil {
-			raw, desc, err := manifest.BuildIndex(manifest.Index{Source: idx, Format: manifest.OCI, Manifests: idx.Manifests,
+			raw, desc, err := manifest.BuildIndex(manifest.Index{Source: idx, SourceRaw: data, Format: manifest.OCI, Manifests: idx.Manifests,
 				Annotations: manifest.Provenance(diffIDs[0], "fuzz", "dev")})
 			if err != nil {
 				return
@@ -67,6 +68,18 @@ func FuzzManifest(f *testing.F) {
 			}
 			if _, err := v1.ParseIndexManifest(bytes.NewReader(raw)); err != nil {
 				t.Fatalf("built index does not parse: %v", err)
+			}
+		}
+		// An OCI layout's index.json with one entry replaced keeps
+		// parsing, and ends with the new entry.
+		desc := v1.Descriptor{MediaType: manifest.OCI.ManifestType(), Size: 1, Digest: diffIDs[1]}
+		if out, err := manifest.ReplaceIndexEntries(data, desc, func(d v1.Descriptor) bool { return d.Size%2 == 0 }); err == nil {
+			im, err := v1.ParseIndexManifest(bytes.NewReader(out))
+			if err != nil {
+				t.Fatalf("index.json %s does not parse: %v", out, err)
+			}
+			if n := len(im.Manifests); n == 0 || im.Manifests[n-1].Digest != desc.Digest {
+				t.Fatalf("index.json %s lacks the new entry", out)
 			}
 		}
 	})

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -37,6 +38,24 @@ func FormatOf(mt types.MediaType) Format {
 	}
 	return OCI
 }
+
+// OutputFormat is the format an output of a source in format f is written
+// in. Docker schema 2 has no zstd or uncompressed-in-OCI layer types
+// (dockerLayers: the output layers are gzip) and defines no annotations
+// field (annotated: the output carries annotations, as layerslim's
+// provenance always does): either makes the output OCI. layerslim never
+// writes a Docker manifest or manifest list with annotations.
+func OutputFormat(f Format, dockerLayers, annotated bool) Format {
+	if f == Docker && dockerLayers && !annotated {
+		return Docker
+	}
+	return OCI
+}
+
+// ErrDockerAnnotations is returned for a Docker schema 2 manifest or
+// manifest list that would carry annotations, which that schema does not
+// define.
+var ErrDockerAnnotations = errors.New("docker schema 2 defines no annotations: write OCI")
 
 // ManifestType, IndexType and ConfigType give the media types of format f.
 func (f Format) ManifestType() types.MediaType {
@@ -83,9 +102,12 @@ func Provenance(source v1.Hash, options, version string) map[string]string {
 // Image is the input for an image manifest.
 type Image struct {
 	Source *v1.Manifest // the source manifest
-	Config []byte       // the source config blob, as it was
-	Format Format
-	Layers []v1.Descriptor // the output layers, in order
+	// SourceRaw is the source manifest as written, if known: its fields
+	// that layerslim does not write (unknown to it) are kept.
+	SourceRaw []byte
+	Config    []byte // the source config blob, as it was
+	Format    Format
+	Layers    []v1.Descriptor // the output layers, in order
 	// DiffIDs are the output layers' diff_ids. When they equal the
 	// source config's, the config blob is kept byte for byte.
 	DiffIDs     []v1.Hash
@@ -94,10 +116,17 @@ type Image struct {
 	// layer of their own: their history entries get empty_layer set.
 	EmptyLayers map[int]bool
 	// AddHistory, when set, is the created_by of a history entry appended
-	// with empty_layer set and no time, so the output stays reproducible.
+	// for the merge: with Merged, the entry of the merged layer; without,
+	// an empty_layer entry.
 	AddHistory string
+	// Merged are the source layers (by index) merged into the last output
+	// layer. Their history entries get empty_layer set, and the AddHistory
+	// entry becomes that layer's own, created when the newest of them was
+	// (a time from the input, so the output stays reproducible).
+	Merged []int
 	// AddLayerHistory, when set, is the created_by of a history entry
-	// appended for a layer added on top (no time either).
+	// appended for a layer added on top, created when the newest entry of
+	// the history was.
 	AddLayerHistory string
 }
 
@@ -121,14 +150,21 @@ func BuildImage(in Image) (*Built, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(in.EmptyLayers) > 0 || in.AddHistory != "" || in.AddLayerHistory != "" {
-		if cfg, err = configWithHistory(cfg, in.EmptyLayers, in.AddHistory, in.AddLayerHistory); err != nil {
+	if len(in.EmptyLayers) > 0 || len(in.Merged) > 0 || in.AddHistory != "" || in.AddLayerHistory != "" {
+		if cfg, err = configWithHistory(cfg, in.EmptyLayers, in.Merged, in.AddHistory, in.AddLayerHistory); err != nil {
 			return nil, err
 		}
 	}
 	cd, _, err := v1.SHA256(bytes.NewReader(cfg))
 	if err != nil {
 		return nil, err
+	}
+	if in.Format == Docker && len(mergeAnnotations(in.Source.Annotations, in.Annotations)) > 0 {
+		return nil, ErrDockerAnnotations
+	}
+	layers := in.Layers
+	if layers == nil {
+		layers = []v1.Descriptor{} // "layers": [], never null
 	}
 	m := &v1.Manifest{
 		SchemaVersion: 2,
@@ -139,9 +175,10 @@ func BuildImage(in Image) (*Built, error) {
 			Digest:      cd,
 			Annotations: in.Source.Config.Annotations,
 		},
-		Layers:      in.Layers,
-		Annotations: mergeAnnotations(in.Source.Annotations, in.Annotations),
-		Subject:     in.Source.Subject,
+		Layers:       layers,
+		Annotations:  mergeAnnotations(in.Source.Annotations, in.Annotations),
+		Subject:      in.Source.Subject,
+		ArtifactType: in.Source.ArtifactType,
 	}
 	if in.Source.Config.MediaType != "" && !isImageConfig(in.Source.Config.MediaType) {
 		// An artifact's config keeps its own type.
@@ -149,6 +186,13 @@ func BuildImage(in Image) (*Built, error) {
 	}
 	raw, err := json.Marshal(m)
 	if err != nil {
+		return nil, err
+	}
+	extras, err := extraFields(in.SourceRaw, manifestKeys)
+	if err != nil {
+		return nil, err
+	}
+	if raw, err = withExtras(raw, extras); err != nil {
 		return nil, err
 	}
 	md, _, err := v1.SHA256(bytes.NewReader(raw))
@@ -209,10 +253,11 @@ func configWithDiffIDs(config []byte, diffIDs []v1.Hash) ([]byte, error) {
 }
 
 // configWithHistory marks the history entries of the given source layers
-// empty and appends an entry. History entries that are not empty_layer
-// belong to the layers in order; when their count does not match the layers
-// the history is left as it was, but for the appended entry.
-func configWithHistory(config []byte, empty map[int]bool, add, addLayer string) ([]byte, error) {
+// (empty and merged) empty and appends entries. History entries that are
+// not empty_layer belong to the layers in order; when their count does not
+// match the layers the history is left as it was, but for the appended
+// entries, which are then empty_layer ones.
+func configWithHistory(config []byte, empty map[int]bool, merged []int, add, addLayer string) ([]byte, error) {
 	doc, err := configObject(config)
 	if err != nil {
 		return nil, err
@@ -241,25 +286,48 @@ func configWithHistory(config []byte, empty map[int]bool, add, addLayer string) 
 	for l := range empty {
 		maxLayer = max(maxLayer, l)
 	}
-	if maxLayer < len(layerEntries) {
+	for _, l := range merged {
+		maxLayer = max(maxLayer, l)
+	}
+	consistent := maxLayer < len(layerEntries)
+	var mergedAt json.RawMessage // the newest created of the merged steps
+	if consistent {
 		for l := range empty {
 			hist[layerEntries[l]]["empty_layer"] = json.RawMessage("true")
 		}
+		var newest []map[string]json.RawMessage
+		for _, l := range merged {
+			h := hist[layerEntries[l]]
+			newest = append(newest, h)
+			h["empty_layer"] = json.RawMessage("true")
+		}
+		mergedAt = newestCreated(newest)
 	}
 	if add != "" {
 		cb, _ := json.Marshal(add)
-		hist = append(hist, map[string]json.RawMessage{
-			"created_by":  cb,
-			"comment":     json.RawMessage(`"layerslim"`),
-			"empty_layer": json.RawMessage("true"),
-		})
+		e := map[string]json.RawMessage{
+			"created_by": cb,
+			"comment":    json.RawMessage(`"layerslim"`),
+		}
+		if consistent && len(merged) > 0 {
+			if mergedAt != nil {
+				e["created"] = mergedAt
+			}
+		} else {
+			e["empty_layer"] = json.RawMessage("true")
+		}
+		hist = append(hist, e)
 	}
 	if addLayer != "" {
 		cb, _ := json.Marshal(addLayer)
-		hist = append(hist, map[string]json.RawMessage{
+		e := map[string]json.RawMessage{
 			"created_by": cb,
 			"comment":    json.RawMessage(`"layerslim"`),
-		})
+		}
+		if at := newestCreated(hist); at != nil {
+			e["created"] = at
+		}
+		hist = append(hist, e)
 	}
 	b, err := json.Marshal(hist)
 	if err != nil {
@@ -267,6 +335,27 @@ func configWithHistory(config []byte, empty map[int]bool, add, addLayer string) 
 	}
 	doc["history"] = b
 	return json.Marshal(doc)
+}
+
+// newestCreated returns the latest "created" of the entries, as it was
+// written, or nil when none has a time.
+func newestCreated(entries []map[string]json.RawMessage) json.RawMessage {
+	var at json.RawMessage
+	var newest time.Time
+	for _, h := range entries {
+		raw, ok := h["created"]
+		if !ok {
+			continue
+		}
+		var t time.Time
+		if err := json.Unmarshal(raw, &t); err != nil || t.IsZero() {
+			continue
+		}
+		if at == nil || t.After(newest) {
+			at, newest = raw, t
+		}
+	}
+	return at
 }
 
 // checkDigests refuses descriptors without a digest: they would not
@@ -320,7 +409,11 @@ func mergeAnnotations(base, add map[string]string) map[string]string {
 
 // Index is the input for an index.
 type Index struct {
-	Source      *v1.IndexManifest
+	Source *v1.IndexManifest
+	// SourceRaw is the source index as written, if known: its unknown
+	// fields are kept, and so is each entry that comes out unchanged, as
+	// it was written.
+	SourceRaw   []byte
 	Format      Format
 	Manifests   []v1.Descriptor // the output children, in order
 	Annotations map[string]string
@@ -331,15 +424,37 @@ func BuildIndex(in Index) ([]byte, v1.Descriptor, error) {
 	if err := checkDigests("index entry", in.Manifests); err != nil {
 		return nil, v1.Descriptor{}, err
 	}
-	im := &v1.IndexManifest{
+	if in.Format == Docker && len(mergeAnnotations(in.Source.Annotations, in.Annotations)) > 0 {
+		return nil, v1.Descriptor{}, ErrDockerAnnotations
+	}
+	im := &indexJSON{
 		SchemaVersion: 2,
 		MediaType:     in.Format.IndexType(),
-		Manifests:     in.Manifests,
+		Manifests:     []json.RawMessage{},
 		Annotations:   mergeAnnotations(in.Source.Annotations, in.Annotations),
 		Subject:       in.Source.Subject,
+		ArtifactType:  in.Source.ArtifactType,
+	}
+	src, err := sourceEntries(in.SourceRaw)
+	if err != nil {
+		return nil, v1.Descriptor{}, err
+	}
+	for _, d := range in.Manifests {
+		e, err := entryJSON(d, src)
+		if err != nil {
+			return nil, v1.Descriptor{}, err
+		}
+		im.Manifests = append(im.Manifests, e)
 	}
 	raw, err := json.Marshal(im)
 	if err != nil {
+		return nil, v1.Descriptor{}, err
+	}
+	extras, err := extraFields(in.SourceRaw, indexKeys)
+	if err != nil {
+		return nil, v1.Descriptor{}, err
+	}
+	if raw, err = withExtras(raw, extras); err != nil {
 		return nil, v1.Descriptor{}, err
 	}
 	d, _, err := v1.SHA256(bytes.NewReader(raw))

@@ -52,7 +52,9 @@ func TestBuildImageKeepsConfigBytes(t *testing.T) {
 
 func TestBuildImageNewDiffIDsAndHistory(t *testing.T) {
 	// Layers 2 and 3 (indexes 1 and 2) were merged into one.
-	b, err := BuildImage(Image{Source: src(), Config: []byte(config), Format: Docker,
+	s := src()
+	s.Annotations = nil // Docker schema 2 has none
+	b, err := BuildImage(Image{Source: s, Config: []byte(config), Format: Docker,
 		Layers:      []v1.Descriptor{{Digest: hash('a')}, {Digest: hash('b')}},
 		DiffIDs:     []v1.Hash{hash('1'), hash('4')},
 		EmptyLayers: map[int]bool{1: true}, AddHistory: "merged"})

@@ -16,15 +16,20 @@ import (
 //
 // A hardlink to a dropped file must not dangle: a link whose target was
 // dropped, earlier in this layer or by the same rules in a lower layer, is
-// dropped too (even when a --keep glob names it), with the reason
-// "link to dropped <target>". A kept file stays as it is, whatever links
-// to it.
+// dropped too, with the reason "link to dropped <target>". A kept file
+// stays as it is, whatever links to it. When a rewrite sees such a link
+// that no rule names itself and whose target is a file of the same layer,
+// it reads the layer again and writes the target's content at the link's
+// name instead (see relink.go).
 //
 // The filter remembers what it dropped: make one per layer, as WithFilter
 // does. A nil m drops nothing.
 func Drop(m *drop.Matcher, rec Recorder) Filter {
 	return &dropFilter{m: m, rec: rec}
 }
+
+// linkToDropped starts the reason of a hardlink dropped with its target.
+const linkToDropped = "link to dropped "
 
 type dropFilter struct {
 	m   *drop.Matcher
@@ -46,7 +51,7 @@ func (f *dropFilter) Filter(ctx context.Context, e Entry, next Writer) error {
 		// Match depends on the path alone, so a target it drops was
 		// dropped wherever it was.
 		if _, dropped := f.m.Match(target, false); dropped || f.linkDropped[target] {
-			reason, ok = "link to dropped "+target, true
+			reason, ok = linkToDropped+target, true
 			if f.linkDropped == nil {
 				f.linkDropped = map[string]bool{}
 			}

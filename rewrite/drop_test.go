@@ -20,6 +20,7 @@ import (
 
 	"github.com/layerslim/layerslim/compress"
 	"github.com/layerslim/layerslim/internal/drop"
+	"github.com/layerslim/layerslim/internal/testenv"
 )
 
 // spanTar builds a PAX tar of entries and returns it with the offset at
@@ -315,6 +316,7 @@ func TestImageDrop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var outTars [][]byte
 	for i, l := range outLayers {
 		if diff := cmp.Diff(wantChanges[i], rep.Layers[i].Changes); diff != "" {
 			t.Errorf("layer %d changes (-want +got):\n%s", i, diff)
@@ -331,6 +333,7 @@ func TestImageDrop(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		outTars = append(outTars, data)
 		var names []string
 		for _, e := range readTar(t, data) {
 			names = append(names, e.Name)
@@ -342,6 +345,10 @@ func TestImageDrop(t *testing.T) {
 		if diffID != outCF.RootFS.DiffIDs[i] || diffID != rep.Layers[i].Output.DiffID {
 			t.Errorf("layer %d: content %s, config diff_id %s, report %s", i, diffID, outCF.RootFS.DiffIDs[i], rep.Layers[i].Output.DiffID)
 		}
+	}
+	// An applier that works in tar order reads the output as the spec's does.
+	if diff := cmp.Diff(testenv.SpecApply(t, outTars...), testenv.NaiveApply(t, outTars...)); diff != "" {
+		t.Errorf("in-order applier (-spec +naive):\n%s", diff)
 	}
 	if got := outCF.Config.Entrypoint; len(got) != 1 || got[0] != "/app/main" {
 		t.Errorf("entrypoint %v", got)

@@ -155,10 +155,7 @@ func Index(ctx context.Context, idx v1.ImageIndex, opts ...Option) (*Result, err
 		}
 	}()
 
-	format := manifest.FormatOf(im.MediaType)
-	if o.codec != compress.Gzip {
-		format = manifest.OCI
-	}
+	format := manifest.OutputFormat(manifest.FormatOf(im.MediaType), o.codec == compress.Gzip, true)
 	rep := Report{SourceDigest: srcDigest, Options: o.describe()}
 	out := &builtIndex{images: map[v1.Hash]v1.Image{}, indexes: map[v1.Hash]v1.ImageIndex{}}
 	var descs, dbgDescs []v1.Descriptor
@@ -201,8 +198,12 @@ func Index(ctx context.Context, idx v1.ImageIndex, opts ...Option) (*Result, err
 		descs = append(descs, d)
 		rep.Images = append(rep.Images, ir)
 	}
+	srcRaw, err := idx.RawManifest()
+	if err != nil {
+		return nil, fmt.Errorf("reading index: %w", err)
+	}
 	raw, desc, err := manifest.BuildIndex(manifest.Index{
-		Source: im, Format: format, Manifests: descs,
+		Source: im, SourceRaw: srcRaw, Format: format, Manifests: descs,
 		Annotations: manifest.Provenance(srcDigest, o.describe(), o.version),
 	})
 	if err != nil {
@@ -534,10 +535,7 @@ func (r *run) totals(rep *Report) {
 
 // assemble builds the output image of p from its processed layers.
 func (r *run) assemble(ctx context.Context, p *imagePlan) (v1.Image, v1.Image, ImageReport, error) {
-	format := manifest.FormatOf(p.mf.MediaType)
-	if r.o.codec != compress.Gzip {
-		format = manifest.OCI
-	}
+	format := manifest.OutputFormat(manifest.FormatOf(p.mf.MediaType), r.o.codec == compress.Gzip, true)
 	ir := ImageReport{Platform: p.platform, SourceDigest: p.digest, Base: p.base}
 	var (
 		layers  []v1.Layer
@@ -583,27 +581,36 @@ func (r *run) assemble(ctx context.Context, p *imagePlan) (v1.Image, v1.Image, I
 		add(l, d, lr.Output.DiffID)
 	}
 	var note string
+	var merged []int
 	if t := p.squash; t != nil {
 		lr, l, d, err := r.output(t, p.mf.Layers[len(p.mf.Layers)-1], format)
 		if err != nil {
 			return nil, nil, ir, err
 		}
 		ir.Layers = append(ir.Layers, lr)
+		// The merged layer gets its own history entry; the steps it
+		// merges keep theirs, as empty_layer ones.
 		n := len(p.mf.Layers)
-		for i := p.from; i < n-1; i++ {
-			empty[i] = true
+		for i := p.from; i < n; i++ {
+			if lr.Empty {
+				empty[i] = true
+			} else {
+				merged = append(merged, i)
+			}
 		}
-		if lr.Empty {
-			empty[n-1] = true
-		} else {
+		if !lr.Empty {
 			add(l, d, lr.Output.DiffID)
 		}
 		note = fmt.Sprintf("layerslim: layers %d-%d merged into one", p.from+1, n)
 	}
+	srcRaw, err := p.src.RawManifest()
+	if err != nil {
+		return nil, nil, ir, fmt.Errorf("reading manifest: %w", err)
+	}
 	b, err := manifest.BuildImage(manifest.Image{
-		Source: p.mf, Config: p.config, Format: format, Layers: descs, DiffIDs: diffIDs,
+		Source: p.mf, SourceRaw: srcRaw, Config: p.config, Format: format, Layers: descs, DiffIDs: diffIDs,
 		Annotations: manifest.Provenance(p.digest, r.o.describe(), r.o.version),
-		EmptyLayers: empty, AddHistory: note,
+		EmptyLayers: empty, AddHistory: note, Merged: merged,
 	})
 	if err != nil {
 		return nil, nil, ir, err

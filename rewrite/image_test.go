@@ -255,17 +255,20 @@ func TestImageReuseAndForce(t *testing.T) {
 		t.Errorf("--force gave %s, want recompressed", a)
 	}
 
-	// gzip output of a Docker source keeps the Docker format and reuses
-	// the gzip layers as they are.
+	// gzip output of a Docker source reuses the gzip layers as they are,
+	// and is OCI: its provenance annotations have no place in Docker
+	// schema 2 (issue 11).
 	gz, err := rewrite.Image(ctx, src, rewrite.WithTempDir(t.TempDir()), rewrite.WithCompression(compress.Gzip, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer gz.Close()
+	checkImage(t, gz.Image, compress.Gzip)
 	m, _ := gz.Image.Manifest()
 	sm, _ := src.Manifest()
-	if m.MediaType != types.DockerManifestSchema2 || m.Layers[0].MediaType != types.DockerLayer || m.Layers[0].Digest != sm.Layers[0].Digest {
-		t.Errorf("gzip output: manifest %s, layer %s %s", m.MediaType, m.Layers[0].MediaType, m.Layers[0].Digest)
+	if m.MediaType != types.OCIManifestSchema1 || m.Config.MediaType != types.OCIConfigJSON || m.Layers[0].MediaType != types.OCILayer ||
+		m.Layers[0].Digest != sm.Layers[0].Digest || m.Annotations[manifest.AnnotationSourceDigest] == "" {
+		t.Errorf("gzip output: manifest %s, config %s, layer %s %s, annotations %v", m.MediaType, m.Config.MediaType, m.Layers[0].MediaType, m.Layers[0].Digest, m.Annotations)
 	}
 
 	// zstd to gzip converts back, with OCI types kept from the OCI source.

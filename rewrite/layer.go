@@ -54,9 +54,10 @@ func closeDebug(ds []DebugFile) {
 //	Compressed → verify digest → detect codec → decompress → [tar filters] →
 //	hash diffID → compress → hash digest → spool file
 //
-// The source is read once. A layer already in the target codec that no
-// filter changed is returned as it is.
-func processLayer(ctx context.Context, in layerIn, o *options, platform string, paths map[string]bool) (layerOut, error) {
+// The source is read once (twice when its whiteouts come after entries
+// beside them, see processLayer). A layer already in the target codec that
+// no filter changed is returned as it is.
+func processLayerPass(ctx context.Context, in layerIn, o *options, platform string, paths map[string]bool, order *layerPass) (layerOut, error) {
 	start := time.Now()
 	rep := LayerReport{Source: Blob{Digest: in.desc.Digest, Size: in.desc.Size, MediaType: in.desc.MediaType, DiffID: in.diffID}}
 	o.reporter.Report(Event{Kind: LayerStarted, Platform: platform, Digest: in.desc.Digest, Size: in.desc.Size})
@@ -108,10 +109,13 @@ func processLayer(ctx context.Context, in layerIn, o *options, platform string, 
 		}
 	} else {
 		changes := &changeList{}
-		f := o.chain(changes, paths, func(d DebugFile) { debug = append(debug, d) })
+		f := order.wrap(o.chain(changes, paths, func(d DebugFile) { debug = append(debug, d) }))
 		st, err := copyTarLimit(ctx, counted, uncompressed, f, o.maxLayer())
 		if err != nil {
 			return layerOut{}, readErr(codec, err)
+		}
+		if order.again(changes.changes) {
+			return layerOut{}, errAgain
 		}
 		changed = st.changed
 		rep.Changes = changes.changes

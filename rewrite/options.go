@@ -202,10 +202,10 @@ func WithDebugImage(on bool) Option {
 // tarPass reports whether layers go through the tar pipeline at all.
 func (o *options) tarPass() bool { return o.filter != nil || o.strip != elf.None }
 
-// chain builds the filters of one layer: the caller's, then the ELF
-// splitter, then (for the base of a merge) the path recorder.
+// chain builds the filters of one layer: the name cleaner, the caller's,
+// then the ELF splitter, then (for the base of a merge) the path recorder.
 func (o *options) chain(rec Recorder, paths map[string]bool, debug func(DebugFile)) Filter {
-	var fs []Filter
+	fs := []Filter{cleanNames(rec)}
 	if o.filter != nil {
 		fs = append(fs, o.filter(rec))
 	}

@@ -62,9 +62,11 @@ type LayerReport struct {
 // Change is one thing a filter did to one entry.
 type Change struct {
 	Path   string `json:"path"`
-	Action string `json:"action"`           // "dropped", "stripped", …
+	Action string `json:"action"`           // "dropped", "stripped", "renamed", …
 	Bytes  int64  `json:"bytes"`            // bytes removed from the layer's content
 	Reason string `json:"reason,omitempty"` // the preset or rule that caused it
+	// To is the new name of a "renamed" entry (Path is the old one).
+	To string `json:"to,omitempty"`
 }
 
 // A Recorder collects the changes of one layer. Filters get one when they

@@ -52,7 +52,8 @@ type merger struct {
 	spec     *squashSpec
 	platform string
 	f        Filter
-	out      *tarWriter
+	out      *tarWriter   // the merged entries but whiteouts, in walk order, to a temporary file
+	sink     *whiteoutTap // where the filters write: whiteouts aside, the rest to out
 	shadow   *layerfs.Shadow
 	opaque   map[string]bool // directories given an opaque marker
 	links    []pendingLink
@@ -93,13 +94,25 @@ func processSquash(ctx context.Context, spec *squashSpec, o *options, platform s
 	uncompressed := &hashWriter{w: sp.enc, h: sha256.New()}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// The walk goes from the top layer down, so a lower layer's opaque
+	// marker turns up after upper layers' entries in its directory. The
+	// walk writes everything but whiteouts to a temporary file and keeps
+	// the whiteouts (headers only) aside; a second pass over that file
+	// writes the layer with each directory's whiteouts before its entries.
+	tmp, err := os.CreateTemp(o.tempDir, "layerslim-merged-*")
+	if err != nil {
+		return layerOut{}, fmt.Errorf("creating merge file: %w", err)
+	}
+	defer func() { tmp.Close(); os.Remove(tmp.Name()) }()
+	tmpw := bufio.NewWriterSize(tmp, 1<<20)
 	m := &merger{
 		ctx: ctx, o: o, spec: spec, platform: platform,
-		out:     newTarWriter(uncompressed),
+		out:     newTarWriter(tmpw),
 		shadow:  layerfs.NewShadow(),
 		opaque:  map[string]bool{},
 		changes: &changeList{},
 	}
+	m.sink = &whiteoutTap{next: m.out}
 	m.f = o.chain(m.changes, nil, func(d DebugFile) { m.debug = append(m.debug, d) })
 	defer func() {
 		if !ok {
@@ -131,6 +144,10 @@ func processSquash(ctx context.Context, spec *squashSpec, o *options, platform s
 	if err := m.finish(); err != nil {
 		return layerOut{}, err
 	}
+	entries, err := m.ordered(tmp, tmpw, uncompressed)
+	if err != nil {
+		return layerOut{}, err
+	}
 	diffID := v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", uncompressed.h.Sum(nil))}
 	out, err := sp.close(diffID)
 	if err != nil {
@@ -144,13 +161,37 @@ func processSquash(ctx context.Context, spec *squashSpec, o *options, platform s
 		UncompressedBytes: m.read,
 		Duration:          time.Since(start),
 		Changes:           m.changes.changes,
-		Empty:             m.out.entries == 0,
+		Empty:             entries == 0,
 	}
 	for _, l := range spec.all[spec.from:] {
 		rep.Merged = append(rep.Merged, l.desc.Digest)
 	}
 	o.reporter.Report(Event{Kind: LayerDone, Platform: platform, Digest: top.desc.Digest, Layer: &rep})
 	return layerOut{layer: out, report: rep, debug: m.debug}, nil
+}
+
+// ordered writes the merged layer from the walk's file to w, each
+// directory's whiteouts before the entries under it, and returns the
+// number of entries written.
+func (m *merger) ordered(tmp *os.File, tmpw *bufio.Writer, w io.Writer) (int, error) {
+	if err := tmpw.Flush(); err != nil {
+		return 0, fmt.Errorf("writing merge file: %w", err)
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		return 0, fmt.Errorf("reading merge file: %w", err)
+	}
+	r := bufio.NewReaderSize(tmp, 1<<20)
+	if len(m.sink.whiteouts) == 0 {
+		if _, err := io.Copy(w, r); err != nil {
+			return 0, fmt.Errorf("reading merge file: %w", err)
+		}
+		return m.out.entries, nil
+	}
+	st, err := copyTar(m.ctx, r, w, newWhiteoutsFirst(m.sink.whiteouts))
+	if err != nil {
+		return 0, fmt.Errorf("reading merge file: %w", err)
+	}
+	return st.entriesOut, nil
 }
 
 // prefetched is a merged layer being decompressed ahead of the walk, into
@@ -333,7 +374,7 @@ func (m *merger) entry(e Entry, layer, idx int) error {
 		// directory.
 		if isDir && !m.rootDone {
 			m.rootDone = true
-			return m.f.Filter(m.ctx, e, m.out)
+			return m.f.Filter(m.ctx, e, m.sink)
 		}
 		return nil
 	}
@@ -352,7 +393,7 @@ func (m *merger) entry(e Entry, layer, idx int) error {
 				return nil
 			}
 			m.opaque[target] = true
-			return m.f.Filter(m.ctx, e, m.out)
+			return m.f.Filter(m.ctx, e, m.sink)
 		case k&(layerfs.File|layerfs.Deleted) != 0:
 			return nil // replaced or deleted above anyway
 		case k&(layerfs.Dir|layerfs.Implied|layerfs.Opaque) != 0:
@@ -363,7 +404,7 @@ func (m *merger) entry(e Entry, layer, idx int) error {
 			}
 			m.opaque[target] = true
 			marker := &tar.Header{Name: path.Join(target, layerfs.OpaqueMarker), Typeflag: tar.TypeReg, Mode: 0o644, ModTime: h.ModTime, Format: h.Format}
-			return m.f.Filter(m.ctx, Entry{Header: marker, Body: strings.NewReader("")}, m.out)
+			return m.f.Filter(m.ctx, Entry{Header: marker, Body: strings.NewReader("")}, m.sink)
 		default:
 			c := *h
 			m.deletes = append(m.deletes, &c)
@@ -387,7 +428,7 @@ func (m *merger) entry(e Entry, layer, idx int) error {
 		m.linksTo[target] = append(m.linksTo[target], len(m.links)-1)
 		return nil
 	}
-	return m.f.Filter(m.ctx, e, m.out)
+	return m.f.Filter(m.ctx, e, m.sink)
 }
 
 // finish writes the hardlinks, the whiteouts that aim at the base, and the
@@ -403,9 +444,22 @@ func (m *merger) finish() error {
 		return a.index < b.index
 	})
 	made := map[string]string{} // target@layer → path now holding its content
+	dropped, err := m.droppedFiles()
+	if err != nil {
+		return err
+	}
+	rescued := map[string]string{} // dropped target → the link now holding its content
 	for _, l := range m.links {
+		if target := layerfs.Clean(l.hdr.Linkname); !l.hidden && dropped[target] {
+			// The drop rules took the link's target, here or in the base:
+			// the first link gets the content, the others link to it.
+			if err := m.rescue(l, target, rescued); err != nil {
+				return fmt.Errorf("%s: keeping the content of dropped %s: %w", l.hdr.Name, l.hdr.Linkname, err)
+			}
+			continue
+		}
 		if !l.hidden {
-			if err := m.f.Filter(m.ctx, Entry{Header: l.hdr, Body: strings.NewReader("")}, m.out); err != nil {
+			if err := m.f.Filter(m.ctx, Entry{Header: l.hdr, Body: strings.NewReader("")}, m.sink); err != nil {
 				return fmt.Errorf("%s: %w", l.hdr.Name, err)
 			}
 			continue
@@ -417,7 +471,7 @@ func (m *merger) finish() error {
 		if holder, ok := made[key]; ok {
 			h := *l.hdr
 			h.Linkname = holder
-			if err := m.f.Filter(m.ctx, Entry{Header: &h, Body: strings.NewReader("")}, m.out); err != nil {
+			if err := m.f.Filter(m.ctx, Entry{Header: &h, Body: strings.NewReader("")}, m.sink); err != nil {
 				return err
 			}
 			continue
@@ -437,17 +491,63 @@ func (m *merger) finish() error {
 			if known && !base[target] {
 				continue // it deleted only merged content
 			}
-			if err := m.f.Filter(m.ctx, Entry{Header: h, Body: strings.NewReader("")}, m.out); err != nil {
+			if err := m.f.Filter(m.ctx, Entry{Header: h, Body: strings.NewReader("")}, m.sink); err != nil {
 				return err
 			}
 		}
 	}
 	if fl, ok := m.f.(Flusher); ok {
-		if err := fl.Flush(m.ctx, m.out); err != nil {
+		if err := fl.Flush(m.ctx, m.sink); err != nil {
 			return err
 		}
 	}
 	return m.out.finish(nil)
+}
+
+// droppedFiles is every path the filters dropped in the merge and in the
+// base layers' outputs, but hardlinks dropped with their target.
+func (m *merger) droppedFiles() (map[string]bool, error) {
+	out := map[string]bool{}
+	add := func(cs []Change) {
+		for _, c := range cs {
+			if c.Action == "dropped" && !strings.HasPrefix(c.Reason, linkToDropped) {
+				out[layerfs.Clean(c.Path)] = true
+			}
+		}
+	}
+	add(m.changes.changes)
+	for _, t := range m.spec.base {
+		select {
+		case <-t.done:
+		case <-m.ctx.Done():
+			return nil, m.ctx.Err()
+		}
+		add(t.out.report.Changes)
+	}
+	return out, nil
+}
+
+// rescue writes link l, whose target the drop rules took: the first link
+// to target gets its content (read again from the layers), a later one
+// links to that first one. A link the rules drop by its own name stays
+// dropped.
+func (m *merger) rescue(l pendingLink, target string, rescued map[string]string) error {
+	if holder, ok := rescued[target]; ok {
+		h := *l.hdr
+		h.Linkname = holder
+		return m.f.Filter(m.ctx, Entry{Header: &h, Body: strings.NewReader("")}, m.sink)
+	}
+	n := len(m.changes.changes)
+	if err := m.materialize(l, target); err != nil {
+		return err
+	}
+	for _, c := range m.changes.changes[n:] {
+		if c.Action == "dropped" && layerfs.Clean(c.Path) == layerfs.Clean(l.hdr.Name) {
+			return nil // named by a rule itself
+		}
+	}
+	rescued[target] = l.hdr.Name
+	return nil
 }
 
 // basePaths is every path the base layers' outputs hold (directories
@@ -498,7 +598,7 @@ func (m *merger) materialize(l pendingLink, target string) error {
 		}
 		out := cloneHeader(h)
 		out.Name = l.hdr.Name
-		return m.f.Filter(m.ctx, Entry{Header: &out, Body: r}, m.out)
+		return m.f.Filter(m.ctx, Entry{Header: &out, Body: r}, m.sink)
 	}
 	return fmt.Errorf("%s does not exist where the link is made", target)
 }

@@ -17,6 +17,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
 	"github.com/layerslim/layerslim/compress"
+	"github.com/layerslim/layerslim/internal/layerfs"
+	"github.com/layerslim/layerslim/internal/testenv"
 	"github.com/layerslim/layerslim/rewrite"
 )
 
@@ -69,71 +71,45 @@ func layerTar(t testing.TB, ents ...string) []byte {
 }
 
 // node is a path of a merged filesystem, as a test sees it.
-type node struct {
-	Type    byte
-	Mode    int64
-	Content string
-	Link    string
-}
+type node = testenv.Node
 
-// mergeFS applies tar layers bottom-up the way a runtime does.
+// mergeFS applies tar layers bottom-up the way the image-spec says (and
+// containerd, podman and umoci do).
 func mergeFS(t testing.TB, layers [][]byte) map[string]node {
 	t.Helper()
-	fs := map[string]node{}
-	removeTree := func(p string) {
-		for k := range fs {
-			if k == p || strings.HasPrefix(k, p+"/") {
-				delete(fs, k)
-			}
+	return testenv.SpecApply(t, layers...)
+}
+
+// checkAppliers asserts that the output layers read as the source's do,
+// under the spec's applier, and the same under an applier that works in
+// tar order: each layer's whiteouts come before the entries beside them.
+func checkAppliers(t testing.TB, src, out [][]byte) {
+	t.Helper()
+	want := testenv.SpecApply(t, src...)
+	if diff := cmp.Diff(want, testenv.SpecApply(t, out...)); diff != "" {
+		t.Errorf("merged filesystem differs (-source +output):\n%s", diff)
+	}
+	if diff := cmp.Diff(want, testenv.NaiveApply(t, out...)); diff != "" {
+		t.Errorf("an in-order applier reads the output differently (-source +output):\n%s", diff)
+	}
+	for i, l := range out {
+		if n, late := lateWhiteouts(t, l); late != "" {
+			t.Errorf("output layer %d: whiteout %s (entry %d) comes after entries of its directory", i+1, late, n)
 		}
 	}
-	for _, l := range layers {
-		tr := tar.NewReader(bytes.NewReader(l))
-		var opaque []string
-		added := map[string]bool{}
-		for {
-			h, err := tr.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			p := strings.TrimSuffix(strings.TrimPrefix(path.Clean("/"+h.Name), "/"), "/")
-			dir, base := path.Split(p)
-			dir = strings.TrimSuffix(dir, "/")
-			if base == ".wh..wh..opq" {
-				opaque = append(opaque, dir)
-				continue
-			}
-			if strings.HasPrefix(base, ".wh.") {
-				removeTree(path.Join(dir, strings.TrimPrefix(base, ".wh.")))
-				continue
-			}
-			body, _ := io.ReadAll(tr)
-			n := node{Type: h.Typeflag, Mode: h.Mode, Content: string(body), Link: h.Linkname}
-			if h.Typeflag == tar.TypeLink {
-				target, ok := fs[strings.TrimPrefix(path.Clean("/"+h.Linkname), "/")]
-				if !ok {
-					t.Fatalf("hardlink %s to missing %s", p, h.Linkname)
-				}
-				n = node{Type: tar.TypeReg, Mode: target.Mode, Content: target.Content}
-			}
-			if old, ok := fs[p]; ok && old.Type == tar.TypeDir && n.Type != tar.TypeDir {
-				removeTree(p)
-			}
-			fs[p] = n
-			added[p] = true
-		}
-		for _, d := range opaque {
-			for k := range fs {
-				if (d == "" || strings.HasPrefix(k, d+"/")) && !added[k] { // "" is the root
-					delete(fs, k)
-				}
-			}
+}
+
+// lateWhiteouts returns the first whiteout of a tar stream that comes
+// after an entry under its directory, and its entry number.
+func lateWhiteouts(t testing.TB, tarball []byte) (int, string) {
+	t.Helper()
+	var c layerfs.OrderCheck
+	for i, n := range names(t, tarball) {
+		if c.Add(layerfs.Clean(n)) {
+			return i + 1, n
 		}
 	}
-	return fs
+	return 0, ""
 }
 
 func layerBytes(t testing.TB, l v1.Layer) []byte {
@@ -287,9 +263,7 @@ func TestSquash(t *testing.T) {
 			for _, l := range layers {
 				out = append(out, layerBytes(t, l))
 			}
-			if diff := cmp.Diff(mergeFS(t, tars), mergeFS(t, out)); diff != "" {
-				t.Errorf("merged filesystem differs (-source +output):\n%s", diff)
-			}
+			checkAppliers(t, tars, out)
 			if !bytes.Equal(out[0], tars[0]) {
 				t.Error("the base layer changed")
 			}
@@ -399,8 +373,16 @@ func TestBaseFromHistory(t *testing.T) {
 		t.Errorf("%d layers, want 2 base + 1 merged", len(layers))
 	}
 	cf, _ := res.Image.ConfigFile()
+	// The merged layer's entry is its own, created when the newest merged
+	// step was; the merged steps stay as empty_layer entries.
 	last := cf.History[len(cf.History)-1]
-	if !last.EmptyLayer || last.Comment != "layerslim" || !last.Created.IsZero() {
-		t.Errorf("added history entry %+v, want empty_layer, comment layerslim, no time", last)
+	newest := day.Add(30*24*time.Hour + 2*time.Minute)
+	if last.EmptyLayer || last.Comment != "layerslim" || !last.Created.Equal(newest) {
+		t.Errorf("added history entry %+v, want a layer's, comment layerslim, created %s", last, newest)
+	}
+	for _, h := range cf.History[3:5] {
+		if !h.EmptyLayer {
+			t.Errorf("merged step %q is not empty_layer", h.CreatedBy)
+		}
 	}
 }

@@ -182,6 +182,7 @@ func (c *cache) compare(ctx context.Context, sp, dp *imagePlan) (*Result, error)
 	res.Paths, diffs = compareTrees(st, dt, c.o.Dropped)
 	res.Differences = append(res.Differences, diffs...)
 	res.Differences = append(res.Differences, compareConfig(sp.config, dp.config)...)
+	res.Differences = append(res.Differences, c.layerNames(sp, dp)...)
 	if err := c.checkDiffIDs(dp); err != nil {
 		res.Differences = append(res.Differences, Difference{
 			Path: "config:rootfs.diff_ids", What: WhatConfig, Source: "matches the layers", Output: err.Error(), Verdict: Violation,

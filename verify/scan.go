@@ -66,6 +66,10 @@ type record struct {
 type layerScan struct {
 	records []record
 	diffID  v1.Hash
+	// late are the whiteouts that come after entries under their
+	// directory, unclean the names that climb out of the root, as the
+	// layer spells them (see layerfs).
+	late, unclean []string
 }
 
 // scanLayer reads one layer blob once: it checks the blob's digest, hashes
@@ -93,6 +97,7 @@ func scanLayer(ctx context.Context, l v1.Layer, desc v1.Descriptor, o Options) (
 	// Sparse files' bodies are their holes expanded: bound them all.
 	bodies := limit.Reader(tr, o.MaxLayerSize, limit.Files(o.MaxLayerSize))
 	s := &layerScan{}
+	var order layerfs.OrderCheck
 	last := ""
 	for {
 		h, err := tr.Next()
@@ -109,6 +114,7 @@ func scanLayer(ctx context.Context, l v1.Layer, desc v1.Descriptor, o Options) (
 		if h.Typeflag == tar.TypeXGlobalHeader {
 			continue // PAX defaults, not a file
 		}
+		s.noteNames(&order, h)
 		rec, err := readEntry(tarentry.Body(bodies, h.Size), h, o)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", h.Name, err)

@@ -84,6 +84,8 @@ const (
 	WhatDevice   = "device"   // device numbers
 	WhatConfig   = "config"   // a field of the image config
 	WhatPlatform = "platform" // an image of an index
+	WhatOrder    = "order"    // a whiteout after entries beside it in a DST layer
+	WhatName     = "name"     // a DST entry name that climbs out of the root
 )
 
 // Difference is one way DST differs from SRC.

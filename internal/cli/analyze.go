@@ -273,6 +273,11 @@ func printAnalysis(w io.Writer, r *analyze.ImageReport) {
 	if t.ELFFiles > 0 {
 		fmt.Fprintf(w, "ELF files: %d\n", t.ELFFiles)
 	}
+	for i, l := range r.Layers {
+		for _, n := range l.Notes {
+			fmt.Fprintf(w, "note: layer %d: %s\n", i+1, n)
+		}
+	}
 	if len(r.Top) == 0 {
 		return
 	}

@@ -105,9 +105,9 @@ func writeTampered(t *testing.T) string {
 	}
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "etc/.wh.os-release", Typeflag: tar.TypeReg})
 	tw.WriteHeader(&tar.Header{Name: "etc/added", Typeflag: tar.TypeReg, Mode: 0o644, Size: 2})
 	tw.Write([]byte("x\n"))
-	tw.WriteHeader(&tar.Header{Name: "etc/.wh.os-release", Typeflag: tar.TypeReg})
 	tw.Close()
 	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf.Bytes())), nil })
 	if err != nil {

@@ -20,6 +20,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/layerslim/layerslim/manifest"
 )
 
 // An OCI layout is written so that a run killed at any moment leaves a valid
@@ -419,26 +421,10 @@ func (w *layoutWriter) setIndexEntry(desc v1.Descriptor, match func(v1.Descripto
 	if err != nil {
 		return err
 	}
-	im, err := v1.ParseIndexManifest(bytes.NewReader(raw))
+	// Every other entry stays as written, fields unknown to us included.
+	b, err := manifest.ReplaceIndexEntries(raw, desc, match)
 	if err != nil {
 		return fmt.Errorf("parsing %s: %w", filepath.Join(w.dir, indexFile), err)
-	}
-	kept := make([]v1.Descriptor, 0, len(im.Manifests)+1)
-	for _, d := range im.Manifests {
-		if !match(d) {
-			kept = append(kept, d)
-		}
-	}
-	im.Manifests = append(kept, desc)
-	if im.SchemaVersion == 0 {
-		im.SchemaVersion = 2
-	}
-	if im.MediaType == "" {
-		im.MediaType = types.OCIImageIndex
-	}
-	b, err := json.MarshalIndent(im, "", "   ")
-	if err != nil {
-		return err
 	}
 	if err := syncDir(filepath.Join(w.dir, "blobs", desc.Digest.Algorithm)); err != nil {
 		return err

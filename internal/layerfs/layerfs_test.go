@@ -2,6 +2,7 @@ package layerfs
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -105,5 +106,51 @@ func TestCheckWhiteout(t *testing.T) {
 		if (err != nil) != bad || (err != nil && !errors.Is(err, ErrBadWhiteout)) {
 			t.Errorf("CheckWhiteout(%q) = %v, want bad %v", name, err, bad)
 		}
+	}
+}
+
+func TestOrderCheck(t *testing.T) {
+	tests := []struct {
+		names []string
+		late  []string // the whiteouts reported
+	}{
+		{[]string{"", "a", "a/.wh..wh..opq", "a/x", ".wh.b", "c"}, []string{".wh.b"}},
+		{[]string{"a", "a/y", "a/.wh..wh..opq", "a/x"}, []string{"a/.wh..wh..opq"}},
+		{[]string{"a/b/c", "a/.wh.x"}, []string{"a/.wh.x"}},
+		{[]string{"a/b/c", "a/b/.wh.x", "d/.wh.y"}, []string{"a/b/.wh.x"}},
+		{[]string{".wh.z", "a/.wh.x", "a/b/.wh.y", "a/b/c", "a/d"}, nil},
+		{[]string{"a/b/.wh.x", "a/.wh.b"}, nil}, // whiteouts do not count as entries
+	}
+	for _, tc := range tests {
+		var c OrderCheck
+		var late []string
+		for _, n := range tc.names {
+			if c.Add(n) {
+				late = append(late, n)
+			}
+		}
+		if strings.Join(late, ",") != strings.Join(tc.late, ",") {
+			t.Errorf("%q: late %q, want %q", tc.names, late, tc.late)
+		}
+	}
+}
+
+func TestUnclean(t *testing.T) {
+	for name, want := range map[string]bool{
+		"etc/x": false, "./etc/x": false, "a/../b": true, "../../x": true, "/x": true, "..": true,
+		"a..b/c": false, "x/..y": false, "etc/": false,
+	} {
+		if got := Unclean(name); got != want {
+			t.Errorf("Unclean(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
+
+func TestAncestors(t *testing.T) {
+	if got := strings.Join(Ancestors("a/b/c"), "|"); got != "|a|a/b" {
+		t.Errorf("Ancestors(a/b/c) = %q", got)
+	}
+	if Ancestors("") != nil {
+		t.Error("the root has ancestors")
 	}
 }

@@ -2,11 +2,13 @@ package testenv
 
 import (
 	"archive/tar"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -14,7 +16,10 @@ import (
 // HelloOutput is the first line RunnableImage's /app prints.
 const HelloOutput = "hello from layerslim test"
 
-// helloSource is /app: it greets, then lists "/" one entry a line, then its arguments.
+// helloSource is /app: it greets, then lists "/" one entry a line, then its
+// arguments; then, for each argument that is an absolute path, the entries
+// of that directory (or the path itself for a file), failing when it is
+// missing.
 const helloSource = `package main
 
 import (
@@ -34,6 +39,28 @@ func main() {
 	}
 	if len(os.Args) > 1 {
 		fmt.Println("args:", os.Args[1:])
+	}
+	for _, a := range os.Args[1:] {
+		if len(a) == 0 || a[0] != '/' {
+			continue
+		}
+		fi, err := os.Stat(a)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		if !fi.IsDir() {
+			fmt.Println(a)
+			continue
+		}
+		entries, err := os.ReadDir(a)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		for _, e := range entries {
+			fmt.Println(a + "/" + e.Name())
+		}
 	}
 }
 `
@@ -154,6 +181,47 @@ func RunnableImageSpec(t testing.TB, arch string) ImageSpec {
 		Layers:   [][]byte{base, pkg, app},
 		Config:   &cfg,
 	}
+}
+
+// PyFatImage is the shape of the Python image of issue 11, runnable: a
+// base layer with /app (HelloBinary) and usr/lib, then three layers each
+// making new directories that the snapshotter marked opaque (the package
+// directory usr/lib/python3 itself, then numpy, yaml, requests, jinja2),
+// with n files each. Its history has a day's pause after the base, so
+// --squash=auto merges the three. Its Cmd makes /app list the packages:
+// the run fails when one is missing.
+func PyFatImage(t testing.TB, arch string, n int) v1.Image {
+	t.Helper()
+	pkg := func(name string) []File {
+		d := "usr/lib/python3/" + name
+		out := []File{Dir(d), Opaque(d)}
+		for i := range n {
+			out = append(out, Reg(fmt.Sprintf("%s/m%03d.py", d, i), fmt.Sprintf("# %s module %d\n", name, i)))
+		}
+		return out
+	}
+	base := TarLayer(t, []File{{Name: "app", Mode: 0o755, Body: HelloBinary(t, arch)}, Dir("usr"), Dir("usr/lib"), Reg("usr/lib/os-release", "ID=test\n")})
+	l2 := TarLayer(t, append([]File{Dir("usr/lib/python3"), Opaque("usr/lib/python3")}, pkg("numpy")...))
+	l3 := TarLayer(t, append([]File{Dir("usr/lib/python3")}, pkg("yaml")...))
+	l4 := TarLayer(t, append(append([]File{Dir("usr/lib/python3")}, pkg("requests")...), pkg("jinja2")...))
+	day := DefaultCreated
+	hist := []v1.History{
+		{Created: v1.Time{Time: day}, CreatedBy: "/bin/sh -c #(nop) ADD file:base in /"},
+		{Created: v1.Time{Time: day.Add(24 * time.Hour)}, CreatedBy: "RUN pip install numpy"},
+		{Created: v1.Time{Time: day.Add(24*time.Hour + time.Minute)}, CreatedBy: "RUN pip install pyyaml"},
+		{Created: v1.Time{Time: day.Add(24*time.Hour + 2*time.Minute)}, CreatedBy: "RUN pip install requests jinja2"},
+	}
+	var cmd []string
+	for _, p := range []string{"numpy", "yaml", "requests", "jinja2"} {
+		cmd = append(cmd, "/usr/lib/python3/"+p)
+	}
+	return Image(t, ImageSpec{
+		Platform: platformFor(arch),
+		Layers:   [][]byte{base, l2, l3, l4},
+		Config:   &v1.Config{Entrypoint: []string{"/app"}, Cmd: cmd, WorkingDir: "/"},
+		History:  hist,
+		Created:  day.Add(24*time.Hour + 2*time.Minute),
+	})
 }
 
 // platformFor is linux/arch with the variant registries and containerd expect.
