@@ -440,6 +440,7 @@ func (s *Server) scan(ctx context.Context, rec *imageRecord, l layerRecord, kind
 // clean path; fn returning true stops calling it (the rest of the blob is
 // still read, to check its digest). The error names image and layer.
 func (s *Server) walk(ctx context.Context, rec *imageRecord, l layerRecord, fn func(p string, h *tar.Header, r io.Reader) (bool, error)) error {
+	s.m.layerReads.Add(1)
 	err := func() error {
 		rc, err := s.openBlob(ctx, rec, l.Digest)
 		if err != nil {

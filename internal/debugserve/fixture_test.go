@@ -41,7 +41,8 @@ func buildProgram(t *testing.T, name string) program {
 	}
 	dir := t.TempDir()
 	src := filepath.Join(dir, name+".c")
-	code := "#include <stdio.h>\n\nstatic int twice(int x) { return 2 * x; }\n\nint main(void) {\n\tprintf(\"" + name + " %d\\n\", twice(21));\n\treturn 0;\n}\n"
+	code := "#include <stdio.h>\n#include <stdlib.h>\n\nstatic int twice(int x) { return 2 * x; }\n\nstatic void crash_" + name + "(void) { abort(); }\n\n" +
+		"int main(int argc, char **argv) {\n\tif (argc > 1)\n\t\tcrash_" + name + "();\n\tprintf(\"" + name + " %d\\n\", twice(21));\n\treturn 0;\n}\n"
 	if err := os.WriteFile(src, []byte(code), 0o644); err != nil {
 		t.Fatal(err)
 	}
