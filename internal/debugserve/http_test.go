@@ -46,7 +46,9 @@ func metric(t *testing.T, url, name string) int64 {
 	return n
 }
 
-func debugPath(id string) string { return "usr/lib/debug/.build-id/" + id[:2] + "/" + id[2:] + ".debug" }
+func debugPath(id string) string {
+	return "usr/lib/debug/.build-id/" + id[:2] + "/" + id[2:] + ".debug"
+}
 
 func TestHeadersHeadAndErrors(t *testing.T) {
 	hello := buildProgram(t, "hello")
