@@ -9,8 +9,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -220,4 +222,20 @@ func tool(t *testing.T, name string) string {
 		t.Skipf("no %s", name)
 	}
 	return p
+}
+
+func readFile(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func regexpOf(s string) *regexp.Regexp { return regexp.MustCompile(s) }
+
+// retrying are registry options that retry fast.
+func retrying() imageref.Options {
+	return imageref.Options{Retries: 3, RetryDelay: 10 * time.Millisecond}
 }
