@@ -11,8 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
 	"github.com/layerslim/layerslim/internal/debugserve"
 	"github.com/layerslim/layerslim/internal/testenv"
+	"github.com/layerslim/layerslim/manifest"
 )
 
 // serve runs srv on a loopback port until the test ends and returns its URL.
@@ -153,5 +157,40 @@ func TestRegistryFaults(t *testing.T) {
 	proxy.Add(down)
 	if resp, b := get(t, "GET", url+"/buildid/"+hello.buildID+"/debuginfo"); resp.StatusCode != 200 || !bytes.Equal(b, want) {
 		t.Errorf("cached debuginfo with the registry down: %s", resp.Status)
+	}
+}
+
+// A debug image pushed by rewrite is listed by the referrers API of its
+// slim image (this registry has none: ggcr's tag-schema fallback), as
+// crane and oras list referrers.
+func TestRegistryReferrers(t *testing.T) {
+	hello := buildProgram(t, "hello")
+	repo := testenv.Repo(t)
+	slim := pushSlim(t, repo+":app", hello)
+	slimDigest, err := testenv.RemoteImage(t, slim).Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	debugDigest, err := testenv.RemoteImage(t, slim+"-debug").Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := name.NewDigest(repo+"@"+slimDigest.String(), name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := remote.Referrers(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(im.Manifests) != 1 || im.Manifests[0].Digest != debugDigest {
+		t.Fatalf("referrers of the slim image = %+v, want the debug image %s", im.Manifests, debugDigest)
+	}
+	if got := im.Manifests[0].Annotations[manifest.AnnotationDebugFor]; got != slimDigest.String() {
+		t.Errorf("the referrer's %s = %q, want %s", manifest.AnnotationDebugFor, got, slimDigest)
 	}
 }
