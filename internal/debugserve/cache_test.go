@@ -1,16 +1,18 @@
 package debugserve_test
 
 import (
+	"bytes"
 	"testing"
 
 	"github.com/layerslim/layerslim/internal/debugserve"
 )
 
 // A cache smaller than two files keeps the one used last: the other is
-// read from its layer again when asked for.
+// read from its layer again when asked for. (The layer is uncompressed, too
+// big for the cache: no blob is cached.)
 func TestCacheEviction(t *testing.T) {
 	a, b := buildProgram(t, "aaa"), buildProgram(t, "bbb")
-	dir := slimLayout(t, "", "app", a, b)
+	dir := slimLayoutArgs(t, "", "app", []string{"--compression", "none"}, a, b)
 	sa := int64(len(layoutFile(t, dir, "app-debug", debugPath(a.buildID))))
 	sb := int64(len(layoutFile(t, dir, "app-debug", debugPath(b.buildID))))
 	size := max(sa, sb) * 3 / 2
@@ -77,5 +79,26 @@ func TestRestartReusesIndex(t *testing.T) {
 	}
 	if n := metric(t, hs2.URL, "layerslim_debuginfod_index_buildids"); n != 1 {
 		t.Errorf("index_buildids after restart = %d, want 1", n)
+	}
+}
+
+// The files of one layer asked for one after the other need one read of
+// the layer: its blob is cached with the first file.
+func TestBlobCache(t *testing.T) {
+	a, b := buildProgram(t, "aaa"), buildProgram(t, "bbb")
+	dir := slimLayout(t, "", "app", a, b)
+	_, hs := server(t, "", debugserve.Options{}, "oci:"+dir)
+	r0 := metric(t, hs.URL, "layerslim_debuginfod_layer_reads_total")
+	for _, p := range []program{a, b} {
+		want := layoutFile(t, dir, "app-debug", debugPath(p.buildID))
+		if resp, body := get(t, "GET", hs.URL+"/buildid/"+p.buildID+"/debuginfo"); resp.StatusCode != 200 || !bytes.Equal(body, want) {
+			t.Fatalf("%s: %s, %d bytes", p.name, resp.Status, len(body))
+		}
+	}
+	if got := metric(t, hs.URL, "layerslim_debuginfod_layer_reads_total") - r0; got != 1 {
+		t.Errorf("two files of one layer read it %d times, want 1", got)
+	}
+	if got := metric(t, hs.URL, "layerslim_debuginfod_blob_cache_hits_total"); got != 2 {
+		t.Errorf("blob cache hits = %d, want 2", got)
 	}
 }

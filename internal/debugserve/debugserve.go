@@ -404,7 +404,7 @@ func (s *Server) scan(ctx context.Context, rec *imageRecord, l layerRecord, kind
 		}
 		s.m.layerScans.Add(1)
 		var files []file
-		err := s.walk(ctx, rec, l, func(p string, h *tar.Header, r io.Reader) (bool, error) {
+		err := s.walk(ctx, rec, l, false, func(p string, h *tar.Header, r io.Reader) (bool, error) {
 			if h.Typeflag != tar.TypeReg {
 				return false, nil
 			}
@@ -436,15 +436,34 @@ func (s *Server) scan(ctx context.Context, rec *imageRecord, l layerRecord, kind
 	return v.([]file), nil
 }
 
-// walk reads layer l of rec to its end, calling fn for each entry with its
-// clean path; fn returning true stops calling it (the rest of the blob is
-// still read, to check its digest). The error names image and layer.
-func (s *Server) walk(ctx context.Context, rec *imageRecord, l layerRecord, fn func(p string, h *tar.Header, r io.Reader) (bool, error)) error {
-	s.m.layerReads.Add(1)
+// walk reads layer l of rec, calling fn for each entry with its clean
+// path; fn returning true stops calling it. A blob read from its source is
+// read to its end, to check its digest, and with keep it is then cached
+// (when it fits): the next file asked for from that layer needs no read of
+// the source, and a blob from the cache was checked when it was cached. The
+// error names image and layer.
+func (s *Server) walk(ctx context.Context, rec *imageRecord, l layerRecord, keep bool, fn func(p string, h *tar.Header, r io.Reader) (bool, error)) error {
+	bkey := cacheKey("blob", l.Digest.String())
+	var keepTo *os.File
 	err := func() error {
-		rc, err := s.openBlob(ctx, rec, l.Digest)
-		if err != nil {
-			return err
+		var rc io.ReadCloser
+		checked := false
+		if f := s.cache.open(bkey); f != nil {
+			s.m.blobHits.Add(1)
+			rc, checked = f, true
+		} else {
+			s.m.layerReads.Add(1)
+			var err error
+			if rc, err = s.openBlob(ctx, rec, l.Digest); err != nil {
+				return err
+			}
+			if keep && l.Size > 0 && s.cache.fits(l.Size) {
+				if keepTo, err = s.cache.temp(); err != nil {
+					rc.Close()
+					return err
+				}
+				rc = teeCloser{io.TeeReader(rc, keepTo), rc}
+			}
 		}
 		b, err := blob.OpenReader(ctx, rc, v1.Descriptor{Digest: l.Digest, Size: l.Size}, nil)
 		if err != nil {
@@ -469,12 +488,28 @@ func (s *Server) walk(ctx context.Context, rec *imageRecord, l layerRecord, fn f
 			if done, err = fn(p, h, tr); err != nil {
 				return fmt.Errorf("%s: %w", p, err)
 			}
+			if done && checked {
+				return nil
+			}
 		}
 	}()
+	if keepTo != nil {
+		name := keepTo.Name()
+		if cerr := keepTo.Close(); err == nil && cerr == nil {
+			err = s.cache.put(bkey, name, l.Size)
+		} else {
+			os.Remove(name)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("reading %s layer %s: %w", rec.where(), l.Digest, err)
 	}
 	return nil
+}
+
+type teeCloser struct {
+	io.Reader
+	io.Closer
 }
 
 // openBlob opens the blob h of rec's image where it was found.
@@ -556,6 +591,19 @@ func (s *Server) fetch(ctx context.Context, loc location) (f *os.File, remove fu
 // extract copies the file at loc out of layer l into a temporary file of
 // the cache directory and returns its name, once the whole blob checked.
 func (s *Server) extract(ctx context.Context, rec *imageRecord, l layerRecord, loc location) (string, error) {
+	if l.Size > 0 && s.cache.fits(l.Size) {
+		// Requests for several files of one layer share one read of it:
+		// the blob goes to the cache, the files come out of the copy.
+		_, err, _ := s.flight.Do("blob "+l.Digest.String(), func() (any, error) {
+			if f := s.cache.open(cacheKey("blob", l.Digest.String())); f != nil {
+				return nil, f.Close()
+			}
+			return nil, s.walk(ctx, rec, l, true, func(string, *tar.Header, io.Reader) (bool, error) { return true, nil })
+		})
+		if err != nil {
+			return "", err
+		}
+	}
 	tmp, err := s.cache.temp()
 	if err != nil {
 		return "", err
@@ -569,7 +617,7 @@ func (s *Server) extract(ctx context.Context, rec *imageRecord, l layerRecord, l
 	}()
 	found := false
 	var n int64
-	err = s.walk(ctx, rec, l, func(p string, h *tar.Header, r io.Reader) (bool, error) {
+	err = s.walk(ctx, rec, l, false, func(p string, h *tar.Header, r io.Reader) (bool, error) {
 		if p != loc.Path || h.Typeflag != tar.TypeReg {
 			return false, nil
 		}

@@ -92,6 +92,12 @@ func hexOf(b []byte) []byte {
 // with layerslim into oci:DIR:TAG and oci:DIR:TAG-debug, and returns DIR.
 func slimLayout(t *testing.T, dir, tag string, progs ...program) string {
 	t.Helper()
+	return slimLayoutArgs(t, dir, tag, nil, progs...)
+}
+
+// slimLayoutArgs is slimLayout with more arguments for rewrite.
+func slimLayoutArgs(t *testing.T, dir, tag string, args []string, progs ...program) string {
+	t.Helper()
 	files := []testenv.File{testenv.Dir("usr/"), testenv.Dir("usr/bin/")}
 	for _, p := range progs {
 		files = append(files, testenv.File{Name: p.path, Mode: 0o755, Body: p.bin})
@@ -108,7 +114,7 @@ func slimLayout(t *testing.T, dir, tag string, progs ...program) string {
 	if dir == "" {
 		dir = filepath.Join(t.TempDir(), "out")
 	}
-	runCLI(t, "rewrite", "oci:"+srcDir+":src", "oci:"+dir+":"+tag, "--progress", "none")
+	runCLI(t, append([]string{"rewrite", "oci:" + srcDir + ":src", "oci:" + dir + ":" + tag, "--progress", "none"}, args...)...)
 	return dir
 }
 

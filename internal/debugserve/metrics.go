@@ -15,7 +15,7 @@ import (
 type metrics struct {
 	s *Server
 
-	hits, misses, bytes, layerScans, layerReads, refreshErrors atomic.Int64
+	hits, misses, blobHits, bytes, layerScans, layerReads, refreshErrors atomic.Int64
 
 	mu       sync.Mutex
 	requests map[[2]string]int64 // {kind, code}
@@ -53,16 +53,17 @@ func (m *metrics) writeTo(w io.Writer) {
 		fmt.Fprintf(w, "layerslim_debuginfod_requests_total{kind=%q,code=%q} %d\n", k[0], k[1], m.requests[k])
 	}
 	m.mu.Unlock()
-	metric("layerslim_debuginfod_cache_hits_total", "counter", "Files served from the file cache.", m.hits.Load())
-	metric("layerslim_debuginfod_cache_misses_total", "counter", "Files read from their layer.", m.misses.Load())
+	metric("layerslim_debuginfod_cache_hits_total", "counter", "Files served from the cache.", m.hits.Load())
+	metric("layerslim_debuginfod_cache_misses_total", "counter", "Files not in the cache: taken out of their layer.", m.misses.Load())
+	metric("layerslim_debuginfod_blob_cache_hits_total", "counter", "Files taken out of a layer blob cached before.", m.blobHits.Load())
 	metric("layerslim_debuginfod_cache_evictions_total", "counter", "Files removed from the cache to make room.", m.s.cache.evictions.Load())
 	files, bytes := m.s.cache.stats()
-	metric("layerslim_debuginfod_cache_files", "gauge", "Files in the file cache.", int64(files))
-	metric("layerslim_debuginfod_cache_bytes", "gauge", "Bytes in the file cache.", bytes)
+	metric("layerslim_debuginfod_cache_files", "gauge", "Files and layer blobs in the cache.", int64(files))
+	metric("layerslim_debuginfod_cache_bytes", "gauge", "Bytes in the cache.", bytes)
 	metric("layerslim_debuginfod_served_bytes_total", "counter", "Bytes of files served.", m.bytes.Load())
 	metric("layerslim_debuginfod_index_images", "gauge", "Debug images indexed.", m.s.idx.images.Load())
 	metric("layerslim_debuginfod_index_buildids", "gauge", "Build-ids indexed.", m.s.idx.buildIDs.Load())
 	metric("layerslim_debuginfod_layer_scans_total", "counter", "Layers read to index them.", m.layerScans.Load())
-	metric("layerslim_debuginfod_layer_reads_total", "counter", "Layer blobs read, to index them or to take files out.", m.layerReads.Load())
+	metric("layerslim_debuginfod_layer_reads_total", "counter", "Layer blobs read from registries or layouts, to index them or to take files out.", m.layerReads.Load())
 	metric("layerslim_debuginfod_refresh_errors_total", "counter", "Sources or images that failed to index.", m.refreshErrors.Load())
 }
