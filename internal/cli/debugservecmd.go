@@ -48,7 +48,12 @@ Clients find the server by DEBUGINFOD_URLS:
   export DEBUGINFOD_URLS=http://localhost:8002`,
 		Example: `  layerslim debug serve registry.example/app registry.example/base:12-debug
   DEBUGINFOD_URLS=http://localhost:8002 gdb -batch -ex 'info line main' ./app`,
-		Args: cobra.MinimumNArgs(1),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usagef("debug serve needs at least one REF")
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			size, err := parseGateBytes(cacheSize)
 			if err != nil || size <= 0 {
