@@ -233,6 +233,7 @@ func (s *Server) Refresh(ctx context.Context) error {
 		}
 	}
 	g.Wait()
+	s.m.refreshes.Add(1)
 	return errors.Join(errs...)
 }
 

@@ -15,7 +15,7 @@ import (
 type metrics struct {
 	s *Server
 
-	hits, misses, blobHits, bytes, layerScans, layerReads, refreshErrors atomic.Int64
+	hits, misses, blobHits, bytes, layerScans, layerReads, refreshes, refreshErrors atomic.Int64
 
 	mu       sync.Mutex
 	requests map[[2]string]int64 // {kind, code}
@@ -65,5 +65,6 @@ func (m *metrics) writeTo(w io.Writer) {
 	metric("layerslim_debuginfod_index_buildids", "gauge", "Build-ids indexed.", m.s.idx.buildIDs.Load())
 	metric("layerslim_debuginfod_layer_scans_total", "counter", "Layers read to index them.", m.layerScans.Load())
 	metric("layerslim_debuginfod_layer_reads_total", "counter", "Layer blobs read from registries or layouts, to index them or to take files out.", m.layerReads.Load())
+	metric("layerslim_debuginfod_refreshes_total", "counter", "Refreshes of the index done: every source listed, every new image indexed or failed.", m.refreshes.Load())
 	metric("layerslim_debuginfod_refresh_errors_total", "counter", "Sources or images that failed to index.", m.refreshErrors.Load())
 }
