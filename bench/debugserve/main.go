@@ -97,7 +97,7 @@ func main() {
 	}
 	var bigEntries []entry
 	for range *bigFiles {
-		bigEntries = append(bigEntries, entry{id(r), randBytes(r, int(*big / int64(*bigFiles)))})
+		bigEntries = append(bigEntries, entry{id(r), randBytes(r, int(*big/int64(*bigFiles)))})
 	}
 	push(image(bigEntries), *registry+"/bench-debugserve/big:app-debug")
 	fmt.Println("big", bigEntries[0].id, bigEntries[1].id)
