@@ -55,7 +55,7 @@ func debugPathBuildID(p string) (string, bool) {
 	}
 	dir, file := path.Split(rest)
 	name, ok := strings.CutSuffix(file, ".debug")
-	if !ok || len(dir) != 3 || dir[2] != '/' {
+	if !ok || name == "" || len(dir) != 3 || dir[2] != '/' {
 		return "", false
 	}
 	id, err := ParseBuildID(dir[:2] + name)
