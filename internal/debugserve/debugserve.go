@@ -176,7 +176,17 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	hs := &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	go s.refreshLoop(ctx)
+	rctx, stop := context.WithCancel(ctx)
+	refreshed := make(chan struct{})
+	go func() {
+		defer close(refreshed)
+		s.refreshLoop(rctx)
+	}()
+	// Return only once the index is no longer written to.
+	defer func() {
+		stop()
+		<-refreshed
+	}()
 	select {
 	case err := <-errc:
 		return err
@@ -666,7 +676,7 @@ func (s *Server) locate(ctx context.Context, id, kind string) ([]location, error
 			if err == nil {
 				err = s.idx.add(kindExecutable, rec.Digest, lr.Digest, files)
 			}
-			if err != nil {
+			if err != nil && !isGone(err) { // an image gone holds nothing
 				errs = append(errs, err)
 			}
 		}

@@ -2,10 +2,14 @@ package debugserve
 
 import (
 	"errors"
+	"io/fs"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
 // ServeHTTP answers the debuginfod API:
@@ -81,7 +85,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.log.Warn("fetching", "buildid", id, "kind", kind, "image", loc.Image, "err", err)
 		errs = append(errs, err)
 	}
+	if !slices.ContainsFunc(errs, func(err error) bool { return !isGone(err) }) {
+		// Every image that held it is gone (deleted, blobs collected).
+		fail(http.StatusNotFound, "no "+kind+" with build-id "+id+" any more: "+errors.Join(errs...).Error())
+		return
+	}
 	fail(http.StatusBadGateway, "reading "+kind+" "+id+": "+errors.Join(errs...).Error())
+}
+
+// isGone reports an error saying that a blob or a file is not there (as
+// opposed to a registry failing to answer).
+func isGone(err error) bool {
+	var te *transport.Error
+	if errors.As(err, &te) {
+		return te.StatusCode == http.StatusNotFound
+	}
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNotInLayer)
 }
 
 // serve answers with the file at loc; false, without a byte written, when it

@@ -234,3 +234,17 @@ func TestConcurrentClients(t *testing.T) {
 		t.Errorf("requests 200 = %d, want 50", got)
 	}
 }
+
+// A build-id whose images are all gone (deleted, their blobs collected)
+// gets 404, not the 502 of a registry failing to answer.
+func TestImageGone(t *testing.T) {
+	hello := buildProgram(t, "hello")
+	dir := slimLayout(t, "", "app", hello)
+	_, hs := server(t, "", debugserve.Options{}, "oci:"+dir)
+	os.RemoveAll(filepath.Join(dir, "blobs"))
+	for _, k := range []string{"debuginfo", "executable"} {
+		if resp, _ := get(t, "GET", hs.URL+"/buildid/"+hello.buildID+"/"+k); resp.StatusCode != 404 {
+			t.Errorf("%s with its image gone: %s, want 404", k, resp.Status)
+		}
+	}
+}
