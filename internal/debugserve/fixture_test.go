@@ -38,8 +38,17 @@ type program struct {
 // GNU build-id (each name gives a different one).
 func buildProgram(t *testing.T, name string) program {
 	t.Helper()
-	if _, err := exec.LookPath("gcc"); err != nil {
-		t.Skip("no gcc")
+	return buildProgramWith(t, "gcc", name)
+}
+
+// buildProgramWith is buildProgram with another compiler (a cross gcc).
+func buildProgramWith(t *testing.T, gcc, name string) program {
+	t.Helper()
+	if _, err := exec.LookPath(gcc); err != nil {
+		if testenv.InCI() {
+			t.Fatalf("no %s", gcc)
+		}
+		t.Skipf("no %s", gcc)
 	}
 	dir := t.TempDir()
 	src := filepath.Join(dir, name+".c")
@@ -49,7 +58,7 @@ func buildProgram(t *testing.T, name string) program {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, name)
-	if msg, err := exec.Command("gcc", "-g", "-O0", "-Wl,--build-id=sha1", "-o", out, src).CombinedOutput(); err != nil {
+	if msg, err := exec.Command(gcc, "-g", "-O0", "-Wl,--build-id=sha1", "-o", out, src).CombinedOutput(); err != nil {
 		t.Fatalf("gcc: %v\n%s", err, msg)
 	}
 	b, err := os.ReadFile(out)

@@ -2,6 +2,7 @@ package debugserve_test
 
 import (
 	"bytes"
+	"debug/elf"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,7 +14,12 @@ import (
 	"sync"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+
 	"github.com/layerslim/layerslim/internal/debugserve"
+	"github.com/layerslim/layerslim/internal/testenv"
 )
 
 func get(t *testing.T, method, url string) (*http.Response, []byte) {
@@ -247,4 +253,54 @@ func TestImageGone(t *testing.T) {
 			t.Errorf("%s with its image gone: %s, want 404", k, resp.Status)
 		}
 	}
+}
+
+// A debug index is served for every platform; each platform's executable
+// comes from that platform's image.
+func TestDebugIndex(t *testing.T) {
+	amd := buildProgram(t, "hello")
+	arm := buildProgramWith(t, "aarch64-linux-gnu-gcc", "hello")
+	img := func(p program, plat string) v1.Image {
+		files := []testenv.File{testenv.Dir("usr/"), testenv.Dir("usr/bin/"), {Name: p.path, Mode: 0o755, Body: p.bin}}
+		return testenv.Image(t, testenv.ImageSpec{Platform: testenv.Platform(t, plat), Layers: [][]byte{testenv.TarLayer(t, files)}, OCI: true})
+	}
+	idx := testenv.OCIMultiArchIndex(t, img(amd, "linux/amd64"), img(arm, "linux/arm64"))
+	srcDir := filepath.Join(t.TempDir(), "src")
+	lp, err := layout.Write(srcDir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lp.AppendIndex(idx, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "src"})); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	runCLI(t, "rewrite", "oci:"+srcDir+":src", "oci:"+out+":app", "--progress", "none")
+	_, hs := server(t, "", debugserve.Options{}, "oci:"+out+":app-debug")
+	for _, c := range []struct {
+		p    program
+		plat string
+	}{{amd, "linux/amd64"}, {arm, "linux/arm64"}} {
+		resp, b := get(t, "GET", hs.URL+"/buildid/"+c.p.buildID+"/executable")
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %s", c.plat, resp.Status)
+		}
+		if m := elfMachine(t, b); m != map[string]string{"linux/amd64": "EM_X86_64", "linux/arm64": "EM_AARCH64"}[c.plat] {
+			t.Errorf("%s executable is %s", c.plat, m)
+		}
+		if got := resp.Header.Get("X-Debuginfod-Archive"); got != "oci:"+out+":app-debug "+c.plat {
+			t.Errorf("%s X-Debuginfod-Archive = %q", c.plat, got)
+		}
+		if resp, _ := get(t, "GET", hs.URL+"/buildid/"+c.p.buildID+"/debuginfo"); resp.StatusCode != 200 {
+			t.Errorf("%s debuginfo: %s", c.plat, resp.Status)
+		}
+	}
+}
+
+func elfMachine(t *testing.T, b []byte) string {
+	t.Helper()
+	f, err := elf.NewFile(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f.Machine.String()
 }
