@@ -566,7 +566,7 @@ func (s *Server) fetch(ctx context.Context, loc location) (f *os.File, remove fu
 			l = x
 		}
 	}
-	if !s.cache.fits(loc.Size) {
+	uncached := func() (*os.File, func(), error) {
 		tmp, err := s.extract(ctx, rec, l, loc)
 		if err != nil {
 			return nil, nil, err
@@ -577,6 +577,9 @@ func (s *Server) fetch(ctx context.Context, loc location) (f *os.File, remove fu
 			return nil, nil, err
 		}
 		return f, func() { os.Remove(tmp) }, nil
+	}
+	if !s.cache.fits(loc.Size) {
+		return uncached()
 	}
 	// Concurrent requests for one file share one read of its layer, which
 	// goes on when the request that started it goes away.
@@ -595,8 +598,9 @@ func (s *Server) fetch(ctx context.Context, loc location) (f *os.File, remove fu
 	if f := s.cache.open(key); f != nil {
 		return f, nil, nil
 	}
-	// Evicted at once by a burst of other files: read it once more.
-	return s.fetch(ctx, loc)
+	// Evicted at once by a burst of other files: this request takes its
+	// own copy.
+	return uncached()
 }
 
 // extract copies the file at loc out of layer l into a temporary file of
