@@ -19,9 +19,9 @@ import (
 //	GET|HEAD /buildid/ID/source/...  404: debug images hold no sources
 //	GET /metrics                     counters in the Prometheus text format
 //
-// A malformed ID gets 400 without a look at the index; an unknown one 404;
-// a registry that fails while the file is read 502, which clients do not
-// remember as a miss. Responses carry X-Debuginfod-Size (the file's size),
+// A malformed ID gets 400 without a look at the index; an unknown one, or
+// one whose images are all gone, 404; a registry that fails while the file
+// is read 502 (elfutils' client remembers both as a miss for a while). Responses carry X-Debuginfod-Size (the file's size),
 // X-Debuginfod-File (its path in the image) and X-Debuginfod-Archive (the
 // debug image it came from).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -106,8 +106,8 @@ func TestRegistryRepository(t *testing.T) {
 }
 
 // Registry faults while serving: a blob cut short is resumed, 5xx answers
-// are retried, and a registry that keeps failing gets 502 (which clients do
-// not remember as "no such file"), then 200 once it is back.
+// are retried, and a registry that keeps failing gets 502 (not the 404 of
+// "no such build-id"), then 200 once it is back.
 func TestRegistryFaults(t *testing.T) {
 	hello := buildProgram(t, "hello")
 	repo := testenv.Repo(t)
