@@ -40,8 +40,8 @@ and profilers, from debug images made by rewrite. Each REF is
 Repositories and layouts are listed again every --refresh, so new debug
 images are served without a restart. The index (build-id → image, layer,
 path, read from the debug layers' tar headers) and the files served are kept
-under --cache-dir: a restart reads no layer again. The files cached take at
-most --cache-size, the least recently used going first.
+under --cache-dir: a restart reads no layer again. The files and layer blobs
+cached take at most --cache-size, the least recently used going first.
 
 Clients find the server by DEBUGINFOD_URLS:
 
@@ -100,7 +100,7 @@ Clients find the server by DEBUGINFOD_URLS:
 	f.BoolVar(&insecure, "insecure", false, "allow plain HTTP and unverified TLS to registries")
 	f.StringVar(&listen, "listen", debuginfodPort, "address to listen on, HOST:PORT")
 	f.StringVar(&cacheDir, "cache-dir", "", "directory of the index and the cached files (default: the user cache directory's layerslim/debuginfod)")
-	f.StringVar(&cacheSize, "cache-size", "1GiB", "bytes of files cached at most, least recently used evicted first")
+	f.StringVar(&cacheSize, "cache-size", "1GiB", "bytes of files and layer blobs cached at most, least recently used evicted first")
 	f.DurationVar(&refresh, "refresh", debugserve.DefaultRefresh, "list repositories, layouts and tags again this often; 0 for never")
 	f.StringVar(&suffix, "debug-suffix", debugserve.DefaultDebugSuffix, "tag suffix of the debug images served from a repository or a whole layout")
 	return cmd
