@@ -219,7 +219,7 @@ func Index(ctx context.Context, idx v1.ImageIndex, opts ...Option) (*Result, err
 	} else if len(dbgDescs) > 0 {
 		ann := manifest.Provenance(srcDigest, o.describe(), o.version)
 		ann[manifest.AnnotationDebugFor] = desc.Digest.String()
-		draw, ddesc, err := manifest.BuildIndex(manifest.Index{Source: im, Format: format, Manifests: dbgDescs, Annotations: ann})
+		draw, ddesc, err := manifest.BuildIndex(manifest.Index{Source: debugIndexSource(im, desc, format), Format: format, Manifests: dbgDescs, Annotations: ann})
 		if err != nil {
 			return nil, err
 		}
@@ -643,7 +643,7 @@ func (r *run) assemble(ctx context.Context, p *imagePlan) (v1.Image, v1.Image, I
 	ann := manifest.Provenance(p.digest, r.o.describe(), r.o.version)
 	ann[manifest.AnnotationDebugFor] = b.Descriptor.Digest.String()
 	db, err := manifest.BuildImage(manifest.Image{
-		Source: b.ManifestObj, Config: b.Config, Format: format,
+		Source: debugSource(b.ManifestObj, b.Descriptor, format), Config: b.Config, Format: format,
 		Layers: append(append([]v1.Descriptor(nil), descs...), dd), DiffIDs: append(append([]v1.Hash(nil), diffIDs...), dl.diffID),
 		Annotations:     ann,
 		AddLayerHistory: debugHistory(files),

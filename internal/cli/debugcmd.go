@@ -17,7 +17,7 @@ func newDebug() *cobra.Command {
 		Use:   "debug",
 		Short: "Work with debug images",
 	}
-	cmd.AddCommand(newDebugExtract())
+	cmd.AddCommand(newDebugExtract(), newDebugServe())
 	return cmd
 }
 

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/layerslim/layerslim/internal/imageref"
+	"github.com/layerslim/layerslim/manifest"
 	"github.com/layerslim/layerslim/rewrite"
 )
 
@@ -126,6 +127,9 @@ func findOne(repo name.Repository, s v1.Hash, opts []remote.Option) ([]Artifact,
 		if slices.ContainsFunc(out, func(a Artifact) bool { return a.Digest == d.Digest }) {
 			continue
 		}
+		if isDebugImage(d.Annotations) {
+			continue
+		}
 		a := Artifact{Subject: s, Via: ViaReferrers, Digest: d.Digest, MediaType: d.MediaType, ArtifactType: d.ArtifactType}
 		a.Kind = Classify(d.ArtifactType, d.Annotations)
 		if a.Kind == Other && d.MediaType.IsImage() && d.Size <= maxArtifactManifest {
@@ -193,6 +197,9 @@ func findLayout(ref imageref.Ref, subjects []v1.Hash) ([]Artifact, error) {
 		if err := json.Unmarshal(raw, &m); err != nil || m.Subject == nil || !slices.Contains(subjects, m.Subject.Digest) {
 			continue
 		}
+		if isDebugImage(m.Annotations) {
+			continue
+		}
 		at := m.ArtifactType
 		if at == "" {
 			at = string(m.Config.MediaType)
@@ -241,4 +248,11 @@ func lastColonTag(s string) int {
 		}
 	}
 	return -1
+}
+
+// isDebugImage reports a debug image that rewrite made for its subject: it
+// belongs to that digest alone, it is neither reported nor copied.
+func isDebugImage(annotations map[string]string) bool {
+	_, ok := annotations[manifest.AnnotationDebugFor]
+	return ok
 }
