@@ -55,7 +55,7 @@ func closeDebug(ds []DebugFile) {
 //	hash diffID → compress → hash digest → spool file
 //
 // The source is read once (twice when its whiteouts come after entries
-// beside them, see processLayer). A layer already in the target codec that
+// beside them, or a kept hardlink's target is dropped: see processLayer). A layer already in the target codec that
 // no filter changed is returned as it is.
 func processLayerPass(ctx context.Context, in layerIn, o *options, platform string, paths map[string]bool, order *layerPass) (layerOut, error) {
 	start := time.Now()

@@ -164,6 +164,7 @@ func printSummary(w io.Writer, r rewrite.Report) {
 		}
 	}
 	tw.Flush()
+	renamed := 0
 	for _, img := range r.Images {
 		if img.Debug != nil {
 			for _, c := range img.Debug.Conflicts {
@@ -173,6 +174,16 @@ func printSummary(w io.Writer, r rewrite.Report) {
 		if img.Base != nil {
 			fmt.Fprintf(w, "%s: base = %d layer(s): %s\n", img.Platform, img.Base.Layers, img.Base.Reason)
 		}
+		for _, l := range img.Layers {
+			for _, c := range l.Changes {
+				if c.Action == "renamed" && !l.Shared {
+					renamed++
+				}
+			}
+		}
+	}
+	if renamed > 0 {
+		fmt.Fprintf(w, "%d entries renamed: names outside the root are written where extractors put them (the report lists each)\n", renamed)
 	}
 	saved := ""
 	if r.SourceBytes > 0 {
