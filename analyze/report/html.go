@@ -15,7 +15,7 @@ import (
 // huge image or index small (a few hundred kilobytes): small files are
 // summed into "(N more)" blocks.
 const (
-	HTMLNodes    = 6000
+	HTMLNodes    = 4000
 	htmlMinNodes = 150
 )
 
