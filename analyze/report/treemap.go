@@ -135,6 +135,13 @@ func (p *painter) node(n *analyze.Node, parent int, r rect) {
 	if r.w < 0.3 || r.h < 0.3 {
 		return
 	}
+	// A directory holding one directory and nothing else is drawn as one
+	// block, named by both ("usr/local/go").
+	for parent >= 0 && len(n.Children) == 1 && len(n.Children[0].Children) > 0 {
+		c := *n.Children[0]
+		c.Name = n.Name + "/" + c.Name
+		n = &c
+	}
 	idx := len(p.nodes)
 	p.nodes = append(p.nodes, []any{parent, n.Name, n.Kept, n.Debug, n.Drop, n.Shadowed, n.Files, n.Why})
 	if len(n.Children) > 0 && r.w > 6 && r.h > 6 {
