@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
+	"github.com/layerslim/layerslim/build/internal/buildenv"
 	"github.com/layerslim/layerslim/internal/testenv"
 )
 
@@ -54,7 +55,7 @@ func TestImage(t *testing.T) {
 
 	testenv.CtrPull(t, sock, ns, ref, true)
 	out := ctrRun(t, sock, ns, ref, nil, "version")
-	commit, err := output(t.Context(), "", "git", "rev-parse", "HEAD")
+	commit, err := buildenv.Output(t.Context(), "", "git", "rev-parse", "HEAD")
 	if err != nil {
 		t.Fatal(err)
 	}

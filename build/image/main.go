@@ -30,10 +30,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -44,6 +42,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/crypto/x509roots/fallback/bundle"
 
+	"github.com/layerslim/layerslim/build/internal/buildenv"
 	"github.com/layerslim/layerslim/internal/cli"
 	"github.com/layerslim/layerslim/internal/imageref"
 )
@@ -77,10 +76,9 @@ type options struct {
 	platforms []v1.Platform
 	version   string
 	commit    string
-	epoch     time.Time
 	insecure  bool
 	dst       imageref.Ref
-	root      string // the module's directory
+	src       *buildenv.Source
 }
 
 func parse(args []string, stderr io.Writer) (*options, error) {
@@ -122,17 +120,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	gomod, err := output(ctx, "", "go", "env", "GOMOD")
-	if err != nil || gomod == "" || gomod == os.DevNull {
-		return fmt.Errorf("finding the module: run from layerslim's source tree (%v)", err)
-	}
-	o.root = filepath.Dir(gomod)
-	if o.commit == "" {
-		if o.commit, err = output(ctx, o.root, "git", "rev-parse", "HEAD"); err != nil {
-			return fmt.Errorf("finding the commit (or give --commit): %w", err)
-		}
-	}
-	if o.epoch, err = sourceDate(ctx, o.root); err != nil {
+	if o.src, err = buildenv.Find(ctx, o.commit); err != nil {
 		return err
 	}
 	idx, err := build(ctx, o, stderr)
@@ -147,37 +135,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// sourceDate is SOURCE_DATE_EPOCH, or the time of the commit checked out.
-func sourceDate(ctx context.Context, root string) (time.Time, error) {
-	s := os.Getenv("SOURCE_DATE_EPOCH")
-	if s == "" {
-		var err error
-		if s, err = output(ctx, root, "git", "log", "-1", "--format=%ct"); err != nil {
-			return time.Time{}, fmt.Errorf("finding the commit time (or set SOURCE_DATE_EPOCH): %w", err)
-		}
-	}
-	sec, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH %q: not a number of seconds", s)
-	}
-	return time.Unix(sec, 0).UTC(), nil
-}
-
-func output(ctx context.Context, dir, name string, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Dir = dir
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
-	}
-	return strings.TrimSpace(string(out)), nil
-}
-
 // build assembles the index: one image per platform, in the order given.
 func build(ctx context.Context, o *options, log io.Writer) (v1.ImageIndex, error) {
-	base, err := baseLayer(o.epoch)
+	base, err := baseLayer(o.src.Time)
 	if err != nil {
 		return nil, fmt.Errorf("base layer: %w", err)
 	}
@@ -189,8 +149,8 @@ func build(ctx context.Context, o *options, log io.Writer) (v1.ImageIndex, error
 	annotations := map[string]string{
 		"org.opencontainers.image.source":   source,
 		"org.opencontainers.image.version":  o.version,
-		"org.opencontainers.image.revision": o.commit,
-		"org.opencontainers.image.created":  o.epoch.Format(time.RFC3339),
+		"org.opencontainers.image.revision": o.src.Commit,
+		"org.opencontainers.image.created":  o.src.Time.Format(time.RFC3339),
 		"org.opencontainers.image.title":    "layerslim",
 	}
 	var adds []mutate.IndexAddendum
@@ -211,22 +171,11 @@ func build(ctx context.Context, o *options, log io.Writer) (v1.ImageIndex, error
 	return mutate.Annotations(idx, annotations).(v1.ImageIndex), nil
 }
 
-// compile cross-compiles layerslim: no cgo, no paths of this machine, no
-// build id, VCS data given by flags (a worktree or a source archive has
-// none the go command could read), so the bytes depend on the source and
-// the Go version alone.
+// compile cross-compiles layerslim as a release does.
 func compile(ctx context.Context, o *options, p v1.Platform, dir string) ([]byte, error) {
 	out := filepath.Join(dir, "layerslim-"+strings.ReplaceAll(p.String(), "/", "-"))
-	pkg := "github.com/layerslim/layerslim/internal/cli"
-	ldflags := fmt.Sprintf("-s -w -buildid= -X %s.Version=%s -X %s.Commit=%s", pkg, o.version, pkg, o.commit)
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-ldflags="+ldflags, "-o", out, "./cmd/layerslim")
-	cmd.Dir = o.root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+p.OS, "GOARCH="+p.Architecture, "GOFLAGS=", "GOWORK=off")
-	if p.Architecture == "arm" && p.Variant != "" {
-		cmd.Env = append(cmd.Env, "GOARM="+strings.TrimPrefix(p.Variant, "v"))
-	}
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("go build: %w\n%s", err, msg)
+	if err := o.src.Compile(ctx, p.OS, p.Architecture, p.Variant, o.version, out); err != nil {
+		return nil, err
 	}
 	return os.ReadFile(out)
 }
@@ -235,18 +184,18 @@ func platformImage(o *options, p v1.Platform, base v1.Layer, bin []byte, annotat
 	binLayer, err := layer([]file{
 		{name: "usr/", dir: true}, {name: "usr/local/", dir: true}, {name: "usr/local/bin/", dir: true},
 		{name: binPath, mode: 0o755, body: bin},
-	}, o.epoch)
+	}, o.src.Time)
 	if err != nil {
 		return nil, fmt.Errorf("binary layer: %w", err)
 	}
-	created := v1.Time{Time: o.epoch}
+	created := v1.Time{Time: o.src.Time}
 	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
 	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
 	img, err = mutate.Append(img,
 		mutate.Addendum{Layer: base, MediaType: types.OCILayer, History: v1.History{
 			Created: created, CreatedBy: "build/image: /etc/passwd, /etc/group, CA certificates, /tmp, " + home, Comment: "layerslim base"}},
 		mutate.Addendum{Layer: binLayer, MediaType: types.OCILayer, History: v1.History{
-			Created: created, CreatedBy: "build/image: /" + binPath + " " + o.version + " (" + o.commit + ")"}},
+			Created: created, CreatedBy: "build/image: /" + binPath + " " + o.version + " (" + o.src.Commit + ")"}},
 	)
 	if err != nil {
 		return nil, err
