@@ -376,3 +376,52 @@ func layoutTags(t *testing.T, dir string) map[string]string {
 	}
 	return out
 }
+
+// The README's CI examples parse, and the GitHub one uses only inputs and
+// outputs the action has.
+func TestREADMEExamples(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	i, j := strings.Index(s, "## In CI"), strings.Index(s, "## layerslim's own image")
+	if i < 0 || j < i {
+		t.Fatal("README.md has no In CI section")
+	}
+	blocks := strings.Split(s[i:j], "```yaml\n")[1:]
+	if len(blocks) != 2 {
+		t.Fatalf("%d YAML examples, want the GitHub and the GitLab one", len(blocks))
+	}
+	a := load(t)
+	for n, blk := range blocks {
+		blk = blk[:strings.Index(blk, "```")]
+		var steps []map[string]any
+		var v any
+		if n == 0 {
+			err = yaml.Unmarshal([]byte(blk), &steps)
+		} else {
+			err = yaml.Unmarshal([]byte(blk), &v)
+		}
+		if err != nil {
+			t.Errorf("README example %d: %v\n%s", n+1, err, blk)
+		}
+		if n != 0 {
+			continue
+		}
+		for _, st := range steps {
+			if uses, _ := st["uses"].(string); strings.HasPrefix(uses, "layerslim/layerslim@") {
+				for k := range st["with"].(map[string]any) {
+					if _, ok := a.Inputs[k]; !ok {
+						t.Errorf("README example uses input %q, which action.yml lacks", k)
+					}
+				}
+			}
+		}
+		for _, m := range regexp.MustCompile(`steps\.slim\.outputs\.([a-z-]+)`).FindAllStringSubmatch(blk, -1) {
+			if _, ok := a.Outputs[m[1]]; !ok {
+				t.Errorf("README example uses output %q, which action.yml lacks", m[1])
+			}
+		}
+	}
+}
