@@ -425,3 +425,12 @@ func TestREADMEExamples(t *testing.T) {
 		}
 	}
 }
+
+func TestActionWithoutLayerslim(t *testing.T) {
+	r := newRunner(t)
+	t.Setenv("PATH", "/usr/bin:/bin")
+	res := r.run(load(t), map[string]string{"src": "oci:/nowhere", "install": "false"})
+	if res.failed != "build" || strings.Join(res.ran, ",") != "build" {
+		t.Errorf("failed %q after %v; want the build step to stop the action", res.failed, res.ran)
+	}
+}
