@@ -268,9 +268,10 @@ func TestAction(t *testing.T) {
 
 	r := newRunner(t)
 	res := r.run(a, map[string]string{
-		"src":  "oci:" + sample + ":sample",
-		"dst":  "oci:" + out + ":slim",
-		"args": `--squash none --keep 'usr/share/doc/*/README' --platform "linux/amd64"`,
+		"src":          "oci:" + sample + ":sample",
+		"dst":          "oci:" + out + ":slim",
+		"args":         `--squash none --keep 'usr/share/doc/*/README' --platform "linux/amd64"`,
+		"analyze-args": `--keep 'usr/share/doc/*/README' --platform "linux/amd64"`,
 	})
 	if res.failed != "" {
 		t.Fatalf("step %s failed (exit %d)", res.failed, res.exitCode)
@@ -289,7 +290,11 @@ func TestAction(t *testing.T) {
 	if res.outputs["waste-exceeded"] != "false" {
 		t.Errorf("waste-exceeded = %q", res.outputs["waste-exceeded"])
 	}
-	for _, want := range []string{"## layerslim analyze: <code>oci:", "### linux/amd64", "| layer | created by |", "### Rewritten", "- slim: `oci:"} {
+	// analyze-args reach analyze: one platform, and the README kept.
+	if strings.Contains(res.summary, "arm64") || strings.Contains(res.summary, "samplepkg/README") {
+		t.Errorf("analyze did not get analyze-args:\n%s", res.summary)
+	}
+	for _, want := range []string{"## layerslim analyze: <code>oci:", "| layer | created by |", "### Rewritten", "- slim: `oci:"} {
 		if !strings.Contains(res.summary, want) {
 			t.Errorf("job summary lacks %q:\n%s", want, res.summary)
 		}
