@@ -58,6 +58,12 @@ type Options struct {
 	// 64 GiB, negative: no limit); MaxSpool the most bytes of one ELF file
 	// spooled for inspection (0: 16 GiB, negative: no limit).
 	MaxLayerSize, MaxSpool int64
+	// Tree asks for LayerReport.Tree: where each layer's bytes are, by
+	// directory, for a picture of the image. TreeNodes bounds the nodes of
+	// all the trees of one image (0: DefaultTreeNodes), shared among the
+	// layers by their compressed sizes.
+	Tree      bool
+	TreeNodes int
 }
 
 // normalize fills in the defaults; in the result a limit of 0 is none.
@@ -121,6 +127,8 @@ type LayerReport struct {
 	// Notes say what a reader of the layer should know (the first late
 	// whiteout, by name).
 	Notes []string `json:"notes,omitempty"`
+	// Tree is where the layer's bytes are, by directory (Options.Tree).
+	Tree *Node `json:"tree,omitempty"`
 }
 
 // Waste is what the layer's debug, drop and shadowed bytes add up to.
@@ -311,6 +319,9 @@ func analyzeImage(ctx context.Context, img v1.Image, plat *v1.Platform, o *Optio
 	}
 	defer os.RemoveAll(dir)
 	w := newWalker(o, dir)
+	if o.Tree {
+		w.treeBudget = treeBudgets(mf.Layers, o.TreeNodes)
+	}
 	if err := w.run(ctx, ins, rep.Layers); err != nil {
 		return nil, err
 	}

@@ -39,6 +39,8 @@ type walker struct {
 	// layer that shadows a file.
 	by  map[string]hider
 	top topItems
+	// treeBudget is the most tree nodes of each layer; nil: no trees.
+	treeBudget []int
 }
 
 // hider holds the nearest layer that put anything at a path, and the
@@ -496,8 +498,14 @@ func (lw *layerWalk) finish(rep *LayerReport) error {
 	rep.Files = lw.files
 	lw.order.note(rep)
 	layer := lw.i + 1
+	var tb *treeBuilder
+	if lw.w.treeBudget != nil {
+		tb = newTreeBuilder()
+		defer func() { rep.Tree = tb.tree(lw.w.treeBudget[lw.i]) }()
+	}
 	for j := range lw.recs {
 		r := &lw.recs[j]
+		tb.addRec(r)
 		switch r.class {
 		case shadowed:
 			rep.ShadowedBytes += r.size
@@ -510,11 +518,7 @@ func (lw *layerWalk) finish(rep *LayerReport) error {
 				}
 				rep.DropByPreset[r.reason] += r.size
 			}
-			why := "drop preset " + r.reason
-			if r.reason == drop.ReasonDropPath {
-				why = "drop-path"
-			}
-			lw.w.top.add(Item{Path: r.path, Layer: layer, Bytes: r.size, Why: why})
+			lw.w.top.add(Item{Path: r.path, Layer: layer, Bytes: r.size, Why: dropWhy(r.reason)})
 		case kept:
 			if r.elf {
 				rep.ELFFiles++
@@ -525,6 +529,14 @@ func (lw *layerWalk) finish(rep *LayerReport) error {
 	}
 	lw.w.commit(lw.i, lw.touched)
 	return nil
+}
+
+// dropWhy is an Item's Why for a drop rule's reason.
+func dropWhy(reason string) string {
+	if reason == drop.ReasonDropPath {
+		return "drop-path"
+	}
+	return "drop preset " + reason
 }
 
 func shadowWhy(r *entryRec) string {

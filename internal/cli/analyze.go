@@ -2,20 +2,15 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"maps"
-	"slices"
 	"strconv"
 	"strings"
-	"text/tabwriter"
-	"unicode/utf8"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
 	"github.com/layerslim/layerslim/analyze"
+	"github.com/layerslim/layerslim/analyze/report"
 	"github.com/layerslim/layerslim/compress"
 	"github.com/layerslim/layerslim/elf"
 	"github.com/layerslim/layerslim/internal/drop"
@@ -30,12 +25,14 @@ type analyzeOptions struct {
 	level         int
 	strip         string
 	json          bool
+	format        string
 	maxWaste      string
 	maxWasteBytes string
 	limits        limitOptions
 
 	plats    []v1.Platform
 	mode     elf.Mode
+	fmt      report.Format
 	maxPct   float64 // < 0: no gate
 	maxBytes int64   // < 0: no gate
 }
@@ -48,7 +45,8 @@ func (o *analyzeOptions) addFlags(cmd *cobra.Command) {
 	f.IntVar(&o.jobs, "jobs", 0, "layer blobs read at once; the layers below the one analyzed are downloaded ahead (default 4 for a registry, 1 for oci: and docker-archive:)")
 	f.IntVar(&o.level, "level", 0, "zstd level of the size estimate (default 3)")
 	f.StringVar(&o.strip, "strip", "unneeded", "strip mode whose savings are counted: unneeded, debug, all or none")
-	f.BoolVar(&o.json, "json", false, "print the reports as JSON")
+	f.StringVar(&o.format, "format", "text", "output format: text, json, markdown (CI summaries, pull request comments) or html (one self-contained page with a treemap)")
+	f.BoolVar(&o.json, "json", false, "print the reports as JSON (--format json)")
 	f.StringVar(&o.maxWaste, "max-waste", "", "exit 3 when a platform's waste exceeds this share of its uncompressed size (10 or 10%)")
 	f.StringVar(&o.maxWasteBytes, "max-waste-bytes", "", "exit 3 when a platform's waste exceeds this many bytes (50000000, 50MB, 48MiB)")
 	o.limits.addLayerFlag(cmd)
@@ -64,6 +62,17 @@ func (o *analyzeOptions) validate() error {
 			return &UsageError{Err: fmt.Errorf("--level: %w", err)}
 		}
 	}
+	format, err := report.ParseFormat(o.format)
+	if err != nil {
+		return &UsageError{Err: fmt.Errorf("--format: %w", err)}
+	}
+	if o.json {
+		if format != report.Text && format != report.JSON {
+			return usagef("--json and --format %s: choose one", format)
+		}
+		format = report.JSON
+	}
+	o.fmt = format
 	mode, err := elf.ParseMode(o.strip)
 	if err != nil {
 		return &UsageError{Err: fmt.Errorf("--strip: %w", err)}
@@ -115,6 +124,11 @@ It counts every shadowed file as gone, as --squash=all would; with the
 default --squash=auto, files shadowed inside the base image's layers stay.
 The largest wasted items are listed last.
 
+--format markdown writes the tables for a CI job summary or a pull request
+comment; --format html one self-contained page (nothing fetched) with a
+treemap of the bytes by layer and directory, coloured by what a rewrite does
+to them, and the tables, sortable.
+
 The gates --max-waste and --max-waste-bytes make analyze exit with status 3
 when a platform exceeds them, after printing the report.
 
@@ -123,7 +137,9 @@ Drop presets:
 		Example: `  layerslim analyze registry.example/app:1.4
   layerslim analyze oci:./testdata/sample:sample --platform linux/amd64
   layerslim analyze app:1.4 --max-waste 10% --max-waste-bytes 50MB   # a CI gate
-  layerslim analyze app:1.4 --json | jq '.images[].wastePercent'`,
+  layerslim analyze app:1.4 --format json | jq '.images[].wastePercent'
+  layerslim analyze app:1.4 --format html > app.html         # a treemap of where the bytes are
+  layerslim analyze app:1.4 --format markdown >> "$GITHUB_STEP_SUMMARY"`,
 		Args:          exactArgs(1),
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -143,14 +159,8 @@ Drop presets:
 	return cmd
 }
 
-// analyzeOutput is what --json prints.
-type analyzeOutput struct {
-	Source   string                 `json:"source"`
-	Version  string                 `json:"version"`
-	Options  string                 `json:"options"`
-	Images   []*analyze.ImageReport `json:"images"`
-	Exceeded []string               `json:"exceeded,omitempty"`
-}
+// analyzeOutput is what --format json prints.
+type analyzeOutput = report.Report
 
 func runAnalyze(cmd *cobra.Command, srcArg string, o *analyzeOptions, m *drop.Matcher) error {
 	ctx := cmd.Context()
@@ -173,7 +183,7 @@ func runAnalyze(cmd *cobra.Command, srcArg string, o *analyzeOptions, m *drop.Ma
 		return err
 	}
 	ao := analyze.Options{Drop: m, Strip: o.mode, Jobs: jobs, Level: o.level, Platforms: o.plats,
-		MaxLayerSize: o.limits.layer, MaxSpool: o.limits.spool}
+		MaxLayerSize: o.limits.layer, MaxSpool: o.limits.spool, Tree: o.fmt.NeedsTree()}
 	var reps []*analyze.ImageReport
 	if source.Index != nil {
 		reps, err = analyze.Index(ctx, source.Index, ao)
@@ -186,29 +196,16 @@ func runAnalyze(cmd *cobra.Command, srcArg string, o *analyzeOptions, m *drop.Ma
 		return fmt.Errorf("analyzing %s: %w", src, err)
 	}
 	exceeded := o.gates(reps)
-	out := cmd.OutOrStdout()
-	if o.json {
-		level := o.level
-		if level == 0 {
-			level = compress.DefaultLevel(compress.Zstd)
-		}
-		enc := json.NewEncoder(out)
-		enc.SetEscapeHTML(false) // created_by holds shell: keep && and > readable
-		enc.SetIndent("", "  ")
-		err := enc.Encode(analyzeOutput{
-			Source: src.String(), Version: Version, Images: reps, Exceeded: exceeded,
-			Options: fmt.Sprintf("%s strip=%s level=%d", m, o.mode, level),
-		})
-		if err != nil {
-			return err
-		}
-	} else {
-		for i, r := range reps {
-			if i > 0 {
-				fmt.Fprintln(out)
-			}
-			printAnalysis(out, r)
-		}
+	level := o.level
+	if level == 0 {
+		level = compress.DefaultLevel(compress.Zstd)
+	}
+	r := &report.Report{
+		Source: src.String(), Version: Version, Images: reps, Exceeded: exceeded,
+		Options: fmt.Sprintf("%s strip=%s level=%d", m, o.mode, level),
+	}
+	if err := report.Write(cmd.OutOrStdout(), o.fmt, r); err != nil {
+		return err
 	}
 	if len(exceeded) > 0 {
 		return &GateError{Msg: strings.Join(exceeded, "; ")}
@@ -232,75 +229,6 @@ func (o *analyzeOptions) gates(reps []*analyze.ImageReport) []string {
 		}
 	}
 	return out
-}
-
-func printAnalysis(w io.Writer, r *analyze.ImageReport) {
-	title := r.Platform
-	if title == "" {
-		title = "image"
-	}
-	fmt.Fprintf(w, "%s %s\n", title, r.Digest)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	// Sizes are right-aligned within their columns.
-	row := func(layer, digest, created string, sizes ...string) {
-		cells := []string{layer, digest, created}
-		for _, s := range sizes {
-			cells = append(cells, fmt.Sprintf("%12s", s))
-		}
-		fmt.Fprintln(tw, strings.Join(cells, "\t"))
-	}
-	row("LAYER", "DIGEST", "CREATED BY", "COMPRESSED", "UNCOMPRESSED", "SHADOWED", "DROP", "DEBUG", "EST. ZSTD")
-	for i, l := range r.Layers {
-		n, d, c := strconv.Itoa(i+1), short(l.Digest.String()), analyzeCreatedBy(l.CreatedBy)
-		if l.Skipped != "" {
-			row(n, d, c, human(l.CompressedSize), "(not read)", "-", "-", "-", human(l.EstimatedZstd))
-			continue
-		}
-		row(n, d, c, human(l.CompressedSize), human(l.UncompressedSize), human(l.ShadowedBytes), human(l.DropBytes), human(l.DebugBytes), human(l.EstimatedZstd))
-	}
-	t := r.Totals
-	row("total", "", "", human(t.CompressedSize), human(t.UncompressedSize), human(t.ShadowedBytes), human(t.DropBytes), human(t.DebugBytes), human(t.EstimatedZstd))
-	tw.Flush()
-	fmt.Fprintf(w, "waste: %s (%.1f%%) — after rewrite and zstd about %s (from %s now)\n",
-		human(r.WasteBytes), r.WastePercent, human(t.EstimatedZstd), human(t.CompressedSize))
-	if len(t.DropByPreset) > 0 {
-		var parts []string
-		for _, k := range slices.Sorted(maps.Keys(t.DropByPreset)) {
-			parts = append(parts, k+" "+human(t.DropByPreset[k]))
-		}
-		fmt.Fprintf(w, "drop by preset: %s\n", strings.Join(parts, ", "))
-	}
-	if t.ELFFiles > 0 {
-		fmt.Fprintf(w, "ELF files: %d\n", t.ELFFiles)
-	}
-	for i, l := range r.Layers {
-		for _, n := range l.Notes {
-			fmt.Fprintf(w, "note: layer %d: %s\n", i+1, n)
-		}
-	}
-	if len(r.Top) == 0 {
-		return
-	}
-	fmt.Fprintln(w, "largest wasted items:")
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	for _, it := range r.Top {
-		fmt.Fprintf(tw, "  %s\tlayer %d\t%s\t%s\n", human(it.Bytes), it.Layer, it.Path, it.Why)
-	}
-	tw.Flush()
-}
-
-// analyzeCreatedBy shortens a history entry for the table.
-func analyzeCreatedBy(s string) string {
-	s = strings.TrimPrefix(s, "/bin/sh -c ")
-	s = strings.TrimPrefix(s, "#(nop) ")
-	s = strings.Join(strings.Fields(s), " ")
-	if s == "" {
-		return "-"
-	}
-	if utf8.RuneCountInString(s) > 40 {
-		s = string([]rune(s)[:39]) + "…"
-	}
-	return s
 }
 
 // parseGatePercent accepts "10", "10%" and "12.5%".

@@ -216,3 +216,48 @@ func TestParseGateBytes(t *testing.T) {
 		}
 	}
 }
+
+func TestAnalyzeFormats(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--format", "markdown"}, []string{"## layerslim analyze:", "### linux/arm64/v8", "| layer | created by |", "<code>app/hello</code>"}},
+		{[]string{"--format", "html"}, []string{"<!DOCTYPE html>", `<svg class="map" data-p="1"`, `<table class="sortable">`}},
+		{[]string{"--format", "json"}, []string{`"images": [`, `"wastePercent"`}},
+		{[]string{"--format", "text"}, []string{"linux/amd64 sha256:", "EST. ZSTD"}},
+		{[]string{"--format", "json", "--json"}, []string{`"images": [`}},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			out, err, code := runAnalyzeCmd(t, append([]string{analyzeSample}, tc.args...)...)
+			if code != 0 {
+				t.Fatalf("exit %d: %v", code, err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q", w)
+				}
+			}
+		})
+	}
+}
+
+func TestAnalyzeFormatUsageErrors(t *testing.T) {
+	for _, args := range [][]string{{"--format", "yaml"}, {"--format", "html", "--json"}, {"--format="}} {
+		out, err, code := runAnalyzeCmd(t, append([]string{analyzeSample}, args...)...)
+		if code != 2 || out != "" {
+			t.Errorf("%v: exit %d (%v), output %q; want a usage error (2) and no output", args, code, err, out)
+		}
+	}
+}
+
+// The gate still exits 3 after a Markdown report, which is printed whole.
+func TestAnalyzeMarkdownGate(t *testing.T) {
+	out, err, code := runAnalyzeCmd(t, analyzeSample, "--format", "markdown", "--max-waste", "1%")
+	if code != 3 {
+		t.Fatalf("exit %d (%v), want 3", code, err)
+	}
+	if !strings.Contains(out, "> [!WARNING]") || !strings.Contains(out, "exceeds --max-waste 1%") || !strings.Contains(out, "<sub>layerslim") {
+		t.Errorf("markdown does not show the gate:\n%s", out)
+	}
+}

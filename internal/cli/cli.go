@@ -65,6 +65,7 @@ References:
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &UsageError{Err: err} })
 	root.AddCommand(newRecompress(), newRewrite(), newAnalyze(), newVerify(), newDebug())
 	root.AddCommand(newBatch())
+	root.AddCommand(newVersion(), newDocs())
 	addRegistryFlags(root)
 	return root
 }

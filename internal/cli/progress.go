@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/layerslim/layerslim/analyze/report"
 	"github.com/layerslim/layerslim/rewrite"
 )
 
@@ -215,22 +216,6 @@ func count(n int, b int64) string {
 	return fmt.Sprintf("%d (%s)", n, human(b))
 }
 
-func short(d string) string {
-	if len(d) > 19 {
-		return d[:19]
-	}
-	return d
-}
+func short(d string) string { return report.Short(d) }
 
-func human(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+func human(n int64) string { return report.Size(n) }
