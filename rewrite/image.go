@@ -68,6 +68,10 @@ func Image(ctx context.Context, img v1.Image, opts ...Option) (*Result, error) {
 		return nil, err
 	}
 	out, dbg, ir, err := r.assemble(ctx, p)
+	var dual *dualImage
+	if err == nil && o.dual() {
+		dual, err = r.dualImage(ctx, p, out, dbg, ir)
+	}
 	r.closeDebug()
 	res.spools = r.spools()
 	if err != nil {
@@ -79,6 +83,7 @@ func Image(ctx context.Context, img v1.Image, opts ...Option) (*Result, error) {
 		SourceDigest: ir.SourceDigest, OutputDigest: ir.OutputDigest, MediaType: ir.MediaType, DebugDigest: debugDigest(ir),
 		Options: o.describe(), Images: []ImageReport{ir}, Duration: time.Since(start),
 	}
+	dual.apply(res)
 	r.totals(&res.Report)
 	return res, nil
 }
@@ -109,7 +114,11 @@ func Index(ctx context.Context, idx v1.ImageIndex, opts ...Option) (*Result, err
 		keep bool
 	}
 	var children []child
-	for _, d := range im.Manifests {
+	dropVariants := sourceVariants(im, o.codec)
+	for i, d := range im.Manifests {
+		if dropVariants[i] {
+			continue
+		}
 		switch {
 		case d.MediaType.IsImage() && !isAttestation(d):
 			if d.Platform != nil && len(o.platforms) > 0 && !MatchPlatform(o.platforms, *d.Platform) {
@@ -148,10 +157,10 @@ func Index(ctx context.Context, idx v1.ImageIndex, opts ...Option) (*Result, err
 	}()
 
 	format := manifest.FormatOf(im.MediaType)
-	if o.codec != compress.Gzip {
+	if o.codec != compress.Gzip || o.dual() {
 		format = manifest.OCI
 	}
-	rep := Report{SourceDigest: srcDigest, Options: o.describe()}
+	rep := Report{SourceDigest: srcDigest, Options: o.describe(), DroppedVariants: dropped(im, dropVariants)}
 	out := &builtIndex{images: map[v1.Hash]v1.Image{}, indexes: map[v1.Hash]v1.ImageIndex{}}
 	var descs, dbgDescs []v1.Descriptor
 	dbgOut := &builtIndex{images: map[v1.Hash]v1.Image{}, indexes: map[v1.Hash]v1.ImageIndex{}}
@@ -179,7 +188,7 @@ func Index(ctx context.Context, idx v1.ImageIndex, opts ...Option) (*Result, err
 		if err != nil {
 			return nil, err
 		}
-		if dbg != nil {
+		if dbg != nil && !o.dual() {
 			dd := d0(c.desc, ir.Debug.Digest, dbg)
 			dbgOut.images[dd.Digest] = dbg
 			dbgDescs = append(dbgDescs, dd)
@@ -188,10 +197,20 @@ func Index(ctx context.Context, idx v1.ImageIndex, opts ...Option) (*Result, err
 		d.MediaType = ir.MediaType
 		d.Digest = ir.OutputDigest
 		d.Size, _ = img.Size()
-		d.Annotations = c.desc.Annotations
+		d.Annotations = variantAnnotations(c.desc.Annotations, o.codec, false)
+		if o.dual() {
+			if err := r.indexVariant(ctx, c.plan, c.desc, img, dbg, ir, &rep, out, dbgOut, &descs, &dbgDescs); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		out.images[d.Digest] = img
 		descs = append(descs, d)
 		rep.Images = append(rep.Images, ir)
+	}
+	if o.dual() {
+		sortVariants(descs)
+		sortVariants(dbgDescs)
 	}
 	raw, desc, err := manifest.BuildIndex(manifest.Index{
 		Source: im, Format: format, Manifests: descs,
@@ -271,6 +290,7 @@ type run struct {
 	order    []*layerTask    // single layers, in the order first seen
 	squashes []*layerTask    // merges: they wait for the base layers below them
 	extra    []*spooledLayer // debug layers
+	variant  *variantState   // with WithAddCompression
 }
 
 // squashKey names the merge of layers [from, n) of a stack: the result
@@ -475,7 +495,9 @@ func (r *run) process(ctx context.Context) error {
 				return fmt.Errorf("%s: %w", where, err)
 			}
 			t.out = out
-			t.spool, _ = out.layer.(*spooledLayer)
+			if out.report.Action != Reused { // a reused source is not ours to remove
+				t.spool, _ = out.layer.(*spooledLayer)
+			}
 			if r.o.useCache() {
 				if err := r.store(ctx, t, key, owned); err != nil {
 					return fmt.Errorf("%s: %w", where, err)
@@ -494,7 +516,7 @@ func (r *run) spools() []*spooledLayer {
 			out = append(out, t.spool)
 		}
 	}
-	return out
+	return withVariants(out)
 }
 
 func (r *run) cleanup() { (&Result{spools: r.spools()}).Close(); r.closeDebug() }
@@ -518,7 +540,7 @@ func (r *run) totals(rep *Report) {
 // assemble builds the output image of p from its processed layers.
 func (r *run) assemble(ctx context.Context, p *imagePlan) (v1.Image, v1.Image, ImageReport, error) {
 	format := manifest.FormatOf(p.mf.MediaType)
-	if r.o.codec != compress.Gzip {
+	if r.o.codec != compress.Gzip || r.o.dual() {
 		format = manifest.OCI
 	}
 	ir := ImageReport{Platform: p.platform, SourceDigest: p.digest, Base: p.base}
@@ -636,6 +658,9 @@ func (r *run) assemble(ctx context.Context, p *imagePlan) (v1.Image, v1.Image, I
 
 // debugLayer writes the debug files into a layer, in the output codec.
 func (r *run) debugLayer(ctx context.Context, files []DebugFile) (*spooledLayer, error) {
+	if r.isVariantRun() {
+		return r.variant.debugLayer()
+	}
 	sp, err := newSpool(r.o)
 	if err != nil {
 		return nil, err

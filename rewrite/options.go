@@ -39,6 +39,9 @@ type options struct {
 	baseFinder  BaseFinder
 	optionText  []string // what changes the output, for the provenance annotation
 	cache       LayerCache
+	addCodec    compress.Codec // WithAddCompression; "" for none
+	addLevel    int
+	primary     *options // set on the options of the added compression's variant
 }
 
 func makeOptions(opts ...Option) (*options, error) {
@@ -58,6 +61,9 @@ func makeOptions(opts ...Option) (*options, error) {
 	}
 	if o.level == 0 {
 		o.level = compress.DefaultLevel(o.codec)
+	}
+	if err := o.checkAdd(); err != nil {
+		return nil, err
 	}
 	if o.encoderJobs == 0 {
 		// Layers run in parallel and each zstd encoder overlaps its own
@@ -160,6 +166,9 @@ func WithOptionText(kv ...string) Option {
 
 // describe is the canonical text of the options that change the output.
 func (o *options) describe() string {
+	if o.primary != nil {
+		return o.primary.describe()
+	}
 	parts := []string{"compression=" + string(o.codec)}
 	if o.codec != compress.None {
 		parts = append(parts, fmt.Sprintf("level=%d", o.level))
@@ -181,6 +190,7 @@ func (o *options) describe() string {
 		sort.Strings(ps)
 		parts = append(parts, "platforms="+strings.Join(ps, ","))
 	}
+	parts = append(parts, o.describeAdd()...)
 	parts = append(parts, o.optionText...)
 	return strings.Join(parts, " ")
 }
