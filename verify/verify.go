@@ -192,6 +192,7 @@ func Index(ctx context.Context, src, dst v1.ImageIndex, o Options) ([]*Result, e
 	}
 	var pairs []pair
 	used := make([]bool, len(se))
+	variants := HasVariants(dst)
 	for _, d := range de {
 		if len(want) > 0 && !matchPlatform(want, d.platform) {
 			continue
@@ -202,6 +203,9 @@ func Index(ctx context.Context, src, dst v1.ImageIndex, o Options) ([]*Result, e
 				i = j
 				break
 			}
+		}
+		if i < 0 && variants {
+			i = variantPartner(se, d.platform)
 		}
 		if i < 0 {
 			pairs = append(pairs, pair{diff: &Difference{

@@ -25,6 +25,7 @@ type pipelineOptions struct {
 	progress    string
 	signedFlags
 	limits limitOptions
+	variantOptions
 
 	codec compress.Codec
 	plats []v1.Platform
@@ -43,6 +44,7 @@ func (o *pipelineOptions) addFlags(cmd *cobra.Command) {
 	f.StringVar(&o.progress, "progress", "auto", "progress display: auto, tty, plain or none")
 	o.signedFlags.addFlags(f)
 	o.limits.addLayerFlag(cmd)
+	o.variantOptions.addFlags(cmd)
 }
 
 func (o *pipelineOptions) validate() error {
@@ -55,6 +57,9 @@ func (o *pipelineOptions) validate() error {
 		if err := compress.ValidLevel(c, o.level); err != nil {
 			return &UsageError{Err: fmt.Errorf("--level: %w", err)}
 		}
+	}
+	if err := o.variantOptions.validate(c); err != nil {
+		return err
 	}
 	if o.jobs < 1 {
 		return usagef("--jobs must be at least 1")
