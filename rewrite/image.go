@@ -640,7 +640,7 @@ func (r *run) assemble(ctx context.Context, p *imagePlan) (v1.Image, v1.Image, I
 	if err != nil {
 		return nil, nil, ir, err
 	}
-	dd := v1.Descriptor{MediaType: mt, Size: dl.size, Digest: dl.digest}
+	dd := v1.Descriptor{MediaType: mt, Size: dl.size, Digest: dl.digest, Annotations: dl.annotations}
 	ann := manifest.Provenance(p.digest, r.o.describe(), r.o.version)
 	ann[manifest.AnnotationDebugFor] = b.Descriptor.Digest.String()
 	db, err := manifest.BuildImage(manifest.Image{
@@ -707,6 +707,7 @@ func (r *run) output(t *layerTask, sd v1.Descriptor, format manifest.Format) (La
 			return lr, nil, d, err
 		}
 		d.MediaType = mt
+		d.Annotations = layerAnnotations(t.out.layer)
 		l = retype(t.out.layer, lr.Output.MediaType, mt)
 	}
 	lr.Output.MediaType = d.MediaType

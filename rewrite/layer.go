@@ -78,7 +78,7 @@ func processLayer(ctx context.Context, in layerIn, o *options, platform string, 
 		o.reporter.Report(Event{Kind: LayerDone, Platform: platform, Digest: in.desc.Digest, Layer: &rep})
 		return layerOut{layer: in.layer, report: rep}, nil
 	}
-	if !o.tarPass() && codec == o.codec && !o.force && !o.dual() {
+	if !o.tarPass() && codec == o.codec && !o.force && !o.reencode() {
 		return reuse()
 	}
 
@@ -128,7 +128,7 @@ func processLayer(ctx context.Context, in layerIn, o *options, platform string, 
 	if !changed && in.diffID.Hex != "" && diffID != in.diffID {
 		return layerOut{}, fmt.Errorf("uncompressed content is %s but the config says diff_id %s: %w", diffID, in.diffID, ErrDigestMismatch)
 	}
-	if !changed && codec == o.codec && !o.force && !o.dual() {
+	if !changed && codec == o.codec && !o.force && !o.reencode() {
 		return reuse()
 	}
 
@@ -190,7 +190,7 @@ func newSpool(o *options) (*outSpool, error) {
 	s := &outSpool{f: f, bw: bufio.NewWriterSize(f, 1<<20), codec: o.codec}
 	s.count = &countWriter{w: s.bw}
 	s.out = &hashWriter{w: s.count, h: sha256.New()}
-	s.enc, err = compress.NewWriter(s.out, o.codec, compress.WithLevel(o.level), compress.WithConcurrency(o.encoderJobs))
+	s.enc, err = newEncoder(s.out, o)
 	if err != nil {
 		s.discard()
 		return nil, err
@@ -225,6 +225,7 @@ func (s *outSpool) close(diffID v1.Hash) (*spooledLayer, error) {
 		mediaType: mt,
 		codec:     s.codec,
 	}
+	l.annotations = encoderAnnotations(s.enc)
 	if s.alt != nil {
 		if l.alt, err = s.alt.close(diffID); err != nil {
 			return nil, err
@@ -254,6 +255,8 @@ type spooledLayer struct {
 	mediaType types.MediaType
 	codec     compress.Codec
 	alt       *spooledLayer // the same layer in the added compression
+	// annotations go on the layer's descriptor (zstd:chunked's).
+	annotations map[string]string
 }
 
 var _ v1.Layer = (*spooledLayer)(nil)

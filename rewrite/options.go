@@ -42,6 +42,7 @@ type options struct {
 	addCodec    compress.Codec // WithAddCompression; "" for none
 	addLevel    int
 	primary     *options // set on the options of the added compression's variant
+	chunked     bool     // WithZstdChunked
 }
 
 func makeOptions(opts ...Option) (*options, error) {
@@ -63,6 +64,9 @@ func makeOptions(opts ...Option) (*options, error) {
 		o.level = compress.DefaultLevel(o.codec)
 	}
 	if err := o.checkAdd(); err != nil {
+		return nil, err
+	}
+	if err := o.checkChunked(); err != nil {
 		return nil, err
 	}
 	if o.encoderJobs == 0 {

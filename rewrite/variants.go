@@ -73,10 +73,14 @@ func (o *options) checkAdd() error {
 
 // describeAdd is the added compression's part of describe.
 func (o *options) describeAdd() []string {
-	if !o.dual() {
-		return nil
+	var parts []string
+	if o.chunked {
+		parts = append(parts, "zstd-chunked=true")
 	}
-	return []string{"add-compression=" + string(o.addCodec), fmt.Sprintf("add-level=%d", o.addLevel)}
+	if !o.dual() {
+		return parts
+	}
+	return append(parts, "add-compression="+string(o.addCodec), fmt.Sprintf("add-level=%d", o.addLevel))
 }
 
 // variant is o for the added compression. It describes itself as o does.

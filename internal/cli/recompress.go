@@ -33,7 +33,7 @@ type pipelineOptions struct {
 
 func (o *pipelineOptions) addFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
-	f.StringVar(&o.compression, "compression", "zstd", "output layer compression: zstd, gzip or none")
+	f.StringVar(&o.compression, "compression", "zstd", "output layer compression: zstd, zstd:chunked, gzip or none")
 	f.IntVar(&o.level, "level", 0, "compression level (default 3 for zstd, 6 for gzip)")
 	f.IntVar(&o.jobs, "jobs", runtime.GOMAXPROCS(0), "layers processed at once")
 	f.StringSliceVar(&o.platforms, "platform", nil, "only these platforms of an index, as os/arch[/variant],…")
@@ -48,7 +48,7 @@ func (o *pipelineOptions) addFlags(cmd *cobra.Command) {
 }
 
 func (o *pipelineOptions) validate() error {
-	c, err := compress.ParseCodec(o.compression)
+	c, err := o.variantOptions.parseCompression(o.compression)
 	if err != nil {
 		return &UsageError{Err: fmt.Errorf("--compression: %w", err)}
 	}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -15,6 +16,21 @@ import (
 type variantOptions struct {
 	addCompression string
 	addCodec       compress.Codec
+	chunked        bool // --compression zstd:chunked
+}
+
+// parseCompression reads --compression: a codec, or zstd:chunked (zstd
+// in containers/storage's chunked format).
+func (o *variantOptions) parseCompression(s string) (compress.Codec, error) {
+	if strings.EqualFold(s, "zstd:chunked") {
+		o.chunked = true
+		return compress.Zstd, nil
+	}
+	c, err := compress.ParseCodec(s)
+	if err != nil {
+		return c, fmt.Errorf("%w (or zstd:chunked)", err)
+	}
+	return c, nil
 }
 
 func (o *variantOptions) addFlags(cmd *cobra.Command) {
@@ -52,8 +68,12 @@ func (o *variantOptions) checkDest(refs ...imageref.Ref) error {
 }
 
 func (o *variantOptions) options() []rewrite.Option {
-	if o.addCodec == "" {
-		return nil
+	var opts []rewrite.Option
+	if o.chunked {
+		opts = append(opts, rewrite.WithZstdChunked(true))
 	}
-	return []rewrite.Option{rewrite.WithAddCompression(o.addCodec, 0)}
+	if o.addCodec != "" {
+		opts = append(opts, rewrite.WithAddCompression(o.addCodec, 0))
+	}
+	return opts
 }

@@ -55,6 +55,29 @@ func TestAddCompressionSample(t *testing.T) {
 	}
 }
 
+// --compression zstd:chunked writes zstd layers carrying the three
+// zstd:chunked annotations; verify accepts the result.
+func TestZstdChunkedSample(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "out")
+	if _, stderr, code := run(t, "rewrite", "oci:"+sample+":sample", "oci:"+out+":c", "--compression", "zstd:chunked", "--progress", "none"); code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	idx := openIndex(t, out, "c")
+	im, _ := idx.IndexManifest()
+	for _, d := range im.Manifests {
+		img, _ := idx.Image(d.Digest)
+		m, _ := img.Manifest()
+		for _, l := range m.Layers {
+			if l.Annotations["io.github.containers.zstd-chunked.manifest-checksum"] == "" || l.MediaType != "application/vnd.oci.image.layer.v1.tar+zstd" {
+				t.Errorf("%s: layer %s: %s %v", d.Platform, l.Digest, l.MediaType, l.Annotations)
+			}
+		}
+	}
+	if _, stderr, code := run(t, "verify", "oci:"+sample+":sample", "oci:"+out+":c"); code != 0 {
+		t.Errorf("verify: exit %d\n%s", code, stderr)
+	}
+}
+
 func TestAddCompressionUsageErrors(t *testing.T) {
 	src := "oci:" + sample + ":sample"
 	dst := "oci:" + filepath.Join(t.TempDir(), "out") + ":x"
@@ -71,6 +94,9 @@ func TestAddCompressionUsageErrors(t *testing.T) {
 		{"none primary", []string{"recompress", src, dst, "--compression", "none", "--add-compression", "zstd"}, []string{"--add-compression"}},
 		{"docker-archive", []string{"recompress", src, archive, "--add-compression", "gzip", "--platform", "linux/amd64"}, []string{"docker-archive", "--platform", "oci:"}},
 		{"docker-archive debug", []string{"rewrite", src, archive, "--add-compression", "gzip"}, []string{"docker-archive", "--platform", "oci:"}},
+		{"chunked level", []string{"recompress", src, dst, "--compression", "zstd:chunked", "--level", "23"}, []string{"--level", "1 to 22"}},
+		{"chunked typo", []string{"recompress", src, dst, "--compression", "zstd:chunk"}, []string{"--compression", "zstd:chunked"}},
+		{"chunked added", []string{"recompress", src, dst, "--add-compression", "zstd:chunked", "--compression", "gzip"}, []string{"--add-compression"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, stderr, code := run(t, tc.args...)
