@@ -86,6 +86,8 @@ func TestConsumerMatrix(t *testing.T) {
 		{name: "dual index", args: []string{"recompress", "--add-compression", "gzip"}, tag: "dual", codecs: []string{"gzip", "zstd"}},
 		{name: "zstd single", args: []string{"recompress"}, tag: "zstd-single", single: true, codecs: []string{"zstd"}},
 		{name: "dual single", args: []string{"recompress", "--compression", "gzip", "--add-compression", "zstd"}, tag: "dual-single", single: true, codecs: []string{"gzip", "zstd"}},
+		{name: "zstd:chunked index", args: []string{"recompress", "--compression", "zstd:chunked"}, tag: "chunked", codecs: []string{"zstd"}},
+		{name: "zstd:chunked+gzip index", args: []string{"recompress", "--compression", "zstd:chunked", "--add-compression", "gzip"}, tag: "chunked-dual", codecs: []string{"gzip", "zstd"}},
 		{name: "debug image dual", args: []string{"rewrite", "--add-compression", "gzip"}, tag: "slim", self: true, debug: true, codecs: []string{"gzip", "zstd"}},
 	}
 	for _, tc := range cases {
