@@ -65,3 +65,15 @@ func ImageIndex(ctx context.Context, src v1.Image, dst v1.ImageIndex, o Options)
 	}
 	return results, nil
 }
+
+// variantCovered reports whether a source image of platform p was paired:
+// in a source of compression variants, DST needs each platform once, not
+// each variant.
+func variantCovered(se []*imagePlan, used []bool, p v1.Platform) bool {
+	for j, s := range se {
+		if used[j] && s.platform.Equals(p) {
+			return true
+		}
+	}
+	return false
+}

@@ -217,9 +217,13 @@ func Index(ctx context.Context, src, dst v1.ImageIndex, o Options) ([]*Result, e
 		used[i] = true
 		pairs = append(pairs, pair{src: se[i], dst: d})
 	}
+	srcVariants := HasVariants(src)
 	for i, s := range se {
 		if used[i] || (len(want) > 0 && !matchPlatform(want, s.platform)) {
 			continue
+		}
+		if srcVariants && variantCovered(se, used, s.platform) {
+			continue // another compression of an image DST holds
 		}
 		pairs = append(pairs, pair{diff: &Difference{
 			Path: s.name, What: WhatPlatform, Source: s.desc(), Output: "(missing)",

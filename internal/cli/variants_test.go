@@ -139,3 +139,27 @@ func TestAddCompressionBatchSkip(t *testing.T) {
 		t.Errorf("a rerun with the same options was not skipped: exit %d\n%s", code, stderr)
 	}
 }
+
+// A dual index recompressed to zstd alone keeps one entry per platform, and
+// verify accepts it against the dual source.
+func TestAddCompressionDualToSingle(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "out")
+	if _, stderr, code := run(t, "recompress", "oci:"+sample+":sample", "oci:"+out+":dual", "--add-compression", "gzip", "--progress", "none"); code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	if _, stderr, code := run(t, "recompress", "oci:"+out+":dual", "oci:"+out+":zstd", "--progress", "none"); code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	im, _ := openIndex(t, out, "zstd").IndexManifest()
+	if len(im.Manifests) != 2 {
+		t.Errorf("%d entries, want 2", len(im.Manifests))
+	}
+	for _, d := range im.Manifests {
+		if d.Annotations[rewrite.AnnotationZstdVariant] != "" {
+			t.Errorf("%s keeps the zstd variant annotation in a single-compression index", d.Platform)
+		}
+	}
+	if _, stderr, code := run(t, "verify", "oci:"+out+":dual", "oci:"+out+":zstd"); code != 0 {
+		t.Errorf("verify: exit %d\n%s", code, stderr)
+	}
+}
