@@ -70,7 +70,7 @@ func Describe(opts ...Option) (string, error) {
 
 // useCache reports whether the run consults the cache.
 func (o *options) useCache() bool {
-	return o.cache != nil && (o.strip == elf.None || !o.debugImage)
+	return o.cache != nil && (o.strip == elf.None || !o.debugImage) && !o.reencode()
 }
 
 // cacheKey names the output of a layer (kind "layer", the source digest) or

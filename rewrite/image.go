@@ -72,6 +72,10 @@ func Image(ctx context.Context, img v1.Image, opts ...Option) (*Result, error) {
 		return nil, err
 	}
 	out, dbg, ir, err := r.assemble(ctx, p)
+	var dual *dualImage
+	if err == nil && o.dual() {
+		dual, err = r.dualImage(ctx, p, out, dbg, ir)
+	}
 	r.closeDebug()
 	res.spools = r.spools()
 	if err != nil {
@@ -83,6 +87,7 @@ func Image(ctx context.Context, img v1.Image, opts ...Option) (*Result, error) {
 		SourceDigest: ir.SourceDigest, OutputDigest: ir.OutputDigest, MediaType: ir.MediaType, DebugDigest: debugDigest(ir),
 		Options: o.describe(), Images: []ImageReport{ir}, Duration: time.Since(start),
 	}
+	dual.apply(res)
 	r.totals(&res.Report)
 	return res, nil
 }
@@ -113,7 +118,11 @@ func Index(ctx context.Context, idx v1.ImageIndex, opts ...Option) (*Result, err
 		keep bool
 	}
 	var children []child
-	for _, d := range im.Manifests {
+	dropVariants := sourceVariants(im, o.codec)
+	for i, d := range im.Manifests {
+		if dropVariants[i] {
+			continue
+		}
 		switch {
 		case d.MediaType.IsImage() && !isAttestation(d):
 			if d.Platform != nil && len(o.platforms) > 0 && !MatchPlatform(o.platforms, *d.Platform) {
@@ -155,8 +164,8 @@ func Index(ctx context.Context, idx v1.ImageIndex, opts ...Option) (*Result, err
 		}
 	}()
 
-	format := manifest.OutputFormat(manifest.FormatOf(im.MediaType), o.codec == compress.Gzip, true)
-	rep := Report{SourceDigest: srcDigest, Options: o.describe()}
+	format := manifest.OutputFormat(manifest.FormatOf(im.MediaType), o.codec == compress.Gzip && !o.dual(), true)
+	rep := Report{SourceDigest: srcDigest, Options: o.describe(), DroppedVariants: dropped(im, dropVariants)}
 	out := &builtIndex{images: map[v1.Hash]v1.Image{}, indexes: map[v1.Hash]v1.ImageIndex{}}
 	var descs, dbgDescs []v1.Descriptor
 	dbgOut := &builtIndex{images: map[v1.Hash]v1.Image{}, indexes: map[v1.Hash]v1.ImageIndex{}}
@@ -184,7 +193,7 @@ func Index(ctx context.Context, idx v1.ImageIndex, opts ...Option) (*Result, err
 		if err != nil {
 			return nil, err
 		}
-		if dbg != nil {
+		if dbg != nil && !o.dual() {
 			dd := d0(c.desc, ir.Debug.Digest, dbg)
 			dbgOut.images[dd.Digest] = dbg
 			dbgDescs = append(dbgDescs, dd)
@@ -193,10 +202,20 @@ func Index(ctx context.Context, idx v1.ImageIndex, opts ...Option) (*Result, err
 		d.MediaType = ir.MediaType
 		d.Digest = ir.OutputDigest
 		d.Size, _ = img.Size()
-		d.Annotations = c.desc.Annotations
+		d.Annotations = variantAnnotations(c.desc.Annotations, o.codec, false)
+		if o.dual() {
+			if err := r.indexVariant(ctx, c.plan, c.desc, img, dbg, ir, &rep, out, dbgOut, &descs, &dbgDescs); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		out.images[d.Digest] = img
 		descs = append(descs, d)
 		rep.Images = append(rep.Images, ir)
+	}
+	if o.dual() {
+		sortVariants(descs)
+		sortVariants(dbgDescs)
 	}
 	srcRaw, err := idx.RawManifest()
 	if err != nil {
@@ -289,6 +308,7 @@ type run struct {
 	// debugConflicts why, where copies disagreed (see consolidateDebug).
 	chosen         map[string]DebugFile
 	debugConflicts map[string]string
+	variant  *variantState   // with WithAddCompression
 }
 
 // squashKey names the merge of layers [from, n) of a stack: the result
@@ -493,7 +513,9 @@ func (r *run) process(ctx context.Context) error {
 				return fmt.Errorf("%s: %w", where, err)
 			}
 			t.out = out
-			t.spool, _ = out.layer.(*spooledLayer)
+			if out.report.Action != Reused { // a reused source is not ours to remove
+				t.spool, _ = out.layer.(*spooledLayer)
+			}
 			if r.o.useCache() {
 				if err := r.store(ctx, t, key, owned); err != nil {
 					return fmt.Errorf("%s: %w", where, err)
@@ -512,7 +534,7 @@ func (r *run) spools() []*spooledLayer {
 			out = append(out, t.spool)
 		}
 	}
-	return out
+	return withVariants(out)
 }
 
 func (r *run) cleanup() { (&Result{spools: r.spools()}).Close(); r.closeDebug() }
@@ -535,7 +557,7 @@ func (r *run) totals(rep *Report) {
 
 // assemble builds the output image of p from its processed layers.
 func (r *run) assemble(ctx context.Context, p *imagePlan) (v1.Image, v1.Image, ImageReport, error) {
-	format := manifest.OutputFormat(manifest.FormatOf(p.mf.MediaType), r.o.codec == compress.Gzip, true)
+	format := manifest.OutputFormat(manifest.FormatOf(p.mf.MediaType), r.o.codec == compress.Gzip && !r.o.dual(), true)
 	ir := ImageReport{Platform: p.platform, SourceDigest: p.digest, Base: p.base}
 	var (
 		layers  []v1.Layer
@@ -639,7 +661,7 @@ func (r *run) assemble(ctx context.Context, p *imagePlan) (v1.Image, v1.Image, I
 	if err != nil {
 		return nil, nil, ir, err
 	}
-	dd := v1.Descriptor{MediaType: mt, Size: dl.size, Digest: dl.digest}
+	dd := v1.Descriptor{MediaType: mt, Size: dl.size, Digest: dl.digest, Annotations: dl.annotations}
 	ann := manifest.Provenance(p.digest, r.o.describe(), r.o.version)
 	ann[manifest.AnnotationDebugFor] = b.Descriptor.Digest.String()
 	db, err := manifest.BuildImage(manifest.Image{
@@ -657,6 +679,9 @@ func (r *run) assemble(ctx context.Context, p *imagePlan) (v1.Image, v1.Image, I
 
 // debugLayer writes the debug files into a layer, in the output codec.
 func (r *run) debugLayer(ctx context.Context, files []DebugFile) (*spooledLayer, error) {
+	if r.isVariantRun() {
+		return r.variant.debugLayer()
+	}
 	sp, err := newSpool(r.o)
 	if err != nil {
 		return nil, err
@@ -703,6 +728,7 @@ func (r *run) output(t *layerTask, sd v1.Descriptor, format manifest.Format) (La
 			return lr, nil, d, err
 		}
 		d.MediaType = mt
+		d.Annotations = layerAnnotations(t.out.layer)
 		l = retype(t.out.layer, lr.Output.MediaType, mt)
 	}
 	lr.Output.MediaType = d.MediaType

@@ -79,7 +79,7 @@ func processLayerPass(ctx context.Context, in layerIn, o *options, platform stri
 		o.reporter.Report(Event{Kind: LayerDone, Platform: platform, Digest: in.desc.Digest, Layer: &rep})
 		return layerOut{layer: in.layer, report: rep}, nil
 	}
-	if !o.tarPass() && codec == o.codec && !o.force {
+	if !o.tarPass() && codec == o.codec && !o.force && !o.reencode() {
 		return reuse()
 	}
 
@@ -132,7 +132,7 @@ func processLayerPass(ctx context.Context, in layerIn, o *options, platform stri
 	if !changed && in.diffID.Hex != "" && diffID != in.diffID {
 		return layerOut{}, fmt.Errorf("uncompressed content is %s but the config says diff_id %s: %w", diffID, in.diffID, ErrDigestMismatch)
 	}
-	if !changed && codec == o.codec && !o.force {
+	if !changed && codec == o.codec && !o.force && !o.reencode() {
 		return reuse()
 	}
 
@@ -183,6 +183,7 @@ type outSpool struct {
 	enc   io.WriteCloser
 	codec compress.Codec
 	oci   bool
+	alt   *outSpool // the added compression's, with WithAddCompression
 }
 
 func newSpool(o *options) (*outSpool, error) {
@@ -193,8 +194,12 @@ func newSpool(o *options) (*outSpool, error) {
 	s := &outSpool{f: f, bw: bufio.NewWriterSize(f, 1<<20), codec: o.codec}
 	s.count = &countWriter{w: s.bw}
 	s.out = &hashWriter{w: s.count, h: sha256.New()}
-	s.enc, err = compress.NewWriter(s.out, o.codec, compress.WithLevel(o.level), compress.WithConcurrency(o.encoderJobs))
+	s.enc, err = newEncoder(s.out, o)
 	if err != nil {
+		s.discard()
+		return nil, err
+	}
+	if err := s.addVariant(o); err != nil {
 		s.discard()
 		return nil, err
 	}
@@ -216,14 +221,21 @@ func (s *outSpool) close(diffID v1.Hash) (*spooledLayer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &spooledLayer{
+	l := &spooledLayer{
 		path:      s.f.Name(),
 		digest:    v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", s.out.h.Sum(nil))},
 		diffID:    diffID,
 		size:      s.count.n,
 		mediaType: mt,
 		codec:     s.codec,
-	}, nil
+	}
+	l.annotations = encoderAnnotations(s.enc)
+	if s.alt != nil {
+		if l.alt, err = s.alt.close(diffID); err != nil {
+			return nil, err
+		}
+	}
+	return l, nil
 }
 
 func (s *outSpool) discard() {
@@ -232,6 +244,9 @@ func (s *outSpool) discard() {
 	}
 	s.f.Close()
 	os.Remove(s.f.Name())
+	if s.alt != nil {
+		s.alt.discard()
+	}
 }
 
 // spooledLayer is an output layer kept in a temporary file, with its digests
@@ -243,6 +258,9 @@ type spooledLayer struct {
 	size      int64
 	mediaType types.MediaType
 	codec     compress.Codec
+	alt       *spooledLayer // the same layer in the added compression
+	// annotations go on the layer's descriptor (zstd:chunked's).
+	annotations map[string]string
 }
 
 var _ v1.Layer = (*spooledLayer)(nil)

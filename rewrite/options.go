@@ -41,6 +41,10 @@ type options struct {
 	cache       LayerCache
 	stripSkip   []string          // globs added to DefaultStripSkip
 	debugLinks  map[string]uint32 // see splitConfig.links
+	addCodec    compress.Codec // WithAddCompression; "" for none
+	addLevel    int
+	primary     *options // set on the options of the added compression's variant
+	chunked     bool     // WithZstdChunked
 }
 
 func makeOptions(opts ...Option) (*options, error) {
@@ -60,6 +64,12 @@ func makeOptions(opts ...Option) (*options, error) {
 	}
 	if o.level == 0 {
 		o.level = compress.DefaultLevel(o.codec)
+	}
+	if err := o.checkAdd(); err != nil {
+		return nil, err
+	}
+	if err := o.checkChunked(); err != nil {
+		return nil, err
 	}
 	if o.encoderJobs == 0 {
 		// Layers run in parallel and each zstd encoder overlaps its own
@@ -162,6 +172,9 @@ func WithOptionText(kv ...string) Option {
 
 // describe is the canonical text of the options that change the output.
 func (o *options) describe() string {
+	if o.primary != nil {
+		return o.primary.describe()
+	}
 	parts := []string{"compression=" + string(o.codec)}
 	if o.codec != compress.None {
 		parts = append(parts, fmt.Sprintf("level=%d", o.level))
@@ -183,6 +196,7 @@ func (o *options) describe() string {
 		sort.Strings(ps)
 		parts = append(parts, "platforms="+strings.Join(ps, ","))
 	}
+	parts = append(parts, o.describeAdd()...)
 	parts = append(parts, o.optionText...)
 	return strings.Join(parts, " ")
 }

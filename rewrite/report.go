@@ -104,6 +104,12 @@ type Report struct {
 	Images       []ImageReport   `json:"images"`
 	// DebugDigest is the debug image or index, with WithDebugImage.
 	DebugDigest *v1.Hash `json:"debugDigest,omitempty"`
+	// Variants are the images in the added compression
+	// (WithAddCompression), in the order of Images.
+	Variants []ImageReport `json:"variants,omitempty"`
+	// DroppedVariants lists entries of the source index left out because
+	// they are another compression of an image it also holds.
+	DroppedVariants []v1.Descriptor `json:"droppedVariants,omitempty"`
 	// Kept lists index entries copied as they were (attestations and other
 	// non-image manifests), by digest.
 	Kept []v1.Descriptor `json:"kept,omitempty"`

@@ -194,6 +194,7 @@ func Index(ctx context.Context, src, dst v1.ImageIndex, o Options) ([]*Result, e
 	}
 	var pairs []pair
 	used := make([]bool, len(se))
+	variants := HasVariants(dst)
 	for _, d := range de {
 		if len(want) > 0 && !matchPlatform(want, d.platform) {
 			continue
@@ -205,6 +206,9 @@ func Index(ctx context.Context, src, dst v1.ImageIndex, o Options) ([]*Result, e
 				break
 			}
 		}
+		if i < 0 && variants {
+			i = variantPartner(se, d.platform)
+		}
 		if i < 0 {
 			pairs = append(pairs, pair{diff: &Difference{
 				Path: d.name, What: WhatPlatform, Source: "(none)", Output: d.desc(),
@@ -215,9 +219,13 @@ func Index(ctx context.Context, src, dst v1.ImageIndex, o Options) ([]*Result, e
 		used[i] = true
 		pairs = append(pairs, pair{src: se[i], dst: d})
 	}
+	srcVariants := HasVariants(src)
 	for i, s := range se {
 		if used[i] || (len(want) > 0 && !matchPlatform(want, s.platform)) {
 			continue
+		}
+		if srcVariants && variantCovered(se, used, s.platform) {
+			continue // another compression of an image DST holds
 		}
 		pairs = append(pairs, pair{diff: &Difference{
 			Path: s.name, What: WhatPlatform, Source: s.desc(), Output: "(missing)",

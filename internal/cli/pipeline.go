@@ -140,8 +140,14 @@ func (j *job) refs() (src, dst, dbgRef imageref.Ref, err error) {
 	if imageref.Same(src, dst) && !o.overwrite {
 		return src, dst, dbgRef, usagef("DST %s names the same image as SRC; pass --overwrite to replace it", dst)
 	}
+	if err := o.checkDest(dst); err != nil {
+		return src, dst, dbgRef, err
+	}
 	if j.debug {
 		if dbgRef, err = debugRef(dst, j.debugTo, j.debugSuffix, o.insecure); err != nil {
+			return src, dst, dbgRef, err
+		}
+		if err := o.checkDest(dbgRef); err != nil {
 			return src, dst, dbgRef, err
 		}
 		if imageref.Same(src, dbgRef) {
@@ -163,7 +169,7 @@ func (j *job) options() []rewrite.Option {
 		rewrite.WithVersion(Version),
 		rewrite.WithDebugImage(j.debug),
 		rewrite.WithLimits(o.limits.rewriteLimits()),
-	}, j.extra...)
+	}, append(o.variantOptions.options(), j.extra...)...)
 }
 
 // jobResult is a rewrite and what was written of it. The caller closes res.

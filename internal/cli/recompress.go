@@ -25,6 +25,7 @@ type pipelineOptions struct {
 	progress    string
 	signedFlags
 	limits limitOptions
+	variantOptions
 
 	codec compress.Codec
 	plats []v1.Platform
@@ -32,7 +33,7 @@ type pipelineOptions struct {
 
 func (o *pipelineOptions) addFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
-	f.StringVar(&o.compression, "compression", "zstd", "output layer compression: zstd, gzip or none")
+	f.StringVar(&o.compression, "compression", "zstd", "output layer compression: zstd, zstd:chunked, gzip or none")
 	f.IntVar(&o.level, "level", 0, "compression level (default 3 for zstd, 6 for gzip)")
 	f.IntVar(&o.jobs, "jobs", runtime.GOMAXPROCS(0), "layers processed at once")
 	f.StringSliceVar(&o.platforms, "platform", nil, "only these platforms of an index, as os/arch[/variant],…")
@@ -43,10 +44,11 @@ func (o *pipelineOptions) addFlags(cmd *cobra.Command) {
 	f.StringVar(&o.progress, "progress", "auto", "progress display: auto, tty, plain or none")
 	o.signedFlags.addFlags(f)
 	o.limits.addLayerFlag(cmd)
+	o.variantOptions.addFlags(cmd)
 }
 
 func (o *pipelineOptions) validate() error {
-	c, err := compress.ParseCodec(o.compression)
+	c, err := o.variantOptions.parseCompression(o.compression)
 	if err != nil {
 		return &UsageError{Err: fmt.Errorf("--compression: %w", err)}
 	}
@@ -55,6 +57,9 @@ func (o *pipelineOptions) validate() error {
 		if err := compress.ValidLevel(c, o.level); err != nil {
 			return &UsageError{Err: fmt.Errorf("--level: %w", err)}
 		}
+	}
+	if err := o.variantOptions.validate(c); err != nil {
+		return err
 	}
 	if o.jobs < 1 {
 		return usagef("--jobs must be at least 1")

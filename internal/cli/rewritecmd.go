@@ -268,6 +268,8 @@ func verifyResult(ctx context.Context, w io.Writer, src *imageref.Source, res *r
 		var r *verify.Result
 		r, err = verify.IndexImage(ctx, src.Index, res.Image, vo)
 		results = []*verify.Result{r}
+	case res.Index != nil: // a single image in two compressions
+		results, err = verify.ImageIndex(ctx, src.Image, res.Index, vo)
 	default:
 		var r *verify.Result
 		r, err = verify.Image(ctx, src.Image, res.Image, vo)

@@ -145,6 +145,8 @@ func runVerify(cmd *cobra.Command, srcArg, dstArg string, o *verifyOptions, vo v
 		var r *verify.Result
 		r, err = verify.IndexImage(ctx, source.Index, output.Image, vo)
 		results = []*verify.Result{r}
+	case output.Index != nil && verify.HasVariants(output.Index): // --add-compression
+		results, err = verify.ImageIndex(ctx, source.Image, output.Index, vo)
 	case output.Index != nil:
 		return nil, fmt.Errorf("DST %s is an index but SRC %s is a single image", dst, src)
 	default:
