@@ -308,7 +308,7 @@ type run struct {
 	// debugConflicts why, where copies disagreed (see consolidateDebug).
 	chosen         map[string]DebugFile
 	debugConflicts map[string]string
-	variant  *variantState   // with WithAddCompression
+	variant        *variantState // with WithAddCompression
 }
 
 // squashKey names the merge of layers [from, n) of a stack: the result

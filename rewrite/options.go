@@ -41,7 +41,7 @@ type options struct {
 	cache       LayerCache
 	stripSkip   []string          // globs added to DefaultStripSkip
 	debugLinks  map[string]uint32 // see splitConfig.links
-	addCodec    compress.Codec // WithAddCompression; "" for none
+	addCodec    compress.Codec    // WithAddCompression; "" for none
 	addLevel    int
 	primary     *options // set on the options of the added compression's variant
 	chunked     bool     // WithZstdChunked
