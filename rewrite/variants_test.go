@@ -149,9 +149,16 @@ func TestAddCompressionIndexAndDebug(t *testing.T) {
 		t.Fatal("no debug index")
 	}
 	dbg := checkDual(t, res.DebugIndex, compress.Gzip, "arm64", "amd64")
-	// The debug image of each variant is its slim image plus one layer.
+	// The debug image of each variant is its slim image plus one layer, or
+	// the slim image itself where nothing was split (arm64 has no ELF file).
 	slim, _ := res.Index.IndexManifest()
 	for i, d := range dbg {
+		if d.Digest == slim.Manifests[i].Digest {
+			if d.Platform == nil || d.Platform.Architecture != "arm64" {
+				t.Errorf("debug entry %d (%v) is its slim image, but it has a program to split", i, d.Platform)
+			}
+			continue
+		}
 		di, _ := res.DebugIndex.Image(d.Digest)
 		si, _ := res.Index.Image(slim.Manifests[i].Digest)
 		dl, _ := di.Layers()
