@@ -189,7 +189,7 @@ func newSpool(o *options) (*outSpool, error) {
 	s := &outSpool{f: f, bw: bufio.NewWriterSize(f, 1<<20), codec: o.codec}
 	s.count = &countWriter{w: s.bw}
 	s.out = &hashWriter{w: s.count, h: sha256.New()}
-	s.enc, err = compress.NewWriter(s.out, o.codec, compress.WithLevel(o.level), compress.WithConcurrency(o.encoderJobs))
+	s.enc, err = compress.NewWriter(s.out, o.codec, compress.WithLevel(o.level), compress.WithPool(o.pool))
 	if err != nil {
 		s.discard()
 		return nil, err
