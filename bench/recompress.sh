@@ -13,6 +13,8 @@
 #   --no-verify        do not check the outputs (digests, diff_ids, media types)
 #   --rebuild-input    throw away the cached input image and build it again
 #   --build-only       build (or reuse) the input image and stop
+#   --baseline BIN     also time another layerslim binary (row "before"), e.g.
+#                      one built from an earlier commit, in the same run
 #   --input fat|big    fat: the four-layer image (default); big: one layer only,
 #                      the largest of fat's (778 MiB tar, 379 MB gzip), the
 #                      case where one layer must keep every core busy
@@ -28,6 +30,7 @@ OUT=${BENCH_OUT:-$HERE/out}
 FAT=$OUT/fat
 SUITE=bookworm
 INPUT=fat
+BASELINE=
 
 LEVEL=3
 JOBS=
@@ -53,6 +56,7 @@ while (($#)); do
 	--rebuild-input) REBUILD=1 ;;
 	--build-only) BUILD_ONLY=1 ;;
 	--input) INPUT=${2:?}; shift ;;
+	--baseline) BASELINE=${2:?}; shift ;;
 	-h | --help) sed -n '2,/^set -E/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown argument: $1 (see --help)" ;;
 	esac
@@ -448,6 +452,16 @@ if ((!SKIP_LAYERSLIM)); then
 	((VERIFY)) && verify "$LS_OUT"
 fi
 
+# f. another layerslim binary, for before/after in one run.
+if [[ -n $BASELINE ]]; then
+	B_OUT=$RUN/before
+	b_args=(recompress "oci:$IN:$TAG" "oci:$B_OUT:$TAG" --compression zstd --level "$LEVEL")
+	[[ -n $JOBS ]] && b_args+=(--jobs "$JOBS")
+	timed before "$B_OUT" "$BASELINE" "${b_args[@]}"
+	BYTES_before=$(layer_bytes "$B_OUT")
+	((VERIFY)) && verify "$B_OUT"
+fi
+
 # ---------------------------------------------------------------------------
 # Part 3: the table and the targets.
 # ---------------------------------------------------------------------------
@@ -465,6 +479,7 @@ pf() { if "$@"; then echo PASS; else echo FAIL; fi; }
 	printf '%-10s %8s %8s %13s %14s %11s %11s %12s\n' tool "wall s" "cpu s" "peak RSS MiB" "output bytes" "wall/skopeo" "wall/limit" "bytes/skopeo"
 	tools=(layerslim skopeo limit bare decode)
 	((SKIP_LAYERSLIM)) && tools=(skopeo limit bare decode)
+	[[ -n $BASELINE ]] && tools+=(before)
 	for t in "${tools[@]}"; do
 		w=WALL_$t c=CPU_$t r=RSS_$t o=BYTES_$t
 		printf '%-10s %8.2f %8.2f %13.1f %14d %11s %11s %12s\n' "$t" "${!w}" "${!c}" "$(awk -v k="${!r}" 'BEGIN { print k / 1024 }')" "${!o}" \

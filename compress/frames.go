@@ -71,7 +71,7 @@ type frame struct {
 
 // frameCodec compresses one frame. It is called on a pool goroutine.
 type frameCodec interface {
-	encode(p *Pool, f *frame)
+	encode(p *Pool, f *frame, size int)
 	// header and trailer are written before the first and after the last
 	// frame; trailer gets the uncompressed size and its CRC-32.
 	header() []byte
@@ -133,12 +133,12 @@ func (fw *frameWriter) Write(p []byte) (int, error) {
 			}
 		}
 		k := min(len(p), fw.size-len(fw.buf))
-		if cap(fw.buf) < fw.size && len(fw.buf)+k > smallFrame {
-			// A full-size buffer from the pool. Below smallFrame the
-			// buffer grows with what is written, so that a small
-			// stream takes little memory and a big one leaves little
-			// garbage.
-			fw.buf = append(fw.pool.getIn(fw.size), fw.buf...)
+		if cap(fw.buf) < fw.size && fw.n+int64(k) > smallFrame {
+			// A full-size buffer from the pool. Until the stream passes
+			// smallFrame its buffer grows with what is written, so that
+			// a small stream takes little memory and a big one leaves
+			// little garbage.
+			fw.buf = append(fw.pool.getBuf(fw.size), fw.buf...)
 		}
 		fw.buf = append(fw.buf, p[:k]...)
 		p = p[k:]
@@ -164,7 +164,7 @@ func (fw *frameWriter) submit(last bool) error {
 	select {
 	case fw.pool.slots <- struct{}{}:
 	case <-fw.failed:
-		fw.pool.putIn(f.in, fw.size)
+		fw.pool.putBuf(f.in, fw.size)
 		return fw.err
 	}
 	fw.queue <- f // never blocks: the queue holds as many as there are slots
@@ -194,7 +194,7 @@ func (fw *frameWriter) output() {
 				fw.fail(err)
 			}
 		}
-		fw.pool.putOut(f.out)
+		fw.pool.putBuf(f.out, fw.size)
 		<-fw.pool.slots
 	}
 }
@@ -239,9 +239,9 @@ func (fw *frameWriter) Close() error {
 // buffer back.
 func (p *Pool) encodeFrame(c frameCodec, f *frame, size int) {
 	p.tokens <- struct{}{}
-	c.encode(p, f)
+	c.encode(p, f, size)
 	<-p.tokens
-	p.putIn(f.in, size)
+	p.putBuf(f.in, size)
 	f.in, f.dict = nil, nil
 	close(f.done)
 }
@@ -250,13 +250,13 @@ func (p *Pool) encodeFrame(c frameCodec, f *frame, size int) {
 // content size and a checksum.
 type zstdFrames struct{ level int }
 
-func (z zstdFrames) encode(p *Pool, f *frame) {
+func (z zstdFrames) encode(p *Pool, f *frame, size int) {
 	enc, err := p.zstdEncoder(z.level)
 	if err != nil {
 		f.err = err
 		return
 	}
-	f.out = enc.EncodeAll(f.in, p.getOut(len(f.in)))
+	f.out = enc.EncodeAll(f.in, p.outBuf(len(f.in), size))
 	p.putZstd(z.level, enc)
 }
 
@@ -270,13 +270,13 @@ func (zstdFrames) final(n int64) bool { return n == 0 }
 // blocks compressed independently.
 type gzipBlocks struct{ level int }
 
-func (g gzipBlocks) encode(p *Pool, f *frame) {
+func (g gzipBlocks) encode(p *Pool, f *frame, size int) {
 	d, err := p.deflater(g.level)
 	if err != nil {
 		f.err = err
 		return
 	}
-	out := bytes.NewBuffer(p.getOut(len(f.in)))
+	out := bytes.NewBuffer(p.outBuf(len(f.in), size))
 	d.ResetDict(out, f.dict)
 	if _, err := d.Write(f.in); err != nil {
 		f.err = err

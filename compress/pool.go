@@ -14,26 +14,26 @@ import (
 // the sizes of the streams written at once: one big layer keeps every
 // encoder busy as well as many small ones do.
 //
-// It also bounds memory. A frame takes one of n+1 slots from the moment its
+// It also bounds memory. A frame takes one of n slots from the moment its
 // writer hands it over until its compressed bytes are written out, and a
-// writer waits for a free slot (back-pressure), so the pool holds at most
-// n+1 frames (each at most ZstdFrameSize uncompressed, or its compressed
-// form), n encoders, and one filling frame per open writer. One slot more
-// than encoders lets the next frame wait, ready, while the oldest one's
-// output waits for its turn; more would only hold input no encoder is free
-// to take.
+// writer waits for a free slot (back-pressure). Input and compressed
+// output share one kind of buffer (a frame plus its worst-case growth), so
+// the pool holds at most 2n+w buffers for w open writers: one filling per
+// writer, one per slot, and one more for the output of each frame being
+// encoded; plus n encoders. Buffers are kept for reuse, so a long stream
+// leaves no garbage behind it (garbage would let the Go heap grow to twice
+// what is live before it is collected).
 //
 // A Pool is safe for concurrent use and needs no Close: it starts a
 // goroutine only for a frame in flight.
 type Pool struct {
 	tokens chan struct{} // n: frames being encoded
-	slots  chan struct{} // n+1: frames handed over and not yet written
+	slots  chan struct{} // n: frames handed over and not yet written
 
 	mu    sync.Mutex
 	zstd  map[int][]*zstd.Encoder // idle encoders by level
 	flate map[int][]*flate.Writer // idle deflaters by level
-	in    map[int][][]byte        // idle input buffers by capacity
-	out   [][]byte                // idle output buffers
+	bufs  map[int][][]byte        // idle buffers by frame size
 }
 
 // NewPool returns a pool that encodes at most n frames at once; n = 0 means
@@ -47,10 +47,10 @@ func NewPool(n int) (*Pool, error) {
 	}
 	return &Pool{
 		tokens: make(chan struct{}, n),
-		slots:  make(chan struct{}, n+1),
+		slots:  make(chan struct{}, n),
 		zstd:   map[int][]*zstd.Encoder{},
 		flate:  map[int][]*flate.Writer{},
-		in:     map[int][][]byte{},
+		bufs:   map[int][][]byte{},
 	}, nil
 }
 
@@ -60,55 +60,45 @@ func (p *Pool) Size() int { return cap(p.tokens) }
 // inFlight is the most frames the pool holds at once.
 func (p *Pool) inFlight() int { return cap(p.slots) }
 
-// getIn returns an empty buffer of capacity size: an idle one if there is
-// one, else a new one.
-func (p *Pool) getIn(size int) []byte {
+// bufCap is the capacity of a buffer for frames of size bytes: the frame,
+// or its compressed form at its largest (zstd: 3 bytes a 128 KiB block
+// and 22 bytes a frame; deflate: 5 bytes a 64 KiB stored block), with room
+// to spare, so that an encoder never has to grow it.
+func bufCap(size int) int { return size + size>>10 + 4096 }
+
+// getBuf returns an empty buffer for frames of size bytes: an idle one if
+// there is one, else a new one.
+func (p *Pool) getBuf(size int) []byte {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if bs := p.in[size]; len(bs) > 0 {
+	if bs := p.bufs[size]; len(bs) > 0 {
 		b := bs[len(bs)-1]
-		p.in[size] = bs[:len(bs)-1]
+		p.bufs[size] = bs[:len(bs)-1]
 		return b[:0]
 	}
-	return make([]byte, 0, size)
+	return make([]byte, 0, bufCap(size))
 }
 
-// putIn keeps b for reuse if it is a full-size buffer and fewer than the
-// most frames in flight are idle; the others are left to the collector.
-func (p *Pool) putIn(b []byte, size int) {
-	if cap(b) != size {
+// outBuf returns an empty buffer for the compressed form of n bytes of a
+// stream cut into frames of size bytes: a pool buffer if the frame is
+// bigger than smallFrame, else one of its own.
+func (p *Pool) outBuf(n, size int) []byte {
+	if n > smallFrame {
+		return p.getBuf(size)
+	}
+	return make([]byte, 0, bufCap(n))
+}
+
+// putBuf keeps b for reuse, if it is one of getBuf's and fewer than the
+// most the pool can need are idle.
+func (p *Pool) putBuf(b []byte, size int) {
+	if cap(b) != bufCap(size) {
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.in[size]) < p.inFlight() {
-		p.in[size] = append(p.in[size], b[:0])
-	}
-}
-
-// getOut returns an empty buffer for the compressed form of n bytes: an
-// idle one if there is one, else a new one of half their size, which
-// usually holds it (layers compress to under half), so that appending
-// rarely reallocates.
-func (p *Pool) getOut(n int) []byte {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if k := len(p.out); k > 0 {
-		b := p.out[k-1]
-		p.out = p.out[:k-1]
-		return b[:0]
-	}
-	return make([]byte, 0, n/2+4096)
-}
-
-func (p *Pool) putOut(b []byte) {
-	if cap(b) == 0 || cap(b) > 2*ZstdFrameSize {
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.out) < p.inFlight() {
-		p.out = append(p.out, b[:0])
+	if len(p.bufs[size]) < 2*p.Size()+2 {
+		p.bufs[size] = append(p.bufs[size], b[:0])
 	}
 }
 

@@ -101,7 +101,7 @@ func ValidLevel(c Codec, n int) error {
 // compressed independently, each with the 32 KiB before it as dictionary;
 // its header has no file name and a zero modification time. Frames and
 // blocks are encoded in parallel (see WithConcurrency and WithPool) and
-// written in order, and at most Pool.Size()+1 of them are in flight.
+// written in order, and at most Pool.Size() of them are in flight.
 //
 // The output depends only on the bytes written, c and the level: not on the
 // concurrency or the pool, nor on how the input was split into Write calls.

@@ -65,7 +65,7 @@ func makeOptions(opts ...Option) (*options, error) {
 		// One pool for every layer in flight: the output is cut into
 		// independent frames, so one big layer left running alone keeps
 		// as many encoders busy as many layers do.
-		p, err := compress.NewPool(cmp.Or(o.encoderJobs, o.jobs))
+		p, err := compress.NewPool(cmp.Or(o.encoderJobs, min(o.jobs, runtime.GOMAXPROCS(0))))
 		if err != nil {
 			return nil, err
 		}
@@ -106,8 +106,9 @@ func WithJobs(n int) Option {
 }
 
 // WithEncoderConcurrency sets how many frames (zstd) or blocks (gzip) are
-// encoded at once, across all the layers of the call (by default as many
-// as WithJobs). It does not change the output.
+// encoded at once, across all the layers of the call (by default WithJobs,
+// at most GOMAXPROCS: more encoders than cores only hold more frames). It
+// does not change the output.
 func WithEncoderConcurrency(n int) Option {
 	return func(o *options) error {
 		if n < 1 {
