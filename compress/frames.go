@@ -28,12 +28,14 @@ import (
 // Each frame loses about 60 KB: its first bytes cannot refer to the 8 MiB
 // before them, and this content has much redundancy at that distance (one
 // stream with a 4 MiB window instead of 8 gives +0.85%; frames of 16 MiB
-// with a 4 MiB window +1.33%, so a smaller window does not help). Memory
-// goes the other way: a frame in flight costs its size in input, and an
-// encoder its 8 MiB window, so a core's share is about the frame size plus
-// 10 MiB. 16 MiB keeps the size within issue 15's 1.005 x skopeo's and a
-// core's share near 26 MiB; a 555 MB layer still gives 34 frames, enough
-// for the cores of a large CI runner.
+// with a 4 MiB window +1.33%, so a smaller window does not help; nor does
+// a 16 MiB window: +0.70%). Memory goes the other way: each encoder in a
+// Pool holds two buffers of about the frame size (the frame, its output)
+// and 16 MiB of history, and each open writer one filling buffer, so 16 MiB
+// frames cost about 50 MiB per core where 8 MiB would cost 34. 16 MiB keeps
+// the bytes within issue 15's 1.005 x skopeo's on the benchmark image as a
+// whole (1.0039 x; this one layer alone: 1.0055 x); a 555 MB layer still
+// gives 34 frames, enough for the cores of a large CI runner.
 //
 // Changing it changes every zstd digest layerslim writes.
 const ZstdFrameSize = 16 << 20
