@@ -25,9 +25,10 @@ type estimator struct {
 
 func newEstimator(level int) (*estimator, error) {
 	e := &estimator{}
-	// The walk is the only encoder of the call; a second goroutine lets a
-	// block compress while the next one is read.
-	enc, err := compress.NewWriter(counter{&e.out}, compress.Zstd, compress.WithLevel(level), compress.WithConcurrency(2))
+	// The walk is the only encoder of the call. One encoder: each more
+	// holds two more frame buffers (compress.ZstdFrameSize), and the frames
+	// still compress on their own goroutine while the next is read.
+	enc, err := compress.NewWriter(counter{&e.out}, compress.Zstd, compress.WithLevel(level), compress.WithConcurrency(1))
 	if err != nil {
 		return nil, err
 	}

@@ -1,12 +1,12 @@
 package compress
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
 
 	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
 )
 
 // WriterOption configures NewWriter.
@@ -15,6 +15,8 @@ type WriterOption func(*writerOptions) error
 type writerOptions struct {
 	level       int // 0: DefaultLevel
 	concurrency int // 0: GOMAXPROCS
+	pool        *Pool
+	frameSize   int // 0: ZstdFrameSize or GzipBlockSize; tests and measurements only
 }
 
 // WithLevel sets the compression level. 0 means the codec's default (see
@@ -34,16 +36,29 @@ func WithLevel(n int) WriterOption {
 	}
 }
 
-// WithConcurrency sets how many goroutines a zstd encoder may use; 0 means
-// GOMAXPROCS. With 1 the stream is compressed on the writing goroutine;
-// with more, one block is compressed in the background while the next is
-// filled. The output is the same either way. gzip and None ignore it.
+// WithConcurrency sets how many frames (zstd) or blocks (gzip) of this
+// writer may be encoded at once, by a pool of its own; 0 means GOMAXPROCS.
+// The output is the same whatever n. None ignores it, and so does a writer
+// given WithPool.
 func WithConcurrency(n int) WriterOption {
 	return func(o *writerOptions) error {
 		if n < 0 {
 			return fmt.Errorf("concurrency %d: must not be negative", n)
 		}
 		o.concurrency = n
+		return nil
+	}
+}
+
+// WithPool has the writer's frames encoded by p, which may be shared with
+// other writers so that all of them together use p.Size() encoders. The
+// output does not depend on the pool.
+func WithPool(p *Pool) WriterOption {
+	return func(o *writerOptions) error {
+		if p == nil {
+			return errors.New("nil encoder pool")
+		}
+		o.pool = p
 		return nil
 	}
 }
@@ -74,14 +89,22 @@ func ValidLevel(c Codec, n int) error {
 }
 
 // NewWriter returns a writer that compresses what is written to it with c
-// and writes the result to w. Close writes the end of the frame (zstd) or
-// the trailer (gzip) but does not close w. For None the writer passes bytes
-// through and Close does nothing.
+// and writes the result to w. Close writes the last frame (zstd) or the
+// last block and the trailer (gzip) but does not close w; it must be
+// called, also after an error, to end the writer's goroutine. For None the
+// writer passes bytes through and Close does nothing.
+//
+// zstd output is a series of independent frames of ZstdFrameSize
+// uncompressed bytes (the last one shorter), each with its content size
+// and a checksum; an empty input still gives one valid frame. gzip output
+// is one member whose deflate stream is cut into blocks of GzipBlockSize
+// compressed independently, each with the 32 KiB before it as dictionary;
+// its header has no file name and a zero modification time. Frames and
+// blocks are encoded in parallel (see WithConcurrency and WithPool) and
+// written in order, and at most Pool.Size() of them are in flight.
 //
 // The output depends only on the bytes written, c and the level: not on the
-// concurrency, nor on how the input was split into Write calls. zstd frames
-// carry a checksum and an empty input still gives a valid frame. gzip
-// headers have no file name and a zero modification time.
+// concurrency or the pool, nor on how the input was split into Write calls.
 func NewWriter(w io.Writer, c Codec, opts ...WriterOption) (io.WriteCloser, error) {
 	if w == nil {
 		return nil, errors.New("creating compressed writer: nil io.Writer")
@@ -98,50 +121,32 @@ func NewWriter(w io.Writer, c Codec, opts ...WriterOption) (io.WriteCloser, erro
 	if o.level == 0 {
 		o.level = DefaultLevel(c)
 	}
-	switch c {
-	case None:
+	if c == None {
 		return nopWriteCloser{w}, nil
+	}
+	p := o.pool
+	if p == nil {
+		var err error
+		if p, err = NewPool(o.concurrency); err != nil {
+			return nil, err
+		}
+	}
+	switch c {
 	case Gzip:
-		return newGzipWriter(w, o)
+		return newFrameWriter(w, p, gzipBlocks{o.level}, cmp.Or(o.frameSize, GzipBlockSize), true), nil
 	case Zstd:
-		return newZstdWriter(w, o)
+		// Make one encoder now, so that a bad option fails here.
+		enc, err := p.zstdEncoder(o.level)
+		if err != nil {
+			return nil, err
+		}
+		p.putZstd(o.level, enc)
+		return newFrameWriter(w, p, zstdFrames{o.level}, cmp.Or(o.frameSize, ZstdFrameSize), false), nil
 	}
 	return nil, unsupportedCodec(c)
 }
 
-func newGzipWriter(w io.Writer, o writerOptions) (io.WriteCloser, error) {
-	zw, err := gzip.NewWriterLevel(w, o.level)
-	if err != nil {
-		return nil, err
-	}
-	// The zero Header has no name, comment or extra field and a zero
-	// ModTime, which is written as "no time": nothing that varies by run.
-	zw.Header = gzip.Header{OS: 255} // 255: unknown OS, as gzip.NewWriter sets
-	return zw, nil
-}
-
-func newZstdWriter(w io.Writer, o writerOptions) (io.WriteCloser, error) {
-	// Not zstd.WithConcurrentBlocks: it splits the input into jobs only
-	// when concurrency > 1, so the output would change with concurrency.
-	enc, err := zstd.NewWriter(w,
-		zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(o.level)),
-		zstd.WithEncoderConcurrency(o.concurrency),
-		zstd.WithEncoderCRC(true),
-		zstd.WithZeroFrames(true),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("creating zstd encoder: %w", err)
-	}
-	return zstdWriter{enc}, nil
-}
-
-// zstdWriter hides zstd.Encoder's ReadFrom. ReadFrom ends the current block
-// where it takes over from earlier Writes, so io.Copy after a Write would
-// give different bytes than the same input written in one go.
-type zstdWriter struct{ enc *zstd.Encoder }
-
-func (z zstdWriter) Write(p []byte) (int, error) { return z.enc.Write(p) }
-func (z zstdWriter) Close() error                { return z.enc.Close() }
+var errWriteAfterClose = errors.New("compressed writer: write after close")
 
 // nopWriteCloser passes writes through to w. Embedding only io.Writer also
 // keeps any ReadFrom of w from being promoted.

@@ -35,7 +35,7 @@ func newEncoder(w io.Writer, o *options) (io.WriteCloser, error) {
 	if o.chunked && o.codec == compress.Zstd {
 		return zstdchunked.NewWriter(w, o.level)
 	}
-	return compress.NewWriter(w, o.codec, compress.WithLevel(o.level), compress.WithConcurrency(o.encoderJobs))
+	return compress.NewWriter(w, o.codec, compress.WithLevel(o.level), compress.WithPool(o.pool))
 }
 
 // encoderAnnotations are the layer descriptor annotations an encoder

@@ -1,6 +1,7 @@
 package rewrite
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -25,7 +26,8 @@ type options struct {
 	level       int
 	force       bool
 	jobs        int
-	encoderJobs int
+	encoderJobs int            // 0: jobs
+	pool        *compress.Pool // encodes the frames of every layer of the run
 	platforms   []v1.Platform
 	filter      func(Recorder) Filter // nil: layers are copied byte for byte
 	tempDir     string
@@ -71,11 +73,15 @@ func makeOptions(opts ...Option) (*options, error) {
 	if err := o.checkChunked(); err != nil {
 		return nil, err
 	}
-	if o.encoderJobs == 0 {
-		// Layers run in parallel and each zstd encoder overlaps its own
-		// work with the reader; two goroutines per encoder keep the cores
-		// busy when one large layer is left running alone.
-		o.encoderJobs = 2
+	if o.pool == nil {
+		// One pool for every layer in flight: the output is cut into
+		// independent frames, so one big layer left running alone keeps
+		// as many encoders busy as many layers do.
+		p, err := compress.NewPool(cmp.Or(o.encoderJobs, min(o.jobs, runtime.GOMAXPROCS(0))))
+		if err != nil {
+			return nil, err
+		}
+		o.pool = p
 	}
 	if o.tempDir == "" {
 		o.tempDir = os.TempDir()
@@ -111,14 +117,30 @@ func WithJobs(n int) Option {
 	}
 }
 
-// WithEncoderConcurrency sets the goroutines each zstd encoder may use.
-// It does not change the output.
+// WithEncoderConcurrency sets how many frames (zstd) or blocks (gzip) are
+// encoded at once, across all the layers of the call (by default WithJobs,
+// at most GOMAXPROCS: more encoders than cores only hold more frames). It
+// does not change the output.
 func WithEncoderConcurrency(n int) Option {
 	return func(o *options) error {
 		if n < 1 {
 			return fmt.Errorf("encoder concurrency must be at least 1, got %d", n)
 		}
 		o.encoderJobs = n
+		return nil
+	}
+}
+
+// WithEncoderPool has the output of the call encoded by p, which may be
+// shared with other calls at the same time (a batch of images) so that all
+// of them together keep p.Size() encoders busy. It overrides
+// WithEncoderConcurrency and does not change the output.
+func WithEncoderPool(p *compress.Pool) Option {
+	return func(o *options) error {
+		if p == nil {
+			return errors.New("nil encoder pool")
+		}
+		o.pool = p
 		return nil
 	}
 }

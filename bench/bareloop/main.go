@@ -4,6 +4,12 @@
 // with sha256 (the digest check) and writing the output to -o DIR. Nothing
 // else: no tar, no diff_id, no manifests. bench/recompress.sh runs it beside
 // layerslim, skopeo and the C tools.
+//
+// With -decode-only it does what layerslim does on a layer's reading
+// goroutine and nothing more: gzip decode, sha256 of the compressed bytes
+// (digest check) and of the uncompressed ones (diff_id), discarding the
+// output. That is the part of a layer that cannot be spread over cores,
+// the time one big layer approaches as cores are added.
 package main
 
 import (
@@ -25,8 +31,9 @@ func main() {
 	out := flag.String("o", "", "output directory")
 	level := flag.Int("level", 3, "zstd level")
 	jobs := flag.Int("jobs", 2, "layers at a time")
+	decodeOnly := flag.Bool("decode-only", false, "gzip decode and hash, no encoding, no output")
 	flag.Parse()
-	if *out == "" || flag.NArg() == 0 {
+	if (*out == "" && !*decodeOnly) || flag.NArg() == 0 {
 		fmt.Fprintln(os.Stderr, "usage: bareloop -o DIR [-level N] [-jobs N] BLOB...")
 		os.Exit(2)
 	}
@@ -39,12 +46,18 @@ func main() {
 		return st.Size()
 	}
 	sort.SliceStable(files, func(i, j int) bool { return size(files[i]) > size(files[j]) })
-	if err := os.MkdirAll(*out, 0o755); err != nil {
-		fail(err)
+	if !*decodeOnly {
+		if err := os.MkdirAll(*out, 0o755); err != nil {
+			fail(err)
+		}
 	}
 	var g errgroup.Group
 	g.SetLimit(*jobs)
 	for _, f := range files {
+		if *decodeOnly {
+			g.Go(func() error { return decode(f) })
+			continue
+		}
 		g.Go(func() error { return one(f, filepath.Join(*out, filepath.Base(f)+".zst"), *level) })
 	}
 	if err := g.Wait(); err != nil {
@@ -84,6 +97,24 @@ func one(src, dst string, level int) error {
 	}
 	_ = h.Sum(nil)
 	return f.Close()
+}
+
+func decode(src string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	h := sha256.New()
+	zr, err := gzip.NewReader(bufio.NewReaderSize(io.TeeReader(in, h), 1<<20))
+	if err != nil {
+		return fmt.Errorf("%s: %w", src, err)
+	}
+	if _, err := io.Copy(sha256.New(), zr); err != nil {
+		return fmt.Errorf("%s: %w", src, err)
+	}
+	_ = h.Sum(nil)
+	return nil
 }
 
 func fail(err error) {

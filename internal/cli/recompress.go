@@ -35,7 +35,7 @@ func (o *pipelineOptions) addFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&o.compression, "compression", "zstd", "output layer compression: zstd, zstd:chunked, gzip or none")
 	f.IntVar(&o.level, "level", 0, "compression level (default 3 for zstd, 6 for gzip)")
-	f.IntVar(&o.jobs, "jobs", runtime.GOMAXPROCS(0), "layers processed at once")
+	f.IntVar(&o.jobs, "jobs", runtime.GOMAXPROCS(0), "layers processed at once, and zstd/gzip frames compressed at once (at most the CPUs)")
 	f.StringSliceVar(&o.platforms, "platform", nil, "only these platforms of an index, as os/arch[/variant],…")
 	f.BoolVar(&o.insecure, "insecure", false, "allow plain HTTP and unverified TLS to registries")
 	f.StringVar(&o.report, "report", "", "write a JSON report to this file")
