@@ -70,12 +70,21 @@ func openLayoutForWrite(ctx context.Context, dir string, jobs int) (*layoutWrite
 	fi, err := os.Stat(dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return w, w.create()
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
 	case err != nil:
 		return nil, err
 	case !fi.IsDir():
 		return nil, fmt.Errorf("%s is not a directory", dir)
 	}
+	// Another writer may be creating the layout: look at it, and create
+	// it, holding the lock.
+	unlock, err := lockLayout(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	if _, err := os.Stat(filepath.Join(dir, indexFile)); err == nil {
 		if err := checkLayoutFile(dir); err != nil {
 			return nil, err
@@ -89,7 +98,7 @@ func openLayoutForWrite(ctx context.Context, dir string, jobs int) (*layoutWrite
 		return nil, err
 	}
 	for _, de := range des {
-		if n := de.Name(); n != layoutFile && n != "blobs" {
+		if n := de.Name(); n != layoutFile && n != "blobs" && n != lockFile {
 			return nil, fmt.Errorf("%s is neither empty nor an OCI image layout (no index.json)", dir)
 		}
 	}
@@ -413,8 +422,14 @@ func (w *layoutWriter) linkBlob(h v1.Hash, size int64, src string) (done bool, e
 }
 
 // setIndexEntry replaces the entries of index.json that match with desc,
-// atomically, after syncing the blob directories.
+// atomically, after syncing the blob directories, holding the layout's
+// lock from the read to the rename.
 func (w *layoutWriter) setIndexEntry(desc v1.Descriptor, match func(v1.Descriptor) bool) error {
+	unlock, err := lockLayout(w.ctx, w.dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	raw, err := os.ReadFile(filepath.Join(w.dir, indexFile))
 	if err != nil {
 		return err
