@@ -79,4 +79,3 @@ func lockMutex(ctx context.Context, mu *sync.Mutex) error {
 	}
 	return nil
 }
-
