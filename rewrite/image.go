@@ -16,6 +16,7 @@ import (
 
 	"github.com/layerslim/layerslim/compress"
 	"github.com/layerslim/layerslim/elf"
+	"github.com/layerslim/layerslim/internal/blob"
 	"github.com/layerslim/layerslim/manifest"
 )
 
@@ -334,8 +335,8 @@ func (r *run) planImage(ctx context.Context, img v1.Image, plat *v1.Platform) (*
 	if err != nil {
 		return nil, fmt.Errorf("reading config %s: %w", mf.Config.Digest, err)
 	}
-	if d, n, _ := v1.SHA256(bytesReader(config)); mf.Config.Digest.Algorithm == "sha256" && (d != mf.Config.Digest || (mf.Config.Size > 0 && n != mf.Config.Size)) {
-		return nil, fmt.Errorf("config %s (%d bytes) reads as %s (%d bytes): %w", mf.Config.Digest, mf.Config.Size, d, n, ErrDigestMismatch)
+	if err := blob.Check(config, mf.Config); err != nil {
+		return nil, fmt.Errorf("config %s (%d bytes): %w", mf.Config.Digest, mf.Config.Size, err)
 	}
 	cf, err := v1.ParseConfigFile(bytesReader(config))
 	if err != nil {

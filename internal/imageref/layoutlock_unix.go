@@ -29,3 +29,5 @@ func tryLockFile(f *os.File) (held bool, err error) {
 }
 
 func unlockFile(f *os.File) { syscall.Flock(int(f.Fd()), syscall.LOCK_UN) }
+
+const openNonblock = syscall.O_NONBLOCK

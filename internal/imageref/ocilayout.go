@@ -3,8 +3,6 @@ package imageref
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +18,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/layerslim/layerslim/internal/blob"
 )
 
 // An OCI layout is written so that a run killed at any moment leaves a valid
@@ -107,8 +107,11 @@ func openLayoutForWrite(ctx context.Context, dir string, jobs int) (*layoutWrite
 
 // checkLayoutFile refuses a directory whose oci-layout file is not ours to
 // extend (missing is accepted, as ggcr's reader accepts it).
+// Its imageLayoutVersion must be 1.x: a later major version may lay blobs
+// or index.json out differently.
 func checkLayoutFile(dir string) error {
-	b, err := os.ReadFile(filepath.Join(dir, layoutFile))
+	p := filepath.Join(dir, layoutFile)
+	b, err := readCapped(p, layoutFile, 64<<10)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -119,7 +122,10 @@ func checkLayoutFile(dir string) error {
 		Version string `json:"imageLayoutVersion"`
 	}
 	if err := json.Unmarshal(b, &l); err != nil || l.Version == "" {
-		return fmt.Errorf("%s: not an OCI image layout file", filepath.Join(dir, layoutFile))
+		return fmt.Errorf("%s: not an OCI image layout file", p)
+	}
+	if !strings.HasPrefix(l.Version, "1.") {
+		return fmt.Errorf("%s: imageLayoutVersion %q is not supported (layerslim reads and writes 1.x)", p, l.Version)
 	}
 	return nil
 }
@@ -323,18 +329,17 @@ func (w *layoutWriter) writeBlob(h v1.Hash, size int64, open func() (io.ReadClos
 	if err := f.Chmod(0o644); err != nil {
 		return err
 	}
-	hw := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, hw), ctxReader{w.ctx, rc})
+	// Checked by h's own algorithm (any go-digest knows; others refused).
+	br := blob.NewReader(w.ctx, rc, h, size, nil)
+	n, err := io.Copy(f, br)
 	if err != nil {
 		return err
 	}
 	if size >= 0 && n != size {
 		return fmt.Errorf("got %d bytes, want %d", n, size)
 	}
-	if h.Algorithm == "sha256" {
-		if got := hex.EncodeToString(hw.Sum(nil)); got != h.Hex {
-			return fmt.Errorf("the bytes hash to sha256:%s", got)
-		}
+	if err := br.Finish(); err != nil {
+		return err
 	}
 	if err := f.Sync(); err != nil {
 		return err

@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
@@ -94,15 +93,14 @@ func openRemote(ctx context.Context, ref Ref, o Options) (*Source, error) {
 }
 
 func openLayout(ref Ref) (*Source, error) {
-	lp, err := layout.FromPath(ref.Path)
+	root, err := ociLayout(ref.Path).rootIndex()
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w: no OCI image layout (index.json) in %s", ErrNotFound, ref.Path)
 	}
 	if err != nil {
 		return nil, err
 	}
-	root, err := lp.ImageIndex()
-	if err != nil {
+	if err := checkLayoutFile(ref.Path); err != nil {
 		return nil, err
 	}
 	parent, desc, err := selectLayoutEntry(root, ref)

@@ -1,0 +1,188 @@
+package cli_test
+
+import (
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+
+	"github.com/layerslim/layerslim/internal/testenv"
+)
+
+// handLayout is an OCI layout of one image tagged v1, edited by hand.
+type handLayout struct {
+	t   *testing.T
+	dir string
+}
+
+func newHandLayout(t *testing.T) *handLayout {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "src")
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := testenv.Image(t, testenv.ImageSpec{OCI: true, Layers: [][]byte{
+		testenv.TarLayer(t, []testenv.File{testenv.Dir("app"), testenv.Reg("app/a", strings.Repeat("a", 5000))}),
+		testenv.TarLayer(t, []testenv.File{testenv.Reg("app/b", strings.Repeat("b", 5000))}),
+	}})
+	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "v1"})); err != nil {
+		t.Fatal(err)
+	}
+	return &handLayout{t, dir}
+}
+
+func (l *handLayout) read(p string, v any) {
+	l.t.Helper()
+	b, err := os.ReadFile(filepath.Join(l.dir, p))
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		l.t.Fatal(err)
+	}
+}
+
+func (l *handLayout) blobFile(h v1.Hash) string {
+	return filepath.Join(l.dir, "blobs", h.Algorithm, h.Hex)
+}
+
+func (l *handLayout) index() *v1.IndexManifest {
+	var im v1.IndexManifest
+	l.read("index.json", &im)
+	return &im
+}
+
+func (l *handLayout) manifest() *v1.Manifest {
+	var m v1.Manifest
+	l.read(filepath.Join("blobs", "sha256", l.index().Manifests[0].Digest.Hex), &m)
+	return &m
+}
+
+func (l *handLayout) writeJSON(p string, v any) []byte {
+	l.t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(l.dir, p), b, 0o644); err != nil {
+		l.t.Fatal(err)
+	}
+	return b
+}
+
+// setManifest stores m as a new blob and points index.json at it.
+func (l *handLayout) setManifest(m *v1.Manifest) {
+	l.t.Helper()
+	b, _ := json.Marshal(m)
+	sum := sha256.Sum256(b)
+	h := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
+	l.writeJSON(filepath.Join("blobs", "sha256", h.Hex), m)
+	im := l.index()
+	im.Manifests[0].Digest, im.Manifests[0].Size = h, int64(len(b))
+	l.writeJSON("index.json", im)
+}
+
+// toSHA512 renames the first layer's blob to its sha512 digest.
+func (l *handLayout) toSHA512() v1.Hash {
+	l.t.Helper()
+	m := l.manifest()
+	old := m.Layers[0].Digest
+	b, err := os.ReadFile(l.blobFile(old))
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	sum := sha512.Sum512(b)
+	h := v1.Hash{Algorithm: "sha512", Hex: hex.EncodeToString(sum[:])}
+	os.MkdirAll(filepath.Dir(l.blobFile(h)), 0o755)
+	if err := os.WriteFile(l.blobFile(h), b, 0o644); err != nil {
+		l.t.Fatal(err)
+	}
+	os.Remove(l.blobFile(old))
+	m.Layers[0].Digest = h
+	l.setManifest(m)
+	return h
+}
+
+// retime changes the gzip header's MTIME of blob h in place: the blob
+// still decompresses to the same tar (same diff_id, same size), only its
+// digest tells.
+func (l *handLayout) retime(h v1.Hash) {
+	l.t.Helper()
+	f, err := os.OpenFile(l.blobFile(h), os.O_RDWR, 0)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt([]byte{1, 2, 3, 4}, 4); err != nil {
+		l.t.Fatal(err)
+	}
+}
+
+// Nothing is used that was not verified: a layer under sha512 whose bytes do
+// not match, a manifest or a config edited in place, are refused by every
+// command that reads them, as the same tampering under sha256 is.
+func TestTamperedBlobsRefused(t *testing.T) {
+	commands := map[string]func(src string) []string{
+		"rewrite":    func(src string) []string { return []string{"rewrite", src, "oci:" + t.TempDir() + ":out"} },
+		"recompress": func(src string) []string { return []string{"recompress", src, "oci:" + t.TempDir() + ":out"} },
+		"recompress gzip": func(src string) []string {
+			return []string{"recompress", src, "oci:" + t.TempDir() + ":out", "--compression", "gzip"}
+		},
+		"analyze": func(src string) []string { return []string{"analyze", src} },
+		"verify":  func(src string) []string { return []string{"verify", src, src} },
+	}
+	for _, tc := range []struct {
+		name   string
+		tamper func(l *handLayout)
+		want   string
+	}{
+		{"sha512 layer", func(l *handLayout) { l.retime(l.toSHA512()) }, "digest mismatch"},
+		{"sha256 layer", func(l *handLayout) { l.retime(l.manifest().Layers[0].Digest) }, "digest mismatch"},
+		{"manifest edited in place", func(l *handLayout) {
+			im := l.index()
+			m := l.manifest()
+			m.Annotations = map[string]string{"edited": "yes"}
+			b := l.writeJSON(filepath.Join("blobs", "sha256", im.Manifests[0].Digest.Hex), m)
+			im.Manifests[0].Size = int64(len(b))
+			l.writeJSON("index.json", im)
+		}, "digest mismatch"},
+		{"config edited in place", func(l *handLayout) {
+			m := l.manifest()
+			var cf map[string]any
+			l.read(filepath.Join("blobs", "sha256", m.Config.Digest.Hex), &cf)
+			cf["author"] = "someone else"
+			b := l.writeJSON(filepath.Join("blobs", "sha256", m.Config.Digest.Hex), cf)
+			m.Config.Size = int64(len(b))
+			l.setManifest(m)
+		}, "digest mismatch"},
+		{"unknown algorithm", func(l *handLayout) {
+			m := l.manifest()
+			m.Layers[0].Digest = v1.Hash{Algorithm: "sha384", Hex: strings.Repeat("ab", 48)}
+			l.setManifest(m)
+		}, "sha384"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newHandLayout(t)
+			// Untouched, every command accepts the layout.
+			if _, stderr, code := run(t, "analyze", "oci:"+l.dir+":v1"); code != 0 {
+				t.Fatalf("analyze of the untouched layout: exit %d\n%s", code, stderr)
+			}
+			tc.tamper(l)
+			for name, args := range commands {
+				_, stderr, code := run(t, args("oci:"+l.dir+":v1")...)
+				if code != 1 || !strings.Contains(stderr, tc.want) {
+					t.Errorf("%s: exit %d, want 1 with %q:\n%s", name, code, tc.want, stderr)
+				}
+			}
+		})
+	}
+}
