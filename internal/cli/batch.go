@@ -339,6 +339,9 @@ func (b *batchJob) OptionsText() string                { return b.text }
 // destination takes our credentials, the rewrite, the writes, and the
 // signature warnings and SBOM copies after them.
 func (b *batchJob) Run(ctx context.Context, source *imageref.Source, extra ...rewrite.Option) (*batch.Outcome, error) {
+	if err := b.j.checkSource(source, b.dst, b.dbg); err != nil {
+		return nil, err
+	}
 	sc, err := b.j.checkSigned(ctx, b.w, b.src, source, b.ro)
 	if err != nil {
 		return nil, err

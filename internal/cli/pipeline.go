@@ -65,6 +65,9 @@ func (j *job) run(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
+	if err := j.checkSource(source, dst, dbgRef); err != nil {
+		return err
+	}
 	sc, err := j.checkSigned(ctx, stderr, src, source, ro)
 	if err != nil {
 		return err
@@ -147,8 +150,28 @@ func (j *job) refs() (src, dst, dbgRef imageref.Ref, err error) {
 		if imageref.Same(src, dbgRef) {
 			return src, dst, dbgRef, usagef("the debug image %s would replace SRC; choose another with --debug-to or --debug-suffix", dbgRef)
 		}
+		if imageref.Same(dst, dbgRef) || imageref.Same(dbgRef, dst) {
+			return src, dst, dbgRef, usagef("the debug image %s would be replaced by DST %s; choose another with --debug-to or --debug-suffix", dbgRef, dst)
+		}
 	}
 	return src, dst, dbgRef, nil
+}
+
+// checkSource repeats the checks of refs with the source as it was found:
+// oci:DIR read without a tag is its entry's tag (writing oci:DIR:v1 replaces
+// the only entry v1 of DIR).
+func (j *job) checkSource(source *imageref.Source, dst, dbgRef imageref.Ref) error {
+	src := source.Named()
+	if src.Tag == source.Ref.Tag {
+		return nil
+	}
+	if imageref.Same(src, dst) && !j.o.overwrite {
+		return usagef("DST %s names the same image as SRC %s (its only entry is %s); pass --overwrite to replace it", dst, source.Ref, src)
+	}
+	if j.debug && imageref.Same(src, dbgRef) {
+		return usagef("the debug image %s would replace SRC %s (its only entry is %s); choose another with --debug-to or --debug-suffix", dbgRef, source.Ref, src)
+	}
+	return nil
 }
 
 // options are j's rewrite options: those that shape the output, jobs and

@@ -10,9 +10,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/layerslim/layerslim/internal/testenv"
 )
@@ -185,4 +187,60 @@ func TestTamperedBlobsRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The same image under two spellings is caught before any work, with exit
+// 2, and nothing is written: a registry by IP and by name, a layout read
+// without the tag its only entry has, --debug-to naming DST, one
+// docker-archive file for DST and its debug image.
+func TestSameImageTwoSpellings(t *testing.T) {
+	host := memRegistryHost(t) // 127.0.0.1:PORT
+	_, port, _ := strings.Cut(host, ":")
+	pushTo(t, host+"/app:v1", testenv.Reg("app", "app"))
+	before := remoteDigest(t, host+"/app:v1")
+	l := newHandLayout(t)
+	layoutBefore := testenv.HashTree(t, l.dir)
+	out := t.TempDir()
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"registry by IP and by name", []string{"rewrite", host + "/app:v1", "localhost:" + port + "/app:v1"}, "names the same image as SRC"},
+		{"recompress, registry by IP and by name", []string{"recompress", host + "/app:v1", "localhost:" + port + "/app:v1"}, "names the same image as SRC"},
+		{"layout without the tag of its only entry", []string{"rewrite", "oci:" + l.dir, "oci:" + l.dir + ":v1"}, "names the same image as SRC"},
+		{"debug image under the same tag", []string{"rewrite", "oci:" + l.dir, "oci:" + l.dir + ":v1-slim", "--debug-suffix", ""}, "--debug-suffix"},
+		{"--debug-to naming DST", []string{"rewrite", "oci:" + l.dir + ":v1", "oci:" + out + ":slim", "--debug-to", "oci:" + out + ":slim"}, "would be replaced by DST"},
+		{"--debug-to naming DST in a registry", []string{"rewrite", host + "/app:v1", host + "/app:slim", "--debug-to", "localhost:" + port + "/app:slim"}, "would be replaced by DST"},
+		{"one docker-archive for both", []string{"rewrite", "oci:" + l.dir + ":v1", "docker-archive:" + out + "/x.tar", "--debug-to", "docker-archive:" + out + "/./x.tar:dbg:1"}, "would be replaced by DST"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, stderr, code := run(t, tc.args...)
+			if code != 2 || !strings.Contains(stderr, tc.want) {
+				t.Errorf("exit %d, want 2 with %q:\n%s", code, tc.want, stderr)
+			}
+		})
+	}
+	if after := remoteDigest(t, host+"/app:v1"); after != before {
+		t.Errorf("the source tag moved from %s to %s", before, after)
+	}
+	if d := cmp.Diff(layoutBefore, testenv.HashTree(t, l.dir)); d != "" {
+		t.Errorf("the source layout changed (-before +after):\n%s", d)
+	}
+	if des, _ := os.ReadDir(out); len(des) != 0 {
+		t.Errorf("something was written to %s: %v", out, des)
+	}
+	// --overwrite lets the layout's entry be replaced.
+	if _, stderr, code := run(t, "rewrite", "oci:"+l.dir, "oci:"+l.dir+":v1", "--overwrite"); code != 0 {
+		t.Errorf("--overwrite: exit %d\n%s", code, stderr)
+	}
+}
+
+func remoteDigest(t *testing.T, ref string) v1.Hash {
+	t.Helper()
+	desc, err := remote.Get(testenv.ParseRef(t, ref))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return desc.Digest
 }

@@ -22,6 +22,18 @@ type Source struct {
 	Index      v1.ImageIndex
 }
 
+// Named is the reference to what s holds as a write would name it: for an
+// OCI layout read without a tag or digest, the tag of the one entry it
+// found (oci:DIR whose only entry is v1 is oci:DIR:v1), so that Same sees
+// that writing oci:DIR:v1 would replace it. Otherwise s.Ref.
+func (s *Source) Named() Ref {
+	r := s.Ref
+	if r.Kind == OCI && r.Tag == "" && r.Digest == (v1.Hash{}) {
+		r.Tag = s.Descriptor.Annotations[refNameAnnotation]
+	}
+	return r
+}
+
 // Open reads, and never writes, the image or index that ref names.
 //
 //   - Registry: remote.Get, then an image or an index by media type. Layers
