@@ -205,6 +205,11 @@ func (o *batchOptions) run(cmd *cobra.Command, planArg string) error {
 	if shard.Count > 1 {
 		where = fmt.Sprintf(" (shard %s of a plan of %d)", shard, total)
 	}
+	if o.report != "" {
+		if err := imageref.CheckWritableFile(o.report); err != nil {
+			return fmt.Errorf("--report: %w", err)
+		}
+	}
 	fmt.Fprintf(stderr, "batch: %d image(s)%s, %d at a time\n", len(items), where, o.jobs)
 	rep, err := batch.Run(ctx, items, batch.Config{
 		Jobs:     o.jobs,

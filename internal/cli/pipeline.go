@@ -60,6 +60,11 @@ func (j *job) run(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
+	if o.report != "" {
+		if err := imageref.CheckWritableFile(o.report); err != nil {
+			return fmt.Errorf("--report: %w", err)
+		}
+	}
 	ro := registryOptions(cmd, j.registry())
 	source, err := imageref.Open(ctx, src, ro)
 	if err != nil {
@@ -305,6 +310,12 @@ func debugRef(dst imageref.Ref, to, suffix string, insecure bool) (imageref.Ref,
 		r.Path = strings.TrimSuffix(dst.Path, ext) + suffix + ext
 		if dst.Tag != "" {
 			r.Tag = dst.Tag + suffix
+		}
+	}
+	if r.Kind != imageref.Registry {
+		// The tag (or file name) made with the suffix must parse back.
+		if _, err := imageref.Parse(r.String(), insecure); err != nil {
+			return r, &UsageError{Err: fmt.Errorf("--debug-suffix %q: debug image: %w", suffix, err)}
 		}
 	}
 	return r, nil

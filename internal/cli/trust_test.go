@@ -244,3 +244,59 @@ func remoteDigest(t *testing.T, ref string) v1.Hash {
 	}
 	return desc.Digest
 }
+
+// Every DST mistake that is already there is found before the work starts:
+// nothing is rewritten, nothing written (not even DST when only the report
+// or the debug image is wrong).
+func TestDestinationCheckedFirst(t *testing.T) {
+	l := newHandLayout(t)
+	src := "oci:" + l.dir + ":v1"
+	tmp := t.TempDir()
+	file := filepath.Join(tmp, "file")
+	os.WriteFile(file, []byte("x"), 0o644)
+	dangling := filepath.Join(tmp, "dangling")
+	os.Symlink(filepath.Join(tmp, "nowhere"), dangling)
+	corrupt := filepath.Join(tmp, "corrupt")
+	os.MkdirAll(filepath.Join(corrupt, "blobs"), 0o755)
+	os.WriteFile(filepath.Join(corrupt, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644)
+	os.WriteFile(filepath.Join(corrupt, "index.json"), []byte(`{"schemaVersion":2,"manifests":[`), 0o644)
+	v2 := filepath.Join(tmp, "v2")
+	os.MkdirAll(filepath.Join(v2, "blobs"), 0o755)
+	os.WriteFile(filepath.Join(v2, "oci-layout"), []byte(`{"imageLayoutVersion":"2.0.0"}`), 0o644)
+	os.WriteFile(filepath.Join(v2, "index.json"), []byte(`{"schemaVersion":2,"manifests":[]}`), 0o644)
+	fresh := filepath.Join(tmp, "fresh") // must stay absent
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"DST is a file", []string{"rewrite", src, "oci:" + file + ":x"}, 1, file + " is not a directory"},
+		{"DST is a dangling symlink", []string{"rewrite", src, "oci:" + dangling + ":x"}, 1, "is a symbolic link to " + filepath.Join(tmp, "nowhere") + ", which does not exist"},
+		{"DST index.json is corrupt", []string{"recompress", src, "oci:" + corrupt + ":x"}, 1, "parsing " + filepath.Join(corrupt, "index.json")},
+		{"DST layout version 2.0.0", []string{"rewrite", src, "oci:" + v2 + ":x"}, 1, `imageLayoutVersion "2.0.0" is not supported`},
+		{"DST archive in a missing directory", []string{"rewrite", src, "docker-archive:" + filepath.Join(tmp, "missing", "x.tar")}, 1, "cannot write in " + filepath.Join(tmp, "missing")},
+		{"debug image into a file", []string{"rewrite", src, "oci:" + fresh + ":x", "--debug-to", "oci:" + file + ":dbg"}, 1, file + " is not a directory"},
+		{"debug suffix makes a bad tag", []string{"rewrite", src, "oci:" + fresh + ":x", "--debug-suffix", " x"}, 2, `--debug-suffix " x"`},
+		{"report in a missing directory", []string{"rewrite", src, "oci:" + fresh + ":x", "--report", filepath.Join(tmp, "missing", "r.json")}, 1, "--report: cannot write in " + filepath.Join(tmp, "missing")},
+		{"report is a directory", []string{"recompress", src, "oci:" + fresh + ":x", "--report", tmp}, 1, "--report: " + tmp + " is not a regular file (a directory)"},
+		{"batch report in a missing directory", []string{"batch", "-", "--report", filepath.Join(tmp, "missing", "r.json"), "--cache-dir", t.TempDir()}, 1, "--report: cannot write in"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := tc.args
+			if args[0] != "batch" {
+				args = append(args, "--progress", "plain") // a line per layer started
+			}
+			_, stderr, code := runStdin(t, src+" oci:"+fresh+":x\n", args...)
+			if code != tc.code || !strings.Contains(stderr, tc.want) {
+				t.Errorf("exit %d, want %d with %q:\n%s", code, tc.code, tc.want, stderr)
+			}
+			if strings.Contains(stderr, "started (") || strings.Contains(stderr, "[1/1]") {
+				t.Errorf("the work was done before the mistake was found:\n%s", stderr)
+			}
+			if _, err := os.Lstat(fresh); err == nil {
+				t.Errorf("%s was written", fresh)
+			}
+		})
+	}
+}
