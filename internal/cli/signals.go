@@ -16,7 +16,9 @@ import (
 // SIGINT or SIGTERM arrives.
 type InterruptedError struct{ Signal os.Signal }
 
-func (e *InterruptedError) Error() string { return fmt.Sprintf("interrupted (%s)", signalName(e.Signal)) }
+func (e *InterruptedError) Error() string {
+	return fmt.Sprintf("interrupted (%s)", signalName(e.Signal))
+}
 
 func signalName(s os.Signal) string {
 	switch s {
