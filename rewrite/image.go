@@ -104,6 +104,9 @@ func Index(ctx context.Context, idx v1.ImageIndex, opts ...Option) (*Result, err
 	if err != nil {
 		return nil, fmt.Errorf("reading index: %w", err)
 	}
+	if err := manifest.CheckNotNested(im); err != nil {
+		return nil, err
+	}
 	type child struct {
 		desc v1.Descriptor
 		plan *imagePlan

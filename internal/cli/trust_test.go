@@ -14,7 +14,9 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/layerslim/layerslim/internal/testenv"
 )
@@ -298,5 +300,52 @@ func TestDestinationCheckedFirst(t *testing.T) {
 				t.Errorf("%s was written", fresh)
 			}
 		})
+	}
+}
+
+// An index that lists an index is refused by every command with one
+// message, before any work; the inner index, named by its digest, is
+// processed on its own.
+func TestNestedIndexRefused(t *testing.T) {
+	plat := func(s string) []byte {
+		return testenv.TarLayer(t, []testenv.File{testenv.Dir("app"), testenv.Reg("app/"+strings.ReplaceAll(s, "/", "-"), s)})
+	}
+	inner := testenv.OCIMultiArchIndex(t,
+		testenv.GzipImage(t, testenv.Platform(t, "linux/amd64"), plat("amd64")),
+		testenv.GzipImage(t, testenv.Platform(t, "linux/arm64"), plat("arm64")))
+	img := testenv.Image(t, testenv.ImageSpec{OCI: true, Platform: testenv.Platform(t, "linux/s390x"), Layers: [][]byte{plat("s390x")}})
+	outer := mutate.AppendManifests(empty.Index,
+		mutate.IndexAddendum{Add: inner, Descriptor: v1.Descriptor{MediaType: types.OCIImageIndex}},
+		mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{MediaType: types.OCIManifestSchema1, Platform: &v1.Platform{OS: "linux", Architecture: "s390x"}}})
+	dir := filepath.Join(t.TempDir(), "src")
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendIndex(outer, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "v1"})); err != nil {
+		t.Fatal(err)
+	}
+	innerDigest, _ := inner.Digest()
+	src := "oci:" + dir + ":v1"
+	out := t.TempDir()
+	want := "the index lists an index (" + innerDigest.String() + "): nested indexes are not supported; name that index by its digest"
+	for _, args := range [][]string{
+		{"rewrite", src, "oci:" + out + ":x"},
+		{"rewrite", src, "oci:" + out + ":x", "--platform", "linux/amd64"},
+		{"recompress", src, "oci:" + out + ":x"},
+		{"analyze", src},
+		{"verify", src, src},
+		{"batch", "-", "--cache-dir", t.TempDir()},
+	} {
+		_, stderr, code := runStdin(t, src+" oci:"+out+":x\n", args...)
+		if code != 1 || !strings.Contains(stderr, want) {
+			t.Errorf("%v: exit %d, want 1 with %q:\n%s", args, code, want, stderr)
+		}
+	}
+	if des, _ := os.ReadDir(out); len(des) != 0 {
+		t.Errorf("something was written to %s: %v", out, des)
+	}
+	if _, stderr, code := run(t, "rewrite", "oci:"+dir+"@"+innerDigest.String(), "oci:"+out+":inner"); code != 0 {
+		t.Errorf("the inner index by digest: exit %d\n%s", code, stderr)
 	}
 }

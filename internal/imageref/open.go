@@ -10,6 +10,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/layerslim/layerslim/manifest"
 )
 
 // Source is what a reference names: exactly one of Image or Index is set.
@@ -93,6 +95,9 @@ func openRemote(ctx context.Context, ref Ref, o Options) (*Source, error) {
 	switch mt := desc.MediaType; {
 	case mt.IsIndex():
 		s.Index, err = desc.ImageIndex()
+		if err == nil {
+			err = checkNotNested(s.Index)
+		}
 	case mt.IsImage():
 		s.Image, err = desc.Image()
 	default:
@@ -123,6 +128,9 @@ func openLayout(ref Ref) (*Source, error) {
 	switch mt := desc.MediaType; {
 	case mt.IsIndex():
 		s.Index, err = parent.ImageIndex(desc.Digest)
+		if err == nil {
+			err = checkNotNested(s.Index)
+		}
 	case mt.IsImage():
 		s.Image, err = parent.Image(desc.Digest)
 	default:
@@ -132,6 +140,16 @@ func openLayout(ref Ref) (*Source, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// checkNotNested refuses an index that lists an index (see
+// manifest.ErrNestedIndex), before any work.
+func checkNotNested(ii v1.ImageIndex) error {
+	im, err := ii.IndexManifest()
+	if err != nil {
+		return err
+	}
+	return manifest.CheckNotNested(im)
 }
 
 // selectLayoutEntry finds the descriptor ref names in an OCI layout, and the
