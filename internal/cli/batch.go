@@ -347,6 +347,9 @@ func (b *batchJob) Run(ctx context.Context, source *imageref.Source, extra ...re
 	if err := b.j.checkSource(source, b.dst, b.dbg); err != nil {
 		return nil, err
 	}
+	if err := imageref.CheckLayersPresent(source, b.dst); err != nil {
+		return nil, err
+	}
 	sc, err := b.j.checkSigned(ctx, b.w, b.src, source, b.ro)
 	if err != nil {
 		return nil, err

@@ -73,6 +73,11 @@ func (j *job) run(cmd *cobra.Command) error {
 	if err := j.checkSource(source, dst, dbgRef); err != nil {
 		return err
 	}
+	if !j.dryRun {
+		if err := imageref.CheckLayersPresent(source, dst); err != nil {
+			return fmt.Errorf("%s → %s: %w", src, dst, err)
+		}
+	}
 	sc, err := j.checkSigned(ctx, stderr, src, source, ro)
 	if err != nil {
 		return err

@@ -349,3 +349,73 @@ func TestNestedIndexRefused(t *testing.T) {
 		t.Errorf("the inner index by digest: exit %d\n%s", code, stderr)
 	}
 }
+
+// A gate that cannot fire is a usage error: NaN compares false with every
+// waste.
+func TestMaxWasteNaN(t *testing.T) {
+	l := newHandLayout(t)
+	for _, v := range []string{"NaN%", "nan", "NaN", "+Inf", "-0.5"} {
+		_, stderr, code := run(t, "analyze", "oci:"+l.dir+":v1", "--max-waste", v)
+		if code != 2 || !strings.Contains(stderr, "--max-waste") {
+			t.Errorf("--max-waste %s: exit %d, want 2\n%s", v, code, stderr)
+		}
+	}
+}
+
+// An index with two images of one platform, written to a docker-archive
+// with that --platform, says that the platform names two images.
+func TestArchiveFromIndexTwoImagesOnePlatform(t *testing.T) {
+	a := testenv.GzipImage(t, testenv.Platform(t, "linux/amd64"), testenv.TarLayer(t, []testenv.File{testenv.Reg("a", "a")}))
+	b := testenv.GzipImage(t, testenv.Platform(t, "linux/amd64"), testenv.TarLayer(t, []testenv.File{testenv.Reg("b", "b")}))
+	idx := testenv.OCIMultiArchIndex(t, a, b)
+	dir := filepath.Join(t.TempDir(), "src")
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendIndex(idx, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "v1"})); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code := run(t, "recompress", "oci:"+dir+":v1", "docker-archive:"+filepath.Join(t.TempDir(), "x.tar"), "--platform", "linux/amd64")
+	if code != 2 || !strings.Contains(stderr, "--platform selects 2 images of SRC") {
+		t.Errorf("exit %d:\n%s", code, stderr)
+	}
+}
+
+// A foreign layer that a copy left out of a layout source is found before
+// any work when DST is a layout or an archive, naming the layer (it used to
+// fail at the very end, inside "writing the debug image").
+func TestMissingForeignLayerFoundFirst(t *testing.T) {
+	l := newHandLayout(t)
+	m := l.manifest()
+	foreign := m.Layers[0].Digest
+	os.Remove(l.blobFile(foreign))
+	m.Layers[0].MediaType = types.DockerForeignLayer
+	m.Layers[0].URLs = []string{"https://example.com/layer"}
+	l.setManifest(m)
+	for _, c := range []string{"rewrite", "recompress"} {
+		out := filepath.Join(t.TempDir(), "out")
+		_, stderr, code := run(t, c, "oci:"+l.dir+":v1", "oci:"+out+":x", "--progress", "plain")
+		want := "layer " + foreign.String() + ": a foreign layer (" + string(types.DockerForeignLayer) + ") whose blob is not in oci:" + l.dir + ":v1"
+		if code != 1 || !strings.Contains(stderr, want) || strings.Contains(stderr, "started (") {
+			t.Errorf("%s: exit %d, want 1 with %q before any layer:\n%s", c, code, want, stderr)
+		}
+		if _, err := os.Stat(out); err == nil {
+			t.Errorf("%s: %s was written", c, out)
+		}
+	}
+}
+
+// An error names each layer once, also inside a merge (it used to say
+// "layer sha256:X: layer sha256:X: …" when the merge's top layer failed).
+func TestErrorsNameTheLayerOnce(t *testing.T) {
+	for _, layer := range []int{0, 1} {
+		l := newHandLayout(t)
+		d := l.manifest().Layers[layer].Digest
+		l.retime(d)
+		_, stderr, code := run(t, "rewrite", "oci:"+l.dir+":v1", "oci:"+t.TempDir()+":x", "--squash", "all")
+		if code != 1 || strings.Count(stderr, "layer "+d.String()) != 1 {
+			t.Errorf("layer %d: exit %d, want 1 naming layer %s once:\n%s", layer, code, d, stderr)
+		}
+	}
+}
