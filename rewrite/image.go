@@ -197,6 +197,11 @@ func Index(ctx context.Context, idx v1.ImageIndex, opts ...Option) (*Result, err
 		descs = append(descs, d)
 		rep.Images = append(rep.Images, ir)
 	}
+	descs, rep.Dropped = dropStaleAttestations(descs, rep.Images)
+	rep.Kept, _ = dropStaleAttestations(rep.Kept, rep.Images)
+	for _, d := range rep.Dropped {
+		delete(out.images, d.Digest)
+	}
 	raw, desc, err := manifest.BuildIndex(manifest.Index{
 		Source: im, Format: format, Manifests: descs,
 		Annotations: manifest.Provenance(srcDigest, o.describe(), o.version),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -105,6 +106,7 @@ func (j *job) run(cmd *cobra.Command) error {
 	res, written, debugWritten := out.res, out.written, out.debugWritten
 	hasDebug := out.hasDebug()
 	printSummary(stderr, res.Report)
+	warnDroppedAttestations(stderr, res.Report)
 	verb := "wrote"
 	if j.dryRun {
 		verb = "dry run, not written:"
@@ -324,4 +326,12 @@ func debugRef(dst imageref.Ref, to, suffix string, insecure bool) (imageref.Ref,
 		}
 	}
 	return r, nil
+}
+
+// warnDroppedAttestations says which attestations the output index left out.
+func warnDroppedAttestations(w io.Writer, r rewrite.Report) {
+	for _, d := range r.Dropped {
+		fmt.Fprintf(w, "warning: attestation %s dropped: it describes the source image %s, which the output replaces; attest the new image again\n",
+			d.Digest, d.Annotations["vnd.docker.reference.digest"])
+	}
 }

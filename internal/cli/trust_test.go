@@ -419,3 +419,43 @@ func TestErrorsNameTheLayerOnce(t *testing.T) {
 		}
 	}
 }
+
+// A BuildKit attestation of an image the rewrite replaces is left out of
+// the output index, with a warning and a report entry: it would point at an
+// image the index no longer holds.
+func TestStaleAttestationDropped(t *testing.T) {
+	img := testenv.GzipImage(t, testenv.Platform(t, "linux/amd64"), testenv.TarLayer(t, []testenv.File{testenv.Reg("a", strings.Repeat("a", 4000))}))
+	imgDigest, _ := img.Digest()
+	att := testenv.Image(t, testenv.ImageSpec{OCI: true, Platform: v1.Platform{OS: "unknown", Architecture: "unknown"},
+		Layers: [][]byte{testenv.TarLayer(t, []testenv.File{testenv.Reg("provenance.json", "{}")})}})
+	attDigest, _ := att.Digest()
+	idx := mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex),
+		mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{MediaType: types.DockerManifestSchema2, Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
+		mutate.IndexAddendum{Add: att, Descriptor: v1.Descriptor{MediaType: types.OCIManifestSchema1, Platform: &v1.Platform{OS: "unknown", Architecture: "unknown"},
+			Annotations: map[string]string{"vnd.docker.reference.type": "attestation-manifest", "vnd.docker.reference.digest": imgDigest.String()}}})
+	dir := filepath.Join(t.TempDir(), "src")
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendIndex(idx, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "v1"})); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	report := filepath.Join(t.TempDir(), "r.json")
+	_, stderr, code := run(t, "rewrite", "oci:"+dir+":v1", "oci:"+out+":x", "--report", report)
+	if code != 0 || !strings.Contains(stderr, "warning: attestation "+attDigest.String()+" dropped: it describes the source image "+imgDigest.String()) {
+		t.Fatalf("exit %d, want 0 with a warning:\n%s", code, stderr)
+	}
+	got := openIndex(t, out, "x")
+	im, _ := got.IndexManifest()
+	for _, d := range im.Manifests {
+		if d.Digest == attDigest || d.Annotations["vnd.docker.reference.digest"] != "" {
+			t.Errorf("the output index still lists the attestation %s", d.Digest)
+		}
+	}
+	b, _ := os.ReadFile(report)
+	if !strings.Contains(string(b), `"droppedAttestations"`) || !strings.Contains(string(b), attDigest.String()) {
+		t.Errorf("the report does not list the dropped attestation:\n%s", b)
+	}
+}

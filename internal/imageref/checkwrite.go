@@ -55,7 +55,7 @@ func checkLayoutWrite(dir string) error {
 			return err
 		}
 		for _, de := range des {
-			if n := de.Name(); n != layoutFile && n != "blobs" && n != lockFile {
+			if n := de.Name(); n != layoutFile && n != "blobs" && n != lockFile && !isTemp(n) {
 				return fmt.Errorf("%s is neither empty nor an OCI image layout (no index.json)", dir)
 			}
 		}

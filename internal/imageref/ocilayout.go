@@ -98,7 +98,7 @@ func openLayoutForWrite(ctx context.Context, dir string, jobs int) (*layoutWrite
 		return nil, err
 	}
 	for _, de := range des {
-		if n := de.Name(); n != layoutFile && n != "blobs" && n != lockFile {
+		if n := de.Name(); n != layoutFile && n != "blobs" && n != lockFile && !isTemp(n) {
 			return nil, fmt.Errorf("%s is neither empty nor an OCI image layout (no index.json)", dir)
 		}
 	}
@@ -523,6 +523,12 @@ func (r ctxReader) Read(p []byte) (int, error) {
 // staleTemp is how old (since its last write) a temporary file must be for
 // a later write to remove it: a live writer touches its file all along.
 const staleTemp = time.Hour
+
+// isTemp reports a temporary file of a writer (or of CheckWrite), which is
+// no part of the layout.
+func isTemp(name string) bool {
+	return strings.HasPrefix(name, tempPrefix) && strings.HasSuffix(name, tempSuffix)
+}
 
 // removeStaleTemps removes the temporary files of killed runs, best effort.
 func (w *layoutWriter) removeStaleTemps() {
