@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -288,36 +286,19 @@ func debugRef(dst imageref.Ref, to, suffix string, insecure bool) (imageref.Ref,
 	if suffix == "" {
 		return dst, usagef("--debug-suffix must not be empty")
 	}
-	r := dst
 	switch dst.Kind {
 	case imageref.Registry:
-		tag, ok := dst.Name.(name.Tag)
-		if !ok {
-			return r, usagef("DST %s is a digest: name the debug image with --debug-to, or pass --no-debug-image", dst)
+		if _, ok := dst.Name.(name.Tag); !ok {
+			return dst, usagef("DST %s is a digest: name the debug image with --debug-to, or pass --no-debug-image", dst)
 		}
-		var opts []name.Option
-		if insecure {
-			opts = append(opts, name.Insecure)
-		}
-		t, err := name.NewTag(tag.Context().String()+":"+tag.TagStr()+suffix, opts...)
-		if err != nil {
-			return r, &UsageError{Err: fmt.Errorf("debug image tag: %w", err)}
-		}
-		r.Name = t
 	case imageref.OCI:
 		if dst.Digest.Hex != "" {
-			return r, usagef("DST %s is a digest: name the debug image with --debug-to, or pass --no-debug-image", dst)
+			return dst, usagef("DST %s is a digest: name the debug image with --debug-to, or pass --no-debug-image", dst)
 		}
-		r.Tag = dst.Tag + suffix
-		if dst.Tag == "" {
-			r.Tag = "latest" + suffix
-		}
-	case imageref.DockerArchive:
-		ext := filepath.Ext(dst.Path)
-		r.Path = strings.TrimSuffix(dst.Path, ext) + suffix + ext
-		if dst.Tag != "" {
-			r.Tag = dst.Tag + suffix
-		}
+	}
+	r, err := imageref.WithSuffix(dst, suffix, insecure)
+	if err != nil {
+		return r, &UsageError{Err: fmt.Errorf("debug image tag: %w", err)}
 	}
 	if r.Kind != imageref.Registry {
 		// The tag (or file name) made with the suffix must parse back.

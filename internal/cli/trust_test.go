@@ -459,3 +459,15 @@ func TestStaleAttestationDropped(t *testing.T) {
 		t.Errorf("the report does not list the dropped attestation:\n%s", b)
 	}
 }
+
+// A destination template that gives the source itself is refused as a
+// literal src == dst is (exit 2), not left out without a word.
+func TestBatchTemplateSrcEqualsDst(t *testing.T) {
+	host := memRegistryHost(t)
+	pushTo(t, host+"/a:1", testenv.Reg("a", "a"))
+	plan := writeFile(t, "images:\n  - repository: "+host+"/a\n    tags: [\"1\"]\n    dst: \"{{.Repository}}:{{.Tag}}\"\n")
+	_, stderr, code := run(t, "batch", plan, "--cache-dir", t.TempDir())
+	if code != 2 || !strings.Contains(stderr, "names the same image as SRC") {
+		t.Errorf("exit %d, want 2:\n%s", code, stderr)
+	}
+}

@@ -294,6 +294,46 @@ func Same(src, dst Ref) bool {
 	return false
 }
 
+// WithSuffix is the reference next to r that a companion image (the debug
+// image of r) takes: r's tag with suffix added (latest+suffix for an
+// untagged layout), or for a docker-archive the file name with suffix
+// before its extension (and the tag, if any, with suffix). r must not be a
+// reference by digest.
+func WithSuffix(r Ref, suffix string, insecure bool) (Ref, error) {
+	out := r
+	switch r.Kind {
+	case Registry:
+		tag, ok := r.Name.(name.Tag)
+		if !ok {
+			return out, fmt.Errorf("%s is a digest", r)
+		}
+		var opts []name.Option
+		if insecure {
+			opts = append(opts, name.Insecure)
+		}
+		t, err := name.NewTag(tag.Context().String()+":"+tag.TagStr()+suffix, opts...)
+		if err != nil {
+			return out, err
+		}
+		out.Name = t
+	case OCI:
+		if r.Digest != (v1.Hash{}) {
+			return out, fmt.Errorf("%s is a digest", r)
+		}
+		out.Tag = r.Tag + suffix
+		if r.Tag == "" {
+			out.Tag = "latest" + suffix
+		}
+	case DockerArchive:
+		ext := filepath.Ext(r.Path)
+		out.Path = strings.TrimSuffix(r.Path, ext) + suffix + ext
+		if r.Tag != "" {
+			out.Tag = r.Tag + suffix
+		}
+	}
+	return out, nil
+}
+
 // lookupHost resolves a registry's host name for sameRegistry.
 var lookupHost = func(host string) ([]string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
