@@ -230,6 +230,8 @@ type ociImage struct {
 
 	mu     sync.Mutex
 	config []byte
+	parsed *v1.Manifest              // parsed once: Layers asks for every layer
+	blobs  map[v1.Hash]v1.Descriptor // config and layers by digest
 }
 
 var _ partial.CompressedImageCore = (*ociImage)(nil)
@@ -237,8 +239,35 @@ var _ partial.CompressedImageCore = (*ociImage)(nil)
 func (i *ociImage) MediaType() (types.MediaType, error) { return i.desc.MediaType, nil }
 func (i *ociImage) RawManifest() ([]byte, error)        { return i.raw, nil }
 
+// manifest parses the manifest once (callers do not change it), and
+// indexes its blobs: ggcr's partial.Layers asks for each layer by digest,
+// which was quadratic in the number of layers when each lookup parsed the
+// manifest again.
 func (i *ociImage) manifest() (*v1.Manifest, error) {
-	return v1.ParseManifest(bytes.NewReader(i.raw))
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.manifestLocked()
+}
+
+func (i *ociImage) manifestLocked() (*v1.Manifest, error) {
+	if i.parsed != nil {
+		return i.parsed, nil
+	}
+	m, err := v1.ParseManifest(bytes.NewReader(i.raw))
+	if err != nil {
+		return nil, err
+	}
+	i.blobs = make(map[v1.Hash]v1.Descriptor, len(m.Layers)+1)
+	for _, d := range m.Layers {
+		if _, ok := i.blobs[d.Digest]; !ok {
+			i.blobs[d.Digest] = d
+		}
+	}
+	if _, ok := i.blobs[m.Config.Digest]; !ok {
+		i.blobs[m.Config.Digest] = m.Config
+	}
+	i.parsed = m
+	return m, nil
 }
 
 // RawConfigFile reads the config once, checked against the manifest.
@@ -248,7 +277,7 @@ func (i *ociImage) RawConfigFile() ([]byte, error) {
 	if i.config != nil {
 		return i.config, nil
 	}
-	m, err := i.manifest()
+	m, err := i.manifestLocked()
 	if err != nil {
 		return nil, err
 	}
@@ -268,10 +297,8 @@ func (i *ociImage) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
 	if h == m.Config.Digest {
 		return &ociBlob{l: i.l, desc: m.Config}, nil
 	}
-	for _, d := range m.Layers {
-		if d.Digest == h {
-			return &ociBlob{l: i.l, desc: d}, nil
-		}
+	if d, ok := i.blobs[h]; ok {
+		return &ociBlob{l: i.l, desc: d}, nil
 	}
 	return nil, fmt.Errorf("could not find layer in image: %s", h)
 }

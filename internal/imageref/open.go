@@ -92,14 +92,24 @@ func openRemote(ctx context.Context, ref Ref, o Options) (*Source, error) {
 		return nil, o.registryError(ctx, n.Context(), err)
 	}
 	s := &Source{Ref: ref, Descriptor: desc.Descriptor}
+	puller, err := remote.NewPuller(o.remoteOptions(ctx)...)
+	if err != nil {
+		return nil, err
+	}
 	switch mt := desc.MediaType; {
 	case mt.IsIndex():
 		s.Index, err = desc.ImageIndex()
 		if err == nil {
 			err = checkNotNested(s.Index)
 		}
+		if err == nil {
+			s.Index = &registryIndex{inner: s.Index, ctx: ctx, repo: n.Context(), puller: puller}
+		}
 	case mt.IsImage():
 		s.Image, err = desc.Image()
+		if err == nil {
+			s.Image, err = newRegistryImage(ctx, s.Image, n.Context(), puller)
+		}
 	default:
 		err = fmt.Errorf("%w %q", ErrUnsupportedMediaType, mt)
 	}
