@@ -42,7 +42,9 @@ func walkLayers(t *testing.T, ref Ref) {
 		l.Digest()
 		l.Size()
 		l.MediaType()
-		if d, ok := l.(interface{ Descriptor() (*v1.Descriptor, error) }); ok {
+		if d, ok := l.(interface {
+			Descriptor() (*v1.Descriptor, error)
+		}); ok {
 			d.Descriptor()
 		}
 		rc, err := l.Compressed()
