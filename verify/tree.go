@@ -3,7 +3,6 @@ package verify
 import (
 	"archive/tar"
 	"fmt"
-	"sort"
 	"strings"
 )
 
@@ -143,42 +142,3 @@ func (t *tree) link(p, target string) error {
 
 // rootPath is how differences name the root directory.
 const rootPath = "."
-
-// flatten lists every path of t with its node; the root is ".".
-func (t *tree) flatten() map[string]*node {
-	m := map[string]*node{rootPath: &t.root.node}
-	var walk func(prefix string, d *dirent)
-	walk = func(prefix string, d *dirent) {
-		for name, k := range d.kids {
-			p := prefix + name
-			m[p] = &k.node
-			if k.kids != nil {
-				walk(p+"/", k)
-			}
-		}
-	}
-	walk("", t.root)
-	return m
-}
-
-// hardlinks maps each path that shares its inode with other paths to the
-// sorted list of all of them.
-func hardlinks(m map[string]*node) map[string][]string {
-	groups := map[int][]string{}
-	for p, n := range m {
-		if n.inode != 0 {
-			groups[n.inode] = append(groups[n.inode], p)
-		}
-	}
-	out := map[string][]string{}
-	for _, g := range groups {
-		if len(g) < 2 {
-			continue
-		}
-		sort.Strings(g)
-		for _, p := range g {
-			out[p] = g
-		}
-	}
-	return out
-}
