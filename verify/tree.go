@@ -6,9 +6,12 @@ import (
 	"strings"
 )
 
-// dirent is one path of a merged filesystem.
+// dirent is one path of a merged filesystem. Its node is shared with the
+// layer record it came from (nodes are never changed once made: link
+// copies before it sets an inode), so a tree costs little beyond its
+// layers' records.
 type dirent struct {
-	node
+	*node
 	kids map[string]*dirent // set for directories only
 }
 
@@ -24,8 +27,8 @@ func newTree() *tree {
 
 // implicitDir is a directory that no entry describes: a runtime creates it
 // for the paths below it, with metadata of its own choosing.
-func implicitDir() node {
-	return node{typ: tar.TypeDir, implicit: true, mode: 0o755}
+func implicitDir() *node {
+	return &node{typ: tar.TypeDir, implicit: true, mode: 0o755}
 }
 
 // find returns the entry at clean path p, or nil.
@@ -88,7 +91,7 @@ func (t *tree) apply(s *layerScan) error {
 	for _, r := range s.records {
 		switch r.op {
 		case opPut:
-			t.put(r.name, r.node)
+			t.put(r.name, &r.node)
 		case opLink:
 			if err := t.link(r.name, r.target); err != nil {
 				return err
@@ -100,7 +103,7 @@ func (t *tree) apply(s *layerScan) error {
 
 // put sets the node at p. A directory over a directory keeps the children;
 // anything else replaces the path and what was below it.
-func (t *tree) put(p string, n node) {
+func (t *tree) put(p string, n *node) {
 	if p == "" {
 		if n.typ == tar.TypeDir {
 			t.root.node = n
@@ -133,8 +136,12 @@ func (t *tree) link(p, target string) error {
 		return fmt.Errorf("%s: hardlink to %s, which is a directory", p, target)
 	}
 	if src.inode == 0 {
+		// A copy: the node may be shared with a record, and with the
+		// tree of another image that has the same layer.
+		cp := *src.node
 		t.inodes++
-		src.inode = t.inodes
+		cp.inode = t.inodes
+		src.node = &cp
 	}
 	t.put(p, src.node)
 	return nil

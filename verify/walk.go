@@ -17,7 +17,7 @@ import (
 // before children; the root is "."), with the node each tree has there
 // (nil when it has none).
 func walkBoth(a, b *dirent, f func(p string, s, d *node)) {
-	f(rootPath, &a.node, &b.node)
+	f(rootPath, a.node, b.node)
 	walkKids("", a, b, f)
 }
 
@@ -39,12 +39,12 @@ func walkKids(prefix string, a, b *dirent, f func(p string, s, d *node)) {
 		var an, bn *node
 		if a != nil {
 			if ak = a.kids[n]; ak != nil {
-				an = &ak.node
+				an = ak.node
 			}
 		}
 		if b != nil {
 			if bk = b.kids[n]; bk != nil {
-				bn = &bk.node
+				bn = bk.node
 			}
 		}
 		p := prefix + n
