@@ -102,9 +102,9 @@ func checkArchiveFile(file string) error {
 	n, _ := io.ReadFull(f, magic)
 	switch detectCodec(magic[:n]) {
 	case codecGzip:
-		return fmt.Errorf("%s is a gzip-compressed archive, not a `docker save` tarball: decompress it first (gunzip -c %s > FILE.tar)", file, file)
+		return fmt.Errorf("%s is a gzip-compressed archive, not a docker save tarball: decompress it first (gunzip -c %s > FILE.tar)", file, file)
 	case codecZstd:
-		return fmt.Errorf("%s is a zstd-compressed archive, not a `docker save` tarball: decompress it first (zstd -d %s -o FILE.tar)", file, file)
+		return fmt.Errorf("%s is a zstd-compressed archive, not a docker save tarball: decompress it first (zstd -d %s -o FILE.tar)", file, file)
 	}
 	return nil
 }

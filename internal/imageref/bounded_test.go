@@ -133,7 +133,7 @@ func TestArchiveMistakesSayWhy(t *testing.T) {
 		want string
 		is   error
 	}{
-		{"docker-archive:" + gzFile, "is a gzip-compressed archive, not a `docker save` tarball: decompress it first", nil},
+		{"docker-archive:" + gzFile, "is a gzip-compressed archive, not a docker save tarball: decompress it first", nil},
 		{"docker-archive:" + fifo, "not a regular file (a FIFO); layerslim reads a docker-archive more than once", ErrNotRegular},
 		{"docker-archive:" + plain + ":app:1", "tag app:1 names 2 images in the archive", ErrAmbiguous},
 	} {
