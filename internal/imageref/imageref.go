@@ -396,15 +396,26 @@ func samePath(a, b string) bool {
 	if filepath.Clean(a) == filepath.Clean(b) {
 		return true
 	}
-	fa, err := os.Stat(a)
-	if err != nil {
+	fa, errA := os.Stat(a)
+	fb, errB := os.Stat(b)
+	switch {
+	case errA == nil && errB == nil:
+		return os.SameFile(fa, fb)
+	case errA == nil || errB == nil:
 		return false
 	}
-	fb, err := os.Stat(b)
+	// Neither exists yet (DST and its debug image): the same name in the
+	// same directory, symbolic links resolved.
+	ra, rb := resolvedParent(a), resolvedParent(b)
+	return ra != "" && ra == rb
+}
+
+func resolvedParent(p string) string {
+	d, err := filepath.EvalSymlinks(filepath.Dir(p))
 	if err != nil {
-		return false
+		return ""
 	}
-	return os.SameFile(fa, fb)
+	return filepath.Join(d, filepath.Base(p))
 }
 
 // redactUserinfo hides what looks like user information in a reference

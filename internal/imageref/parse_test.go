@@ -214,6 +214,9 @@ func TestSame(t *testing.T) {
 		{"docker-archive:" + archive, "docker-archive:" + filepath.Join(dir, "hard.tar"), true},
 		{"docker-archive:" + archive, "docker-archive:" + filepath.Join(dir, "new.tar"), false},
 		{"oci:" + archive, "docker-archive:" + archive, false},
+		{"docker-archive:" + filepath.Join(real, "new.tar"), "docker-archive:" + filepath.Join(dir, "link", "new.tar"), true},
+		{"oci:" + filepath.Join(real, "new") + ":x", "oci:" + filepath.Join(dir, "link", "new") + ":x", true},
+		{"docker-archive:" + filepath.Join(real, "new.tar"), "docker-archive:" + filepath.Join(dir, "link", "other.tar"), false},
 	}
 	for _, tc := range tests {
 		src, err := Parse(tc.src, false)
