@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -12,8 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // openWithin opens ref and fails the test if that takes more than a few
@@ -146,3 +151,38 @@ func TestArchiveMistakesSayWhy(t *testing.T) {
 		t.Errorf("app:2 names one image: %v", err)
 	}
 }
+
+// A registry image whose manifest gives its config more than MaxConfigSize
+// bytes is refused before the config is read.
+func TestRegistryConfigOverTheCap(t *testing.T) {
+	host, _ := newRegistry(t)
+	cfg := v1.Descriptor{MediaType: types.OCIConfigJSON, Size: MaxConfigSize + 1,
+		Digest: v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("ab", 32)}}
+	m := v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1, Config: cfg, Layers: []v1.Descriptor{}}
+	raw, _ := json.Marshal(m)
+	ref, err := name.ParseReference(host+"/big:v1", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Put(ref, rawManifest{raw, types.OCIManifestSchema1}); err != nil {
+		t.Fatal(err)
+	}
+	src, err := Open(context.Background(), mustParse(t, host+"/big:v1"), Options{Insecure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.Image.RawConfigFile(); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("RawConfigFile() = %v, want ErrTooLarge", err)
+	}
+	if _, err := src.Image.ConfigFile(); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("ConfigFile() = %v, want ErrTooLarge", err)
+	}
+}
+
+type rawManifest struct {
+	raw []byte
+	mt  types.MediaType
+}
+
+func (r rawManifest) RawManifest() ([]byte, error)        { return r.raw, nil }
+func (r rawManifest) MediaType() (types.MediaType, error) { return r.mt, nil }

@@ -1,6 +1,7 @@
 package imageref
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -25,6 +26,25 @@ import (
 type registryImage struct {
 	v1.Image
 	layers []v1.Layer
+	config v1.Descriptor
+}
+
+// RawConfigFile refuses a config that its manifest says is larger than
+// MaxConfigSize before reading it (ggcr would read what the descriptor
+// says into memory); ggcr checks its digest.
+func (i *registryImage) RawConfigFile() ([]byte, error) {
+	if i.config.Size > MaxConfigSize {
+		return nil, fmt.Errorf("config %s: %w: the manifest says %d bytes, more than the %d allowed", i.config.Digest, ErrTooLarge, i.config.Size, MaxConfigSize)
+	}
+	return i.Image.RawConfigFile()
+}
+
+func (i *registryImage) ConfigFile() (*v1.ConfigFile, error) {
+	b, err := i.RawConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	return v1.ParseConfigFile(bytes.NewReader(b))
 }
 
 func newRegistryImage(ctx context.Context, img v1.Image, repo name.Repository, puller *remote.Puller) (v1.Image, error) {
@@ -48,7 +68,7 @@ func newRegistryImage(ctx context.Context, img v1.Image, repo name.Repository, p
 	if len(orig) != len(m.Layers) {
 		return img, nil // let the rewrite say what is wrong
 	}
-	out := &registryImage{Image: img, layers: make([]v1.Layer, len(orig))}
+	out := &registryImage{Image: img, layers: make([]v1.Layer, len(orig)), config: m.Config}
 	for i, l := range orig {
 		rl := &registryLayer{Layer: l, desc: m.Layers[i], index: i, diffIDs: diffIDs}
 		d := m.Layers[i].Digest
