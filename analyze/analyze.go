@@ -26,6 +26,7 @@ import (
 	"github.com/layerslim/layerslim/elf"
 	"github.com/layerslim/layerslim/internal/drop"
 	"github.com/layerslim/layerslim/internal/limit"
+	"github.com/layerslim/layerslim/manifest"
 )
 
 // TopItems is how many of the largest wasted items a report lists.
@@ -200,6 +201,9 @@ func Index(ctx context.Context, idx v1.ImageIndex, o Options) ([]*ImageReport, e
 	im, err := idx.IndexManifest()
 	if err != nil {
 		return nil, fmt.Errorf("reading index: %w", err)
+	}
+	if err := manifest.CheckNotNested(im); err != nil {
+		return nil, err
 	}
 	var out []*ImageReport
 	for _, d := range im.Manifests {

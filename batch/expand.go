@@ -91,6 +91,11 @@ func Expand(ctx context.Context, p *Plan, dstTemplate string, insecure bool, lis
 			continue
 		}
 		sort.Strings(tags)
+		if p := unmatched(e.Tags, tags); p != "" {
+			// The entry would vanish without a word.
+			items = append(items, Item{Src: repo.Name(), Command: cmd, Options: opts, Where: e.Where,
+				Err: fmt.Errorf("tag pattern %q matches no tag of %s (%d tags)", p, repo.Name(), len(tags))})
+		}
 		for _, t := range tags {
 			if !matchAny(e.Tags, t) {
 				continue
@@ -103,20 +108,58 @@ func Expand(ctx context.Context, p *Plan, dstTemplate string, insecure bool, lis
 		}
 	}
 	// A listed tag that the plan writes ("1.4-slim" from "1.4" under
-	// tags ["1.*"]) is output, not a source.
+	// tags ["1.*"], and its debug image "1.4-slim-debug") is output, not a
+	// source. An item that writes its own source stays, to be refused as
+	// a literal src == dst is.
 	dsts := map[string]bool{}
 	for _, it := range items {
 		if it.Err == nil {
-			dsts[canonical(it.Dst)] = true
+			for _, o := range outputs(it, insecure) {
+				dsts[o] = true
+			}
 		}
 	}
 	kept := items[:0]
 	for i, it := range items {
-		if !listed[i] || !dsts[canonical(it.Src)] {
+		src := canonical(it.Src)
+		if !listed[i] || !dsts[src] || it.Err == nil && src == canonical(it.Dst) {
 			kept = append(kept, it)
 		}
 	}
 	return dedupe(kept)
+}
+
+// unmatched returns the first of patterns that matches none of tags, or "".
+func unmatched(patterns, tags []string) string {
+	for _, p := range patterns {
+		if !matchAny([]string{p}, tags...) {
+			return p
+		}
+	}
+	return ""
+}
+
+// outputs are the references item writes, canonical: its destination and,
+// for a rewrite that makes a debug image, the debug image (--debug-to, or
+// the destination with --debug-suffix, as the rewrite command derives it).
+func outputs(it Item, insecure bool) []string {
+	out := []string{canonical(it.Dst)}
+	if it.Command == CommandRecompress || it.Options.value("strip") == "none" || it.Options.value("no-debug-image") == "true" {
+		return out
+	}
+	if to := it.Options.value("debug-to"); to != "" {
+		return append(out, canonical(to))
+	}
+	suffix := it.Options.value("debug-suffix")
+	if suffix == "" {
+		suffix = "-debug"
+	}
+	if r, err := imageref.Parse(it.Dst, insecure); err == nil {
+		if d, err := imageref.WithSuffix(r, suffix, insecure); err == nil {
+			out = append(out, d.String())
+		}
+	}
+	return out
 }
 
 func nameOpts(insecure bool) []name.Option {
@@ -126,10 +169,13 @@ func nameOpts(insecure bool) []name.Option {
 	return nil
 }
 
-func matchAny(patterns []string, tag string) bool {
+// matchAny reports whether one of patterns matches one of tags.
+func matchAny(patterns []string, tags ...string) bool {
 	for _, p := range patterns {
-		if ok, _ := path.Match(p, tag); ok {
-			return true
+		for _, tag := range tags {
+			if ok, _ := path.Match(p, tag); ok {
+				return true
+			}
 		}
 	}
 	return false
@@ -184,10 +230,12 @@ func fill(text string, tmpl *template.Template, src string, insecure bool) (stri
 }
 
 // dedupe keeps the first of items that name the same source and
-// destination, and refuses two sources for one destination.
+// destination with the same command and options, and refuses the same pair
+// with other options (one of them would vanish) and two sources for one
+// destination.
 func dedupe(items []Item) ([]Item, error) {
 	type pair struct{ src, dst string }
-	seen := map[pair]bool{}
+	seen := map[pair]Item{}
 	dsts := map[string]Item{}
 	out := items[:0]
 	for _, it := range items {
@@ -196,10 +244,13 @@ func dedupe(items []Item) ([]Item, error) {
 			continue
 		}
 		k := pair{canonical(it.Src), canonical(it.Dst)}
-		if seen[k] {
+		if prev, ok := seen[k]; ok {
+			if prev.Command != it.Command || prev.Options.text() != it.Options.text() {
+				return nil, &PlanError{it.Where, fmt.Sprintf("%s → %s is also in the plan at %s, with other options; one of them would be lost", it.Src, it.Dst, prev.Where)}
+			}
 			continue
 		}
-		seen[k] = true
+		seen[k] = it
 		if prev, ok := dsts[k.dst]; ok {
 			return nil, &PlanError{it.Where, fmt.Sprintf("%s and %s (%s) both write to %s", it.Src, prev.Src, prev.Where, it.Dst)}
 		}

@@ -44,6 +44,26 @@ func (o Options) Over(over Options) Options {
 	return append(out, over...)
 }
 
+// value is the last value of the setting name, or "".
+func (o Options) value(name string) string {
+	v := ""
+	for _, s := range o {
+		if s.Name == name && len(s.Values) > 0 {
+			v = s.Values[len(s.Values)-1]
+		}
+	}
+	return v
+}
+
+// text is o's names and values, in order, without where they were set.
+func (o Options) text() string {
+	var b strings.Builder
+	for _, s := range o {
+		fmt.Fprintf(&b, "%s=%q;", s.Name, s.Values)
+	}
+	return b.String()
+}
+
 func (o Options) has(name string) bool {
 	for _, s := range o {
 		if s.Name == name {

@@ -256,3 +256,76 @@ func TestShard(t *testing.T) {
 		}
 	}
 }
+
+// A rerun over tags ["*"] does not take the run's own outputs (the slim tag
+// and its debug tag) as sources; nothing the plan names vanishes without a
+// word.
+func TestExpandOutputsAndSilentDrops(t *testing.T) {
+	tags := fakeLister(map[string][]string{"reg.example/web": {"1.4", "1.4-slim", "1.4-slim-debug", "1.5", "1.5-slim", "1.5-slim-dbg"}})
+	expand := func(t *testing.T, plan string) ([]Item, error) {
+		t.Helper()
+		p, err := Parse(strings.NewReader(plan), "p.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return Expand(context.Background(), p, "", false, tags)
+	}
+	srcs := func(items []Item) []string {
+		var out []string
+		for _, it := range items {
+			if it.Err != nil {
+				out = append(out, "error: "+it.Err.Error())
+				continue
+			}
+			out = append(out, it.Src+" → "+it.Dst)
+		}
+		return out
+	}
+	t.Run("outputs and debug outputs are not sources", func(t *testing.T) {
+		items, err := expand(t, "images:\n  - repository: reg.example/web\n    tags: [\"1.4*\"]\n    dst: \"{{.Repository}}:{{.Tag}}-slim\"\n")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"reg.example/web:1.4 → reg.example/web:1.4-slim"}
+		if d := cmp.Diff(want, srcs(items)); d != "" {
+			t.Errorf("(-want +got):\n%s", d)
+		}
+	})
+	t.Run("debug suffix of the plan", func(t *testing.T) {
+		items, err := expand(t, "defaults:\n  debug-suffix: -dbg\nimages:\n  - repository: reg.example/web\n    tags: [\"1.5*\"]\n    dst: \"{{.Repository}}:{{.Tag}}-slim\"\n")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"reg.example/web:1.5 → reg.example/web:1.5-slim"}
+		if d := cmp.Diff(want, srcs(items)); d != "" {
+			t.Errorf("(-want +got):\n%s", d)
+		}
+	})
+	t.Run("a pattern that matches nothing", func(t *testing.T) {
+		items, err := expand(t, "images:\n  - repository: reg.example/web\n    tags: [\"1.4\", \"2.*\"]\n    dst: \"{{.Repository}}:{{.Tag}}-slim\"\n")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{`error: tag pattern "2.*" matches no tag of reg.example/web (6 tags)`, "reg.example/web:1.4 → reg.example/web:1.4-slim"}
+		if d := cmp.Diff(want, srcs(items)); d != "" {
+			t.Errorf("(-want +got):\n%s", d)
+		}
+	})
+	t.Run("a template that writes the source stays, to be refused", func(t *testing.T) {
+		items, err := expand(t, "images:\n  - repository: reg.example/web\n    tags: [\"1.4\"]\n    dst: \"{{.Repository}}:{{.Tag}}\"\n")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"reg.example/web:1.4 → reg.example/web:1.4"}
+		if d := cmp.Diff(want, srcs(items)); d != "" {
+			t.Errorf("(-want +got):\n%s", d)
+		}
+	})
+	t.Run("one pair with other options", func(t *testing.T) {
+		_, err := expand(t, "images:\n  - src: reg.example/web:1.4\n    dst: reg.example/web:1.4-slim\n  - src: reg.example/web:1.4\n    dst: reg.example/web:1.4-slim\n    options:\n      squash: none\n")
+		var pe *PlanError
+		if !errors.As(err, &pe) || !strings.Contains(err.Error(), "p.yaml:4: reg.example/web:1.4 → reg.example/web:1.4-slim is also in the plan at p.yaml:2, with other options") {
+			t.Errorf("got %v", err)
+		}
+	})
+}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/layerslim/layerslim/compress"
 	"github.com/layerslim/layerslim/elf"
+	"github.com/layerslim/layerslim/internal/blob"
 	"github.com/layerslim/layerslim/manifest"
 )
 
@@ -111,6 +112,9 @@ func Index(ctx context.Context, idx v1.ImageIndex, opts ...Option) (*Result, err
 	im, err := idx.IndexManifest()
 	if err != nil {
 		return nil, fmt.Errorf("reading index: %w", err)
+	}
+	if err := manifest.CheckNotNested(im); err != nil {
+		return nil, err
 	}
 	type child struct {
 		desc v1.Descriptor
@@ -212,6 +216,11 @@ func Index(ctx context.Context, idx v1.ImageIndex, opts ...Option) (*Result, err
 		out.images[d.Digest] = img
 		descs = append(descs, d)
 		rep.Images = append(rep.Images, ir)
+	}
+	descs, rep.Dropped = dropStaleAttestations(descs, rep.Images)
+	rep.Kept, _ = dropStaleAttestations(rep.Kept, rep.Images)
+	for _, d := range rep.Dropped {
+		delete(out.images, d.Digest)
 	}
 	if o.dual() {
 		sortVariants(descs)
@@ -372,8 +381,8 @@ func (r *run) planImage(ctx context.Context, img v1.Image, plat *v1.Platform) (*
 	if err != nil {
 		return nil, fmt.Errorf("reading config %s: %w", mf.Config.Digest, err)
 	}
-	if d, n, _ := v1.SHA256(bytesReader(config)); mf.Config.Digest.Algorithm == "sha256" && (d != mf.Config.Digest || (mf.Config.Size > 0 && n != mf.Config.Size)) {
-		return nil, fmt.Errorf("config %s (%d bytes) reads as %s (%d bytes): %w", mf.Config.Digest, mf.Config.Size, d, n, ErrDigestMismatch)
+	if err := blob.Check(config, mf.Config); err != nil {
+		return nil, fmt.Errorf("config %s (%d bytes): %w", mf.Config.Digest, mf.Config.Size, err)
 	}
 	cf, err := v1.ParseConfigFile(bytesReader(config))
 	if err != nil {

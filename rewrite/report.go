@@ -113,6 +113,10 @@ type Report struct {
 	// Kept lists index entries copied as they were (attestations and other
 	// non-image manifests), by digest.
 	Kept []v1.Descriptor `json:"kept,omitempty"`
+	// Dropped lists the attestation entries left out of the output index:
+	// they describe a source image that was replaced (BuildKit's
+	// vnd.docker.reference.digest names it), not the image written.
+	Dropped []v1.Descriptor `json:"droppedAttestations,omitempty"`
 	// SourceBytes and OutputBytes add up the distinct layer blobs.
 	SourceBytes int64         `json:"sourceBytes"`
 	OutputBytes int64         `json:"outputBytes"`

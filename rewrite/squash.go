@@ -138,6 +138,9 @@ func processSquash(ctx context.Context, spec *squashSpec, o *options, platform s
 		pre := ahead[i]
 		delete(ahead, i)
 		if err := m.layer(i, pre); err != nil {
+			if i == len(spec.all)-1 {
+				return layerOut{}, err // the merge's task is named by its top layer
+			}
 			return layerOut{}, fmt.Errorf("layer %s: %w", spec.all[i].desc.Digest, err)
 		}
 	}

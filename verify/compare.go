@@ -6,29 +6,21 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
-// compareTrees compares two merged filesystems path by path. It returns
-// the number of paths compared and the differences (unsorted).
+// compareTrees compares two merged filesystems path by path, walking them
+// side by side in sorted order. It returns the number of paths compared
+// and the differences (unsorted).
 func compareTrees(st, dt *tree, dropped func(string, bool) (string, bool)) (int, []Difference) {
-	sm, dm := st.flatten(), dt.flatten()
-	keys := slices.Collect(maps.Keys(sm))
-	for p := range dm {
-		if sm[p] == nil {
-			keys = append(keys, p)
-		}
-	}
-	sort.Strings(keys)
-	sl, dl := hardlinks(sm), hardlinks(dm)
-
+	sl, dl := st.linkGroups(), dt.linkGroups()
 	var diffs []Difference
-	for _, p := range keys {
-		s, d := sm[p], dm[p]
+	n := 0
+	walkBoth(st.root, dt.root, func(p string, s, d *node) {
+		n++
 		switch {
 		case d == nil:
 			diff := Difference{Path: p, What: WhatMissing, Source: describe(s), Output: "(missing)", Verdict: Violation, Reason: "not dropped by the rewrite options"}
@@ -45,14 +37,14 @@ func compareTrees(st, dt *tree, dropped func(string, bool) (string, bool)) (int,
 			diffs = append(diffs, Difference{Path: p, What: WhatAdded, Source: "(missing)", Output: describe(d), Verdict: Violation, Reason: "not in SRC"})
 		default:
 			diffs = append(diffs, compareNodes(p, s, d)...)
-			so, do := linkedWith(sl[p], p, dm), linkedWith(dl[p], p, sm)
+			so, do := linkedWith(sl[p], p, dt), linkedWith(dl[p], p, st)
 			if !slices.Equal(so, do) {
 				diffs = append(diffs, Difference{Path: p, What: WhatHardlink, Source: describeLinks(so), Output: describeLinks(do), Verdict: Violation})
 			}
 		}
-	}
+	})
 	acceptEmptiedDirs(diffs)
-	return len(keys), diffs
+	return n, diffs
 }
 
 // acceptEmptiedDirs accepts a missing implicit directory (one no entry
@@ -83,10 +75,10 @@ func acceptEmptiedDirs(diffs []Difference) {
 
 // linkedWith returns the paths of group, other than p, that the other tree
 // also has: a hardlink partner dropped from one side does not count.
-func linkedWith(group []string, p string, other map[string]*node) []string {
+func linkedWith(group []string, p string, other *tree) []string {
 	var out []string
 	for _, q := range group {
-		if q != p && other[q] != nil {
+		if q != p && other.has(q) {
 			out = append(out, q)
 		}
 	}

@@ -170,10 +170,12 @@ func (c *cache) compare(ctx context.Context, sp, dp *imagePlan) (*Result, error)
 	if err != nil {
 		return nil, err
 	}
+	c.dropRecords(sp, dp) // those of SRC's layers that DST does not share
 	dt, err := c.merge(dp)
 	if err != nil {
 		return nil, err
 	}
+	c.dropRecords(dp)
 	if err := c.checkDiffIDs(sp); err != nil {
 		return nil, err
 	}
@@ -205,6 +207,19 @@ func (c *cache) compare(ctx context.Context, sp, dp *imagePlan) (*Result, error)
 	})
 	res.Violations = res.Count(Violation)
 	return res, nil
+}
+
+// dropRecords forgets the entries (not the diff_id) of the layers of p
+// that no later comparison needs, once merged: the trees hold what the
+// comparison needs, and on an image of many files the records of every
+// layer held until the end doubled the memory. Layers of keep are left.
+func (c *cache) dropRecords(p *imagePlan, keep ...*imagePlan) {
+	kept := distinct(keep...)
+	for _, d := range p.descs {
+		if s := c.scans[d.Digest]; s != nil && !kept[d.Digest] && c.uses[d.Digest] <= 1 {
+			s.records = nil
+		}
+	}
 }
 
 // merge applies the scanned layers of p bottom-up.

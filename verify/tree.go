@@ -3,13 +3,15 @@ package verify
 import (
 	"archive/tar"
 	"fmt"
-	"sort"
 	"strings"
 )
 
-// dirent is one path of a merged filesystem.
+// dirent is one path of a merged filesystem. Its node is shared with the
+// layer record it came from (nodes are never changed once made: link
+// copies before it sets an inode), so a tree costs little beyond its
+// layers' records.
 type dirent struct {
-	node
+	*node
 	kids map[string]*dirent // set for directories only
 }
 
@@ -25,8 +27,8 @@ func newTree() *tree {
 
 // implicitDir is a directory that no entry describes: a runtime creates it
 // for the paths below it, with metadata of its own choosing.
-func implicitDir() node {
-	return node{typ: tar.TypeDir, implicit: true, mode: 0o755}
+func implicitDir() *node {
+	return &node{typ: tar.TypeDir, implicit: true, mode: 0o755}
 }
 
 // find returns the entry at clean path p, or nil.
@@ -89,7 +91,7 @@ func (t *tree) apply(s *layerScan) error {
 	for _, r := range s.records {
 		switch r.op {
 		case opPut:
-			t.put(r.name, r.node)
+			t.put(r.name, &r.node)
 		case opLink:
 			if err := t.link(r.name, r.target); err != nil {
 				return err
@@ -101,7 +103,7 @@ func (t *tree) apply(s *layerScan) error {
 
 // put sets the node at p. A directory over a directory keeps the children;
 // anything else replaces the path and what was below it.
-func (t *tree) put(p string, n node) {
+func (t *tree) put(p string, n *node) {
 	if p == "" {
 		if n.typ == tar.TypeDir {
 			t.root.node = n
@@ -134,8 +136,12 @@ func (t *tree) link(p, target string) error {
 		return fmt.Errorf("%s: hardlink to %s, which is a directory", p, target)
 	}
 	if src.inode == 0 {
+		// A copy: the node may be shared with a record, and with the
+		// tree of another image that has the same layer.
+		cp := *src.node
 		t.inodes++
-		src.inode = t.inodes
+		cp.inode = t.inodes
+		src.node = &cp
 	}
 	t.put(p, src.node)
 	return nil
@@ -143,42 +149,3 @@ func (t *tree) link(p, target string) error {
 
 // rootPath is how differences name the root directory.
 const rootPath = "."
-
-// flatten lists every path of t with its node; the root is ".".
-func (t *tree) flatten() map[string]*node {
-	m := map[string]*node{rootPath: &t.root.node}
-	var walk func(prefix string, d *dirent)
-	walk = func(prefix string, d *dirent) {
-		for name, k := range d.kids {
-			p := prefix + name
-			m[p] = &k.node
-			if k.kids != nil {
-				walk(p+"/", k)
-			}
-		}
-	}
-	walk("", t.root)
-	return m
-}
-
-// hardlinks maps each path that shares its inode with other paths to the
-// sorted list of all of them.
-func hardlinks(m map[string]*node) map[string][]string {
-	groups := map[int][]string{}
-	for p, n := range m {
-		if n.inode != 0 {
-			groups[n.inode] = append(groups[n.inode], p)
-		}
-	}
-	out := map[string][]string{}
-	for _, g := range groups {
-		if len(g) < 2 {
-			continue
-		}
-		sort.Strings(g)
-		for _, p := range g {
-			out[p] = g
-		}
-	}
-	return out
-}

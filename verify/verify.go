@@ -264,6 +264,9 @@ func indexImages(idx v1.ImageIndex, role string) ([]*imagePlan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading %s index: %w", role, err)
 	}
+	if err := manifest.CheckNotNested(im); err != nil {
+		return nil, fmt.Errorf("%s: %w", role, err)
+	}
 	var out []*imagePlan
 	for _, d := range im.Manifests {
 		if !d.MediaType.IsImage() || isAttestation(d) {

@@ -5,14 +5,18 @@
 package blob
 
 import (
+	"bytes"
 	"context"
-	"crypto/sha256"
+	_ "crypto/sha256" // the digest algorithms go-digest knows, linked in
+	_ "crypto/sha512"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
 	"io"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/layerslim/layerslim/compress"
 )
@@ -21,29 +25,63 @@ import (
 // match its descriptor: another digest, or another size.
 var ErrDigestMismatch = errors.New("digest mismatch")
 
+// ErrUnsupportedDigest is wrapped by the error for a descriptor whose digest
+// algorithm go-digest does not know: such a blob cannot be verified, so it
+// is not used.
+var ErrUnsupportedDigest = errors.New("unsupported digest algorithm")
+
+// hasher returns a hash for the algorithm of want: any algorithm go-digest
+// knows (sha256, sha384, sha512); sha256 when want is the zero Hash (the
+// digest is then computed, not checked).
+func hasher(want v1.Hash) (digest.Algorithm, hash.Hash, error) {
+	if want == (v1.Hash{}) {
+		return digest.SHA256, digest.SHA256.Hash(), nil
+	}
+	alg := digest.Algorithm(want.Algorithm)
+	if !alg.Available() {
+		return alg, nil, fmt.Errorf("%w %q in %s (layerslim verifies sha256, sha384 and sha512)", ErrUnsupportedDigest, want.Algorithm, want)
+	}
+	return alg, alg.Hash(), nil
+}
+
+// Check verifies that b is the blob desc describes: its digest, by the
+// descriptor's algorithm, and its size (when the descriptor gives one).
+func Check(b []byte, desc v1.Descriptor) error {
+	r := NewReader(context.Background(), bytes.NewReader(b), desc.Digest, desc.Size, nil)
+	return r.Finish()
+}
+
 // Reader passes a blob through, counting and hashing it.
 type Reader struct {
 	ctx      context.Context
 	r        io.Reader
 	want     v1.Hash
 	size     int64
+	alg      digest.Algorithm
 	h        hash.Hash
+	err      error // an algorithm that cannot be verified
 	n        int64
 	progress func(int64)
 	unsent   int64
 }
 
-// NewReader reads r, a blob that should hash to want (checked when it is a
-// sha256 digest) and hold size bytes (checked when positive). progress, if
-// not nil, hears of the bytes read every few MiB.
+// NewReader reads r, a blob that should hash to want (by want's algorithm:
+// sha256, sha384 or sha512; not checked when want is the zero Hash) and
+// hold size bytes (checked when positive). A digest of another algorithm
+// fails the first Read with ErrUnsupportedDigest. progress, if not nil,
+// hears of the bytes read every few MiB.
 func NewReader(ctx context.Context, r io.Reader, want v1.Hash, size int64, progress func(int64)) *Reader {
-	return &Reader{ctx: ctx, r: r, want: want, size: size, h: sha256.New(), progress: progress}
+	alg, h, err := hasher(want)
+	return &Reader{ctx: ctx, r: r, want: want, size: size, alg: alg, h: h, err: err, progress: progress}
 }
 
 // Read reads, stopping when the context is done, and as soon as the blob
 // holds more bytes than its descriptor says: a blob that never ends must
 // not fill a disk.
 func (r *Reader) Read(p []byte) (int, error) {
+	if r.err != nil {
+		return 0, r.err
+	}
 	if err := r.ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -66,9 +104,13 @@ func (r *Reader) Read(p []byte) (int, error) {
 // N is the number of bytes read.
 func (r *Reader) N() int64 { return r.n }
 
-// Digest is the sha256 of the bytes read.
+// Digest is the digest of the bytes read, by the algorithm of the digest
+// they should have (sha256 when none was given).
 func (r *Reader) Digest() v1.Hash {
-	return v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", r.h.Sum(nil))}
+	if r.h == nil {
+		return v1.Hash{}
+	}
+	return v1.Hash{Algorithm: string(r.alg), Hex: hex.EncodeToString(r.h.Sum(nil))}
 }
 
 // Finish reads what is left (a decompressor may stop before the end of its
@@ -81,7 +123,7 @@ func (r *Reader) Finish() error {
 		r.progress(r.unsent)
 		r.unsent = 0
 	}
-	if r.want.Algorithm == "sha256" {
+	if r.want != (v1.Hash{}) {
 		if got := r.Digest(); got != r.want {
 			return fmt.Errorf("blob content hashes to %s: %w", got, ErrDigestMismatch)
 		}

@@ -10,6 +10,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/klauspost/compress/gzip"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/layerslim/layerslim/compress"
 )
@@ -85,3 +86,48 @@ func TestReaderStopsPastTheDescriptorSize(t *testing.T) {
 type zeros struct{}
 
 func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+func digestOf(alg digest.Algorithm, b []byte) v1.Hash {
+	return v1.Hash{Algorithm: string(alg), Hex: alg.FromBytes(b).Encoded()}
+}
+
+// A blob is verified by its descriptor's algorithm, whichever go-digest
+// knows: a sha512 (or sha384) blob whose bytes do not match is refused as a
+// sha256 one is.
+func TestReaderVerifiesEveryAlgorithm(t *testing.T) {
+	data := gz(strings.Repeat("layer ", 1000))
+	tampered := append([]byte{}, data...)
+	tampered[len(tampered)/2] ^= 0xff
+	for _, alg := range []digest.Algorithm{digest.SHA256, digest.SHA384, digest.SHA512} {
+		want := digestOf(alg, data)
+		for _, tc := range []struct {
+			name string
+			blob []byte
+			ok   bool
+		}{{"right", data, true}, {"tampered", tampered, false}} {
+			t.Run(string(alg)+"/"+tc.name, func(t *testing.T) {
+				r := NewReader(context.Background(), bytes.NewReader(tc.blob), want, int64(len(data)), nil)
+				err := r.Finish()
+				if tc.ok != (err == nil) || (!tc.ok && !errors.Is(err, ErrDigestMismatch)) {
+					t.Errorf("Finish() = %v", err)
+				}
+				if err := Check(tc.blob, v1.Descriptor{Digest: want, Size: int64(len(data))}); tc.ok != (err == nil) {
+					t.Errorf("Check() = %v", err)
+				}
+			})
+		}
+	}
+}
+
+// An algorithm go-digest does not know is refused by name, not skipped.
+func TestReaderRefusesUnknownAlgorithm(t *testing.T) {
+	data := gz("x")
+	want := v1.Hash{Algorithm: "md5", Hex: strings.Repeat("0", 32)}
+	_, err := OpenReader(context.Background(), io.NopCloser(bytes.NewReader(data)), v1.Descriptor{Digest: want}, nil)
+	if !errors.Is(err, ErrUnsupportedDigest) || !strings.Contains(err.Error(), `"md5"`) {
+		t.Errorf("OpenReader() = %v, want the algorithm refused by name", err)
+	}
+	if err := Check(data, v1.Descriptor{Digest: want}); !errors.Is(err, ErrUnsupportedDigest) {
+		t.Errorf("Check() = %v", err)
+	}
+}

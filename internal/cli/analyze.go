@@ -234,7 +234,7 @@ func (o *analyzeOptions) gates(reps []*analyze.ImageReport) []string {
 // parseGatePercent accepts "10", "10%" and "12.5%".
 func parseGatePercent(s string) (float64, error) {
 	v, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(s), "%")), 64)
-	if err != nil || v < 0 || v > 100 {
+	if err != nil || !(v >= 0 && v <= 100) { // NaN compares false both ways
 		return 0, fmt.Errorf("%q: want a percentage from 0 to 100, like 10 or 10%%", s)
 	}
 	return v, nil

@@ -205,6 +205,11 @@ func (o *batchOptions) run(cmd *cobra.Command, planArg string) error {
 	if shard.Count > 1 {
 		where = fmt.Sprintf(" (shard %s of a plan of %d)", shard, total)
 	}
+	if o.report != "" {
+		if err := imageref.CheckWritableFile(o.report); err != nil {
+			return fmt.Errorf("--report: %w", err)
+		}
+	}
 	fmt.Fprintf(stderr, "batch: %d image(s)%s, %d at a time\n", len(items), where, o.jobs)
 	rep, err := batch.Run(ctx, items, batch.Config{
 		Jobs:     o.jobs,
@@ -339,6 +344,12 @@ func (b *batchJob) OptionsText() string                { return b.text }
 // destination takes our credentials, the rewrite, the writes, and the
 // signature warnings and SBOM copies after them.
 func (b *batchJob) Run(ctx context.Context, source *imageref.Source, extra ...rewrite.Option) (*batch.Outcome, error) {
+	if err := b.j.checkSource(source, b.dst, b.dbg); err != nil {
+		return nil, err
+	}
+	if err := imageref.CheckLayersPresent(source, b.dst); err != nil {
+		return nil, err
+	}
 	sc, err := b.j.checkSigned(ctx, b.w, b.src, source, b.ro)
 	if err != nil {
 		return nil, err

@@ -3,16 +3,20 @@ package cli_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/layerslim/layerslim/internal/cli"
@@ -161,5 +165,46 @@ func TestBatchSignedPolicy(t *testing.T) {
 	_, stderr, code = runStdin(t, stdin, append(args, "--set", "signed=fail")...)
 	if code != 1 || !strings.Contains(stderr, "0 done, 1 skipped, 1 failed") || !strings.Contains(stderr, "--signed=fail") {
 		t.Errorf("signed=fail: exit %d\n%s", code, stderr)
+	}
+}
+
+// batch --jobs 4 writing four images into one new OCI layout keeps all four
+// tags: the writers take turns with index.json.
+func TestBatchJobsOneLayout(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "src")
+	p, err := layout.Write(src, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdin strings.Builder
+	dst := filepath.Join(t.TempDir(), "dst")
+	tags := []string{"1", "2", "3", "4", "5", "6"}
+	for _, tag := range tags {
+		img := testenv.GzipImage(t, testenv.Platform(t, "linux/amd64"),
+			testenv.TarLayer(t, []testenv.File{testenv.Dir("app"), testenv.Reg("app/"+tag, strings.Repeat(tag, 5000))}))
+		if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": tag})); err != nil {
+			t.Fatal(err)
+		}
+		stdin.WriteString("oci:" + src + ":" + tag + " oci:" + dst + ":" + tag + "\n")
+	}
+	_, stderr, code := runStdin(t, stdin.String(), "batch", "-", "--command", "recompress", "--jobs", "4", "--cache-dir", t.TempDir())
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	ii, err := layout.ImageIndexFromPath(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := ii.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, d := range im.Manifests {
+		got = append(got, d.Annotations["org.opencontainers.image.ref.name"])
+	}
+	sort.Strings(got)
+	if fmt.Sprint(got) != fmt.Sprint(tags) {
+		t.Errorf("index.json holds tags %v, want %v\n%s", got, tags, stderr)
 	}
 }

@@ -4,9 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
-	"path/filepath"
-	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -60,10 +59,23 @@ func (j *job) run(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
+	if o.report != "" {
+		if err := imageref.CheckWritableFile(o.report); err != nil {
+			return fmt.Errorf("--report: %w", err)
+		}
+	}
 	ro := registryOptions(cmd, j.registry())
 	source, err := imageref.Open(ctx, src, ro)
 	if err != nil {
 		return err
+	}
+	if err := j.checkSource(source, dst, dbgRef); err != nil {
+		return err
+	}
+	if !j.dryRun {
+		if err := imageref.CheckLayersPresent(source, dst); err != nil {
+			return fmt.Errorf("%s → %s: %w", src, dst, err)
+		}
 	}
 	sc, err := j.checkSigned(ctx, stderr, src, source, ro)
 	if err != nil {
@@ -92,6 +104,7 @@ func (j *job) run(cmd *cobra.Command) error {
 	res, written, debugWritten := out.res, out.written, out.debugWritten
 	hasDebug := out.hasDebug()
 	printSummary(stderr, res.Report)
+	warnDroppedAttestations(stderr, res.Report)
 	verb := "wrote"
 	if j.dryRun {
 		verb = "dry run, not written:"
@@ -153,8 +166,28 @@ func (j *job) refs() (src, dst, dbgRef imageref.Ref, err error) {
 		if imageref.Same(src, dbgRef) {
 			return src, dst, dbgRef, usagef("the debug image %s would replace SRC; choose another with --debug-to or --debug-suffix", dbgRef)
 		}
+		if imageref.Same(dst, dbgRef) || imageref.Same(dbgRef, dst) {
+			return src, dst, dbgRef, usagef("the debug image %s would be replaced by DST %s; choose another with --debug-to or --debug-suffix", dbgRef, dst)
+		}
 	}
 	return src, dst, dbgRef, nil
+}
+
+// checkSource repeats the checks of refs with the source as it was found:
+// oci:DIR read without a tag is its entry's tag (writing oci:DIR:v1 replaces
+// the only entry v1 of DIR).
+func (j *job) checkSource(source *imageref.Source, dst, dbgRef imageref.Ref) error {
+	src := source.Named()
+	if src.Tag == source.Ref.Tag {
+		return nil
+	}
+	if imageref.Same(src, dst) && !j.o.overwrite {
+		return usagef("DST %s names the same image as SRC %s (its only entry is %s); pass --overwrite to replace it", dst, source.Ref, src)
+	}
+	if j.debug && imageref.Same(src, dbgRef) {
+		return usagef("the debug image %s would replace SRC %s (its only entry is %s); choose another with --debug-to or --debug-suffix", dbgRef, source.Ref, src)
+	}
+	return nil
 }
 
 // options are j's rewrite options: those that shape the output, jobs and
@@ -259,36 +292,33 @@ func debugRef(dst imageref.Ref, to, suffix string, insecure bool) (imageref.Ref,
 	if suffix == "" {
 		return dst, usagef("--debug-suffix must not be empty")
 	}
-	r := dst
 	switch dst.Kind {
 	case imageref.Registry:
-		tag, ok := dst.Name.(name.Tag)
-		if !ok {
-			return r, usagef("DST %s is a digest: name the debug image with --debug-to, or pass --no-debug-image", dst)
+		if _, ok := dst.Name.(name.Tag); !ok {
+			return dst, usagef("DST %s is a digest: name the debug image with --debug-to, or pass --no-debug-image", dst)
 		}
-		var opts []name.Option
-		if insecure {
-			opts = append(opts, name.Insecure)
-		}
-		t, err := name.NewTag(tag.Context().String()+":"+tag.TagStr()+suffix, opts...)
-		if err != nil {
-			return r, &UsageError{Err: fmt.Errorf("debug image tag: %w", err)}
-		}
-		r.Name = t
 	case imageref.OCI:
 		if dst.Digest.Hex != "" {
-			return r, usagef("DST %s is a digest: name the debug image with --debug-to, or pass --no-debug-image", dst)
+			return dst, usagef("DST %s is a digest: name the debug image with --debug-to, or pass --no-debug-image", dst)
 		}
-		r.Tag = dst.Tag + suffix
-		if dst.Tag == "" {
-			r.Tag = "latest" + suffix
-		}
-	case imageref.DockerArchive:
-		ext := filepath.Ext(dst.Path)
-		r.Path = strings.TrimSuffix(dst.Path, ext) + suffix + ext
-		if dst.Tag != "" {
-			r.Tag = dst.Tag + suffix
+	}
+	r, err := imageref.WithSuffix(dst, suffix, insecure)
+	if err != nil {
+		return r, &UsageError{Err: fmt.Errorf("debug image tag: %w", err)}
+	}
+	if r.Kind != imageref.Registry {
+		// The tag (or file name) made with the suffix must parse back.
+		if _, err := imageref.Parse(r.String(), insecure); err != nil {
+			return r, &UsageError{Err: fmt.Errorf("--debug-suffix %q: debug image: %w", suffix, err)}
 		}
 	}
 	return r, nil
+}
+
+// warnDroppedAttestations says which attestations the output index left out.
+func warnDroppedAttestations(w io.Writer, r rewrite.Report) {
+	for _, d := range r.Dropped {
+		fmt.Fprintf(w, "warning: attestation %s dropped: it describes the source image %s, which the output replaces; attest the new image again\n",
+			d.Digest, d.Annotations["vnd.docker.reference.digest"])
+	}
 }

@@ -136,6 +136,13 @@ func singlePlatform(idx v1.ImageIndex, want []v1.Platform) (v1.Image, error) {
 			found = append(found, d)
 		}
 	}
+	if len(found) > 1 && len(want) > 0 {
+		var ds []string
+		for _, d := range found {
+			ds = append(ds, d.Digest.String()+" ("+d.Platform.String()+")")
+		}
+		return nil, usagef("a docker-archive holds one image but --platform selects %d images of SRC: %s; name one by its digest as SRC", len(found), strings.Join(ds, ", "))
+	}
 	if len(found) != 1 {
 		var ps []string
 		for _, d := range im.Manifests {

@@ -85,6 +85,30 @@ type tarEntry struct {
 	magic    []byte // the first bytes of a regular file
 }
 
+// checkArchiveFile refuses, with a message that says why, what cannot be
+// read as a `docker save` tarball: anything but a regular file (a pipe
+// such as /dev/stdin: the archive is read more than once), and an archive
+// that is compressed as a whole (`docker save | gzip`).
+func checkArchiveFile(file string) error {
+	f, err := openRegular(file)
+	if errors.Is(err, ErrNotRegular) {
+		return fmt.Errorf("%w; layerslim reads a docker-archive more than once, so it must be a file: save it to one first (docker save -o FILE)", err)
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	magic := make([]byte, 4)
+	n, _ := io.ReadFull(f, magic)
+	switch detectCodec(magic[:n]) {
+	case codecGzip:
+		return fmt.Errorf("%s is a gzip-compressed archive, not a docker save tarball: decompress it first (gunzip -c %s > FILE.tar)", file, file)
+	case codecZstd:
+		return fmt.Errorf("%s is a zstd-compressed archive, not a docker save tarball: decompress it first (zstd -d %s -o FILE.tar)", file, file)
+	}
+	return nil
+}
+
 // scanArchive reads the tar headers of file once, and the first four bytes
 // of each regular file. Member bodies are skipped (the tar reader seeks over
 // them in an *os.File).
@@ -187,14 +211,28 @@ func selectArchiveImage(m tarball.Manifest, tag *name.Tag) (*tarball.Descriptor,
 		}
 		return nil, fmt.Errorf("%w: the archive holds %d images, name one with docker-archive:FILE:REPO:TAG (available: %s)", ErrAmbiguous, len(m), repoTags(m))
 	}
+	var found []int
 	for i := range m {
 		for _, rt := range m[i].RepoTags {
 			if t, err := name.NewTag(rt); err == nil && t.Name() == tag.Name() {
-				return &m[i], nil
+				found = append(found, i)
+				break
 			}
 		}
 	}
-	return nil, fmt.Errorf("%w: tag %s is not in the archive (available: %s)", ErrNotFound, tag, repoTags(m))
+	switch {
+	case len(found) == 0:
+		return nil, fmt.Errorf("%w: tag %s is not in the archive (available: %s)", ErrNotFound, tag, repoTags(m))
+	case len(found) > 1:
+		// `docker load` would give the tag to the last; no reader agrees
+		// on which is meant.
+		var cfgs []string
+		for _, i := range found {
+			cfgs = append(cfgs, m[i].Config)
+		}
+		return nil, fmt.Errorf("%w: tag %s names %d images in the archive (configs %s)", ErrAmbiguous, tag, len(found), strings.Join(cfgs, ", "))
+	}
+	return &m[found[0]], nil
 }
 
 func repoTags(m tarball.Manifest) string {
@@ -222,6 +260,16 @@ func openArchive(file, tag string) (v1.Image, error) {
 		}
 		t = &nt
 	}
+	if err := checkArchiveFile(file); err != nil {
+		return nil, err
+	}
+	entries, err := scanArchive(file)
+	if err != nil {
+		return nil, err
+	}
+	if e, ok := entries["manifest.json"]; ok && e.size > MaxIndexJSONSize {
+		return nil, fmt.Errorf("manifest.json: %w: %d bytes, more than the %d allowed", ErrTooLarge, e.size, MaxIndexJSONSize)
+	}
 	m, err := tarball.LoadManifest(func() (io.ReadCloser, error) { return os.Open(file) })
 	if err != nil {
 		return nil, err
@@ -229,6 +277,9 @@ func openArchive(file, tag string) (v1.Image, error) {
 	desc, err := selectArchiveImage(m, t)
 	if err != nil {
 		return nil, err
+	}
+	if _, e, err := resolve(entries, desc.Config); err == nil && e.size > MaxConfigSize {
+		return nil, fmt.Errorf("config %s: %w: %d bytes, more than the %d allowed", desc.Config, ErrTooLarge, e.size, MaxConfigSize)
 	}
 	base, err := tarball.ImageFromPath(file, t)
 	if err != nil {
@@ -246,10 +297,6 @@ func openArchive(file, tag string) (v1.Image, error) {
 		return nil, fmt.Errorf("manifest.json lists %d layers but the config has %d diff_ids", len(desc.Layers), len(cfg.RootFS.DiffIDs))
 	}
 	configName, _, err := v1.SHA256(bytes.NewReader(rawConfig))
-	if err != nil {
-		return nil, err
-	}
-	entries, err := scanArchive(file)
 	if err != nil {
 		return nil, err
 	}

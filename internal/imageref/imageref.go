@@ -11,11 +11,14 @@
 package imageref
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -270,7 +273,9 @@ func (r Ref) String() string {
 // A source or destination given by digest is never the same: content by
 // digest cannot be overwritten. Directories and files are compared by path
 // and, when both exist, by identity (os.SameFile), so symbolic links and
-// hard links are seen through.
+// hard links are seen through. Registries are compared as the connection
+// sees them: the same port, and host names that resolve to a common
+// address (127.0.0.1:5000 and localhost:5000 are one registry).
 func Same(src, dst Ref) bool {
 	if src.Kind != dst.Kind {
 		return false
@@ -279,7 +284,8 @@ func Same(src, dst Ref) bool {
 	case Registry:
 		st, ok1 := src.Name.(name.Tag)
 		dt, ok2 := dst.Name.(name.Tag)
-		return ok1 && ok2 && st.Context().Name() == dt.Context().Name() && st.TagStr() == dt.TagStr()
+		return ok1 && ok2 && st.TagStr() == dt.TagStr() && st.RepositoryStr() == dt.RepositoryStr() &&
+			sameRegistry(st.Registry, dt.Registry)
 	case OCI:
 		return src.Digest == (v1.Hash{}) && dst.Digest == (v1.Hash{}) && src.Tag == dst.Tag && samePath(src.Path, dst.Path)
 	case DockerArchive:
@@ -288,19 +294,128 @@ func Same(src, dst Ref) bool {
 	return false
 }
 
+// WithSuffix is the reference next to r that a companion image (the debug
+// image of r) takes: r's tag with suffix added (latest+suffix for an
+// untagged layout), or for a docker-archive the file name with suffix
+// before its extension (and the tag, if any, with suffix). r must not be a
+// reference by digest.
+func WithSuffix(r Ref, suffix string, insecure bool) (Ref, error) {
+	out := r
+	switch r.Kind {
+	case Registry:
+		tag, ok := r.Name.(name.Tag)
+		if !ok {
+			return out, fmt.Errorf("%s is a digest", r)
+		}
+		var opts []name.Option
+		if insecure {
+			opts = append(opts, name.Insecure)
+		}
+		t, err := name.NewTag(tag.Context().String()+":"+tag.TagStr()+suffix, opts...)
+		if err != nil {
+			return out, err
+		}
+		out.Name = t
+	case OCI:
+		if r.Digest != (v1.Hash{}) {
+			return out, fmt.Errorf("%s is a digest", r)
+		}
+		out.Tag = r.Tag + suffix
+		if r.Tag == "" {
+			out.Tag = "latest" + suffix
+		}
+	case DockerArchive:
+		ext := filepath.Ext(r.Path)
+		out.Path = strings.TrimSuffix(r.Path, ext) + suffix + ext
+		if r.Tag != "" {
+			out.Tag = r.Tag + suffix
+		}
+	}
+	return out, nil
+}
+
+// lookupHost resolves a registry's host name for sameRegistry.
+var lookupHost = func(host string) ([]string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return net.DefaultResolver.LookupHost(ctx, host)
+}
+
+// sameRegistry reports whether a and b name one registry: the same name, or
+// the same port on hosts that share an address.
+func sameRegistry(a, b name.Registry) bool {
+	if a.Name() == b.Name() {
+		return true
+	}
+	ha, pa := hostPort(a)
+	hb, pb := hostPort(b)
+	if pa != pb {
+		return false
+	}
+	addrs := func(h string) map[string]bool {
+		m := map[string]bool{}
+		if ip := net.ParseIP(h); ip != nil {
+			m[ip.String()] = true
+			return m
+		}
+		as, err := lookupHost(h)
+		if err != nil {
+			return m
+		}
+		for _, s := range as {
+			if ip := net.ParseIP(s); ip != nil {
+				m[ip.String()] = true
+			}
+		}
+		return m
+	}
+	aa := addrs(ha)
+	for x := range addrs(hb) {
+		if aa[x] {
+			return true
+		}
+	}
+	return false
+}
+
+// hostPort splits a registry's host and port; the default ports (443, 80,
+// or none given) are all "": an insecure registry may be reached on either.
+func hostPort(r name.Registry) (host, port string) {
+	h := r.RegistryStr()
+	host, port, err := net.SplitHostPort(h)
+	if err != nil {
+		host, port = strings.Trim(h, "[]"), ""
+	}
+	if port == "443" || port == "80" {
+		port = ""
+	}
+	return strings.ToLower(host), port
+}
+
 func samePath(a, b string) bool {
 	if filepath.Clean(a) == filepath.Clean(b) {
 		return true
 	}
-	fa, err := os.Stat(a)
-	if err != nil {
+	fa, errA := os.Stat(a)
+	fb, errB := os.Stat(b)
+	switch {
+	case errA == nil && errB == nil:
+		return os.SameFile(fa, fb)
+	case errA == nil || errB == nil:
 		return false
 	}
-	fb, err := os.Stat(b)
+	// Neither exists yet (DST and its debug image): the same name in the
+	// same directory, symbolic links resolved.
+	ra, rb := resolvedParent(a), resolvedParent(b)
+	return ra != "" && ra == rb
+}
+
+func resolvedParent(p string) string {
+	d, err := filepath.EvalSymlinks(filepath.Dir(p))
 	if err != nil {
-		return false
+		return ""
 	}
-	return os.SameFile(fa, fb)
+	return filepath.Join(d, filepath.Base(p))
 }
 
 // redactUserinfo hides what looks like user information in a reference

@@ -3,8 +3,6 @@ package imageref
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/layerslim/layerslim/internal/blob"
 	"github.com/layerslim/layerslim/manifest"
 )
 
@@ -72,12 +71,21 @@ func openLayoutForWrite(ctx context.Context, dir string, jobs int) (*layoutWrite
 	fi, err := os.Stat(dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return w, w.create()
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
 	case err != nil:
 		return nil, err
 	case !fi.IsDir():
 		return nil, fmt.Errorf("%s is not a directory", dir)
 	}
+	// Another writer may be creating the layout: look at it, and create
+	// it, holding the lock.
+	unlock, err := lockLayout(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	if _, err := os.Stat(filepath.Join(dir, indexFile)); err == nil {
 		if err := checkLayoutFile(dir); err != nil {
 			return nil, err
@@ -91,7 +99,7 @@ func openLayoutForWrite(ctx context.Context, dir string, jobs int) (*layoutWrite
 		return nil, err
 	}
 	for _, de := range des {
-		if n := de.Name(); n != layoutFile && n != "blobs" {
+		if n := de.Name(); n != layoutFile && n != "blobs" && n != lockFile && !isTemp(n) {
 			return nil, fmt.Errorf("%s is neither empty nor an OCI image layout (no index.json)", dir)
 		}
 	}
@@ -100,8 +108,11 @@ func openLayoutForWrite(ctx context.Context, dir string, jobs int) (*layoutWrite
 
 // checkLayoutFile refuses a directory whose oci-layout file is not ours to
 // extend (missing is accepted, as ggcr's reader accepts it).
+// Its imageLayoutVersion must be 1.x: a later major version may lay blobs
+// or index.json out differently.
 func checkLayoutFile(dir string) error {
-	b, err := os.ReadFile(filepath.Join(dir, layoutFile))
+	p := filepath.Join(dir, layoutFile)
+	b, err := readCapped(p, layoutFile, 64<<10)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -112,7 +123,10 @@ func checkLayoutFile(dir string) error {
 		Version string `json:"imageLayoutVersion"`
 	}
 	if err := json.Unmarshal(b, &l); err != nil || l.Version == "" {
-		return fmt.Errorf("%s: not an OCI image layout file", filepath.Join(dir, layoutFile))
+		return fmt.Errorf("%s: not an OCI image layout file", p)
+	}
+	if !strings.HasPrefix(l.Version, "1.") {
+		return fmt.Errorf("%s: imageLayoutVersion %q is not supported (layerslim reads and writes 1.x)", p, l.Version)
 	}
 	return nil
 }
@@ -316,18 +330,17 @@ func (w *layoutWriter) writeBlob(h v1.Hash, size int64, open func() (io.ReadClos
 	if err := f.Chmod(0o644); err != nil {
 		return err
 	}
-	hw := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, hw), ctxReader{w.ctx, rc})
+	// Checked by h's own algorithm (any go-digest knows; others refused).
+	br := blob.NewReader(w.ctx, rc, h, size, nil)
+	n, err := io.Copy(f, br)
 	if err != nil {
 		return err
 	}
 	if size >= 0 && n != size {
 		return fmt.Errorf("got %d bytes, want %d", n, size)
 	}
-	if h.Algorithm == "sha256" {
-		if got := hex.EncodeToString(hw.Sum(nil)); got != h.Hex {
-			return fmt.Errorf("the bytes hash to sha256:%s", got)
-		}
+	if err := br.Finish(); err != nil {
+		return err
 	}
 	if err := f.Sync(); err != nil {
 		return err
@@ -415,8 +428,14 @@ func (w *layoutWriter) linkBlob(h v1.Hash, size int64, src string) (done bool, e
 }
 
 // setIndexEntry replaces the entries of index.json that match with desc,
-// atomically, after syncing the blob directories.
+// atomically, after syncing the blob directories, holding the layout's
+// lock from the read to the rename.
 func (w *layoutWriter) setIndexEntry(desc v1.Descriptor, match func(v1.Descriptor) bool) error {
+	unlock, err := lockLayout(w.ctx, w.dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	raw, err := os.ReadFile(filepath.Join(w.dir, indexFile))
 	if err != nil {
 		return err
@@ -489,6 +508,12 @@ func (r ctxReader) Read(p []byte) (int, error) {
 // staleTemp is how old (since its last write) a temporary file must be for
 // a later write to remove it: a live writer touches its file all along.
 const staleTemp = time.Hour
+
+// isTemp reports a temporary file of a writer (or of CheckWrite), which is
+// no part of the layout.
+func isTemp(name string) bool {
+	return strings.HasPrefix(name, tempPrefix) && strings.HasSuffix(name, tempSuffix)
+}
 
 // removeStaleTemps removes the temporary files of killed runs, best effort.
 func (w *layoutWriter) removeStaleTemps() {

@@ -8,9 +8,10 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/layerslim/layerslim/manifest"
 )
 
 // Source is what a reference names: exactly one of Image or Index is set.
@@ -21,6 +22,18 @@ type Source struct {
 	Descriptor v1.Descriptor
 	Image      v1.Image
 	Index      v1.ImageIndex
+}
+
+// Named is the reference to what s holds as a write would name it: for an
+// OCI layout read without a tag or digest, the tag of the one entry it
+// found (oci:DIR whose only entry is v1 is oci:DIR:v1), so that Same sees
+// that writing oci:DIR:v1 would replace it. Otherwise s.Ref.
+func (s *Source) Named() Ref {
+	r := s.Ref
+	if r.Kind == OCI && r.Tag == "" && r.Digest == (v1.Hash{}) {
+		r.Tag = s.Descriptor.Annotations[refNameAnnotation]
+	}
+	return r
 }
 
 // Open reads, and never writes, the image or index that ref names.
@@ -79,11 +92,24 @@ func openRemote(ctx context.Context, ref Ref, o Options) (*Source, error) {
 		return nil, o.registryError(ctx, n.Context(), err)
 	}
 	s := &Source{Ref: ref, Descriptor: desc.Descriptor}
+	puller, err := remote.NewPuller(o.remoteOptions(ctx)...)
+	if err != nil {
+		return nil, err
+	}
 	switch mt := desc.MediaType; {
 	case mt.IsIndex():
 		s.Index, err = desc.ImageIndex()
+		if err == nil {
+			err = checkNotNested(s.Index)
+		}
+		if err == nil {
+			s.Index = &registryIndex{inner: s.Index, ctx: ctx, repo: n.Context(), puller: puller}
+		}
 	case mt.IsImage():
 		s.Image, err = desc.Image()
+		if err == nil {
+			s.Image, err = newRegistryImage(ctx, s.Image, n.Context(), puller)
+		}
 	default:
 		err = fmt.Errorf("%w %q", ErrUnsupportedMediaType, mt)
 	}
@@ -94,15 +120,14 @@ func openRemote(ctx context.Context, ref Ref, o Options) (*Source, error) {
 }
 
 func openLayout(ref Ref) (*Source, error) {
-	lp, err := layout.FromPath(ref.Path)
+	root, err := ociLayout(ref.Path).rootIndex()
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w: no OCI image layout (index.json) in %s", ErrNotFound, ref.Path)
 	}
 	if err != nil {
 		return nil, err
 	}
-	root, err := lp.ImageIndex()
-	if err != nil {
+	if err := checkLayoutFile(ref.Path); err != nil {
 		return nil, err
 	}
 	parent, desc, err := selectLayoutEntry(root, ref)
@@ -113,6 +138,9 @@ func openLayout(ref Ref) (*Source, error) {
 	switch mt := desc.MediaType; {
 	case mt.IsIndex():
 		s.Index, err = parent.ImageIndex(desc.Digest)
+		if err == nil {
+			err = checkNotNested(s.Index)
+		}
 	case mt.IsImage():
 		s.Image, err = parent.Image(desc.Digest)
 	default:
@@ -122,6 +150,16 @@ func openLayout(ref Ref) (*Source, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// checkNotNested refuses an index that lists an index (see
+// manifest.ErrNestedIndex), before any work.
+func checkNotNested(ii v1.ImageIndex) error {
+	im, err := ii.IndexManifest()
+	if err != nil {
+		return err
+	}
+	return manifest.CheckNotNested(im)
 }
 
 // selectLayoutEntry finds the descriptor ref names in an OCI layout, and the

@@ -156,6 +156,17 @@ func TestKindString(t *testing.T) {
 }
 
 func TestSame(t *testing.T) {
+	lookup := lookupHost
+	t.Cleanup(func() { lookupHost = lookup })
+	lookupHost = func(host string) ([]string, error) {
+		switch host {
+		case "localhost":
+			return []string{"127.0.0.1", "::1"}, nil
+		case "registry.test":
+			return []string{"10.1.2.3"}, nil
+		}
+		return nil, errors.New("no such host")
+	}
 	dir := t.TempDir()
 	real := filepath.Join(dir, "real")
 	if err := os.Mkdir(real, 0o755); err != nil {
@@ -181,6 +192,14 @@ func TestSame(t *testing.T) {
 		{"index.docker.io/library/ubuntu:22.04", "ubuntu:22.04", true},
 		{"example.com/app:1.0", "example.com/app:1.0-slim", false},
 		{"example.com/app:1.0", "other.com/app:1.0", false},
+		{"127.0.0.1:5055/app:v1", "localhost:5055/app:v1", true},
+		{"localhost:5055/app:v1", "127.0.0.1:5055/app:v1", true},
+		{"[::1]:5055/app:v1", "localhost:5055/app:v1", true},
+		{"127.0.0.1:5055/app:v1", "localhost:5056/app:v1", false},
+		{"127.0.0.1:5055/app:v1", "localhost:5055/other:v1", false},
+		{"registry.test/app:v1", "10.1.2.3/app:v1", true},
+		{"registry.test/app:v1", "10.1.2.4/app:v1", false},
+		{"registry.test:443/app:v1", "registry.test/app:v1", true},
 		{"example.com/app@" + testDigest, "example.com/app@" + testDigest, false},
 		{"example.com/app@" + testDigest, "example.com/app:latest", false},
 		{"oci:" + real + ":v1", "oci:" + real + ":v1", true},
@@ -195,6 +214,9 @@ func TestSame(t *testing.T) {
 		{"docker-archive:" + archive, "docker-archive:" + filepath.Join(dir, "hard.tar"), true},
 		{"docker-archive:" + archive, "docker-archive:" + filepath.Join(dir, "new.tar"), false},
 		{"oci:" + archive, "docker-archive:" + archive, false},
+		{"docker-archive:" + filepath.Join(real, "new.tar"), "docker-archive:" + filepath.Join(dir, "link", "new.tar"), true},
+		{"oci:" + filepath.Join(real, "new") + ":x", "oci:" + filepath.Join(dir, "link", "new") + ":x", true},
+		{"docker-archive:" + filepath.Join(real, "new.tar"), "docker-archive:" + filepath.Join(dir, "link", "other.tar"), false},
 	}
 	for _, tc := range tests {
 		src, err := Parse(tc.src, false)

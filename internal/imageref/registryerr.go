@@ -208,9 +208,14 @@ func (k namedKeychain) ResolveContext(ctx context.Context, target authn.Resource
 // the registry answers with something other than 401 or 403, so it never
 // refuses a push that might work; a registry may still refuse the push
 // itself (403 on a repository the account may not write).
+//
+// For an OCI layout or a docker-archive it checks what can be checked
+// before any work (see checkLocalWrite): a file where a layout directory
+// should be, a dangling symbolic link, a directory that cannot be written,
+// a damaged index.json or oci-layout, an unknown imageLayoutVersion.
 func CheckWrite(ctx context.Context, ref Ref, o Options) error {
 	if ref.Kind != Registry {
-		return nil
+		return checkLocalWrite(ref)
 	}
 	n, err := o.registryName(ref)
 	if err != nil {

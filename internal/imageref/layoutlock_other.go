@@ -1,0 +1,12 @@
+//go:build !unix
+
+package imageref
+
+import "os"
+
+// tryLockFile: without flock, only the in-process lock serialises writers.
+func tryLockFile(*os.File) (bool, error) { return true, nil }
+
+func unlockFile(*os.File) {}
+
+const openNonblock = 0
