@@ -164,7 +164,7 @@ func TestDebugSplitLosesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer res.Close()
-	verifyClean(t, src, res.Image, nil)
+	rewrite.CheckVerified(t, src, res, nil)
 
 	slim, _ := res.Image.Layers()
 	l1, l2 := readAll(t, layerBytes(t, slim[0])), readAll(t, layerBytes(t, slim[1]))
@@ -369,7 +369,7 @@ func TestVerifyAcceptsEveryMode(t *testing.T) {
 					t.Fatal(err)
 				}
 				defer res.Close()
-				verifyClean(t, src, res.Image, nil)
+				rewrite.CheckVerified(t, src, res, nil)
 				stripped := 0
 				for _, c := range changesOf(res) {
 					if c.Action == rewrite.ActionStripped {

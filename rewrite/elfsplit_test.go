@@ -20,7 +20,6 @@ import (
 	"github.com/layerslim/layerslim/compress"
 	"github.com/layerslim/layerslim/elf"
 	"github.com/layerslim/layerslim/rewrite"
-	"github.com/layerslim/layerslim/verify"
 )
 
 // helloBinary builds an unstripped static Go program for GOARCH arch.
@@ -128,7 +127,7 @@ func TestSplitELFAndDebugImage(t *testing.T) {
 	defer res.Close()
 	checkImage(t, res.Image, compress.Zstd)
 	checkImage(t, res.DebugImage, compress.Zstd)
-	verifyClean(t, src, res.Image, nil)
+	rewrite.CheckVerified(t, src, res, nil)
 
 	slim, _ := res.Image.Layers()
 	got := readAll(t, layerBytes(t, slim[1]))
@@ -252,15 +251,7 @@ func TestDebugIndex(t *testing.T) {
 	if res.DebugIndex == nil {
 		t.Fatal("no debug index")
 	}
-	vr, err := verify.Index(context.Background(), src, res.Index, verify.Options{TempDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range vr {
-		if r.Violations > 0 {
-			t.Errorf("verify %s: %+v", r.Platform, r.Differences)
-		}
-	}
+	rewrite.CheckVerified(t, src, res, nil)
 	im, _ := res.Index.IndexManifest()
 	dm, _ := res.DebugIndex.IndexManifest()
 	if len(dm.Manifests) != len(im.Manifests) {

@@ -34,21 +34,6 @@ import (
 	"github.com/layerslim/layerslim/verify"
 )
 
-// verifyClean checks with the verify package that out keeps the
-// guarantee against src.
-func verifyClean(t *testing.T, src, out v1.Image, dropped func(string, bool) (string, bool)) {
-	t.Helper()
-	r, err := verify.Image(context.Background(), src, out, verify.Options{Dropped: dropped, TempDir: t.TempDir()})
-	if err != nil {
-		t.Fatalf("verify: %v", err)
-	}
-	for _, d := range r.Differences {
-		if d.Verdict == verify.Violation {
-			t.Errorf("verify: %s %s: %s → %s", d.Path, d.What, d.Source, d.Output)
-		}
-	}
-}
-
 func readFile(t testing.TB, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(name)
@@ -136,7 +121,7 @@ func TestHostileNamesStayInside(t *testing.T) {
 			t.Errorf("output entry %q (link %q) climbs out of the root", f.hdr.Name, f.hdr.Linkname)
 		}
 	}
-	verifyClean(t, src, res.Image, m.Match)
+	rewrite.CheckVerified(t, src, res, m)
 }
 
 func sorted(s []string) []string {
@@ -235,7 +220,7 @@ func TestSquashHostileLayers(t *testing.T) {
 				out = append(out, layerBytes(t, l))
 			}
 			checkAppliers(t, tars, out)
-			verifyClean(t, src, res.Image, nil)
+			rewrite.CheckVerified(t, src, res, nil)
 			if _, err := analyze.Image(context.Background(), src, analyze.Options{TempDir: t.TempDir()}); err != nil {
 				t.Errorf("analyze: %v", err)
 			}
@@ -584,7 +569,7 @@ func TestSparseBomb(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer res.Close()
-		verifyClean(t, src, res.Image, nil)
+		rewrite.CheckVerified(t, src, res, nil)
 	})
 }
 

@@ -63,7 +63,7 @@ func testHardlinkToDroppedBody(t *testing.T, squash rewrite.SquashMode) {
 		t.Errorf("usr/bin/tool = %+v", got["usr/bin/tool"])
 	}
 	checkAppliers(t, out, out)
-	verifyClean(t, src, res.Image, func(p string, isDir bool) (string, bool) { return m.Match(p, isDir) })
+	rewrite.CheckVerified(t, src, res, m)
 	var changes []rewrite.Change
 	for _, l := range res.Report.Images[0].Layers {
 		changes = append(changes, l.Changes...)
