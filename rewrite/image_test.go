@@ -179,6 +179,7 @@ func TestImageRecompressZstd(t *testing.T) {
 	}
 	defer res.Close()
 	checkImage(t, res.Image, compress.Zstd)
+	rewrite.CheckVerified(t, src, res, nil)
 
 	m, _ := res.Image.Manifest()
 	if m.MediaType != types.OCIManifestSchema1 || m.Config.MediaType != types.OCIConfigJSON {
@@ -215,6 +216,7 @@ func TestImageDeterministic(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		rewrite.CheckVerified(t, src, res, nil)
 		d, _ := res.Image.Digest()
 		digests = append(digests, d)
 		res.Close()
@@ -234,6 +236,7 @@ func TestImageReuseAndForce(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer first.Close()
+	rewrite.CheckVerified(t, src, first, nil)
 	again, err := rewrite.Image(ctx, first.Image, rewrite.WithTempDir(t.TempDir()))
 	if err != nil {
 		t.Fatal(err)
@@ -245,12 +248,14 @@ func TestImageReuseAndForce(t *testing.T) {
 		t.Errorf("zstd layer recompressed to zstd: %+v", l2)
 	}
 	checkImage(t, again.Image, compress.Zstd)
+	rewrite.CheckVerified(t, first.Image, again, nil)
 
 	forced, err := rewrite.Image(ctx, first.Image, rewrite.WithTempDir(t.TempDir()), rewrite.WithForce(true))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer forced.Close()
+	rewrite.CheckVerified(t, first.Image, forced, nil)
 	if a := forced.Report.Images[0].Layers[0].Action; a != rewrite.Recompressed {
 		t.Errorf("--force gave %s, want recompressed", a)
 	}
@@ -264,6 +269,7 @@ func TestImageReuseAndForce(t *testing.T) {
 	}
 	defer gz.Close()
 	checkImage(t, gz.Image, compress.Gzip)
+	rewrite.CheckVerified(t, src, gz, nil)
 	m, _ := gz.Image.Manifest()
 	sm, _ := src.Manifest()
 	if m.MediaType != types.OCIManifestSchema1 || m.Config.MediaType != types.OCIConfigJSON || m.Layers[0].MediaType != types.OCILayer ||
@@ -278,6 +284,7 @@ func TestImageReuseAndForce(t *testing.T) {
 	}
 	defer back.Close()
 	checkImage(t, back.Image, compress.Gzip)
+	rewrite.CheckVerified(t, first.Image, back, nil)
 	if m, _ := back.Image.Manifest(); m.MediaType != types.OCIManifestSchema1 || m.Layers[0].MediaType != types.OCILayer {
 		t.Errorf("OCI zstd → gzip: manifest %s, layer %s", m.MediaType, m.Layers[0].MediaType)
 	}
@@ -288,6 +295,7 @@ func TestImageReuseAndForce(t *testing.T) {
 	}
 	defer none.Close()
 	checkImage(t, none.Image, compress.None)
+	rewrite.CheckVerified(t, src, none, nil)
 }
 
 // countingReporter counts LayerStarted events per digest.
@@ -321,6 +329,7 @@ func TestIndexPlatformsOrderAndSharedLayers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer res.Close()
+	rewrite.CheckVerified(t, src, res, nil)
 	im, err := res.Index.IndexManifest()
 	if err != nil {
 		t.Fatal(err)
@@ -355,6 +364,8 @@ func TestIndexPlatformsOrderAndSharedLayers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Close()
+	// verify leaves out the platforms the provenance annotation does.
+	rewrite.CheckVerified(t, src, sub, nil)
 	sim, _ := sub.Index.IndexManifest()
 	var got []string
 	for _, d := range sim.Manifests {
@@ -446,6 +457,7 @@ func TestImageNonDistributablePassesThrough(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer res.Close()
+	rewrite.CheckVerified(t, img, res, nil)
 	m, _ := res.Image.Manifest()
 	got := m.Layers[1]
 	if got.Digest != fd || got.MediaType != types.OCIRestrictedLayer || len(got.URLs) != 1 {
@@ -459,12 +471,14 @@ func TestImageNonDistributablePassesThrough(t *testing.T) {
 func TestReportJSONRoundTrip(t *testing.T) {
 	l1 := gzipLayer(t, tarOf(t, 50, 3))
 	l2 := gzipLayer(t, tarOf(t, 51, 3))
-	res, err := rewrite.Image(context.Background(), dockerImage(t, "amd64", l1, l2), rewrite.WithTempDir(t.TempDir()),
+	src := dockerImage(t, "amd64", l1, l2)
+	res, err := rewrite.Image(context.Background(), src, rewrite.WithTempDir(t.TempDir()),
 		rewrite.WithSquash(rewrite.SquashAll), rewrite.WithFilter(func(rewrite.Recorder) rewrite.Filter { return rewrite.Keep() }))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer res.Close()
+	rewrite.CheckVerified(t, src, res, nil)
 	b, err := json.Marshal(res.Report)
 	if err != nil {
 		t.Fatal(err)

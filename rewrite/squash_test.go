@@ -255,6 +255,7 @@ func TestSquash(t *testing.T) {
 			}
 			defer res.Close()
 			checkImage(t, res.Image, compress.Zstd)
+			rewrite.CheckVerified(t, src, res, nil)
 			layers, _ := res.Image.Layers()
 			if len(layers) != tc.wantLayers {
 				t.Fatalf("%d layers, want %d", len(layers), tc.wantLayers)
@@ -304,6 +305,7 @@ func TestSquashAllAndDeterminism(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		rewrite.CheckVerified(t, src, res, nil)
 		layers, _ := res.Image.Layers()
 		if len(layers) != 1 {
 			t.Fatalf("--squash=all gave %d layers", len(layers))
@@ -364,6 +366,7 @@ func TestBaseFromHistory(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer res.Close()
+	rewrite.CheckVerified(t, img, res, nil)
 	b := res.Report.Images[0].Base
 	if b == nil || b.Layers != 2 || !strings.Contains(b.Reason, "history") {
 		t.Fatalf("base = %+v, want the 2 layers before the month-long pause", b)
