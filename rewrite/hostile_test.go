@@ -270,6 +270,11 @@ func TestHardlinkToMissingTarget(t *testing.T) {
 	if a := res.Report.Images[0].Layers[0].Action; a != rewrite.Reused {
 		t.Errorf("layer with a dangling hardlink: %s, want it reused as it is", a)
 	}
+	// verify refuses the output, naming the layer and the entry.
+	_, err = verify.Image(context.Background(), src, res.Image, verify.Options{TempDir: t.TempDir()})
+	if err == nil || !strings.Contains(err.Error(), "layer 1 (sha256:") || !strings.Contains(err.Error(), "dangling: hardlink to nowhere, which does not exist") {
+		t.Errorf("verify error = %v, want one naming layer 1 and the link", err)
+	}
 	res.Close()
 
 	// A squash whose link points at a path a later layer makes: the link
@@ -451,6 +456,7 @@ func TestSpoolLimit(t *testing.T) {
 	if err != nil {
 		t.Fatalf("no spool limit: %v", err)
 	}
+	rewrite.CheckVerified(t, src, res, nil)
 	res.Close()
 	if _, err := analyze.Image(context.Background(), src, analyze.Options{TempDir: t.TempDir(), MaxSpool: 4096}); !errors.Is(err, rewrite.ErrLimitExceeded) {
 		t.Errorf("analyze: error %v, want ErrLimitExceeded", err)
@@ -597,6 +603,7 @@ func TestDuplicateELFDebugFileLastWins(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer res.Close()
+	rewrite.CheckVerified(t, src, res, nil)
 	layers, _ := res.Image.Layers()
 	stripped := readAll(t, layerBytes(t, layers[0]))["usr/lib/x"].body // the last entry of the path
 	dl, _ := res.DebugImage.Layers()

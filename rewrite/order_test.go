@@ -49,11 +49,12 @@ func TestSquashWhiteoutsFirst(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var digests []v1.Hash
 			for _, jobs := range []int{1, 3} {
-				_, tars, res, err := squashImage(t, tc.layers, rewrite.WithJobs(jobs))
+				src, tars, res, err := squashImage(t, tc.layers, rewrite.WithJobs(jobs))
 				if err != nil {
 					t.Fatal(err)
 				}
 				checkImage(t, res.Image, compress.Zstd)
+				rewrite.CheckVerified(t, src, res, nil)
 				layers, _ := res.Image.Layers()
 				var out [][]byte
 				for _, l := range layers {
@@ -92,6 +93,7 @@ func TestRewriteWhiteoutsFirst(t *testing.T) {
 	}
 	defer res.Close()
 	checkImage(t, res.Image, compress.Gzip)
+	rewrite.CheckVerified(t, src, res, nil)
 	layers, _ := res.Image.Layers()
 	var out [][]byte
 	for _, l := range layers {
