@@ -34,6 +34,7 @@ func TestZstdChunkedImage(t *testing.T) {
 	}
 	res := run()
 	checkImage(t, res.Image, compress.Zstd) // diff_ids unchanged: the same tar bytes
+	rewrite.CheckVerified(t, src, res, nil)
 	m, _ := res.Image.Manifest()
 	for i, d := range m.Layers {
 		if !chunkedAnnotated(d) {
@@ -49,11 +50,13 @@ func TestZstdChunkedImage(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer plain.Close()
+	rewrite.CheckVerified(t, src, plain, nil)
 	again, err := rewrite.Image(context.Background(), plain.Image, rewrite.WithTempDir(t.TempDir()), rewrite.WithZstdChunked(true))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer again.Close()
+	rewrite.CheckVerified(t, plain.Image, again, nil)
 	am, _ := again.Image.Manifest()
 	for i := range m.Layers {
 		if am.Layers[i].Digest != m.Layers[i].Digest || !chunkedAnnotated(am.Layers[i]) {
@@ -74,6 +77,7 @@ func TestZstdChunkedDualAndDebug(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer res.Close()
+	rewrite.CheckVerified(t, src, res, nil)
 	for _, idx := range []v1.ImageIndex{res.Index, res.DebugIndex} {
 		entries := checkDual(t, idx, compress.Gzip, "amd64")
 		for i, e := range entries {

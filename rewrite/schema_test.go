@@ -26,6 +26,7 @@ func TestZeroLayerImageHasLayersArray(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer res.Close()
+	rewrite.CheckVerified(t, src, res, nil)
 	raw, err := res.Image.RawManifest()
 	if err != nil {
 		t.Fatal(err)
