@@ -42,6 +42,7 @@ func TestDebugImageSubject(t *testing.T) {
 			if res.DebugImage == nil {
 				t.Fatal("no debug image")
 			}
+			rewrite.CheckVerified(t, src, res, nil)
 			slim, err := partial.Descriptor(res.Image)
 			if err != nil {
 				t.Fatal(err)
@@ -67,6 +68,7 @@ func TestDebugImageSubject(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer plain.Close()
+			rewrite.CheckVerified(t, src, plain, nil)
 			if d, _ := plain.Image.Digest(); d != slim.Digest {
 				t.Errorf("slim digest %s with a debug image, %s without", slim.Digest, d)
 			}
@@ -86,6 +88,7 @@ func TestDebugIndexSubject(t *testing.T) {
 	if res.DebugIndex == nil {
 		t.Fatal("no debug index")
 	}
+	rewrite.CheckVerified(t, idx, res, nil)
 	sd, _ := res.Index.Digest()
 	dim, _ := res.DebugIndex.IndexManifest()
 	if dim.Subject == nil || dim.Subject.Digest != sd {

@@ -80,6 +80,7 @@ func TestAddCompressionSingleImage(t *testing.T) {
 				t.Fatal("a single image with an added compression did not give an index")
 			}
 			checkDual(t, res.Index, compress.Gzip, "amd64")
+			rewrite.CheckVerified(t, src, res, nil)
 			if d, _ := res.Index.Digest(); res.Report.OutputDigest != d {
 				t.Errorf("report says %s, index is %s", res.Report.OutputDigest, d)
 			}
@@ -106,6 +107,7 @@ func TestAddCompressionDeterministicAndSameAsSingle(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { res.Close() })
+		rewrite.CheckVerified(t, src, res, nil)
 		return res
 	}
 	a := run(rewrite.WithAddCompression(compress.Gzip, 0), rewrite.WithJobs(1), rewrite.WithEncoderConcurrency(1))
@@ -145,6 +147,7 @@ func TestAddCompressionIndexAndDebug(t *testing.T) {
 	}
 	defer res.Close()
 	checkDual(t, res.Index, compress.Gzip, "arm64", "amd64")
+	rewrite.CheckVerified(t, src, res, nil)
 	if res.DebugIndex == nil {
 		t.Fatal("no debug index")
 	}
@@ -190,6 +193,7 @@ func TestAddCompressionRerunKeepsOnePerCompression(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer first.Close()
+	rewrite.CheckVerified(t, src, first, nil)
 	for _, tc := range []struct {
 		name string
 		opts []rewrite.Option
@@ -206,6 +210,8 @@ func TestAddCompressionRerunKeepsOnePerCompression(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer again.Close()
+			rewrite.CheckVerified(t, first.Index, again, nil)
+			rewrite.CheckVerified(t, src, again, nil)
 			if tc.n == 4 {
 				checkDual(t, again.Index, compress.Gzip, "amd64", "arm64")
 			}
