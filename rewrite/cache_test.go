@@ -130,12 +130,14 @@ func TestLayerCacheSharesLayersAcrossImages(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer plainB.Close()
+	rewrite.CheckVerified(t, imgB, plainB, nil)
 
 	resA, err := rewrite.Image(ctx, imgA, opts(rewrite.WithLayerCache(cache))...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resA.Close()
+	rewrite.CheckVerified(t, imgA, resA, nil)
 	if n := cache.hits.Load(); n != 0 {
 		t.Fatalf("first image: %d cache hits, want 0", n)
 	}
@@ -161,6 +163,7 @@ func TestLayerCacheSharesLayersAcrossImages(t *testing.T) {
 		t.Errorf("digest with a cache hit = %s, without a cache = %s", got, want)
 	}
 	checkImage(t, resB.Image, "zstd")
+	rewrite.CheckVerified(t, imgB, resB, nil)
 
 	// Other options are other keys.
 	resC, err := rewrite.Image(ctx, imgB, opts(rewrite.WithLayerCache(cache), rewrite.WithCompression("gzip", 0))...)
@@ -168,6 +171,7 @@ func TestLayerCacheSharesLayersAcrossImages(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resC.Close()
+	rewrite.CheckVerified(t, imgB, resC, nil)
 	if n := cache.hits.Load(); n != 1 {
 		t.Errorf("gzip run hit entries of the zstd runs: %d hits", n)
 	}
@@ -186,6 +190,7 @@ func TestLayerCacheMergeMatchesUncached(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer plain.Close()
+	rewrite.CheckVerified(t, src, plain, nil)
 	want, _ := plain.Image.Digest()
 
 	cache := newMemCache()
@@ -194,12 +199,14 @@ func TestLayerCacheMergeMatchesUncached(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	rewrite.CheckVerified(t, src, first, nil)
 	first.Close()
 	for i := range 2 {
 		res, err := rewrite.Image(ctx, src, append(squash, rewrite.WithTempDir(t.TempDir()), rewrite.WithLayerCache(cache))...)
 		if err != nil {
 			t.Fatal(err)
 		}
+		rewrite.CheckVerified(t, src, res, nil)
 		got, _ := res.Image.Digest()
 		if got != want {
 			t.Errorf("run %d: merged image with a cache is %s, without %s", i, got, want)
@@ -219,11 +226,13 @@ func TestLayerCacheMergeMatchesUncached(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer plainOther.Close()
+	rewrite.CheckVerified(t, other, plainOther, nil)
 	res, err := rewrite.Image(ctx, other, append(squash, rewrite.WithTempDir(t.TempDir()), rewrite.WithLayerCache(cache))...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer res.Close()
+	rewrite.CheckVerified(t, other, res, nil)
 	if lrs := res.Report.Images[0].Layers; !lrs[0].Cached || lrs[1].Cached {
 		t.Errorf("other image: base cached %v, merge cached %v; want the base only", lrs[0].Cached, lrs[1].Cached)
 	}
@@ -239,17 +248,21 @@ func TestLayerCacheOneComputationForConcurrentRuns(t *testing.T) {
 	cache := newMemCache()
 	var wg sync.WaitGroup
 	errs := make([]error, 6)
+	imgs := make([]v1.Image, len(errs))
+	results := make([]*rewrite.Result, len(errs))
 	for i := range errs {
-		img := dockerImage(t, "amd64", base, gzipLayer(t, tarOf(t, uint64(60+i), 3)))
+		imgs[i] = dockerImage(t, "amd64", base, gzipLayer(t, tarOf(t, uint64(60+i), 3)))
 		wg.Go(func() {
-			res, err := rewrite.Image(ctx, img, rewrite.WithTempDir(t.TempDir()), rewrite.WithFilter(keepAll), rewrite.WithLayerCache(cache))
-			if err == nil {
-				res.Close()
-			}
-			errs[i] = err
+			results[i], errs[i] = rewrite.Image(ctx, imgs[i], rewrite.WithTempDir(t.TempDir()), rewrite.WithFilter(keepAll), rewrite.WithLayerCache(cache))
 		})
 	}
 	wg.Wait()
+	for i, res := range results {
+		if res != nil {
+			rewrite.CheckVerified(t, imgs[i], res, nil)
+			res.Close()
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
 	}
@@ -273,6 +286,7 @@ func TestLayerCacheBypassedForDebugImages(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		rewrite.CheckVerified(t, src, res, nil)
 		res.Close()
 	}
 	if n := cache.lookups.Load(); n != 0 {
@@ -288,6 +302,7 @@ func TestDescribeMatchesAnnotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer res.Close()
+	rewrite.CheckVerified(t, src, res, nil)
 	m, _ := res.Image.Manifest()
 	want, err := rewrite.Describe(opts...)
 	if err != nil {
