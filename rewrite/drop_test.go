@@ -287,6 +287,7 @@ func TestImageDrop(t *testing.T) {
 	if err := validate.Image(res.Image); err != nil {
 		t.Fatalf("output image: %v", err)
 	}
+	checkVerified(t, img, res, m)
 
 	wantChanges := [][]Change{
 		{

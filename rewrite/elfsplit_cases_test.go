@@ -249,6 +249,7 @@ func TestDebugSplitLosesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer res4.Close()
+	rewrite.CheckVerified(t, src, res4, nil)
 	if res4.Report.OutputDigest != res.Report.OutputDigest || *res4.Report.DebugDigest != *res.Report.DebugDigest {
 		t.Errorf("--jobs 4 gives %s/%s, --jobs 1 %s/%s", res4.Report.OutputDigest, res4.Report.DebugDigest, res.Report.OutputDigest, res.Report.DebugDigest)
 	}
@@ -300,6 +301,7 @@ func TestNothingToSplitDebugIsSlim(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer res.Close()
+	rewrite.CheckVerified(t, src, res, nil)
 	a, _ := res.Image.Digest()
 	b, _ := res.DebugImage.Digest()
 	if a != b || res.Report.DebugDigest == nil || *res.Report.DebugDigest != a || !res.Report.Images[0].Debug.SameAsSlim {
@@ -313,6 +315,7 @@ func TestNothingToSplitDebugIsSlim(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ires.Close()
+	rewrite.CheckVerified(t, idx, ires, nil)
 	a, _ = ires.Index.Digest()
 	b, _ = ires.DebugIndex.Digest()
 	if a != b {

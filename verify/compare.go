@@ -27,6 +27,8 @@ func compareTrees(st, dt *tree, dropped func(string, bool) (string, bool)) (int,
 			if dropped != nil {
 				if reason, ok := dropped(p, s.typ == tar.TypeDir); ok {
 					diff.Verdict, diff.Reason = Dropped, reason
+				} else if reason, ok := st.linkToDropped(p, dropped); ok && s.typ != tar.TypeDir {
+					diff.Verdict, diff.Reason = Dropped, reason
 				}
 			}
 			if s.debugFile && diff.Verdict == Violation {

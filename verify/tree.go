@@ -19,6 +19,10 @@ type dirent struct {
 type tree struct {
 	root   *dirent
 	inodes int // the last hardlink group number handed out
+	// links holds, for each path whose last entry was a hardlink, the
+	// path it linked to (entries of paths gone since may linger: only
+	// paths the tree has are looked up).
+	links map[string]string
 }
 
 func newTree() *tree {
@@ -104,6 +108,7 @@ func (t *tree) apply(s *layerScan) error {
 // put sets the node at p. A directory over a directory keeps the children;
 // anything else replaces the path and what was below it.
 func (t *tree) put(p string, n *node) {
+	delete(t.links, p)
 	if p == "" {
 		if n.typ == tar.TypeDir {
 			t.root.node = n
@@ -144,7 +149,33 @@ func (t *tree) link(p, target string) error {
 		src.node = &cp
 	}
 	t.put(p, src.node)
+	if t.links == nil {
+		t.links = map[string]string{}
+	}
+	t.links[p] = target
 	return nil
+}
+
+// linkToDropped reports whether p, a path of t, is a hardlink that goes
+// with its target: the rewrite's drop rules (dropped) drop the path it
+// links to, or that path is such a link in turn. The rewrite leaves such a
+// link out rather than let it dangle (rewrite.Drop).
+func (t *tree) linkToDropped(p string, dropped func(string, bool) (string, bool)) (string, bool) {
+	target, ok := t.links[p]
+	if !ok {
+		return "", false
+	}
+	seen := map[string]bool{p: true}
+	for q := target; !seen[q]; {
+		if _, ok := dropped(q, false); ok {
+			return "link to dropped " + target, true
+		}
+		seen[q] = true
+		if q, ok = t.links[q]; !ok {
+			break
+		}
+	}
+	return "", false
 }
 
 // rootPath is how differences name the root directory.

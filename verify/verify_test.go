@@ -76,6 +76,20 @@ func TestImage(t *testing.T) {
 			want: []got{{"usr/share/doc/pkg/README", "missing", verify.Dropped}, {"usr/share/doc/pkg/copyright", "missing", verify.Violation}},
 		},
 		{
+			// rewrite.Drop leaves out a hardlink whose target it drops,
+			// rather than let it dangle; a chain of links goes with it.
+			name: "hardlink to a dropped file", dropped: dropDocs,
+			src:  [][]ent{base(), {hardlink("usr/bin/readme", "usr/share/doc/pkg/README"), hardlink("usr/bin/readme2", "usr/bin/readme")}},
+			dst:  [][]ent{noReadme},
+			want: []got{{"usr/bin/readme", "missing", verify.Dropped}, {"usr/bin/readme2", "missing", verify.Dropped}, {"usr/share/doc/pkg/README", "missing", verify.Dropped}},
+		},
+		{
+			name: "the file a dropped hardlink names", dropped: dropDocs,
+			src:  [][]ent{base(), {hardlink("usr/share/doc/pkg/su", "usr/bin/su")}},
+			dst:  [][]ent{replace(base(), "usr/bin/su", ent{})},
+			want: []got{{"usr/bin/su", "missing", verify.Violation}, {"usr/share/doc/pkg/su", "missing", verify.Dropped}},
+		},
+		{
 			name: "added file", src: [][]ent{base()}, dst: [][]ent{append(base(), file("etc/new", "x"))},
 			want: []got{{"etc/new", "added", verify.Violation}},
 		},
