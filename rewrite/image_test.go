@@ -24,6 +24,7 @@ import (
 	"github.com/layerslim/layerslim/compress"
 	"github.com/layerslim/layerslim/manifest"
 	"github.com/layerslim/layerslim/rewrite"
+	"github.com/layerslim/layerslim/verify"
 )
 
 // tarOf builds a tar of n files with semi-compressible content.
@@ -489,5 +490,52 @@ func TestReportJSONRoundTrip(t *testing.T) {
 	}
 	if back.Images[0].Layers[0].Output != res.Report.Images[0].Layers[0].Output {
 		t.Error("a layer's output blob changed in the round trip")
+	}
+}
+
+// verify is the judge of the tests' outputs: it rejects what a caller's
+// filter changes beyond the guarantee, in a plain rewrite and in a squash.
+func TestVerifyRejectsWhatAFilterChanges(t *testing.T) {
+	src := dockerImage(t, "amd64", gzipLayer(t, layerTar(t, "d:etc", "f:etc/keep=1")),
+		gzipLayer(t, layerTar(t, "f:etc/gone=1", "f:etc/motd=hello", "f:app=bin@755")))
+	for _, tc := range []struct {
+		name   string
+		filter rewrite.FilterFunc
+		what   string
+	}{
+		{"a file left out", func(ctx context.Context, e rewrite.Entry, next rewrite.Writer) error {
+			if e.Header.Name == "etc/gone" {
+				return nil
+			}
+			return next.WriteEntry(ctx, e)
+		}, verify.WhatMissing},
+		{"a body changed", func(ctx context.Context, e rewrite.Entry, next rewrite.Writer) error {
+			if e.Header.Name == "etc/motd" {
+				h := *e.Header
+				h.Size = 5
+				return next.WriteEntry(ctx, rewrite.Entry{Header: &h, Body: strings.NewReader("hullo")})
+			}
+			return next.WriteEntry(ctx, e)
+		}, verify.WhatContent},
+		{"a mode changed", func(ctx context.Context, e rewrite.Entry, next rewrite.Writer) error {
+			if e.Header.Name == "app" {
+				h := *e.Header
+				h.Mode = 0o4755
+				e.Header = &h
+			}
+			return next.WriteEntry(ctx, e)
+		}, verify.WhatMode},
+	} {
+		for _, squash := range []rewrite.SquashMode{rewrite.SquashNone, rewrite.SquashAll} {
+			t.Run(tc.name+"-"+string(squash), func(t *testing.T) {
+				res, err := rewrite.Image(context.Background(), src, rewrite.WithTempDir(t.TempDir()), rewrite.WithSquash(squash),
+					rewrite.WithFilter(func(rewrite.Recorder) rewrite.Filter { return tc.filter }))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer res.Close()
+				rewrite.CheckRejected(t, src, res, nil, tc.what)
+			})
+		}
 	}
 }
