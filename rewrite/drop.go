@@ -22,6 +22,19 @@ import (
 // it reads the layer again and writes the target's content at the link's
 // name instead (see relink.go).
 //
+// A link dropped that way may be the target of a link in a higher layer
+// of the image (b → a in layer 3, where layer 2 dropped a → README with
+// README): that link would dangle too, and it goes the same way, with the
+// reason "link to dropped a". The layers are rewritten in parallel, each
+// with its own filter, so Image and Index find such links once every
+// layer is done (their reports list the links dropped) and rewrite the
+// layers holding them again, with the names lower layers dropped as links
+// (see linkChain). The rule is the one for a link to a file of a lower
+// layer: the content is in the lower layer, which the chain never kept
+// (a chain ends at a file the rules drop), so nothing the rules kept is
+// lost. A name a later layer creates again as a hardlink is no longer
+// dropped for the links above it.
+//
 // The filter remembers what it dropped: make one per layer, as WithFilter
 // does. A nil m drops nothing.
 func Drop(m *drop.Matcher, rec Recorder) Filter {
@@ -67,6 +80,40 @@ func (f *dropFilter) Filter(ctx context.Context, e Entry, next Writer) error {
 	}
 	if f.rec != nil {
 		f.rec.Record(Change{Path: h.Name, Action: "dropped", Bytes: size, Reason: reason})
+	}
+	return nil
+}
+
+// linkChain is the filter, ahead of the caller's, of a layer rewritten
+// again because it holds hardlinks to names lower layers of its image
+// dropped as links (lower, shared and read-only): it drops those links,
+// and links to them in turn, with the reason Drop gives.
+func linkChain(lower map[string]bool, rec Recorder) Filter {
+	f := &chainFilter{lower: lower, rec: rec}
+	return FilterFunc(f.filter)
+}
+
+type chainFilter struct {
+	lower map[string]bool
+	here  map[string]bool // dropped by this filter in this layer
+	rec   Recorder
+}
+
+func (f *chainFilter) filter(ctx context.Context, e Entry, next Writer) error {
+	h := e.Header
+	if h.Typeflag != tar.TypeLink {
+		return next.WriteEntry(ctx, e)
+	}
+	name, target := layerfs.Clean(h.Name), layerfs.Clean(h.Linkname)
+	if !f.lower[target] && !f.here[target] {
+		return next.WriteEntry(ctx, e)
+	}
+	if f.here == nil {
+		f.here = map[string]bool{}
+	}
+	f.here[name] = true
+	if f.rec != nil {
+		f.rec.Record(Change{Path: h.Name, Action: "dropped", Reason: linkToDropped + target})
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package rewrite
 
 import (
+	"archive/tar"
 	"bufio"
 	"context"
 	"crypto/sha256"
@@ -41,6 +42,10 @@ type layerOut struct {
 	layer  v1.Layer // the output blob, media type still in the source's family
 	report LayerReport
 	debug  []DebugFile // split out of the layer's ELF files
+	// links are the hardlinks the output keeps (clean name → clean
+	// target), when known: a cached or merged output leaves them unknown.
+	links      map[string]string
+	linksKnown bool
 }
 
 func closeDebug(ds []DebugFile) {
@@ -98,6 +103,7 @@ func processLayerPass(ctx context.Context, in layerIn, o *options, platform stri
 	changed := false
 	counted := &countReader{r: o.layerReader(src.Tar)}
 	var debug []DebugFile
+	var links map[string]string // nil: the layer was copied as it is
 	defer func() {
 		if !ok {
 			closeDebug(debug)
@@ -109,7 +115,8 @@ func processLayerPass(ctx context.Context, in layerIn, o *options, platform stri
 		}
 	} else {
 		changes := &changeList{}
-		f := order.wrap(o.chain(changes, paths, func(d DebugFile) { debug = append(debug, d) }))
+		links = map[string]string{}
+		f := order.wrap(Chain(o.chain(changes, paths, func(d DebugFile) { debug = append(debug, d) }), recordLinks(links)))
 		st, err := copyTarLimit(ctx, counted, uncompressed, f, o.maxLayer())
 		if err != nil {
 			return layerOut{}, readErr(codec, err)
@@ -133,7 +140,12 @@ func processLayerPass(ctx context.Context, in layerIn, o *options, platform stri
 		return layerOut{}, fmt.Errorf("uncompressed content is %s but the config says diff_id %s: %w", diffID, in.diffID, ErrDigestMismatch)
 	}
 	if !changed && codec == o.codec && !o.force && !o.reencode() {
-		return reuse()
+		if links == nil {
+			return reuse()
+		}
+		out, err := reuse()
+		out.links, out.linksKnown = links, true
+		return out, err
 	}
 
 	out, err := sp.close(diffID)
@@ -148,7 +160,7 @@ func processLayerPass(ctx context.Context, in layerIn, o *options, platform stri
 	rep.Output = Blob{Digest: out.digest, Size: out.size, MediaType: out.mediaType, Codec: o.codec, DiffID: diffID}
 	rep.Duration = time.Since(start)
 	o.reporter.Report(Event{Kind: LayerDone, Platform: platform, Digest: in.desc.Digest, Layer: &rep})
-	return layerOut{layer: out, report: rep, debug: debug}, nil
+	return layerOut{layer: out, report: rep, debug: debug, links: links, linksKnown: links != nil}, nil
 }
 
 func readErr(codec compress.Codec, err error) error {
@@ -296,6 +308,16 @@ func recordPaths(paths map[string]bool) Filter {
 			if !strings.Contains(p, "/") {
 				break
 			}
+		}
+		return next.WriteEntry(ctx, e)
+	})
+}
+
+// recordLinks notes in links each hardlink that goes through.
+func recordLinks(links map[string]string) Filter {
+	return FilterFunc(func(ctx context.Context, e Entry, next Writer) error {
+		if e.Header.Typeflag == tar.TypeLink {
+			links[layerfs.Clean(e.Header.Name)] = layerfs.Clean(e.Header.Linkname)
 		}
 		return next.WriteEntry(ctx, e)
 	})

@@ -43,6 +43,7 @@ type options struct {
 	cache       LayerCache
 	stripSkip   []string          // globs added to DefaultStripSkip
 	debugLinks  map[string]uint32 // see splitConfig.links
+	lowerLinks  map[string]bool   // names lower layers dropped as links (see linkChain)
 	addCodec    compress.Codec    // WithAddCompression; "" for none
 	addLevel    int
 	primary     *options // set on the options of the added compression's variant
@@ -242,6 +243,9 @@ func (o *options) tarPass() bool { return o.filter != nil || o.strip != elf.None
 // then the ELF splitter, then (for the base of a merge) the path recorder.
 func (o *options) chain(rec Recorder, paths map[string]bool, debug func(DebugFile)) Filter {
 	fs := []Filter{cleanNames(rec)}
+	if o.lowerLinks != nil {
+		fs = append(fs, linkChain(o.lowerLinks, rec))
+	}
 	if o.filter != nil {
 		fs = append(fs, o.filter(rec))
 	}
