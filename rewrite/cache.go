@@ -92,8 +92,13 @@ func (o *options) cacheKey(kind string, id v1.Hash) string {
 
 // cacheKey is t's key in the cache.
 func (t *layerTask) cacheKey(o *options) string {
-	if t.squash != nil {
+	switch {
+	case t.squash != nil:
 		return o.cacheKey("merge", t.key)
+	case t.lower != nil:
+		// Computed knowing what lower layers dropped: never under the
+		// layer's own key.
+		return o.cacheKey("layer-below-links", t.key)
 	}
 	return o.cacheKey("layer", t.in.desc.Digest)
 }

@@ -61,10 +61,11 @@ func (r *run) consolidateDebug(ctx context.Context) error {
 			g.Go(func() error {
 				var out layerOut
 				var err error
+				to := t.options(&o)
 				if t.squash != nil {
-					out, err = processSquash(gctx, t.squash, &o, t.platform)
+					out, err = processSquash(gctx, t.squash, to, t.platform)
 				} else {
-					out, err = processLayer(gctx, t.in, &o, t.platform, nil)
+					out, err = processLayer(gctx, t.in, to, t.platform, nil)
 				}
 				if err != nil {
 					return fmt.Errorf("layer %s: linking stripped copies to the richest debug file: %w", t.in.desc.Digest, err)

@@ -318,6 +318,7 @@ type run struct {
 	chosen         map[string]DebugFile
 	debugConflicts map[string]string
 	variant        *variantState // with WithAddCompression
+	plans          []*imagePlan  // every image rewritten, in the order planned
 }
 
 // squashKey names the merge of layers [from, n) of a stack: the result
@@ -341,10 +342,11 @@ type layerTask struct {
 	platform string // of the first image that has it, for messages
 	users    int
 	out      layerOut
-	squash   *squashSpec   // set for a merge of several layers
-	spool    *spooledLayer // the output's temporary file, if it has one
-	key      v1.Hash       // the merge's squashKey
-	collect  bool          // record the output's paths (a merge above needs them)
+	squash   *squashSpec     // set for a merge of several layers
+	spool    *spooledLayer   // the output's temporary file, if it has one
+	key      v1.Hash         // the merge's squashKey, or linksKey with lower
+	lower    map[string]bool // names lower layers dropped as links (see dropChainedLinks)
+	collect  bool            // record the output's paths (a merge above needs them)
 	paths    map[string]bool
 	done     chan struct{} // closed when the task has ended
 	// assembled is set once an output image includes the layer; later
@@ -389,6 +391,7 @@ func (r *run) planImage(ctx context.Context, img v1.Image, plat *v1.Platform) (*
 		return nil, fmt.Errorf("parsing config %s: %w", mf.Config.Digest, err)
 	}
 	p := &imagePlan{src: img, digest: digest, mf: mf, config: config, diffIDs: cf.RootFS.DiffIDs}
+	r.plans = append(r.plans, p)
 	switch {
 	case plat != nil:
 		p.plat = *plat
@@ -478,11 +481,20 @@ func (r *run) planImage(ctx context.Context, img v1.Image, plat *v1.Platform) (*
 // process runs every distinct layer, the largest first, at most jobs at a
 // time. The first failure cancels the rest.
 func (r *run) process(ctx context.Context) error {
-	todo := append([]*layerTask(nil), r.order...)
+	if err := r.runTasks(ctx, r.order, r.squashes); err != nil {
+		return err
+	}
+	return r.dropChainedLinks(ctx)
+}
+
+// runTasks runs layers and then merges, the largest layers first, at
+// most jobs at a time. The first failure cancels the rest.
+func (r *run) runTasks(ctx context.Context, layers, merges []*layerTask) error {
+	todo := append([]*layerTask(nil), layers...)
 	sort.SliceStable(todo, func(i, j int) bool { return todo[i].in.desc.Size > todo[j].in.desc.Size })
 	// Merges go last: they wait for the layers below them, which must have
 	// started by then whatever the job limit.
-	todo = append(todo, r.squashes...)
+	todo = append(todo, merges...)
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(r.o.jobs)
 	for _, t := range todo {
@@ -507,13 +519,14 @@ func (r *run) process(ctx context.Context) error {
 			}
 			var out layerOut
 			var err error
+			o := t.options(r.o)
 			if t.squash != nil {
-				out, err = processSquash(ctx, t.squash, r.o, t.platform)
+				out, err = processSquash(ctx, t.squash, o, t.platform)
 			} else {
 				if t.collect && r.o.filter != nil {
 					t.paths = map[string]bool{}
 				}
-				out, err = processLayer(ctx, t.in, r.o, t.platform, t.paths)
+				out, err = processLayer(ctx, t.in, o, t.platform, t.paths)
 			}
 			if err != nil {
 				if owned {

@@ -1,0 +1,166 @@
+package rewrite
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"slices"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/layerslim/layerslim/internal/layerfs"
+)
+
+// dropChainedLinks finishes what Drop leaves to the image: once every
+// layer is done, a layer holding a hardlink to a name a lower layer of its
+// image dropped as a link (its report says "link to dropped …") is
+// rewritten again, knowing those names, so the link goes too rather than
+// dangle. Each round takes, in every image, the lowest layer that needs
+// it (the layers above depend on what it drops), until none does. The
+// names a layer is given depend on its image's lower layers alone, never
+// on the order layers finish in, so the output is the same for any
+// --jobs; and a layer shared by images whose lower layers differ gets one
+// rewrite for each set of names (keyed by them, in the layer cache too).
+func (r *run) dropChainedLinks(ctx context.Context) error {
+	for {
+		var layers []*layerTask
+		for _, p := range r.plans {
+			t, fresh := r.chainLinks(p)
+			if t != nil && fresh {
+				layers = append(layers, t)
+			}
+		}
+		if len(layers) == 0 {
+			r.retire()
+			return nil
+		}
+		if err := r.runTasks(ctx, layers, nil); err != nil {
+			return err
+		}
+	}
+}
+
+// chainLinks walks p's layers from the bottom with the names dropped as
+// links so far, and puts in place of the first layer that holds a link to
+// one of them the task that rewrites it knowing them. It returns that
+// task, and whether it is new to the run (to be processed).
+func (r *run) chainLinks(p *imagePlan) (*layerTask, bool) {
+	gone := map[string]bool{}
+	for i, t := range p.layers {
+		if t == nil {
+			continue
+		}
+		if t.lower == nil {
+			if lower := t.linksTo(gone); lower != nil {
+				nt, fresh := r.belowLinks(t, lower, p.platform)
+				p.layers[i] = nt
+				return nt, fresh
+			}
+		}
+		t.droppedLinks(gone)
+	}
+	return nil, false
+}
+
+// linksTo is the part of gone that t's output links to (every name when
+// that is not known), nil for none.
+func (t *layerTask) linksTo(gone map[string]bool) map[string]bool {
+	if len(gone) == 0 {
+		return nil
+	}
+	if !t.out.linksKnown {
+		return gone
+	}
+	var lower map[string]bool
+	for _, target := range t.out.links {
+		if gone[target] {
+			if lower == nil {
+				lower = map[string]bool{}
+			}
+			lower[target] = true
+		}
+	}
+	return lower
+}
+
+// droppedLinks updates gone with t's output: the links it dropped are
+// gone, the ones it keeps are there again.
+func (t *layerTask) droppedLinks(gone map[string]bool) {
+	for _, c := range t.out.report.Changes {
+		if c.Action == "dropped" && strings.HasPrefix(c.Reason, linkToDropped) {
+			gone[layerfs.Clean(c.Path)] = true
+		}
+	}
+	for name := range t.out.links {
+		delete(gone, name)
+	}
+}
+
+// belowLinks is the task that rewrites t's source knowing lower, shared by
+// the images that need the same.
+func (r *run) belowLinks(t *layerTask, lower map[string]bool, platform string) (*layerTask, bool) {
+	key := linksKey(t.in.desc.Digest, lower)
+	if nt, ok := r.tasks[key]; ok {
+		nt.users++
+		return nt, false
+	}
+	nt := newTask(t.in, platform)
+	nt.collect, nt.key, nt.users = t.collect, key, 1
+	nt.lower = make(map[string]bool, len(lower))
+	for n := range lower {
+		nt.lower[n] = true
+	}
+	r.tasks[key] = nt
+	r.order = append(r.order, nt)
+	return nt, true
+}
+
+// linksKey names the rewrite of layer id knowing lower.
+func linksKey(id v1.Hash, lower map[string]bool) v1.Hash {
+	names := make([]string, 0, len(lower))
+	for n := range lower {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	h := sha256.New()
+	fmt.Fprintf(h, "below links %s\n%s", id, strings.Join(names, "\x00"))
+	return v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", h.Sum(nil))}
+}
+
+// retire takes out of the run the tasks no image uses any more: their
+// outputs are not counted, and their files are removed with the rest. (A
+// merge reads only the reports and paths of the layers below it.)
+func (r *run) retire() {
+	used := map[*layerTask]bool{}
+	for _, p := range r.plans {
+		for _, t := range p.layers {
+			used[t] = true
+		}
+		used[p.squash] = true
+	}
+	keep := func(ts []*layerTask) []*layerTask {
+		return slices.DeleteFunc(ts, func(t *layerTask) bool {
+			if used[t] {
+				return false
+			}
+			if t.spool != nil {
+				r.extra = append(r.extra, t.spool)
+			}
+			closeDebug(t.out.debug)
+			t.out.debug = nil
+			return true
+		})
+	}
+	r.order = keep(r.order)
+}
+
+// options are o with what t must know beyond them.
+func (t *layerTask) options(o *options) *options {
+	if t.lower == nil {
+		return o
+	}
+	c := *o
+	c.lowerLinks = t.lower
+	return &c
+}
