@@ -93,6 +93,8 @@ func (o *options) cacheKey(kind string, id v1.Hash) string {
 // cacheKey is t's key in the cache.
 func (t *layerTask) cacheKey(o *options) string {
 	switch {
+	case t.squash != nil && t.lower != nil:
+		return o.cacheKey("merge-below-links", t.key)
 	case t.squash != nil:
 		return o.cacheKey("merge", t.key)
 	case t.lower != nil:

@@ -29,11 +29,14 @@ import (
 // with its own filter, so Image and Index find such links once every
 // layer is done (their reports list the links dropped) and rewrite the
 // layers holding them again, with the names lower layers dropped as links
-// (see linkChain). The rule is the one for a link to a file of a lower
-// layer: the content is in the lower layer, which the chain never kept
-// (a chain ends at a file the rules drop), so nothing the rules kept is
-// lost. A name a later layer creates again as a hardlink is no longer
-// dropped for the links above it.
+// (see linkChain and dropChainedLinks). The rule is the one for a link
+// to a file of a lower layer, which is dropped rather than given the
+// content: a chain always ends at a file the rules drop, in a lower
+// layer, so the content is not in the layer being written and nothing the
+// rules kept is lost. A name a later layer creates again as a hardlink
+// is no longer dropped for the links above it. A merge of the layers
+// above a base (--squash auto) is done again the same way, knowing every
+// name its base layers dropped as links.
 //
 // The filter remembers what it dropped: make one per layer, as WithFilter
 // does. A nil m drops nothing.

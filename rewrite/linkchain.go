@@ -24,18 +24,22 @@ import (
 // rewrite for each set of names (keyed by them, in the layer cache too).
 func (r *run) dropChainedLinks(ctx context.Context) error {
 	for {
-		var layers []*layerTask
+		var layers, merges []*layerTask
 		for _, p := range r.plans {
 			t, fresh := r.chainLinks(p)
-			if t != nil && fresh {
+			switch {
+			case t == nil || !fresh:
+			case t.squash != nil:
+				merges = append(merges, t)
+			default:
 				layers = append(layers, t)
 			}
 		}
-		if len(layers) == 0 {
+		if len(layers)+len(merges) == 0 {
 			r.retire()
 			return nil
 		}
-		if err := r.runTasks(ctx, layers, nil); err != nil {
+		if err := r.runTasks(ctx, layers, merges); err != nil {
 			return err
 		}
 	}
@@ -59,6 +63,13 @@ func (r *run) chainLinks(p *imagePlan) (*layerTask, bool) {
 			}
 		}
 		t.droppedLinks(gone)
+	}
+	if t := p.squash; t != nil && t.lower == nil && len(gone) > 0 {
+		// A merge does not tell the links it keeps: it is rewritten
+		// knowing every name.
+		nt, fresh := r.belowLinks(t, gone, p.platform)
+		p.squash = nt
+		return nt, fresh
 	}
 	return nil, false
 }
@@ -100,23 +111,31 @@ func (t *layerTask) droppedLinks(gone map[string]bool) {
 // belowLinks is the task that rewrites t's source knowing lower, shared by
 // the images that need the same.
 func (r *run) belowLinks(t *layerTask, lower map[string]bool, platform string) (*layerTask, bool) {
-	key := linksKey(t.in.desc.Digest, lower)
+	id := t.in.desc.Digest
+	if t.squash != nil {
+		id = t.key
+	}
+	key := linksKey(id, lower)
 	if nt, ok := r.tasks[key]; ok {
 		nt.users++
 		return nt, false
 	}
 	nt := newTask(t.in, platform)
-	nt.collect, nt.key, nt.users = t.collect, key, 1
+	nt.squash, nt.collect, nt.key, nt.users = t.squash, t.collect, key, 1
 	nt.lower = make(map[string]bool, len(lower))
 	for n := range lower {
 		nt.lower[n] = true
 	}
 	r.tasks[key] = nt
-	r.order = append(r.order, nt)
+	if nt.squash != nil {
+		r.squashes = append(r.squashes, nt)
+	} else {
+		r.order = append(r.order, nt)
+	}
 	return nt, true
 }
 
-// linksKey names the rewrite of layer id knowing lower.
+// linksKey names the rewrite of a layer (or merge) id knowing lower.
 func linksKey(id v1.Hash, lower map[string]bool) v1.Hash {
 	names := make([]string, 0, len(lower))
 	for n := range lower {
@@ -152,7 +171,7 @@ func (r *run) retire() {
 			return true
 		})
 	}
-	r.order = keep(r.order)
+	r.order, r.squashes = keep(r.order), keep(r.squashes)
 }
 
 // options are o with what t must know beyond them.

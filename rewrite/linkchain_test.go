@@ -160,3 +160,40 @@ func TestHardlinkChainSharedLayer(t *testing.T) {
 		t.Errorf("layer 3 rewritten knowing layer 2 was not cached: %+v", ir.Layers[2])
 	}
 }
+
+// baseIsTwo makes the first two layers the base of a merge.
+func baseIsTwo(_ context.Context, _ v1.Platform, _ *v1.Manifest, cf *v1.ConfigFile) ([]v1.Hash, string, error) {
+	return cf.RootFS.DiffIDs[:2], "test", nil
+}
+
+// With --squash auto, the chain's last link is in the merge above the
+// base layers that hold the rest.
+func TestHardlinkChainIntoMerge(t *testing.T) {
+	c := newChainLayers(t)
+	layers := [][]byte{c.docs, c.linkA, c.linkB, testenv.TarLayer(t, []testenv.File{testenv.Reg("opt/x", "x")})}
+	src := testenv.GzipImage(t, v1.Platform{OS: "linux", Architecture: "amd64"}, layers...)
+	m, err := drop.New(nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var digests []v1.Hash
+	for _, jobs := range []int{1, 4} {
+		res, err := rewrite.Image(context.Background(), src, rewrite.WithTempDir(t.TempDir()), rewrite.WithJobs(jobs),
+			rewrite.WithSquash(rewrite.SquashAuto), rewrite.WithBaseFinder(baseIsTwo),
+			rewrite.WithFilter(func(rec rewrite.Recorder) rewrite.Filter { return rewrite.Drop(m, rec) }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Close()
+		rewrite.CheckVerified(t, src, res, m)
+		checkTree(t, layers, res.Image, "usr/share/doc/pkg/README", "usr/bin/a", "usr/bin/b", "usr/bin/c")
+		d, err := res.Image.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		digests = append(digests, d)
+	}
+	if digests[0] != digests[1] {
+		t.Errorf("output differs with --jobs 1 and 4: %v", digests)
+	}
+}
