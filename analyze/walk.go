@@ -348,7 +348,10 @@ func (lw *layerWalk) entry(h *tar.Header, body io.Reader) error {
 }
 
 // dropReason applies the drop rules as rewrite's Drop filter does: a
-// hardlink to a dropped file goes too.
+// hardlink to a dropped file goes too. A rewrite also drops a link to a
+// name a lower layer dropped as a link (a chain across layers); the walk
+// goes from the top down and does not see that, which changes no
+// estimate: a hardlink holds no content and its record is a header.
 func (lw *layerWalk) dropReason(p string, h *tar.Header) (string, bool) {
 	m := lw.w.o.Drop
 	if m == nil {

@@ -60,8 +60,10 @@ func closeDebug(ds []DebugFile) {
 //	hash diffID → compress → hash digest → spool file
 //
 // The source is read once (twice when its whiteouts come after entries
-// beside them, or a kept hardlink's target is dropped: see processLayer). A layer already in the target codec that
-// no filter changed is returned as it is.
+// beside them, or a kept hardlink's target is dropped: see processLayer;
+// once more when it links to a name a lower layer dropped as a link: see
+// dropChainedLinks). A layer already in the target codec that no filter
+// changed is returned as it is.
 func processLayerPass(ctx context.Context, in layerIn, o *options, platform string, paths map[string]bool, order *layerPass) (layerOut, error) {
 	start := time.Now()
 	rep := LayerReport{Source: Blob{Digest: in.desc.Digest, Size: in.desc.Size, MediaType: in.desc.MediaType, DiffID: in.diffID}}
