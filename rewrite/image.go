@@ -319,6 +319,8 @@ type run struct {
 	debugConflicts map[string]string
 	variant        *variantState // with WithAddCompression
 	plans          []*imagePlan  // every image rewritten, in the order planned
+	// held caches, for dropChainedLinks, the names a layer's output writes.
+	held map[*layerTask]map[string]bool
 }
 
 // squashKey names the merge of layers [from, n) of a stack: the result

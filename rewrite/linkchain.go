@@ -1,9 +1,11 @@
 package rewrite
 
 import (
+	"archive/tar"
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 
@@ -26,7 +28,10 @@ func (r *run) dropChainedLinks(ctx context.Context) error {
 	for {
 		var layers, merges []*layerTask
 		for _, p := range r.plans {
-			t, fresh := r.chainLinks(p)
+			t, fresh, err := r.chainLinks(p)
+			if err != nil {
+				return err
+			}
 			switch {
 			case t == nil || !fresh:
 			case t.squash != nil:
@@ -49,43 +54,124 @@ func (r *run) dropChainedLinks(ctx context.Context) error {
 // links so far, and puts in place of the first layer that holds a link to
 // one of them the task that rewrites it knowing them. It returns that
 // task, and whether it is new to the run (to be processed).
-func (r *run) chainLinks(p *imagePlan) (*layerTask, bool) {
-	gone := map[string]bool{}
+func (r *run) chainLinks(p *imagePlan) (*layerTask, bool, error) {
+	gone := map[string]int{} // name → the layer (in p.layers) that dropped it as a link
 	for i, t := range p.layers {
 		if t == nil {
 			continue
 		}
 		if t.lower == nil {
-			if lower := t.linksTo(gone); lower != nil {
+			lower, err := r.stillGone(p, i, t.linksTo(gone), gone)
+			if err != nil {
+				return nil, false, err
+			}
+			if lower != nil {
 				nt, fresh := r.belowLinks(t, lower, p.platform)
 				p.layers[i] = nt
-				return nt, fresh
+				return nt, fresh, nil
 			}
 		}
-		t.droppedLinks(gone)
+		t.droppedLinks(gone, i)
 	}
 	if t := p.squash; t != nil && t.lower == nil && len(gone) > 0 {
 		// A merge does not tell the links it keeps: it is rewritten
 		// knowing every name.
-		nt, fresh := r.belowLinks(t, gone, p.platform)
+		all := map[string]bool{}
+		for n := range gone {
+			all[n] = true
+		}
+		lower, err := r.stillGone(p, len(p.layers), all, gone)
+		if err != nil || lower == nil {
+			return nil, false, err
+		}
+		nt, fresh := r.belowLinks(t, lower, p.platform)
 		p.squash = nt
-		return nt, fresh
+		return nt, fresh, nil
 	}
-	return nil, false
+	return nil, false, nil
+}
+
+// stillGone is the part of names (taken from gone) that no layer of p
+// between the one that dropped it and layer i writes again as anything
+// but a link (the links a layer keeps are known: see droppedLinks), nil
+// for none. Those layers' outputs are read for it, which only happens
+// when a link would otherwise be dropped; a name found written again
+// leaves gone.
+func (r *run) stillGone(p *imagePlan, i int, names map[string]bool, gone map[string]int) (map[string]bool, error) {
+	var out map[string]bool
+	for n := range names {
+		held := false
+		for k := gone[n] + 1; k < i && !held; k++ {
+			t := p.layers[k]
+			if t == nil {
+				continue
+			}
+			h, err := r.holds(t)
+			if err != nil {
+				return nil, err
+			}
+			held = h[n]
+		}
+		if held {
+			delete(gone, n)
+			continue
+		}
+		if out == nil {
+			out = map[string]bool{}
+		}
+		out[n] = true
+	}
+	return out, nil
+}
+
+// holds is the set of names t's output writes (whiteouts aside), read
+// once per run. dropChainedLinks calls it from one goroutine.
+func (r *run) holds(t *layerTask) (map[string]bool, error) {
+	if h, ok := r.held[t]; ok {
+		return h, nil
+	}
+	rc, err := t.out.layer.Uncompressed()
+	if err != nil {
+		return nil, fmt.Errorf("layer %s: %w", t.in.desc.Digest, err)
+	}
+	defer rc.Close()
+	h := map[string]bool{}
+	tr := tar.NewReader(rc)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("layer %s: reading the output again: %w", t.in.desc.Digest, err)
+		}
+		if _, _, wh := layerfs.Whiteout(hdr.Name); !wh {
+			h[layerfs.Clean(hdr.Name)] = true
+		}
+	}
+	if r.held == nil {
+		r.held = map[*layerTask]map[string]bool{}
+	}
+	r.held[t] = h
+	return h, nil
 }
 
 // linksTo is the part of gone that t's output links to (every name when
 // that is not known), nil for none.
-func (t *layerTask) linksTo(gone map[string]bool) map[string]bool {
+func (t *layerTask) linksTo(gone map[string]int) map[string]bool {
 	if len(gone) == 0 {
 		return nil
 	}
 	if !t.out.linksKnown {
-		return gone
+		all := map[string]bool{}
+		for n := range gone {
+			all[n] = true
+		}
+		return all
 	}
 	var lower map[string]bool
 	for _, target := range t.out.links {
-		if gone[target] {
+		if _, ok := gone[target]; ok {
 			if lower == nil {
 				lower = map[string]bool{}
 			}
@@ -97,10 +183,10 @@ func (t *layerTask) linksTo(gone map[string]bool) map[string]bool {
 
 // droppedLinks updates gone with t's output: the links it dropped are
 // gone, the ones it keeps are there again.
-func (t *layerTask) droppedLinks(gone map[string]bool) {
+func (t *layerTask) droppedLinks(gone map[string]int, i int) {
 	for _, c := range t.out.report.Changes {
 		if c.Action == "dropped" && strings.HasPrefix(c.Reason, linkToDropped) {
-			gone[layerfs.Clean(c.Path)] = true
+			gone[layerfs.Clean(c.Path)] = i
 		}
 	}
 	for name := range t.out.links {

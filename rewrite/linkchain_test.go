@@ -197,3 +197,13 @@ func TestHardlinkChainIntoMerge(t *testing.T) {
 		t.Errorf("output differs with --jobs 1 and 4: %v", digests)
 	}
 }
+
+// A layer between the link dropped and the link to it writes the name
+// again, as a file of its own: the link to it stays.
+func TestHardlinkChainTargetWrittenAgain(t *testing.T) {
+	c := newChainLayers(t)
+	layers := [][]byte{c.docs, c.linkA, c.fileA, c.linkB}
+	src := testenv.GzipImage(t, v1.Platform{OS: "linux", Architecture: "amd64"}, layers...)
+	res := chainRewrite(t, src, 2, nil)
+	checkTree(t, layers, res.Image, "usr/share/doc/pkg/README")
+}
