@@ -34,9 +34,9 @@ import (
 // content: a chain always ends at a file the rules drop, in a lower
 // layer, so the content is not in the layer being written and nothing the
 // rules kept is lost. A name a layer in between writes again (a file, a
-// kept link) is no longer dropped for the links above it. A merge of the layers
-// above a base (--squash auto) is done again the same way, knowing every
-// name its base layers dropped as links.
+// kept link) is no longer dropped for the links above it. A merge of the
+// layers above a base (--squash auto) is done again the same way, knowing
+// every name its base layers dropped as links.
 //
 // The filter remembers what it dropped: make one per layer, as WithFilter
 // does. A nil m drops nothing.
