@@ -227,16 +227,16 @@ type entryRec struct {
 
 // layerWalk is the walk of one layer.
 type layerWalk struct {
-	w           *walker
-	i           int
-	est         *estimator
-	recs        []entryRec
-	last        map[string]int  // path → its latest entry in recs
-	links       []int           // the kept hardlinks, in recs
-	touched     map[string]bool // paths the layer puts something at; true where it hides what is below
-	linkDropped map[string]bool
-	files       int
-	order       lateWhiteouts
+	w        *walker
+	i        int
+	est      *estimator
+	recs     []entryRec
+	last     map[string]int  // path → its latest entry in recs
+	links    []int           // the kept hardlinks, in recs
+	touched  map[string]bool // paths the layer puts something at; true where it hides what is below
+	linkRule *drop.Links     // rewrite.Drop's hardlink rule, made when needed
+	files    int
+	order    lateWhiteouts
 }
 
 func (lw *layerWalk) entries(ctx context.Context, r io.Reader) error {
@@ -347,8 +347,9 @@ func (lw *layerWalk) entry(h *tar.Header, body io.Reader) error {
 	return err
 }
 
-// dropReason applies the drop rules as rewrite's Drop filter does: a
-// hardlink to a dropped file goes too. A rewrite also drops a link to a
+// dropReason applies the drop rules as rewrite's Drop filter does, with
+// its hardlink rule (drop.Links): a hardlink to a dropped file goes too. A
+// rewrite also drops a link to a
 // name a lower layer dropped as a link (a chain across layers); the walk
 // goes from the top down and does not see that, which changes no
 // estimate: a hardlink holds no content and its record is a header.
@@ -359,14 +360,10 @@ func (lw *layerWalk) dropReason(p string, h *tar.Header) (string, bool) {
 	}
 	reason, ok := m.Match(p, false)
 	if !ok && h.Typeflag == tar.TypeLink {
-		t := layerfs.Clean(h.Linkname)
-		if _, d := m.Match(t, false); d || lw.linkDropped[t] {
-			if lw.linkDropped == nil {
-				lw.linkDropped = map[string]bool{}
-			}
-			lw.linkDropped[p] = true
-			return "link to dropped " + t, true
+		if lw.linkRule == nil {
+			lw.linkRule = drop.NewLinks(m, nil)
 		}
+		return lw.linkRule.Match(p, layerfs.Clean(h.Linkname))
 	}
 	return reason, ok
 }

@@ -41,18 +41,16 @@ import (
 // The filter remembers what it dropped: make one per layer, as WithFilter
 // does. A nil m drops nothing.
 func Drop(m *drop.Matcher, rec Recorder) Filter {
-	return &dropFilter{m: m, rec: rec}
+	return &dropFilter{m: m, rec: rec, links: drop.NewLinks(m, nil)}
 }
 
 // linkToDropped starts the reason of a hardlink dropped with its target.
-const linkToDropped = "link to dropped "
+const linkToDropped = drop.LinkReason
 
 type dropFilter struct {
-	m   *drop.Matcher
-	rec Recorder
-	// linkDropped holds the hardlinks dropped because their target was:
-	// a link to one of them is dropped as well, though no rule names it.
-	linkDropped map[string]bool
+	m     *drop.Matcher
+	rec   Recorder
+	links *drop.Links // the hardlink rule, which remembers the links dropped
 }
 
 func (f *dropFilter) Filter(ctx context.Context, e Entry, next Writer) error {
@@ -63,16 +61,7 @@ func (f *dropFilter) Filter(ctx context.Context, e Entry, next Writer) error {
 	name := layerfs.Clean(h.Name)
 	reason, ok := f.m.Match(name, h.Typeflag == tar.TypeDir)
 	if !ok && h.Typeflag == tar.TypeLink {
-		target := layerfs.Clean(h.Linkname)
-		// Match depends on the path alone, so a target it drops was
-		// dropped wherever it was.
-		if _, dropped := f.m.Match(target, false); dropped || f.linkDropped[target] {
-			reason, ok = linkToDropped+target, true
-			if f.linkDropped == nil {
-				f.linkDropped = map[string]bool{}
-			}
-			f.linkDropped[name] = true
-		}
+		reason, ok = f.links.Match(name, layerfs.Clean(h.Linkname))
 	}
 	if !ok {
 		return next.WriteEntry(ctx, e)
@@ -92,31 +81,19 @@ func (f *dropFilter) Filter(ctx context.Context, e Entry, next Writer) error {
 // dropped as links (lower, shared and read-only): it drops those links,
 // and links to them in turn, with the reason Drop gives.
 func linkChain(lower map[string]bool, rec Recorder) Filter {
-	f := &chainFilter{lower: lower, rec: rec}
-	return FilterFunc(f.filter)
-}
-
-type chainFilter struct {
-	lower map[string]bool
-	here  map[string]bool // dropped by this filter in this layer
-	rec   Recorder
-}
-
-func (f *chainFilter) filter(ctx context.Context, e Entry, next Writer) error {
-	h := e.Header
-	if h.Typeflag != tar.TypeLink {
-		return next.WriteEntry(ctx, e)
-	}
-	name, target := layerfs.Clean(h.Name), layerfs.Clean(h.Linkname)
-	if !f.lower[target] && !f.here[target] {
-		return next.WriteEntry(ctx, e)
-	}
-	if f.here == nil {
-		f.here = map[string]bool{}
-	}
-	f.here[name] = true
-	if f.rec != nil {
-		f.rec.Record(Change{Path: h.Name, Action: "dropped", Reason: linkToDropped + target})
-	}
-	return nil
+	links := drop.NewLinks(nil, lower)
+	return FilterFunc(func(ctx context.Context, e Entry, next Writer) error {
+		h := e.Header
+		if h.Typeflag != tar.TypeLink {
+			return next.WriteEntry(ctx, e)
+		}
+		reason, ok := links.Match(layerfs.Clean(h.Name), layerfs.Clean(h.Linkname))
+		if !ok {
+			return next.WriteEntry(ctx, e)
+		}
+		if rec != nil {
+			rec.Record(Change{Path: h.Name, Action: "dropped", Reason: reason})
+		}
+		return nil
+	})
 }

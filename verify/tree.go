@@ -4,6 +4,8 @@ import (
 	"archive/tar"
 	"fmt"
 	"strings"
+
+	"github.com/layerslim/layerslim/internal/drop"
 )
 
 // dirent is one path of a merged filesystem. Its node is shared with the
@@ -168,7 +170,7 @@ func (t *tree) linkToDropped(p string, dropped func(string, bool) (string, bool)
 	seen := map[string]bool{p: true}
 	for q := target; !seen[q]; {
 		if _, ok := dropped(q, false); ok {
-			return "link to dropped " + target, true
+			return drop.LinkReason + target, true
 		}
 		seen[q] = true
 		if q, ok = t.links[q]; !ok {

@@ -58,7 +58,7 @@ type rule struct {
 // dropPaths are extra globs (--drop-path); Match reports them with the
 // reason "drop-path". keeps are globs (--keep) that win over every preset
 // and drop path, as do the license files of DefaultKeep. (A hardlink to a
-// dropped file is dropped all the same: see rewrite.Drop.)
+// dropped file is dropped all the same: see Links and rewrite.Drop.)
 func New(presets []string, dropPaths []string, keeps []string) (*Matcher, error) {
 	sel, err := selectPresets(presets)
 	if err != nil {
