@@ -53,7 +53,8 @@ func (r *run) dropChainedLinks(ctx context.Context) error {
 // chainLinks walks p's layers from the bottom with the names dropped as
 // links so far, and puts in place of the first layer that holds a link to
 // one of them the task that rewrites it knowing them. It returns that
-// task, and whether it is new to the run (to be processed).
+// task, and whether it is new to the run (to be processed); a task an
+// earlier round finished for another image is taken in passing.
 func (r *run) chainLinks(p *imagePlan) (*layerTask, bool, error) {
 	gone := map[string]int{} // name → the layer (in p.layers) that dropped it as a link
 	for i, t := range p.layers {
@@ -68,7 +69,10 @@ func (r *run) chainLinks(p *imagePlan) (*layerTask, bool, error) {
 			if lower != nil {
 				nt, fresh := r.belowLinks(t, lower, p.platform)
 				p.layers[i] = nt
-				return nt, fresh, nil
+				if fresh || !nt.finished() {
+					return nt, fresh, nil
+				}
+				t = nt // done in an earlier round, for another image
 			}
 		}
 		t.droppedLinks(gone, i)
@@ -92,11 +96,10 @@ func (r *run) chainLinks(p *imagePlan) (*layerTask, bool, error) {
 }
 
 // stillGone is the part of names (taken from gone) that no layer of p
-// between the one that dropped it and layer i writes again as anything
-// but a link (the links a layer keeps are known: see droppedLinks), nil
-// for none. Those layers' outputs are read for it, which only happens
-// when a link would otherwise be dropped; a name found written again
-// leaves gone.
+// between the one that dropped it and layer i writes again, nil for none.
+// Those layers' outputs are read for it (a kept link already took its
+// name out of gone: see droppedLinks), which only happens when a link
+// would otherwise be dropped; a name found written again leaves gone.
 func (r *run) stillGone(p *imagePlan, i int, names map[string]bool, gone map[string]int) (map[string]bool, error) {
 	var out map[string]bool
 	for n := range names {
@@ -154,6 +157,16 @@ func (r *run) holds(t *layerTask) (map[string]bool, error) {
 	}
 	r.held[t] = h
 	return h, nil
+}
+
+// finished reports whether t has been processed.
+func (t *layerTask) finished() bool {
+	select {
+	case <-t.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // linksTo is the part of gone that t's output links to (every name when
