@@ -207,3 +207,42 @@ func TestHardlinkChainTargetWrittenAgain(t *testing.T) {
 	res := chainRewrite(t, src, 2, nil)
 	checkTree(t, layers, res.Image, "usr/share/doc/pkg/README")
 }
+
+// Two images share the layer with b: one needs it rewritten in the first
+// round, the other only in the second, after a layer of its own below it,
+// and then a layer above it too.
+func TestHardlinkChainRounds(t *testing.T) {
+	c := newChainLayers(t)
+	d := testenv.TarLayer(t, []testenv.File{testenv.Hardlink("usr/bin/d", "usr/bin/a")})
+	e := testenv.TarLayer(t, []testenv.File{testenv.Hardlink("usr/bin/e", "usr/bin/b")})
+	first := [][]byte{c.docs, c.linkA, c.linkB}
+	second := [][]byte{c.docs, c.linkA, d, c.linkB, e}
+	imgs := []v1.Image{
+		testenv.GzipImage(t, v1.Platform{OS: "linux", Architecture: "amd64"}, first...),
+		testenv.GzipImage(t, v1.Platform{OS: "linux", Architecture: "arm64"}, second...),
+	}
+	idx := testenv.MultiArchIndex(t, imgs...)
+	var digests []v1.Hash
+	for _, jobs := range []int{1, 4} {
+		res := chainRewrite(t, idx, jobs, nil)
+		for i, layers := range [][][]byte{first, second} {
+			img, err := res.Index.Image(res.Report.Images[i].OutputDigest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gone := []string{"usr/share/doc/pkg/README", "usr/bin/a", "usr/bin/b", "usr/bin/c"}
+			if i == 1 {
+				gone = append(gone, "usr/bin/d", "usr/bin/e")
+			}
+			checkTree(t, layers, img, gone...)
+		}
+		dg, err := res.Index.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		digests = append(digests, dg)
+	}
+	if digests[0] != digests[1] {
+		t.Errorf("output differs with --jobs 1 and 4: %v", digests)
+	}
+}
