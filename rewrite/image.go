@@ -481,7 +481,8 @@ func (r *run) planImage(ctx context.Context, img v1.Image, plat *v1.Platform) (*
 }
 
 // process runs every distinct layer, the largest first, at most jobs at a
-// time. The first failure cancels the rest.
+// time, then the layers dropChainedLinks rewrites again. The first failure
+// cancels the rest.
 func (r *run) process(ctx context.Context) error {
 	if err := r.runTasks(ctx, r.order, r.squashes); err != nil {
 		return err

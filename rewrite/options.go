@@ -239,8 +239,10 @@ func WithDebugImage(on bool) Option {
 // tarPass reports whether layers go through the tar pipeline at all.
 func (o *options) tarPass() bool { return o.filter != nil || o.strip != elf.None }
 
-// chain builds the filters of one layer: the name cleaner, the caller's,
-// then the ELF splitter, then (for the base of a merge) the path recorder.
+// chain builds the filters of one layer: the name cleaner, (for a layer
+// rewritten again knowing the links lower layers dropped) linkChain, the
+// caller's, then the ELF splitter, then (for the base of a merge) the path
+// recorder.
 func (o *options) chain(rec Recorder, paths map[string]bool, debug func(DebugFile)) Filter {
 	fs := []Filter{cleanNames(rec)}
 	if o.lowerLinks != nil {
