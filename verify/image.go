@@ -100,9 +100,20 @@ func (c *cache) release(ps ...*imagePlan) {
 	for h := range distinct(ps...) {
 		if c.uses[h]--; c.uses[h] <= 0 {
 			delete(c.uses, h)
+			if s := c.scans[h]; s != nil {
+				s.remove()
+			}
 			delete(c.scans, h)
 		}
 	}
+}
+
+// close removes the record files of every scan still held.
+func (c *cache) close() {
+	for _, s := range c.scans {
+		s.remove()
+	}
+	clear(c.scans)
 }
 
 // load scans the layers of ps that are not scanned yet, and checks the
@@ -148,16 +159,20 @@ func (c *cache) load(ctx context.Context, ps ...*imagePlan) error {
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
-		return err
-	}
+	err := g.Wait()
 	for _, j := range jobs {
+		if err != nil {
+			if j.out != nil {
+				j.out.remove()
+			}
+			continue
+		}
 		c.read[j.key] = true
 		if j.scan {
 			c.scans[j.desc.Digest] = j.out
 		}
 	}
-	return nil
+	return err
 }
 
 // compare reads, merges and compares one pair of images.
@@ -166,22 +181,14 @@ func (c *cache) compare(ctx context.Context, sp, dp *imagePlan) (*Result, error)
 	if err := c.load(ctx, sp, dp); err != nil {
 		return nil, err
 	}
-	st, err := c.merge(sp)
+	paths, diffs, err := c.compareFS(sp, dp)
 	if err != nil {
 		return nil, err
 	}
-	c.dropRecords(sp, dp) // those of SRC's layers that DST does not share
-	dt, err := c.merge(dp)
-	if err != nil {
-		return nil, err
-	}
-	c.dropRecords(dp)
 	if err := c.checkDiffIDs(sp); err != nil {
 		return nil, err
 	}
-	res := &Result{Platform: dp.name, Differences: []Difference{}}
-	var diffs []Difference
-	res.Paths, diffs = compareTrees(st, dt, c.o.Dropped)
+	res := &Result{Platform: dp.name, Differences: []Difference{}, Paths: paths}
 	res.Differences = append(res.Differences, diffs...)
 	res.Differences = append(res.Differences, compareConfig(sp.config, dp.config)...)
 	res.Differences = append(res.Differences, c.layerNames(sp, dp)...)
@@ -209,24 +216,66 @@ func (c *cache) compare(ctx context.Context, sp, dp *imagePlan) (*Result, error)
 	return res, nil
 }
 
-// dropRecords forgets the entries (not the diff_id) of the layers of p
-// that no later comparison needs, once merged: the trees hold what the
-// comparison needs, and on an image of many files the records of every
-// layer held until the end doubled the memory. Layers of keep are left.
-func (c *cache) dropRecords(p *imagePlan, keep ...*imagePlan) {
-	kept := distinct(keep...)
+// compareFS compares the merged filesystems of sp and dp: read in path
+// order from the layers' record files, or, when a layer of either has a
+// hardlink, built as trees.
+func (c *cache) compareFS(sp, dp *imagePlan) (int, []Difference, error) {
+	if !c.hasLinks(sp) && !c.hasLinks(dp) {
+		ss, err := c.stream(sp)
+		if err != nil {
+			return 0, nil, err
+		}
+		defer ss.close()
+		ds, err := c.stream(dp)
+		if err != nil {
+			return 0, nil, err
+		}
+		defer ds.close()
+		return compareStreams(ss, ds, c.o.Dropped)
+	}
+	st, err := c.merge(sp)
+	if err != nil {
+		return 0, nil, err
+	}
+	dt, err := c.merge(dp)
+	if err != nil {
+		return 0, nil, err
+	}
+	n, diffs := compareTrees(st, dt, c.o.Dropped)
+	return n, diffs, nil
+}
+
+func (c *cache) hasLinks(p *imagePlan) bool {
 	for _, d := range p.descs {
-		if s := c.scans[d.Digest]; s != nil && !kept[d.Digest] && c.uses[d.Digest] <= 1 {
-			s.records = nil
+		if c.scans[d.Digest].links {
+			return true
 		}
 	}
+	return false
+}
+
+// stream opens the merged filesystem of p.
+func (c *cache) stream(p *imagePlan) (*imageStream, error) {
+	files := make([]string, len(p.descs))
+	for i, d := range p.descs {
+		files[i] = c.scans[d.Digest].file
+	}
+	s, err := openImageStream(c.o.TempDir, files)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", p.role, p.name, err)
+	}
+	return s, nil
 }
 
 // merge applies the scanned layers of p bottom-up.
 func (c *cache) merge(p *imagePlan) (*tree, error) {
 	t := newTree()
 	for i, d := range p.descs {
-		if err := t.apply(c.scans[d.Digest]); err != nil {
+		records, err := c.scans[d.Digest].entries()
+		if err == nil {
+			err = t.apply(records)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("%s %s layer %d (%s): %w", p.role, p.name, i+1, d.Digest, err)
 		}
 	}

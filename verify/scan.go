@@ -10,6 +10,7 @@ import (
 	"hash"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -62,10 +63,12 @@ type record struct {
 	node   node
 }
 
-// layerScan is what one layer holds, in entry order.
+// layerScan is what one layer holds: its records sorted by path in a
+// temporary file (see spill.go).
 type layerScan struct {
-	records []record
-	diffID  v1.Hash
+	file   string
+	links  bool // some record is a hardlink
+	diffID v1.Hash
 	// late are the whiteouts that come after entries under their
 	// directory, unclean the names that climb out of the root, as the
 	// layer spells them (see layerfs).
@@ -97,8 +100,12 @@ func scanLayer(ctx context.Context, l v1.Layer, desc v1.Descriptor, o Options) (
 	// Sparse files' bodies are their holes expanded: bound them all.
 	bodies := limit.Reader(tr, o.MaxLayerSize, limit.Files(o.MaxLayerSize))
 	s := &layerScan{}
+	sorted := &sorter{dir: o.TempDir}
+	defer sorted.remove()
 	var order layerfs.OrderCheck
 	last := ""
+	var seq uint64
+	prev := "\x00" // the name of the last entry (not whiteout) added
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -119,7 +126,13 @@ func scanLayer(ctx context.Context, l v1.Layer, desc v1.Descriptor, o Options) (
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", h.Name, err)
 		}
-		s.records = append(s.records, rec)
+		seq++
+		if rec.op == opLink {
+			s.links = true
+		}
+		if err := s.add(sorted, rec, seq, &prev); err != nil {
+			return nil, err
+		}
 	}
 	// The diff_id covers the end-of-archive blocks and any padding after
 	// them, and the blob digest every byte of the blob.
@@ -129,8 +142,78 @@ func scanLayer(ctx context.Context, l v1.Layer, desc v1.Descriptor, o Options) (
 	if err := b.Finish(); err != nil {
 		return nil, err
 	}
+	if s.file, err = sorted.finish(); err != nil {
+		return nil, err
+	}
 	s.diffID = stream.digest()
 	return s, nil
+}
+
+// add sorts rec, the seq-th entry of the layer, in. An entry (not a
+// whiteout) also adds a touch record for each of its parents (not the
+// root) that it may turn into a directory: those the previous entry,
+// *prev, was not below, since nothing but entries changes the tree
+// between two entries.
+func (s *layerScan) add(sorted *sorter, rec record, seq uint64, prev *string) error {
+	if rec.op == opWhiteout || rec.op == opOpaque {
+		return sorted.add(srec{pos: pos{phase: 0, seq: seq}, record: rec})
+	}
+	at := pos{phase: 1, seq: seq}
+	for dir := parentDir(rec.name); dir != "" && !under(*prev, dir); dir = parentDir(dir) {
+		if err := sorted.add(srec{pos: at, record: record{name: dir, op: opTouch}}); err != nil {
+			return err
+		}
+	}
+	*prev = rec.name
+	return sorted.add(srec{pos: at, record: rec})
+}
+
+// parentDir is the directory of clean path p, "" for the root.
+func parentDir(p string) string {
+	for i := len(p) - 1; i >= 0; i-- {
+		if p[i] == '/' {
+			return p[:i]
+		}
+	}
+	return ""
+}
+
+// remove deletes the scan's record file.
+func (s *layerScan) remove() {
+	if s.file != "" {
+		os.Remove(s.file)
+		s.file = ""
+	}
+}
+
+// entries reads the scan's records back in the order tree.apply takes
+// them: whiteouts first, then entries, each in layer order.
+func (s *layerScan) entries() ([]record, error) {
+	rr, err := openRecords(s.file, -1)
+	if err != nil {
+		return nil, err
+	}
+	defer rr.close()
+	var all []srec
+	for {
+		var r srec
+		ok, err := rr.next(&r)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			break
+		}
+		if r.op != opTouch {
+			all = append(all, r)
+		}
+	}
+	slices.SortFunc(all, func(a, b srec) int { return a.pos.cmp(b.pos) })
+	out := make([]record, len(all))
+	for i := range all {
+		out[i] = all[i].record
+	}
+	return out, nil
 }
 
 // checkBlob reads a layer blob whose content was scanned from another

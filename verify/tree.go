@@ -76,8 +76,8 @@ func (t *tree) dirOf(p string, create bool) (*dirent, string) {
 // layers only, wherever they stand in the layer, so they go first; then
 // the entries apply in order, a later one replacing an earlier one at the
 // same path.
-func (t *tree) apply(s *layerScan) error {
-	for _, r := range s.records {
+func (t *tree) apply(records []record) error {
+	for _, r := range records {
 		switch r.op {
 		case opWhiteout:
 			if r.name == "" {
@@ -92,7 +92,7 @@ func (t *tree) apply(s *layerScan) error {
 			}
 		}
 	}
-	for _, r := range s.records {
+	for _, r := range records {
 		switch r.op {
 		case opPut:
 			t.put(r.name, &r.node)

@@ -134,6 +134,7 @@ func Image(ctx context.Context, src, dst v1.Image, o Options) (*Result, error) {
 		return nil, err
 	}
 	c := newCache(o)
+	defer c.close()
 	c.use(sp, dp)
 	return c.compare(ctx, sp, dp)
 }
@@ -163,6 +164,7 @@ func IndexImage(ctx context.Context, src v1.ImageIndex, dst v1.Image, o Options)
 		return nil, fmt.Errorf("SRC is an index without an image for %s, the platform of DST", dp.name)
 	}
 	c := newCache(o)
+	defer c.close()
 	c.use(sp, dp)
 	return c.compare(ctx, sp, dp)
 }
@@ -237,6 +239,7 @@ func Index(ctx context.Context, src, dst v1.ImageIndex, o Options) ([]*Result, e
 	}
 
 	c := newCache(o)
+	defer c.close()
 	for _, p := range pairs {
 		if p.diff == nil {
 			c.use(p.src, p.dst)
