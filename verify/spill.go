@@ -18,12 +18,13 @@ import (
 // merge of its layers' files (see resolve.go). Memory stays bounded
 // whatever the number of files.
 
-// runOf is how many records a scan sorts in memory before it spills them.
-const runOf = 1 << 15
-
-// fanIn is how many files one merge reads at once; an image of more layers
-// is merged in rounds.
-const fanIn = 64
+// runOf is how many records a scan sorts in memory before it spills them;
+// fanIn how many files one merge reads at once (an image of more layers is
+// merged in rounds). Variables, so tests can make them small.
+var (
+	runOf = 1 << 15
+	fanIn = 64
+)
 
 // opTouch is a synthetic record: an entry below the path was written at
 // that moment, which makes the path an (implicit) directory if it is not
