@@ -106,6 +106,7 @@ func scanLayer(ctx context.Context, l v1.Layer, desc v1.Descriptor, o Options) (
 	last := ""
 	var seq uint64
 	prev := "\x00" // the name of the last entry (not whiteout) added
+	buf := make([]byte, 32<<10) // for hashing file bodies: one, not one per file
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -122,7 +123,7 @@ func scanLayer(ctx context.Context, l v1.Layer, desc v1.Descriptor, o Options) (
 			continue // PAX defaults, not a file
 		}
 		s.noteNames(&order, h)
-		rec, err := readEntry(tarentry.Body(bodies, h.Size), h, o)
+		rec, err := readEntry(tarentry.Body(bodies, h.Size), h, o, buf)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", h.Name, err)
 		}
@@ -230,7 +231,7 @@ func checkBlob(ctx context.Context, l v1.Layer, desc v1.Descriptor) error {
 var elfMagic = []byte("\x7fELF")
 
 // readEntry turns one tar header (and its body) into a record.
-func readEntry(tr io.Reader, h *tar.Header, o Options) (record, error) {
+func readEntry(tr io.Reader, h *tar.Header, o Options, buf []byte) (record, error) {
 	name := layerfs.Clean(h.Name)
 	if target, opaque, ok := layerfs.Whiteout(name); ok {
 		if err := layerfs.CheckWhiteout(name); err != nil {
@@ -267,7 +268,7 @@ func readEntry(tr io.Reader, h *tar.Header, o Options) (record, error) {
 	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse, tar.TypeCont:
 		n.typ = tar.TypeReg
 		var err error
-		if n.size, n.sum, n.elf, n.debugFile, err = readBody(tr, name, h.Size, o); err != nil {
+		if n.size, n.sum, n.elf, n.debugFile, err = readBody(tr, name, h.Size, o, buf); err != nil {
 			return record{}, err
 		}
 	}
@@ -277,7 +278,7 @@ func readEntry(tr io.Reader, h *tar.Header, o Options) (record, error) {
 // readBody hashes a file body as it streams. An ELF file is spooled to a
 // temporary file, removed before readBody returns, to digest its loadable
 // segments.
-func readBody(r io.Reader, name string, hdrSize int64, o Options) (size int64, sum [sha256.Size]byte, elfSum *[sha256.Size]byte, debugFile bool, err error) {
+func readBody(r io.Reader, name string, hdrSize int64, o Options, buf []byte) (size int64, sum [sha256.Size]byte, elfSum *[sha256.Size]byte, debugFile bool, err error) {
 	var head [4]byte
 	n, err := io.ReadFull(r, head[:])
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
@@ -286,7 +287,7 @@ func readBody(r io.Reader, name string, hdrSize int64, o Options) (size int64, s
 	h := sha256.New()
 	h.Write(head[:n])
 	if n < len(head) || !bytes.Equal(head[:], elfMagic) {
-		m, err := io.Copy(h, r)
+		m, err := io.CopyBuffer(h, r, buf)
 		if err != nil {
 			return 0, sum, nil, false, err
 		}
