@@ -105,7 +105,7 @@ func scanLayer(ctx context.Context, l v1.Layer, desc v1.Descriptor, o Options) (
 	var order layerfs.OrderCheck
 	last := ""
 	var seq uint64
-	prev := "\x00" // the name of the last entry (not whiteout) added
+	prev := "\x00"              // the name of the last entry (not whiteout) added
 	buf := make([]byte, 32<<10) // for hashing file bodies: one, not one per file
 	for {
 		h, err := tr.Next()
