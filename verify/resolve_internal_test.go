@@ -53,7 +53,11 @@ func TestStreamMatchesTree(t *testing.T) {
 	runOf, fanIn = 3, 2
 	rng := rand.New(rand.NewPCG(1, 2))
 	dir := t.TempDir()
-	for iter := range 2000 {
+	n := 2000
+	if testing.Short() {
+		n = 200
+	}
+	for iter := range n {
 		var files []string
 		tr := newTree()
 		var layers [][]record
