@@ -12,20 +12,16 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
-// compareTrees compares two merged filesystems path by path, walking them
-// side by side in sorted order. It returns the number of paths compared
-// and the differences (unsorted).
-func compareTrees(st, dt *tree, dropped func(string, bool) (string, bool)) (int, []Difference) {
-	c := &pathComparer{st: st, dt: dt, sl: st.linkGroups(), dl: dt.linkGroups(), dropped: dropped}
-	walkBoth(st.root, dt.root, c.visit)
-	acceptEmptiedDirs(c.diffs)
-	return c.n, c.diffs
-}
-
-// compareStreams compares two merged filesystems read in path order, as
-// compareTrees does (they have no hardlinks).
+// compareStreams compares two merged filesystems path by path, reading
+// them side by side in path order, with their hardlinks as their first
+// passes resolved them. It returns the number of paths compared and the
+// differences (unsorted).
 func compareStreams(ss, ds *imageStream, dropped func(string, bool) (string, bool)) (int, []Difference, error) {
-	c := &pathComparer{st: &tree{}, dt: &tree{}, dropped: dropped}
+	si, di := ss.links, ds.links
+	c := &pathComparer{
+		slinks: si.links, shas: func(p string) bool { return si.has[p] }, dhas: func(p string) bool { return di.has[p] },
+		sl: si.groups, dl: di.groups, dropped: dropped,
+	}
 	sp, sn, sok, err := ss.next()
 	if err != nil {
 		return 0, nil, err
@@ -67,11 +63,12 @@ func compareStreams(ss, ds *imageStream, dropped func(string, bool) (string, boo
 
 // pathComparer compares two merged filesystems one path at a time.
 type pathComparer struct {
-	st, dt  *tree               // for hardlinks
-	sl, dl  map[string][]string // hardlink groups
-	dropped func(string, bool) (string, bool)
-	n       int
-	diffs   []Difference
+	slinks     map[string]string   // SRC's hardlinks (tree.links)
+	shas, dhas func(string) bool   // whether each has a path (one of a hardlink group)
+	sl, dl     map[string][]string // hardlink groups
+	dropped    func(string, bool) (string, bool)
+	n          int
+	diffs      []Difference
 }
 
 // visit compares the nodes at p (nil where a side has none).
@@ -83,7 +80,7 @@ func (c *pathComparer) visit(p string, s, d *node) {
 		if c.dropped != nil {
 			if reason, ok := c.dropped(p, s.typ == tar.TypeDir); ok {
 				diff.Verdict, diff.Reason = Dropped, reason
-			} else if reason, ok := c.st.linkToDropped(p, c.dropped); ok && s.typ != tar.TypeDir {
+			} else if reason, ok := linkToDropped(c.slinks, p, c.dropped); ok && s.typ != tar.TypeDir {
 				diff.Verdict, diff.Reason = Dropped, reason
 			}
 		}
@@ -95,7 +92,7 @@ func (c *pathComparer) visit(p string, s, d *node) {
 		c.diffs = append(c.diffs, Difference{Path: p, What: WhatAdded, Source: "(missing)", Output: describe(d), Verdict: Violation, Reason: "not in SRC"})
 	default:
 		c.diffs = append(c.diffs, compareNodes(p, s, d)...)
-		so, do := linkedWith(c.sl[p], p, c.dt), linkedWith(c.dl[p], p, c.st)
+		so, do := linkedWith(c.sl[p], p, c.dhas), linkedWith(c.dl[p], p, c.shas)
 		if !slices.Equal(so, do) {
 			c.diffs = append(c.diffs, Difference{Path: p, What: WhatHardlink, Source: describeLinks(so), Output: describeLinks(do), Verdict: Violation})
 		}
@@ -130,10 +127,10 @@ func acceptEmptiedDirs(diffs []Difference) {
 
 // linkedWith returns the paths of group, other than p, that the other tree
 // also has: a hardlink partner dropped from one side does not count.
-func linkedWith(group []string, p string, other *tree) []string {
+func linkedWith(group []string, p string, otherHas func(string) bool) []string {
 	var out []string
 	for _, q := range group {
-		if q != p && other.has(q) {
+		if q != p && otherHas(q) {
 			out = append(out, q)
 		}
 	}

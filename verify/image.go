@@ -2,6 +2,7 @@ package verify
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 
@@ -216,42 +217,83 @@ func (c *cache) compare(ctx context.Context, sp, dp *imagePlan) (*Result, error)
 	return res, nil
 }
 
-// compareFS compares the merged filesystems of sp and dp: read in path
-// order from the layers' record files, or, when a layer of either has a
-// hardlink, built as trees.
+// compareFS compares the merged filesystems of sp and dp, read in path
+// order from the layers' record files: a first pass over each resolves
+// their hardlinks, if they have any.
 func (c *cache) compareFS(sp, dp *imagePlan) (int, []Difference, error) {
-	if !c.hasLinks(sp) && !c.hasLinks(dp) {
-		ss, err := c.stream(sp)
-		if err != nil {
-			return 0, nil, err
-		}
-		defer ss.close()
-		ds, err := c.stream(dp)
-		if err != nil {
-			return 0, nil, err
-		}
-		defer ds.close()
-		return compareStreams(ss, ds, c.o.Dropped)
-	}
-	st, err := c.merge(sp)
+	keys := c.linkNames(sp, dp)
+	si, err := c.resolveLinks(sp, keys)
 	if err != nil {
 		return 0, nil, err
 	}
-	dt, err := c.merge(dp)
+	di, err := c.resolveLinks(dp, keys)
 	if err != nil {
 		return 0, nil, err
 	}
-	n, diffs := compareTrees(st, dt, c.o.Dropped)
-	return n, diffs, nil
+	ss, err := c.stream(sp)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer ss.close()
+	ss.links = si
+	ds, err := c.stream(dp)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer ds.close()
+	ds.links = di
+	return compareStreams(ss, ds, c.o.Dropped)
 }
 
-func (c *cache) hasLinks(p *imagePlan) bool {
-	for _, d := range p.descs {
-		if c.scans[d.Digest].links {
-			return true
+// linkNames returns the paths the hardlinks of ps name, or nil.
+func (c *cache) linkNames(ps ...*imagePlan) map[string]bool {
+	var keys map[string]bool
+	for _, p := range ps {
+		for _, d := range p.descs {
+			for _, n := range c.scans[d.Digest].linkNames {
+				if keys == nil {
+					keys = map[string]bool{}
+				}
+				keys[n] = true
+			}
 		}
 	}
-	return false
+	return keys
+}
+
+// resolveLinks reads the merged filesystem of p once for the records of
+// keys, and resolves its hardlinks. With no keys there is nothing to do.
+func (c *cache) resolveLinks(p *imagePlan, keys map[string]bool) (*linkInfo, error) {
+	if keys == nil {
+		return &linkInfo{}, nil
+	}
+	s, err := c.stream(p)
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	s.keys, s.keyDirs, s.timelines = keys, map[string]bool{}, map[string][]event{}
+	for k := range keys {
+		for d := k; d != ""; {
+			d = parentDir(d)
+			s.keyDirs[d] = true
+		}
+	}
+	for {
+		_, _, ok, err := s.next()
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: %w", p.role, p.name, err)
+		}
+		if !ok {
+			break
+		}
+	}
+	info, err := resolveLinks(keys, s.timelines)
+	var le *linkError
+	if errors.As(err, &le) {
+		return nil, fmt.Errorf("%s %s layer %d (%s): %w", p.role, p.name, le.layer+1, p.descs[le.layer].Digest, le.err)
+	}
+	return info, err
 }
 
 // stream opens the merged filesystem of p.
@@ -265,21 +307,6 @@ func (c *cache) stream(p *imagePlan) (*imageStream, error) {
 		return nil, fmt.Errorf("%s %s: %w", p.role, p.name, err)
 	}
 	return s, nil
-}
-
-// merge applies the scanned layers of p bottom-up.
-func (c *cache) merge(p *imagePlan) (*tree, error) {
-	t := newTree()
-	for i, d := range p.descs {
-		records, err := c.scans[d.Digest].entries()
-		if err == nil {
-			err = t.apply(records)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s %s layer %d (%s): %w", p.role, p.name, i+1, d.Digest, err)
-		}
-	}
-	return t, nil
 }
 
 // checkDiffIDs compares the config's diff_ids with the scanned layers.

@@ -19,8 +19,12 @@ import (
 //   - the path's own records put, replace or delete it.
 //
 // Only the latest deletion by an ancestor matters, so each open ancestor
-// keeps one position. The result is the tree that tree.apply builds,
-// without hardlinks: an image with a hardlink is merged as a tree.
+// keeps one position. The result is the tree that tree.apply builds.
+//
+// A hardlink takes the node its target has at that moment, which may be
+// anywhere in the stream: a first pass keeps the records of the paths
+// hardlinks name (and the deletions of their ancestors), which are few,
+// and resolves the hardlinks in the order they apply (see links.go).
 
 // imageStream is the merged filesystem of one image, read in path order.
 type imageStream struct {
@@ -30,6 +34,13 @@ type imageStream struct {
 	more    bool // peek holds the next record
 	started bool
 	stack   []openDir
+
+	// First pass: the paths whose records are kept (keys), their
+	// ancestors, and the records kept.
+	keys, keyDirs map[string]bool
+	timelines     map[string][]event
+	// Second pass: the hardlinks, resolved.
+	links *linkInfo
 }
 
 // openDir is an ancestor of the paths still to come, and the last moment
@@ -37,6 +48,7 @@ type imageStream struct {
 type openDir struct {
 	path string
 	del  pos
+	dels []pos // every deletion, for the first pass, on ancestors of keys
 }
 
 // openImageStream merges files, the sorted records of an image's layers
@@ -88,7 +100,11 @@ func (s *imageStream) close() {
 	s.temps = nil
 }
 
-var errStreamLink = errors.New("internal error: a hardlink in a streamed merge")
+var errStreamLink = errors.New("internal error: a hardlink the first pass did not resolve")
+
+// linked stands, in the first pass, for what a hardlink puts: not a
+// directory.
+var linked = &node{typ: tar.TypeLink}
 
 // under reports whether p is strictly below directory a ("" is the root).
 func under(p, a string) bool {
@@ -121,11 +137,31 @@ func (s *imageStream) next() (p string, n *node, ok bool, err error) {
 		if p == "" {
 			state = implicitDir()
 		}
+		key, keyDir := s.keys[p], s.keyDirs[p]
+		var tl []event
+		if key {
+			for _, d := range s.stack {
+				for _, at := range d.dels {
+					tl = append(tl, event{at: at, op: opWhiteout})
+				}
+			}
+		}
+		var dels []pos
 		del := ancDel
 		for s.more && s.peek.name == p {
 			r := s.peek
 			if s.more, err = s.m.next(&s.peek); err != nil {
 				return "", nil, false, err
+			}
+			if r.op == opLink && r.target == p {
+				continue // tree.link: a no-op
+			}
+			if key && r.op != opOpaque {
+				tl = append(tl, event{at: r.pos, op: r.op, node: &r.node, target: r.target})
+			}
+			if keyDir && (r.op == opWhiteout && p != "" || r.op == opOpaque || r.op == opLink && p != "" ||
+				r.op == opPut && p != "" && r.node.typ != tar.TypeDir) {
+				dels = append(dels, r.pos)
 			}
 			if r.pos.cmp(ancDel) < 0 {
 				continue // undone by the deletion of an ancestor
@@ -149,13 +185,62 @@ func (s *imageStream) next() (p string, n *node, ok bool, err error) {
 					state = implicitDir()
 				}
 			case opLink:
-				return "", nil, false, errStreamLink
+				if p == "" {
+					continue // the root stays a directory
+				}
+				switch {
+				case s.links != nil:
+					v := s.links.resolved[verKey{p, r.pos}]
+					if v == nil {
+						return "", nil, false, errStreamLink
+					}
+					state = v.node
+				case s.keys != nil:
+					state = linked
+				default:
+					return "", nil, false, errStreamLink
+				}
+				del = maxPos(del, r.pos)
 			}
 		}
-		s.stack = append(s.stack, openDir{path: p, del: del})
+		if key {
+			s.timelines[p] = tl
+		}
+		s.stack = append(s.stack, openDir{path: p, del: del, dels: dels})
 		if state != nil {
 			return p, state, true, nil
 		}
 	}
 	return "", nil, false, nil
 }
+
+// implicitDir is a directory that no entry describes: a runtime creates it
+// for the paths below it, with metadata of its own choosing.
+func implicitDir() *node {
+	return &node{typ: tar.TypeDir, implicit: true, mode: 0o755}
+}
+
+// linkToDropped reports whether p, a path with hardlinks links (tree.links), is a hardlink that goes
+// with its target: the rewrite's drop rules (dropped) drop the path it
+// links to, or that path is such a link in turn. The rewrite leaves such a
+// link out rather than let it dangle (rewrite.Drop).
+func linkToDropped(links map[string]string, p string, dropped func(string, bool) (string, bool)) (string, bool) {
+	target, ok := links[p]
+	if !ok {
+		return "", false
+	}
+	seen := map[string]bool{p: true}
+	for q := target; !seen[q]; {
+		if _, ok := dropped(q, false); ok {
+			return "link to dropped " + target, true
+		}
+		seen[q] = true
+		if q, ok = links[q]; !ok {
+			break
+		}
+	}
+	return "", false
+}
+
+// rootPath is how differences name the root directory.
+const rootPath = "."

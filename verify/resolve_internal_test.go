@@ -21,7 +21,7 @@ func randomRecord(rng *rand.Rand) record {
 	}
 	p := strings.Join(parts, "/")
 	n := node{mode: rng.Int64N(0o1000), mtime: time.Unix(rng.Int64N(1e9), 0)}
-	switch k := rng.IntN(20); {
+	switch k := rng.IntN(22); {
 	case k < 7:
 		n.typ, n.size = tar.TypeReg, rng.Int64N(100)
 	case k < 11:
@@ -35,8 +35,14 @@ func randomRecord(rng *rand.Rand) record {
 		return record{name: p, op: opWhiteout}
 	case k < 19:
 		return record{name: p, op: opOpaque}
-	default:
+	case k < 20:
 		return record{name: "", op: opOpaque}
+	default:
+		parts = parts[:0]
+		for range 1 + rng.IntN(2) {
+			parts = append(parts, names[rng.IntN(len(names))])
+		}
+		return record{name: p, op: opLink, target: strings.Join(parts, "/")}
 	}
 	return record{name: p, op: opPut, node: n}
 }
@@ -61,6 +67,7 @@ func TestStreamMatchesTree(t *testing.T) {
 		var files []string
 		tr := newTree()
 		var layers [][]record
+		treeErr := ""
 		for range 1 + rng.IntN(5) {
 			var rs []record
 			for range rng.IntN(10) {
@@ -84,34 +91,83 @@ func TestStreamMatchesTree(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(back) != len(rs) {
-				t.Fatalf("%d records read back, want %d", len(back), len(rs))
+			if want := len(slices.DeleteFunc(slices.Clone(rs), func(r record) bool { return r.op == opLink && r.name == r.target })); len(back) != want {
+				t.Fatalf("%d records read back, want %d", len(back), want)
 			}
-			if err := tr.apply(back); err != nil {
-				t.Fatal(err)
+			if err := tr.apply(back); err != nil && treeErr == "" {
+				treeErr = err.Error()
 			}
 		}
 		var want, got []string
-		walkBoth(tr.root, newTree().root, func(p string, s, _ *node) {
-			if s != nil {
-				want = append(want, nodeString(p, s))
-			}
-		})
-		st, err := openImageStream(dir, files)
-		if err != nil {
-			t.Fatal(err)
+		wantErr, gotErr := treeErr, ""
+		if treeErr == "" {
+			groups := tr.linkGroups()
+			walkBoth(tr.root, newTree().root, func(p string, s, _ *node) {
+				if s != nil {
+					want = append(want, nodeString(p, s)+fmt.Sprint(groups[p], tr.links[p]))
+				}
+			})
 		}
-		for {
-			p, n, ok, err := st.next()
+		keys := map[string]bool{}
+		for _, rs := range layers {
+			for _, r := range rs {
+				if r.op == opLink && r.name != r.target {
+					keys[r.name], keys[r.target] = true, true
+				}
+			}
+		}
+		info := &linkInfo{}
+		if len(keys) > 0 {
+			st, err := openImageStream(dir, files)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !ok {
-				break
+			st.keys, st.keyDirs, st.timelines = keys, map[string]bool{}, map[string][]event{}
+			for k := range keys {
+				for d := k; d != ""; {
+					d = parentDir(d)
+					st.keyDirs[d] = true
+				}
 			}
-			got = append(got, nodeString(displayPath(p), n))
+			for {
+				_, _, ok, err := st.next()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !ok {
+					break
+				}
+			}
+			st.close()
+			info, err = resolveLinks(keys, st.timelines)
+			if err != nil {
+				gotErr = err.Error()
+			}
 		}
-		st.close()
+		if gotErr == "" {
+			st, err := openImageStream(dir, files)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st.links = info
+			for {
+				p, n, ok, err := st.next()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !ok {
+					break
+				}
+				got = append(got, nodeString(displayPath(p), n)+fmt.Sprint(info.groups[p], info.links[p]))
+				if keys[p] != info.has[p] {
+					t.Fatalf("iteration %d: %s is a key: %v, has: %v", iter, p, keys[p], info.has[p])
+				}
+			}
+			st.close()
+		}
+		if gotErr != wantErr {
+			t.Fatalf("iteration %d, layers %+v: error %q, tree's %q", iter, layers, gotErr, wantErr)
+		}
 		if !slices.Equal(got, want) {
 			t.Fatalf("iteration %d, layers %+v:\nstream %q\ntree   %q", iter, layers, got, want)
 		}

@@ -10,7 +10,6 @@ import (
 	"hash"
 	"io"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
@@ -66,9 +65,11 @@ type record struct {
 // layerScan is what one layer holds: its records sorted by path in a
 // temporary file (see spill.go).
 type layerScan struct {
-	file   string
-	links  bool // some record is a hardlink
-	diffID v1.Hash
+	file string
+	// linkNames are the paths hardlinks name: each one's own and its
+	// target's (see links.go).
+	linkNames []string
+	diffID    v1.Hash
 	// late are the whiteouts that come after entries under their
 	// directory, unclean the names that climb out of the root, as the
 	// layer spells them (see layerfs).
@@ -128,8 +129,8 @@ func scanLayer(ctx context.Context, l v1.Layer, desc v1.Descriptor, o Options) (
 			return nil, fmt.Errorf("%s: %w", h.Name, err)
 		}
 		seq++
-		if rec.op == opLink {
-			s.links = true
+		if rec.op == opLink && rec.name != rec.target {
+			s.linkNames = append(s.linkNames, rec.name, rec.target)
 		}
 		if err := s.add(sorted, rec, seq, &prev); err != nil {
 			return nil, err
@@ -156,8 +157,11 @@ func scanLayer(ctx context.Context, l v1.Layer, desc v1.Descriptor, o Options) (
 // *prev, was not below, since nothing but entries changes the tree
 // between two entries.
 func (s *layerScan) add(sorted *sorter, rec record, seq uint64, prev *string) error {
-	if rec.op == opWhiteout || rec.op == opOpaque {
+	switch {
+	case rec.op == opWhiteout || rec.op == opOpaque:
 		return sorted.add(srec{pos: pos{phase: 0, seq: seq}, record: rec})
+	case rec.op == opLink && rec.name == rec.target:
+		return nil // tree.link: a no-op
 	}
 	at := pos{phase: 1, seq: seq}
 	for dir := parentDir(rec.name); dir != "" && !under(*prev, dir); dir = parentDir(dir) {
@@ -185,36 +189,6 @@ func (s *layerScan) remove() {
 		os.Remove(s.file)
 		s.file = ""
 	}
-}
-
-// entries reads the scan's records back in the order tree.apply takes
-// them: whiteouts first, then entries, each in layer order.
-func (s *layerScan) entries() ([]record, error) {
-	rr, err := openRecords(s.file, -1)
-	if err != nil {
-		return nil, err
-	}
-	defer rr.close()
-	var all []srec
-	for {
-		var r srec
-		ok, err := rr.next(&r)
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			break
-		}
-		if r.op != opTouch {
-			all = append(all, r)
-		}
-	}
-	slices.SortFunc(all, func(a, b srec) int { return a.pos.cmp(b.pos) })
-	out := make([]record, len(all))
-	for i := range all {
-		out[i] = all[i].record
-	}
-	return out, nil
 }
 
 // checkBlob reads a layer blob whose content was scanned from another

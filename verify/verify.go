@@ -3,11 +3,13 @@
 // except paths the rewrite options drop and ELF files that lost only
 // non-allocated sections, and the image config is unchanged.
 //
-// Each image's layers are read once (in parallel), reduced to metadata
-// lists (no file bodies are kept in memory: bodies are hashed as they
+// Each image's layers are read once (in parallel) and reduced to metadata
+// records (no file bodies are kept in memory: bodies are hashed as they
 // stream, and ELF files are spooled to a temporary file one at a time),
-// merged bottom-up with the OCI whiteout rules, and the two merged trees
-// are compared path by path.
+// which are sorted by path on disk (spill.go). Each image's layers are
+// then merged with the OCI whiteout rules as one stream in path order
+// (resolve.go, links.go), and the two streams compared path by path in one
+// pass: memory does not grow with the number of files.
 package verify
 
 import (
@@ -31,7 +33,8 @@ type Options struct {
 	Dropped func(p string, isDir bool) (reason string, ok bool)
 	// Jobs is the number of layers read at once (default GOMAXPROCS).
 	Jobs int
-	// TempDir is where ELF files are spooled for random access (default
+	// TempDir is where ELF files are spooled for random access, and the
+	// sorted records of layers are kept until compared (default
 	// os.TempDir()).
 	TempDir string
 	// Platforms, for Index, selects the platforms that are compared; a
