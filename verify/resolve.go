@@ -166,41 +166,8 @@ func (s *imageStream) next() (p string, n *node, ok bool, err error) {
 			if r.pos.cmp(ancDel) < 0 {
 				continue // undone by the deletion of an ancestor
 			}
-			switch r.op {
-			case opWhiteout:
-				if p != "" {
-					state, del = nil, maxPos(del, r.pos)
-				}
-			case opOpaque:
-				del = maxPos(del, r.pos)
-			case opPut:
-				switch {
-				case r.node.typ == tar.TypeDir:
-					state = &r.node
-				case p != "":
-					state, del = &r.node, maxPos(del, r.pos)
-				}
-			case opTouch:
-				if state == nil || state.typ != tar.TypeDir {
-					state = implicitDir()
-				}
-			case opLink:
-				if p == "" {
-					continue // the root stays a directory
-				}
-				switch {
-				case s.links != nil:
-					v := s.links.resolved[verKey{p, r.pos}]
-					if v == nil {
-						return "", nil, false, errStreamLink
-					}
-					state = v.node
-				case s.keys != nil:
-					state = linked
-				default:
-					return "", nil, false, errStreamLink
-				}
-				del = maxPos(del, r.pos)
+			if state, del, err = s.apply(p, &r, state, del); err != nil {
+				return "", nil, false, err
 			}
 		}
 		if key {
@@ -244,3 +211,45 @@ func linkToDropped(links map[string]string, p string, dropped func(string, bool)
 
 // rootPath is how differences name the root directory.
 const rootPath = "."
+
+// apply applies record r of path p to what p holds (state), and to the
+// last deletion of what is below p (del).
+func (s *imageStream) apply(p string, r *srec, state *node, del pos) (*node, pos, error) {
+	switch r.op {
+	case opWhiteout:
+		if p != "" {
+			state, del = nil, maxPos(del, r.pos)
+		}
+	case opOpaque:
+		del = maxPos(del, r.pos)
+	case opPut:
+		switch {
+		case r.node.typ == tar.TypeDir:
+			state = &r.node
+		case p != "":
+			state, del = &r.node, maxPos(del, r.pos)
+		}
+	case opTouch:
+		if state == nil || state.typ != tar.TypeDir {
+			state = implicitDir()
+		}
+	case opLink:
+		if p == "" {
+			break // the root stays a directory
+		}
+		switch {
+		case s.links != nil:
+			v := s.links.resolved[verKey{p, r.pos}]
+			if v == nil {
+				return nil, del, errStreamLink
+			}
+			state = v.node
+		case s.keys != nil:
+			state = linked
+		default:
+			return nil, del, errStreamLink
+		}
+		del = maxPos(del, r.pos)
+	}
+	return state, del, nil
+}
