@@ -12,41 +12,91 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
-// compareTrees compares two merged filesystems path by path, walking them
-// side by side in sorted order. It returns the number of paths compared
-// and the differences (unsorted).
-func compareTrees(st, dt *tree, dropped func(string, bool) (string, bool)) (int, []Difference) {
-	sl, dl := st.linkGroups(), dt.linkGroups()
-	var diffs []Difference
-	n := 0
-	walkBoth(st.root, dt.root, func(p string, s, d *node) {
-		n++
+// compareStreams compares two merged filesystems path by path, reading
+// them side by side in path order, with their hardlinks as their first
+// passes resolved them. It returns the number of paths compared and the
+// differences (unsorted).
+func compareStreams(ss, ds *imageStream, dropped func(string, bool) (string, bool)) (int, []Difference, error) {
+	si, di := ss.links, ds.links
+	c := &pathComparer{
+		slinks: si.links, shas: func(p string) bool { return si.has[p] }, dhas: func(p string) bool { return di.has[p] },
+		sl: si.groups, dl: di.groups, dropped: dropped,
+	}
+	sp, sn, sok, err := ss.next()
+	if err != nil {
+		return 0, nil, err
+	}
+	dp, dn, dok, err := ds.next()
+	if err != nil {
+		return 0, nil, err
+	}
+	for sok || dok {
+		order := 0
 		switch {
-		case d == nil:
-			diff := Difference{Path: p, What: WhatMissing, Source: describe(s), Output: "(missing)", Verdict: Violation, Reason: "not dropped by the rewrite options"}
-			if dropped != nil {
-				if reason, ok := dropped(p, s.typ == tar.TypeDir); ok {
-					diff.Verdict, diff.Reason = Dropped, reason
-				} else if reason, ok := st.linkToDropped(p, dropped); ok && s.typ != tar.TypeDir {
-					diff.Verdict, diff.Reason = Dropped, reason
-				}
-			}
-			if s.debugFile && diff.Verdict == Violation {
-				diff.Verdict, diff.Reason = Dropped, "separate debug file, moved to the debug image"
-			}
-			diffs = append(diffs, diff)
-		case s == nil:
-			diffs = append(diffs, Difference{Path: p, What: WhatAdded, Source: "(missing)", Output: describe(d), Verdict: Violation, Reason: "not in SRC"})
+		case !dok:
+			order = -1
+		case !sok:
+			order = 1
 		default:
-			diffs = append(diffs, compareNodes(p, s, d)...)
-			so, do := linkedWith(sl[p], p, dt), linkedWith(dl[p], p, st)
-			if !slices.Equal(so, do) {
-				diffs = append(diffs, Difference{Path: p, What: WhatHardlink, Source: describeLinks(so), Output: describeLinks(do), Verdict: Violation})
+			order = cmpPath(sp, dp)
+		}
+		switch {
+		case order < 0:
+			c.visit(displayPath(sp), sn, nil)
+			sp, sn, sok, err = ss.next()
+		case order > 0:
+			c.visit(displayPath(dp), nil, dn)
+			dp, dn, dok, err = ds.next()
+		default:
+			c.visit(displayPath(sp), sn, dn)
+			if sp, sn, sok, err = ss.next(); err == nil {
+				dp, dn, dok, err = ds.next()
 			}
 		}
-	})
-	acceptEmptiedDirs(diffs)
-	return n, diffs
+		if err != nil {
+			return 0, nil, err
+		}
+	}
+	acceptEmptiedDirs(c.diffs)
+	return c.n, c.diffs, nil
+}
+
+// pathComparer compares two merged filesystems one path at a time.
+type pathComparer struct {
+	slinks     map[string]string   // SRC's hardlinks (tree.links)
+	shas, dhas func(string) bool   // whether each has a path (one of a hardlink group)
+	sl, dl     map[string][]string // hardlink groups
+	dropped    func(string, bool) (string, bool)
+	n          int
+	diffs      []Difference
+}
+
+// visit compares the nodes at p (nil where a side has none).
+func (c *pathComparer) visit(p string, s, d *node) {
+	c.n++
+	switch {
+	case d == nil:
+		diff := Difference{Path: p, What: WhatMissing, Source: describe(s), Output: "(missing)", Verdict: Violation, Reason: "not dropped by the rewrite options"}
+		if c.dropped != nil {
+			if reason, ok := c.dropped(p, s.typ == tar.TypeDir); ok {
+				diff.Verdict, diff.Reason = Dropped, reason
+			} else if reason, ok := linkToDropped(c.slinks, p, c.dropped); ok && s.typ != tar.TypeDir {
+				diff.Verdict, diff.Reason = Dropped, reason
+			}
+		}
+		if s.debugFile && diff.Verdict == Violation {
+			diff.Verdict, diff.Reason = Dropped, "separate debug file, moved to the debug image"
+		}
+		c.diffs = append(c.diffs, diff)
+	case s == nil:
+		c.diffs = append(c.diffs, Difference{Path: p, What: WhatAdded, Source: "(missing)", Output: describe(d), Verdict: Violation, Reason: "not in SRC"})
+	default:
+		c.diffs = append(c.diffs, compareNodes(p, s, d)...)
+		so, do := linkedWith(c.sl[p], p, c.dhas), linkedWith(c.dl[p], p, c.shas)
+		if !slices.Equal(so, do) {
+			c.diffs = append(c.diffs, Difference{Path: p, What: WhatHardlink, Source: describeLinks(so), Output: describeLinks(do), Verdict: Violation})
+		}
+	}
 }
 
 // acceptEmptiedDirs accepts a missing implicit directory (one no entry
@@ -77,10 +127,10 @@ func acceptEmptiedDirs(diffs []Difference) {
 
 // linkedWith returns the paths of group, other than p, that the other tree
 // also has: a hardlink partner dropped from one side does not count.
-func linkedWith(group []string, p string, other *tree) []string {
+func linkedWith(group []string, p string, otherHas func(string) bool) []string {
 	var out []string
 	for _, q := range group {
-		if q != p && other.has(q) {
+		if q != p && otherHas(q) {
 			out = append(out, q)
 		}
 	}

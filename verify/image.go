@@ -2,6 +2,7 @@ package verify
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 
@@ -100,9 +101,20 @@ func (c *cache) release(ps ...*imagePlan) {
 	for h := range distinct(ps...) {
 		if c.uses[h]--; c.uses[h] <= 0 {
 			delete(c.uses, h)
+			if s := c.scans[h]; s != nil {
+				s.remove()
+			}
 			delete(c.scans, h)
 		}
 	}
+}
+
+// close removes the record files of every scan still held.
+func (c *cache) close() {
+	for _, s := range c.scans {
+		s.remove()
+	}
+	clear(c.scans)
 }
 
 // load scans the layers of ps that are not scanned yet, and checks the
@@ -148,16 +160,20 @@ func (c *cache) load(ctx context.Context, ps ...*imagePlan) error {
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
-		return err
-	}
+	err := g.Wait()
 	for _, j := range jobs {
+		if err != nil {
+			if j.out != nil {
+				j.out.remove()
+			}
+			continue
+		}
 		c.read[j.key] = true
 		if j.scan {
 			c.scans[j.desc.Digest] = j.out
 		}
 	}
-	return nil
+	return err
 }
 
 // compare reads, merges and compares one pair of images.
@@ -166,22 +182,14 @@ func (c *cache) compare(ctx context.Context, sp, dp *imagePlan) (*Result, error)
 	if err := c.load(ctx, sp, dp); err != nil {
 		return nil, err
 	}
-	st, err := c.merge(sp)
+	paths, diffs, err := c.compareFS(sp, dp)
 	if err != nil {
 		return nil, err
 	}
-	c.dropRecords(sp, dp) // those of SRC's layers that DST does not share
-	dt, err := c.merge(dp)
-	if err != nil {
-		return nil, err
-	}
-	c.dropRecords(dp)
 	if err := c.checkDiffIDs(sp); err != nil {
 		return nil, err
 	}
-	res := &Result{Platform: dp.name, Differences: []Difference{}}
-	var diffs []Difference
-	res.Paths, diffs = compareTrees(st, dt, c.o.Dropped)
+	res := &Result{Platform: dp.name, Differences: []Difference{}, Paths: paths}
 	res.Differences = append(res.Differences, diffs...)
 	res.Differences = append(res.Differences, compareConfig(sp.config, dp.config)...)
 	res.Differences = append(res.Differences, c.layerNames(sp, dp)...)
@@ -209,28 +217,96 @@ func (c *cache) compare(ctx context.Context, sp, dp *imagePlan) (*Result, error)
 	return res, nil
 }
 
-// dropRecords forgets the entries (not the diff_id) of the layers of p
-// that no later comparison needs, once merged: the trees hold what the
-// comparison needs, and on an image of many files the records of every
-// layer held until the end doubled the memory. Layers of keep are left.
-func (c *cache) dropRecords(p *imagePlan, keep ...*imagePlan) {
-	kept := distinct(keep...)
-	for _, d := range p.descs {
-		if s := c.scans[d.Digest]; s != nil && !kept[d.Digest] && c.uses[d.Digest] <= 1 {
-			s.records = nil
-		}
+// compareFS compares the merged filesystems of sp and dp, read in path
+// order from the layers' record files: a first pass over each resolves
+// their hardlinks, if they have any.
+func (c *cache) compareFS(sp, dp *imagePlan) (int, []Difference, error) {
+	keys := c.linkNames(sp, dp)
+	si, err := c.resolveLinks(sp, keys)
+	if err != nil {
+		return 0, nil, err
 	}
+	di, err := c.resolveLinks(dp, keys)
+	if err != nil {
+		return 0, nil, err
+	}
+	ss, err := c.stream(sp)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer ss.close()
+	ss.links = si
+	ds, err := c.stream(dp)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer ds.close()
+	ds.links = di
+	return compareStreams(ss, ds, c.o.Dropped)
 }
 
-// merge applies the scanned layers of p bottom-up.
-func (c *cache) merge(p *imagePlan) (*tree, error) {
-	t := newTree()
-	for i, d := range p.descs {
-		if err := t.apply(c.scans[d.Digest]); err != nil {
-			return nil, fmt.Errorf("%s %s layer %d (%s): %w", p.role, p.name, i+1, d.Digest, err)
+// linkNames returns the paths the hardlinks of ps name, or nil.
+func (c *cache) linkNames(ps ...*imagePlan) map[string]bool {
+	var keys map[string]bool
+	for _, p := range ps {
+		for _, d := range p.descs {
+			for _, n := range c.scans[d.Digest].linkNames {
+				if keys == nil {
+					keys = map[string]bool{}
+				}
+				keys[n] = true
+			}
 		}
 	}
-	return t, nil
+	return keys
+}
+
+// resolveLinks reads the merged filesystem of p once for the records of
+// keys, and resolves its hardlinks. With no keys there is nothing to do.
+func (c *cache) resolveLinks(p *imagePlan, keys map[string]bool) (*linkInfo, error) {
+	if keys == nil {
+		return &linkInfo{}, nil
+	}
+	s, err := c.stream(p)
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	s.keys, s.keyDirs, s.timelines = keys, map[string]bool{}, map[string][]event{}
+	for k := range keys {
+		for d := k; d != ""; {
+			d = parentDir(d)
+			s.keyDirs[d] = true
+		}
+	}
+	for {
+		_, _, ok, err := s.next()
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: %w", p.role, p.name, err)
+		}
+		if !ok {
+			break
+		}
+	}
+	info, err := resolveLinks(keys, s.timelines)
+	var le *linkError
+	if errors.As(err, &le) {
+		return nil, fmt.Errorf("%s %s layer %d (%s): %w", p.role, p.name, le.layer+1, p.descs[le.layer].Digest, le.err)
+	}
+	return info, err
+}
+
+// stream opens the merged filesystem of p.
+func (c *cache) stream(p *imagePlan) (*imageStream, error) {
+	files := make([]string, len(p.descs))
+	for i, d := range p.descs {
+		files[i] = c.scans[d.Digest].file
+	}
+	s, err := openImageStream(c.o.TempDir, files)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", p.role, p.name, err)
+	}
+	return s, nil
 }
 
 // checkDiffIDs compares the config's diff_ids with the scanned layers.

@@ -118,3 +118,80 @@ func TestMemoryIsBounded(t *testing.T) {
 		t.Errorf("heap grew with file size: %d MiB → %d MiB", small>>20, large>>20)
 	}
 }
+
+// manyLayer is an uncompressed layer of many empty files in a thousand
+// directories (as bench/scale -files writes), regenerated on every read.
+type manyLayer struct {
+	bigLayer
+	files int
+}
+
+func (g *manyLayer) writeTar(w io.Writer) error {
+	tw := tar.NewWriter(w)
+	for j := range g.files {
+		name := fmt.Sprintf("d/%03d/f%d", j%1000, j)
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Typeflag: tar.TypeReg}); err != nil {
+			return err
+		}
+	}
+	return tw.Close()
+}
+
+func (g *manyLayer) Compressed() (io.ReadCloser, error) {
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(g.writeTar(pw)) }()
+	return pr, nil
+}
+
+func (g *manyLayer) Uncompressed() (io.ReadCloser, error) { return g.Compressed() }
+
+func newManyLayer(t *testing.T, files int) *manyLayer {
+	t.Helper()
+	g := &manyLayer{files: files}
+	h := sha256.New()
+	rc, _ := g.Compressed()
+	n, err := io.Copy(h, rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.digest, g.size = v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", h.Sum(nil))}, n
+	return g
+}
+
+// The heap used to verify must not grow with the number of files either:
+// each layer's records are sorted by path on disk, and the merged
+// filesystems are compared as they are read.
+func TestMemoryIsBoundedInFiles(t *testing.T) {
+	if testing.Short() {
+		t.Skip("verifies images of 50k and 200k files")
+	}
+	measure := func(files int) uint64 {
+		c := config()
+		img, err := mutate.ConfigFile(empty.Image, &c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if img, err = mutate.AppendLayers(img, newManyLayer(t, files)); err != nil {
+			t.Fatal(err)
+		}
+		tmp := t.TempDir()
+		return testenv.PeakHeap(func() {
+			res, err := verify.Image(context.Background(), img, img, verify.Options{Jobs: 1, TempDir: tmp})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := files + 1002; res.Violations != 0 || res.Paths != want {
+				t.Errorf("%d paths (want %d), %d violations", res.Paths, want, res.Violations)
+			}
+			if left, _ := os.ReadDir(tmp); len(left) != 0 {
+				t.Errorf("%d temporary files left", len(left))
+			}
+		})
+	}
+	small := measure(50_000)
+	large := measure(200_000)
+	t.Logf("peak heap: %d MiB for 50k files, %d MiB for 200k files", small>>20, large>>20)
+	if large > small+16<<20 {
+		t.Errorf("heap grew with the number of files: %d MiB → %d MiB", small>>20, large>>20)
+	}
+}

@@ -59,7 +59,7 @@ func (c *cache) layerNames(src, p *imagePlan) []Difference {
 
 func displayPath(p string) string {
 	if p == "" {
-		return "."
+		return rootPath
 	}
 	return p
 }

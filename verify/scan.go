@@ -62,10 +62,14 @@ type record struct {
 	node   node
 }
 
-// layerScan is what one layer holds, in entry order.
+// layerScan is what one layer holds: its records sorted by path in a
+// temporary file (see spill.go).
 type layerScan struct {
-	records []record
-	diffID  v1.Hash
+	file string
+	// linkNames are the paths hardlinks name: each one's own and its
+	// target's (see links.go).
+	linkNames []string
+	diffID    v1.Hash
 	// late are the whiteouts that come after entries under their
 	// directory, unclean the names that climb out of the root, as the
 	// layer spells them (see layerfs).
@@ -97,8 +101,13 @@ func scanLayer(ctx context.Context, l v1.Layer, desc v1.Descriptor, o Options) (
 	// Sparse files' bodies are their holes expanded: bound them all.
 	bodies := limit.Reader(tr, o.MaxLayerSize, limit.Files(o.MaxLayerSize))
 	s := &layerScan{}
+	sorted := &sorter{dir: o.TempDir}
+	defer sorted.remove()
 	var order layerfs.OrderCheck
 	last := ""
+	var seq uint64
+	prev := "\x00"              // the name of the last entry (not whiteout) added
+	buf := make([]byte, 32<<10) // for hashing file bodies: one, not one per file
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -115,11 +124,17 @@ func scanLayer(ctx context.Context, l v1.Layer, desc v1.Descriptor, o Options) (
 			continue // PAX defaults, not a file
 		}
 		s.noteNames(&order, h)
-		rec, err := readEntry(tarentry.Body(bodies, h.Size), h, o)
+		rec, err := readEntry(tarentry.Body(bodies, h.Size), h, o, buf)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", h.Name, err)
 		}
-		s.records = append(s.records, rec)
+		seq++
+		if rec.op == opLink && rec.name != rec.target {
+			s.linkNames = append(s.linkNames, rec.name, rec.target)
+		}
+		if err := s.add(sorted, rec, seq, &prev); err != nil {
+			return nil, err
+		}
 	}
 	// The diff_id covers the end-of-archive blocks and any padding after
 	// them, and the blob digest every byte of the blob.
@@ -129,8 +144,51 @@ func scanLayer(ctx context.Context, l v1.Layer, desc v1.Descriptor, o Options) (
 	if err := b.Finish(); err != nil {
 		return nil, err
 	}
+	if s.file, err = sorted.finish(); err != nil {
+		return nil, err
+	}
 	s.diffID = stream.digest()
 	return s, nil
+}
+
+// add sorts rec, the seq-th entry of the layer, in. An entry (not a
+// whiteout) also adds a touch record for each of its parents (not the
+// root) that it may turn into a directory: those the previous entry,
+// *prev, was not below, since nothing but entries changes the tree
+// between two entries.
+func (s *layerScan) add(sorted *sorter, rec record, seq uint64, prev *string) error {
+	switch {
+	case rec.op == opWhiteout || rec.op == opOpaque:
+		return sorted.add(srec{pos: pos{phase: 0, seq: seq}, record: rec})
+	case rec.op == opLink && rec.name == rec.target:
+		return nil // tree.link: a no-op
+	}
+	at := pos{phase: 1, seq: seq}
+	for dir := parentDir(rec.name); dir != "" && !under(*prev, dir); dir = parentDir(dir) {
+		if err := sorted.add(srec{pos: at, record: record{name: dir, op: opTouch}}); err != nil {
+			return err
+		}
+	}
+	*prev = rec.name
+	return sorted.add(srec{pos: at, record: rec})
+}
+
+// parentDir is the directory of clean path p, "" for the root.
+func parentDir(p string) string {
+	for i := len(p) - 1; i >= 0; i-- {
+		if p[i] == '/' {
+			return p[:i]
+		}
+	}
+	return ""
+}
+
+// remove deletes the scan's record file.
+func (s *layerScan) remove() {
+	if s.file != "" {
+		os.Remove(s.file)
+		s.file = ""
+	}
 }
 
 // checkBlob reads a layer blob whose content was scanned from another
@@ -147,7 +205,7 @@ func checkBlob(ctx context.Context, l v1.Layer, desc v1.Descriptor) error {
 var elfMagic = []byte("\x7fELF")
 
 // readEntry turns one tar header (and its body) into a record.
-func readEntry(tr io.Reader, h *tar.Header, o Options) (record, error) {
+func readEntry(tr io.Reader, h *tar.Header, o Options, buf []byte) (record, error) {
 	name := layerfs.Clean(h.Name)
 	if target, opaque, ok := layerfs.Whiteout(name); ok {
 		if err := layerfs.CheckWhiteout(name); err != nil {
@@ -184,7 +242,7 @@ func readEntry(tr io.Reader, h *tar.Header, o Options) (record, error) {
 	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse, tar.TypeCont:
 		n.typ = tar.TypeReg
 		var err error
-		if n.size, n.sum, n.elf, n.debugFile, err = readBody(tr, name, h.Size, o); err != nil {
+		if n.size, n.sum, n.elf, n.debugFile, err = readBody(tr, name, h.Size, o, buf); err != nil {
 			return record{}, err
 		}
 	}
@@ -194,7 +252,7 @@ func readEntry(tr io.Reader, h *tar.Header, o Options) (record, error) {
 // readBody hashes a file body as it streams. An ELF file is spooled to a
 // temporary file, removed before readBody returns, to digest its loadable
 // segments.
-func readBody(r io.Reader, name string, hdrSize int64, o Options) (size int64, sum [sha256.Size]byte, elfSum *[sha256.Size]byte, debugFile bool, err error) {
+func readBody(r io.Reader, name string, hdrSize int64, o Options, buf []byte) (size int64, sum [sha256.Size]byte, elfSum *[sha256.Size]byte, debugFile bool, err error) {
 	var head [4]byte
 	n, err := io.ReadFull(r, head[:])
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
@@ -203,7 +261,7 @@ func readBody(r io.Reader, name string, hdrSize int64, o Options) (size int64, s
 	h := sha256.New()
 	h.Write(head[:n])
 	if n < len(head) || !bytes.Equal(head[:], elfMagic) {
-		m, err := io.Copy(h, r)
+		m, err := io.CopyBuffer(h, r, buf)
 		if err != nil {
 			return 0, sum, nil, false, err
 		}

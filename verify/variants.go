@@ -52,6 +52,7 @@ func ImageIndex(ctx context.Context, src v1.Image, dst v1.ImageIndex, o Options)
 		return nil, err
 	}
 	c := newCache(o)
+	defer c.close()
 	for _, d := range de {
 		c.use(sp, d)
 	}

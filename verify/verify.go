@@ -3,11 +3,13 @@
 // except paths the rewrite options drop and ELF files that lost only
 // non-allocated sections, and the image config is unchanged.
 //
-// Each image's layers are read once (in parallel), reduced to metadata
-// lists (no file bodies are kept in memory: bodies are hashed as they
+// Each image's layers are read once (in parallel) and reduced to metadata
+// records (no file bodies are kept in memory: bodies are hashed as they
 // stream, and ELF files are spooled to a temporary file one at a time),
-// merged bottom-up with the OCI whiteout rules, and the two merged trees
-// are compared path by path.
+// which are sorted by path on disk (spill.go). Each image's layers are
+// then merged with the OCI whiteout rules as one stream in path order
+// (resolve.go, links.go), and the two streams compared path by path in one
+// pass: memory does not grow with the number of files.
 package verify
 
 import (
@@ -31,7 +33,8 @@ type Options struct {
 	Dropped func(p string, isDir bool) (reason string, ok bool)
 	// Jobs is the number of layers read at once (default GOMAXPROCS).
 	Jobs int
-	// TempDir is where ELF files are spooled for random access (default
+	// TempDir is where ELF files are spooled for random access, and the
+	// sorted records of layers are kept until compared (default
 	// os.TempDir()).
 	TempDir string
 	// Platforms, for Index, selects the platforms that are compared; a
@@ -134,6 +137,7 @@ func Image(ctx context.Context, src, dst v1.Image, o Options) (*Result, error) {
 		return nil, err
 	}
 	c := newCache(o)
+	defer c.close()
 	c.use(sp, dp)
 	return c.compare(ctx, sp, dp)
 }
@@ -163,6 +167,7 @@ func IndexImage(ctx context.Context, src v1.ImageIndex, dst v1.Image, o Options)
 		return nil, fmt.Errorf("SRC is an index without an image for %s, the platform of DST", dp.name)
 	}
 	c := newCache(o)
+	defer c.close()
 	c.use(sp, dp)
 	return c.compare(ctx, sp, dp)
 }
@@ -237,6 +242,7 @@ func Index(ctx context.Context, src, dst v1.ImageIndex, o Options) ([]*Result, e
 	}
 
 	c := newCache(o)
+	defer c.close()
 	for _, p := range pairs {
 		if p.diff == nil {
 			c.use(p.src, p.dst)

@@ -3,10 +3,16 @@ package verify
 import (
 	"archive/tar"
 	"fmt"
+	"maps"
+	"slices"
+	"sort"
 	"strings"
-
-	"github.com/layerslim/layerslim/internal/drop"
 )
+
+// The tree is the reference model of a merged filesystem: the layers
+// applied in order, as a runtime does, into a tree in memory. The streamed
+// merge (resolve.go, links.go) must give what it gives
+// (TestStreamMatchesTree).
 
 // dirent is one path of a merged filesystem. Its node is shared with the
 // layer record it came from (nodes are never changed once made: link
@@ -29,12 +35,6 @@ type tree struct {
 
 func newTree() *tree {
 	return &tree{root: &dirent{node: implicitDir(), kids: map[string]*dirent{}}}
-}
-
-// implicitDir is a directory that no entry describes: a runtime creates it
-// for the paths below it, with metadata of its own choosing.
-func implicitDir() *node {
-	return &node{typ: tar.TypeDir, implicit: true, mode: 0o755}
 }
 
 // find returns the entry at clean path p, or nil.
@@ -78,8 +78,8 @@ func (t *tree) dirOf(p string, create bool) (*dirent, string) {
 // layers only, wherever they stand in the layer, so they go first; then
 // the entries apply in order, a later one replacing an earlier one at the
 // same path.
-func (t *tree) apply(s *layerScan) error {
-	for _, r := range s.records {
+func (t *tree) apply(records []record) error {
+	for _, r := range records {
 		switch r.op {
 		case opWhiteout:
 			if r.name == "" {
@@ -94,7 +94,7 @@ func (t *tree) apply(s *layerScan) error {
 			}
 		}
 	}
-	for _, r := range s.records {
+	for _, r := range records {
 		switch r.op {
 		case opPut:
 			t.put(r.name, &r.node)
@@ -158,27 +158,125 @@ func (t *tree) link(p, target string) error {
 	return nil
 }
 
-// linkToDropped reports whether p, a path of t, is a hardlink that goes
-// with its target: the rewrite's drop rules (dropped) drop the path it
-// links to, or that path is such a link in turn. The rewrite leaves such a
-// link out rather than let it dangle (rewrite.Drop).
-func (t *tree) linkToDropped(p string, dropped func(string, bool) (string, bool)) (string, bool) {
-	target, ok := t.links[p]
-	if !ok {
-		return "", false
-	}
-	seen := map[string]bool{p: true}
-	for q := target; !seen[q]; {
-		if _, ok := dropped(q, false); ok {
-			return drop.LinkReason + target, true
-		}
-		seen[q] = true
-		if q, ok = t.links[q]; !ok {
-			break
-		}
-	}
-	return "", false
+// The two merged filesystems are compared by walking them side by side, in
+// sorted order, one directory at a time: a flat map of every path of each
+// tree (and a sorted list of all of them) used to double verify's memory on
+// an image of many files. Only hardlinked paths are listed apart: they are
+// few, and a difference in who is linked with whom needs all of them.
+
+// walkBoth calls f for every path of a or b, in sorted order (parents
+// before children; the root is "."), with the node each tree has there
+// (nil when it has none).
+func walkBoth(a, b *dirent, f func(p string, s, d *node)) {
+	f(rootPath, a.node, b.node)
+	walkKids("", a, b, f)
 }
 
-// rootPath is how differences name the root directory.
-const rootPath = "."
+func walkKids(prefix string, a, b *dirent, f func(p string, s, d *node)) {
+	var names []string
+	if a != nil {
+		names = slices.Collect(maps.Keys(a.kids))
+	}
+	if b != nil {
+		for n := range b.kids {
+			if a == nil || a.kids[n] == nil {
+				names = append(names, n)
+			}
+		}
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		var ak, bk *dirent
+		var an, bn *node
+		if a != nil {
+			if ak = a.kids[n]; ak != nil {
+				an = ak.node
+			}
+		}
+		if b != nil {
+			if bk = b.kids[n]; bk != nil {
+				bn = bk.node
+			}
+		}
+		p := prefix + n
+		f(p, an, bn)
+		var ad, bd *dirent
+		if ak != nil && ak.kids != nil {
+			ad = ak
+		}
+		if bk != nil && bk.kids != nil {
+			bd = bk
+		}
+		if ad != nil || bd != nil {
+			walkKids(p+"/", ad, bd, f)
+		}
+	}
+}
+
+// linkGroups maps each path of t that shares its inode with other paths to
+// the sorted list of all of them.
+func (t *tree) linkGroups() map[string][]string {
+	groups := map[int][]string{}
+	var walk func(prefix string, d *dirent)
+	walk = func(prefix string, d *dirent) {
+		for name, k := range d.kids {
+			p := prefix + name
+			if k.inode != 0 {
+				groups[k.inode] = append(groups[k.inode], p)
+			}
+			if k.kids != nil {
+				walk(p+"/", k)
+			}
+		}
+	}
+	walk("", t.root)
+	out := map[string][]string{}
+	for _, g := range groups {
+		if len(g) < 2 {
+			continue
+		}
+		sort.Strings(g)
+		for _, p := range g {
+			out[p] = g
+		}
+	}
+	return out
+}
+
+// has reports whether t has a node at p ("." is the root).
+func (t *tree) has(p string) bool {
+	if p == rootPath {
+		return true
+	}
+	return t.find(strings.TrimSuffix(p, "/")) != nil
+}
+
+// entries reads the scan's records back in the order tree.apply takes
+// them: whiteouts first, then entries, each in layer order.
+func (s *layerScan) entries() ([]record, error) {
+	rr, err := openRecords(s.file, -1)
+	if err != nil {
+		return nil, err
+	}
+	defer rr.close()
+	var all []srec
+	for {
+		var r srec
+		ok, err := rr.next(&r)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			break
+		}
+		if r.op != opTouch {
+			all = append(all, r)
+		}
+	}
+	slices.SortFunc(all, func(a, b srec) int { return a.pos.cmp(b.pos) })
+	out := make([]record, len(all))
+	for i := range all {
+		out[i] = all[i].record
+	}
+	return out, nil
+}
