@@ -73,19 +73,9 @@ func Inspect(r io.ReaderAt, size int64, mode Mode) (*Info, error) {
 // not a plain file name, from reading r or from writing the outputs; then
 // the outputs may be incomplete.
 func Split(r io.ReaderAt, size int64, mode Mode, debugName string, stripped, debug io.Writer) (*Result, error) {
-	if debugName == "" || strings.ContainsAny(debugName, "/\x00") {
-		return nil, fmt.Errorf("elf: debug file name %q is not a base name", debugName)
-	}
-	f, err := parse(r, size)
+	p, err := splitPlan(r, size, mode, debugName)
 	if err != nil {
 		return nil, err
-	}
-	p, err := newPlan(f, mode, debugName, true)
-	if err != nil {
-		return nil, err
-	}
-	if p.reason != "" {
-		return nil, unchanged(p.reason)
 	}
 	crc, err := p.writeDebug(debug)
 	if err != nil {
@@ -105,19 +95,9 @@ func Split(r io.ReaderAt, size int64, mode Mode, debugName string, stripped, deb
 // Result's DebugSize and DebugCRC are those of the debug file Split would
 // have written.
 func SplitLinked(r io.ReaderAt, size int64, mode Mode, debugName string, crc uint32, stripped io.Writer) (*Result, error) {
-	if debugName == "" || strings.ContainsAny(debugName, "/\x00") {
-		return nil, fmt.Errorf("elf: debug file name %q is not a base name", debugName)
-	}
-	f, err := parse(r, size)
+	p, err := splitPlan(r, size, mode, debugName)
 	if err != nil {
 		return nil, err
-	}
-	p, err := newPlan(f, mode, debugName, true)
-	if err != nil {
-		return nil, err
-	}
-	if p.reason != "" {
-		return nil, unchanged(p.reason)
 	}
 	if err := p.writeStripped(stripped, crc); err != nil {
 		return nil, fmt.Errorf("writing stripped file: %w", err)
@@ -414,4 +394,24 @@ func (p *plan) writeContents(e *emitter, o *outSect, crc uint32) error {
 		return werr
 	}
 	return nil
+}
+
+// splitPlan checks debugName, parses r and plans its split: what Split and
+// SplitLinked share. A file with nothing to strip is ErrUnchanged.
+func splitPlan(r io.ReaderAt, size int64, mode Mode, debugName string) (*plan, error) {
+	if debugName == "" || strings.ContainsAny(debugName, "/\x00") {
+		return nil, fmt.Errorf("elf: debug file name %q is not a base name", debugName)
+	}
+	f, err := parse(r, size)
+	if err != nil {
+		return nil, err
+	}
+	p, err := newPlan(f, mode, debugName, true)
+	if err != nil {
+		return nil, err
+	}
+	if p.reason != "" {
+		return nil, unchanged(p.reason)
+	}
+	return p, nil
 }
