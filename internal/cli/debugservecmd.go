@@ -83,6 +83,9 @@ Clients find the server by DEBUGINFOD_URLS:
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 			srv, err := debugserve.New(sources, debugserve.Options{
 				CacheDir: cacheDir, CacheSize: size, Refresh: refresh, DebugSuffix: suffix, Logger: log,
+				// Responses still being written get most of the time Main
+				// gives a command after SIGINT, so Serve returns before Main exits.
+				ShutdownTimeout: interruptGrace - 500*time.Millisecond,
 				Registry: registryOptions(cmd, imageref.Options{Insecure: insecure, UserAgent: "layerslim/" + Version}),
 			})
 			if err != nil {

@@ -71,7 +71,13 @@ type Options struct {
 	Jobs int
 	// Logger hears of indexing and of failures; nil means none.
 	Logger *slog.Logger
+	// ShutdownTimeout is how long Serve waits, once its context is done,
+	// for responses still being written; 0 means DefaultShutdownTimeout.
+	ShutdownTimeout time.Duration
 }
+
+// DefaultShutdownTimeout is Options.ShutdownTimeout's default.
+const DefaultShutdownTimeout = 10 * time.Second
 
 // Source is one place debug images are served from.
 type Source struct {
@@ -192,7 +198,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	wait := s.o.ShutdownTimeout
+	if wait <= 0 {
+		wait = DefaultShutdownTimeout
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), wait)
 	defer cancel()
 	return hs.Shutdown(sctx)
 }
