@@ -86,7 +86,7 @@ Clients find the server by DEBUGINFOD_URLS:
 				// Responses still being written get most of the time Main
 				// gives a command after SIGINT, so Serve returns before Main exits.
 				ShutdownTimeout: interruptGrace - 500*time.Millisecond,
-				Registry: registryOptions(cmd, imageref.Options{Insecure: insecure, UserAgent: "layerslim/" + Version}),
+				Registry:        registryOptions(cmd, imageref.Options{Insecure: insecure, UserAgent: "layerslim/" + Version}),
 			})
 			if err != nil {
 				return err
