@@ -5,7 +5,7 @@
 // size the image would have after the rewrite with zstd.
 //
 // Each layer is read once, from the top of the image down: what the layers
-// above a layer hide is known (layerfs.Shadow) before its entries stream
+// above a layer hide is known (whiteout.Shadow) before its entries stream
 // by, so a shadowed file is never inspected or compressed, and a dropped
 // or debug byte is counted only when the file stays visible. Memory holds
 // the paths of the image and the entries of one layer (metadata, never

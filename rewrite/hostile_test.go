@@ -28,9 +28,10 @@ import (
 	"github.com/layerslim/layerslim/analyze"
 	"github.com/layerslim/layerslim/elf"
 	"github.com/layerslim/layerslim/internal/drop"
-	"github.com/layerslim/layerslim/internal/layerfs"
 	"github.com/layerslim/layerslim/internal/testenv"
+	"github.com/layerslim/layerslim/internal/whiteout"
 	"github.com/layerslim/layerslim/rewrite"
+	"github.com/layerslim/layerslim/tarfilter"
 	"github.com/layerslim/layerslim/verify"
 )
 
@@ -67,7 +68,7 @@ func TestHostileNamesStayInside(t *testing.T) {
 	}
 	res, err := rewrite.Image(context.Background(), src, rewrite.WithTempDir(t.TempDir()),
 		rewrite.WithStrip(elf.Unneeded), rewrite.WithDebugImage(true),
-		rewrite.WithFilter(func(rec rewrite.Recorder) rewrite.Filter { return rewrite.Drop(m, rec) }))
+		rewrite.WithFilter(func(rec rewrite.Recorder) tarfilter.Filter { return rewrite.Drop(m, rec) }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +118,7 @@ func TestHostileNamesStayInside(t *testing.T) {
 	}
 	ls, _ := res.Image.Layers()
 	for _, f := range readAll(t, layerBytes(t, ls[1])) {
-		if layerfs.Unclean(f.hdr.Name) || (f.hdr.Typeflag == tar.TypeLink && layerfs.Unclean(f.hdr.Linkname)) {
+		if whiteout.Unclean(f.hdr.Name) || (f.hdr.Typeflag == tar.TypeLink && whiteout.Unclean(f.hdr.Linkname)) {
 			t.Errorf("output entry %q (link %q) climbs out of the root", f.hdr.Name, f.hdr.Linkname)
 		}
 	}
@@ -154,7 +155,7 @@ func squashImage(t *testing.T, layers [][]string, opts ...rewrite.Option) (v1.Im
 	}
 	opts = append([]rewrite.Option{rewrite.WithTempDir(t.TempDir()),
 		rewrite.WithSquash(rewrite.SquashAuto), rewrite.WithBaseFinder(finder),
-		rewrite.WithFilter(func(rewrite.Recorder) rewrite.Filter { return rewrite.Keep() })}, opts...)
+		rewrite.WithFilter(func(rewrite.Recorder) tarfilter.Filter { return tarfilter.Keep() })}, opts...)
 	res, err := rewrite.Image(context.Background(), src, opts...)
 	return src, tars, res, err
 }
@@ -240,13 +241,13 @@ func TestWhiteoutOfNoFile(t *testing.T) {
 				t.Fatal("squash took the whiteout")
 			}
 			want := name + ": whiteout of no file"
-			if !errors.Is(err, layerfs.ErrBadWhiteout) || !strings.Contains(err.Error(), want) {
+			if !errors.Is(err, whiteout.ErrNoFile) || !strings.Contains(err.Error(), want) {
 				t.Errorf("squash: error %v, want one saying %q", err, want)
 			}
-			if _, err := analyze.Image(context.Background(), src, analyze.Options{TempDir: t.TempDir()}); !errors.Is(err, layerfs.ErrBadWhiteout) || !strings.Contains(err.Error(), want) {
+			if _, err := analyze.Image(context.Background(), src, analyze.Options{TempDir: t.TempDir()}); !errors.Is(err, whiteout.ErrNoFile) || !strings.Contains(err.Error(), want) {
 				t.Errorf("analyze: error %v, want one saying %q", err, want)
 			}
-			if _, err := verify.Image(context.Background(), src, src, verify.Options{TempDir: t.TempDir()}); !errors.Is(err, layerfs.ErrBadWhiteout) || !strings.Contains(err.Error(), want) {
+			if _, err := verify.Image(context.Background(), src, src, verify.Options{TempDir: t.TempDir()}); !errors.Is(err, whiteout.ErrNoFile) || !strings.Contains(err.Error(), want) {
 				t.Errorf("verify: error %v, want one saying %q", err, want)
 			}
 		})
@@ -263,7 +264,7 @@ func TestHardlinkToMissingTarget(t *testing.T) {
 	src := dockerImage(t, "amd64", gzipLayer(t, layer))
 	res, err := rewrite.Image(context.Background(), src, rewrite.WithTempDir(t.TempDir()),
 		rewrite.WithCompression("gzip", 0), rewrite.WithStrip(elf.Unneeded),
-		rewrite.WithFilter(func(rewrite.Recorder) rewrite.Filter { return rewrite.Keep() }))
+		rewrite.WithFilter(func(rewrite.Recorder) tarfilter.Filter { return tarfilter.Keep() }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +311,7 @@ func TestTruncatedEntry(t *testing.T) {
 		name string
 		opts []rewrite.Option
 	}{
-		{"keep", []rewrite.Option{rewrite.WithFilter(func(rewrite.Recorder) rewrite.Filter { return rewrite.Keep() })}},
+		{"keep", []rewrite.Option{rewrite.WithFilter(func(rewrite.Recorder) tarfilter.Filter { return tarfilter.Keep() })}},
 		{"strip", []rewrite.Option{rewrite.WithStrip(elf.Unneeded)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -543,9 +544,9 @@ func TestSparseBomb(t *testing.T) {
 		name string
 		opts []rewrite.Option
 	}{
-		{"keep", []rewrite.Option{rewrite.WithFilter(func(rewrite.Recorder) rewrite.Filter { return rewrite.Keep() })}},
+		{"keep", []rewrite.Option{rewrite.WithFilter(func(rewrite.Recorder) tarfilter.Filter { return tarfilter.Keep() })}},
 		{"strip", []rewrite.Option{rewrite.WithStrip(elf.Unneeded)}},
-		{"drop", []rewrite.Option{rewrite.WithFilter(func(rec rewrite.Recorder) rewrite.Filter {
+		{"drop", []rewrite.Option{rewrite.WithFilter(func(rec rewrite.Recorder) tarfilter.Filter {
 			m, _ := drop.New([]string{"none"}, []string{"holes"}, nil)
 			return rewrite.Drop(m, rec)
 		})}},

@@ -16,6 +16,7 @@ import (
 	"github.com/layerslim/layerslim/compress"
 	"github.com/layerslim/layerslim/elf"
 	"github.com/layerslim/layerslim/internal/limit"
+	"github.com/layerslim/layerslim/tarfilter"
 )
 
 // Option configures Image and Index.
@@ -29,7 +30,7 @@ type options struct {
 	encoderJobs int            // 0: jobs
 	pool        *compress.Pool // encodes the frames of every layer of the run
 	platforms   []v1.Platform
-	filter      func(Recorder) Filter // nil: layers are copied byte for byte
+	filter      func(Recorder) tarfilter.Filter // nil: layers are copied byte for byte
 	tempDir     string
 	limits      Limits
 	reporter    Reporter
@@ -156,7 +157,7 @@ func WithPlatforms(ps ...v1.Platform) Option {
 // returns (one per layer, so filters may keep state; rec collects what they
 // change for the layer's report). Without it, layers are recompressed byte
 // for byte.
-func WithFilter(newFilter func(rec Recorder) Filter) Option {
+func WithFilter(newFilter func(rec Recorder) tarfilter.Filter) Option {
 	return func(o *options) error { o.filter = newFilter; return nil }
 }
 
@@ -243,8 +244,8 @@ func (o *options) tarPass() bool { return o.filter != nil || o.strip != elf.None
 // rewritten again knowing the links lower layers dropped) linkChain, the
 // caller's, then the ELF splitter, then (for the base of a merge) the path
 // recorder.
-func (o *options) chain(rec Recorder, paths map[string]bool, debug func(DebugFile)) Filter {
-	fs := []Filter{cleanNames(rec)}
+func (o *options) chain(rec Recorder, paths map[string]bool, debug func(DebugFile)) tarfilter.Filter {
+	fs := []tarfilter.Filter{cleanNames(rec)}
 	if o.lowerLinks != nil {
 		fs = append(fs, linkChain(o.lowerLinks, rec))
 	}
@@ -257,7 +258,7 @@ func (o *options) chain(rec Recorder, paths map[string]bool, debug func(DebugFil
 	if paths != nil {
 		fs = append(fs, recordPaths(paths))
 	}
-	return Chain(fs...)
+	return tarfilter.Chain(fs...)
 }
 
 // Limits bound what a hostile layer can make a rewrite read or keep. A zero
