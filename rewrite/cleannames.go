@@ -13,7 +13,7 @@ import (
 // climbs out of the root ("../../x", "/x") is written under the name
 // extractors give it ("x"), and a hardlink's target likewise; symlink
 // targets are runtime paths and stay as they are. Each rename is recorded
-// ("renamed", Path the old name, To the new). Of two entries that end up
+// (ActionRenamed, Path the old name, To the new). Of two entries that end up
 // with one name the later wins, as in extraction.
 func cleanNames(rec Recorder) tarfilter.Filter {
 	return tarfilter.FilterFunc(func(ctx context.Context, e tarfilter.Entry, next tarfilter.Writer) error {
@@ -36,7 +36,7 @@ func cleanNames(rec Recorder) tarfilter.Filter {
 			}
 		}
 		if rec != nil {
-			rec.Record(Change{Path: h.Name, Action: "renamed", Reason: reason, To: c.Name})
+			rec.Record(Change{Path: h.Name, Action: ActionRenamed, Reason: reason, To: c.Name})
 		}
 		return next.WriteEntry(ctx, tarfilter.Entry{Header: &c, Body: e.Body})
 	})

@@ -10,7 +10,7 @@ import (
 )
 
 // Drop is the filter that leaves out the entries m matches and records
-// each one in rec: Change{Path: the entry's name, Action: "dropped",
+// each one in rec: Change{Path: the entry's name, Action: ActionDropped,
 // Bytes: its size (0 unless a regular file), Reason: the preset or rule}.
 // Every other entry, whiteouts and directories included, goes on
 // unchanged, so the driver copies it byte for byte.
@@ -72,7 +72,7 @@ func (f *dropFilter) Filter(ctx context.Context, e tarfilter.Entry, next tarfilt
 		size = h.Size
 	}
 	if f.rec != nil {
-		f.rec.Record(Change{Path: h.Name, Action: "dropped", Bytes: size, Reason: reason})
+		f.rec.Record(Change{Path: h.Name, Action: ActionDropped, Bytes: size, Reason: reason})
 	}
 	return nil
 }
@@ -93,7 +93,7 @@ func linkChain(lower map[string]bool, rec Recorder) tarfilter.Filter {
 			return next.WriteEntry(ctx, e)
 		}
 		if rec != nil {
-			rec.Record(Change{Path: h.Name, Action: "dropped", Reason: reason})
+			rec.Record(Change{Path: h.Name, Action: ActionDropped, Reason: reason})
 		}
 		return nil
 	})

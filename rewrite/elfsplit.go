@@ -36,16 +36,16 @@ var DefaultStripSkip = elf.DefaultStripSkip
 // The Change actions of the ELF splitter.
 const (
 	// ActionStripped: an ELF file lost its debug sections to the debug image.
-	ActionStripped = "stripped"
+	ActionStripped ChangeAction = "stripped"
 	// ActionMovedDebug: a separate debug file (under /usr/lib/debug, or
 	// shaped like objcopy --only-keep-debug output) went whole to the
 	// debug image, at the same path.
-	ActionMovedDebug = "moved-to-debug-image"
+	ActionMovedDebug ChangeAction = "moved-to-debug-image"
 	// ActionKeptDebug: an ELF file (or static archive) still carries debug
 	// sections after the rewrite; the reason says why.
-	ActionKeptDebug = "elf-kept-debug"
+	ActionKeptDebug ChangeAction = "elf-kept-debug"
 	// ActionLeftUnchanged: a file that looks like ELF but is malformed.
-	ActionLeftUnchanged = "elf-left-unchanged"
+	ActionLeftUnchanged ChangeAction = "elf-left-unchanged"
 )
 
 // DebugFile is the debug half of an ELF file, bound for the debug image.

@@ -198,7 +198,7 @@ func (t *layerTask) linksTo(gone map[string]int) map[string]bool {
 // gone, the ones it keeps are there again.
 func (t *layerTask) droppedLinks(gone map[string]int, i int) {
 	for _, c := range t.out.report.Changes {
-		if c.Action == "dropped" && strings.HasPrefix(c.Reason, linkToDropped) {
+		if c.Action == ActionDropped && strings.HasPrefix(c.Reason, linkToDropped) {
 			gone[whiteout.Clean(c.Path)] = i
 		}
 	}

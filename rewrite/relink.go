@@ -18,7 +18,7 @@ func relinks(changes []Change) *relinker {
 	files := map[string]bool{} // dropped in this layer, by clean name
 	var r *relinker
 	for _, c := range changes {
-		if c.Action != "dropped" {
+		if c.Action != ActionDropped {
 			continue
 		}
 		p := whiteout.Clean(c.Path)

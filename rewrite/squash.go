@@ -514,7 +514,7 @@ func (m *merger) droppedFiles() (map[string]bool, error) {
 	out := map[string]bool{}
 	add := func(cs []Change) {
 		for _, c := range cs {
-			if c.Action == "dropped" && !strings.HasPrefix(c.Reason, linkToDropped) {
+			if c.Action == ActionDropped && !strings.HasPrefix(c.Reason, linkToDropped) {
 				out[whiteout.Clean(c.Path)] = true
 			}
 		}
@@ -546,7 +546,7 @@ func (m *merger) rescue(l pendingLink, target string, rescued map[string]string)
 		return err
 	}
 	for _, c := range m.changes.changes[n:] {
-		if c.Action == "dropped" && whiteout.Clean(c.Path) == whiteout.Clean(l.hdr.Name) {
+		if c.Action == ActionDropped && whiteout.Clean(c.Path) == whiteout.Clean(l.hdr.Name) {
 			return nil // named by a rule itself
 		}
 	}
