@@ -70,8 +70,8 @@ type Options struct {
 // normalize fills in the defaults; in the result a limit of 0 is none.
 func (o Options) normalize() (Options, error) {
 	o.Jobs = max(o.Jobs, 1)
-	o.MaxLayerSize = limit.Resolve(o.MaxLayerSize, limit.DefaultLayerSize)
-	o.MaxSpool = limit.Resolve(o.MaxSpool, limit.DefaultSpool)
+	o.MaxLayerSize = limit.Resolve(o.MaxLayerSize, limit.DefaultMaxLayerSize)
+	o.MaxSpool = limit.Resolve(o.MaxSpool, limit.DefaultMaxSpool)
 	if o.Level == 0 {
 		o.Level = compress.DefaultLevel(compress.Zstd)
 	}

@@ -96,7 +96,7 @@ func DebugPath(p, id string) string {
 // data (an appended payload). Separate debug files are not split: they
 // go whole to debug, at their own path.
 //
-// An ELF file larger than DefaultMaxSpool is an error; WithLimits sets
+// An ELF file larger than DefaultMaxSpool is an error; WithMaxSpool sets
 // another limit for the filter that Image and Index make.
 func SplitELF(mode elf.Mode, tempDir string, rec Recorder, debug func(DebugFile)) tarfilter.Filter {
 	return splitELF(splitConfig{mode: mode, tempDir: tempDir, maxSpool: DefaultMaxSpool, skip: mustGlobs(DefaultStripSkip)}, rec, debug)

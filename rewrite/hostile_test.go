@@ -397,7 +397,7 @@ func TestDecompressionBombHitsLayerLimit(t *testing.T) {
 			peak := testenv.PeakHeap(func() {
 				var res *rewrite.Result
 				res, err = rewrite.Image(context.Background(), src, append(tc.opts, rewrite.WithTempDir(t.TempDir()), rewrite.WithJobs(1),
-					rewrite.WithLimits(rewrite.Limits{LayerSize: max}))...)
+					rewrite.WithMaxLayerSize(max))...)
 				if err == nil {
 					res.Close()
 				}
@@ -419,7 +419,7 @@ func TestDecompressionBombHitsLayerLimit(t *testing.T) {
 		}
 		res, err := rewrite.Image(context.Background(), src, rewrite.WithTempDir(t.TempDir()),
 			rewrite.WithSquash(rewrite.SquashAuto), rewrite.WithBaseFinder(finder),
-			rewrite.WithLimits(rewrite.Limits{LayerSize: max}))
+			rewrite.WithMaxLayerSize(max))
 		if err == nil {
 			res.Close()
 		}
@@ -442,7 +442,7 @@ func TestSpoolLimit(t *testing.T) {
 	layer := tarFiles(t, file{hdr: tar.Header{Name: "usr/bin/hello", Mode: 0o755, ModTime: time.Unix(1700000000, 0)}, body: exe})
 	src := dockerImage(t, "amd64", gzipLayer(t, layer))
 	res, err := rewrite.Image(context.Background(), src, rewrite.WithTempDir(t.TempDir()),
-		rewrite.WithStrip(elf.Unneeded), rewrite.WithLimits(rewrite.Limits{Spool: 4096}))
+		rewrite.WithStrip(elf.Unneeded), rewrite.WithMaxSpool(4096))
 	if err == nil {
 		res.Close()
 		t.Fatal("a 17 KiB ELF file went past a 4 KiB spool limit")
@@ -453,7 +453,7 @@ func TestSpoolLimit(t *testing.T) {
 	}
 	// The same file with no limit, and analyze and verify with one.
 	res, err = rewrite.Image(context.Background(), src, rewrite.WithTempDir(t.TempDir()),
-		rewrite.WithStrip(elf.Unneeded), rewrite.WithLimits(rewrite.Limits{Spool: -1}))
+		rewrite.WithStrip(elf.Unneeded), rewrite.WithMaxSpool(-1))
 	if err != nil {
 		t.Fatalf("no spool limit: %v", err)
 	}
@@ -468,7 +468,7 @@ func TestSpoolLimit(t *testing.T) {
 
 	// A squash re-reads a hardlink's old content into a temporary file.
 	_, _, res, err = squashImage(t, [][]string{{"f:base=1"}, {"f:big=" + strings.Repeat("x", 8192), "h:link>big"}, {"f:big=new"}},
-		rewrite.WithLimits(rewrite.Limits{Spool: 4096}))
+		rewrite.WithMaxSpool(4096))
 	if err == nil {
 		res.Close()
 		t.Fatal("a squash spooled 8 KiB past a 4 KiB limit")
@@ -553,7 +553,7 @@ func TestSparseBomb(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res, err := rewrite.Image(context.Background(), src, append(tc.opts, rewrite.WithTempDir(t.TempDir()),
-				rewrite.WithLimits(rewrite.Limits{LayerSize: max}))...)
+				rewrite.WithMaxLayerSize(max))...)
 			if err == nil {
 				res.Close()
 			}
@@ -571,7 +571,7 @@ func TestSparseBomb(t *testing.T) {
 	t.Run("small sparse file", func(t *testing.T) {
 		src := dockerImage(t, "amd64", gzipLayer(t, testenv.SparseBomb(1<<20)))
 		res, err := rewrite.Image(context.Background(), src, rewrite.WithTempDir(t.TempDir()), rewrite.WithStrip(elf.Unneeded),
-			rewrite.WithLimits(rewrite.Limits{LayerSize: max}))
+			rewrite.WithMaxLayerSize(max))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -481,7 +481,7 @@ func (s *Server) walk(ctx context.Context, rec *imageRecord, l layerRecord, keep
 			return err
 		}
 		defer b.Close()
-		n := limit.DefaultLayerSize
+		n := limit.DefaultMaxLayerSize
 		tr := tar.NewReader(limit.Reader(b.Tar, n, limit.Layer(n)))
 		done := false
 		for {

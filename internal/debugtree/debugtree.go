@@ -60,7 +60,7 @@ func extractLayer(ctx context.Context, l v1.Layer, dir, prefix string) ([]string
 	}
 	defer b.Close()
 	// The default limits hold here too: a bomb must not fill the disk.
-	n := limit.DefaultLayerSize
+	n := limit.DefaultMaxLayerSize
 	tr := tar.NewReader(limit.Reader(b.Tar, n, limit.Layer(n)))
 	bodies := limit.Reader(tr, n, limit.Files(n))
 	var out []string
