@@ -106,7 +106,7 @@ type nopRecorder struct{}
 
 func (nopRecorder) Record(Change) {}
 
-// checkTarOut reads a copyTar output: it must hold n entries and read to
+// checkTarOut reads a tarfilter.Copy output: it must hold n entries and read to
 // its end without error. (Its bodies are read through, so a header that
 // promises more than follows fails here.)
 func checkTarOut(t *testing.T, b []byte, n int) {
@@ -127,6 +127,6 @@ func checkTarOut(t *testing.T, b []byte, n int) {
 		got++
 	}
 	if got != n {
-		t.Fatalf("output holds %d entries, copyTar wrote %d", got, n)
+		t.Fatalf("output holds %d entries, the copy wrote %d", got, n)
 	}
 }

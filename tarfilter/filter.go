@@ -28,7 +28,7 @@ type Entry struct {
 	Header *tar.Header
 	Body   io.Reader
 
-	// src is set on entries read from the source layer; the writer uses it
+	// src is set on entries a Reader read; an ArchiveWriter uses it
 	// to copy an entry that went through unchanged byte for byte.
 	src *sourceEntry
 }
