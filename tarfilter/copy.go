@@ -183,8 +183,9 @@ func (r *Reader) Next() (Entry, error) {
 	return Entry{Header: hdr, Body: r.body, src: src}, nil
 }
 
-// SkipBody reads what is left of the current entry's body, so the recorder
-// only ever holds header blocks.
+// SkipBody reads what is left of the current entry's body. Call it before
+// Next: the raw copy of the next entry's header blocks must not take in
+// body bytes.
 func (r *Reader) SkipBody() error {
 	if _, err := io.Copy(io.Discard, r.body); err != nil {
 		if errors.Is(err, limit.ErrExceeded) || r.streamErr(err) {

@@ -403,3 +403,63 @@ func TestPeekAndWithBodyKeepBytes(t *testing.T) {
 		t.Error("peeking and re-supplying the same body changed the stream")
 	}
 }
+
+// The parts of Copy, in a loop of the caller's own (as a squash walks
+// several layers): a Reader's entries written unchanged to an
+// ArchiveWriter come out byte for byte, a cloned and changed header is
+// written anew.
+func TestReaderArchiveWriterLoop(t *testing.T) {
+	in := buildTar(t, tar.FormatPAX, richEntries)
+	var out bytes.Buffer
+	r, w := NewReader(bytes.NewReader(in)), NewArchiveWriter(&out)
+	for {
+		e, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Header.Name == "empty" {
+			h := CloneHeader(e.Header)
+			h.Mode = 0o600
+			e = Entry{Header: &h, Body: e.Body}
+		}
+		if err := w.WriteEntry(context.Background(), e); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.SkipBody(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if w.Entries() != len(richEntries) {
+		t.Errorf("Entries() = %d, want %d", w.Entries(), len(richEntries))
+	}
+	want := readTar(t, in)
+	for i := range want {
+		if want[i].Name == "empty" {
+			want[i].Mode = 0o600
+		}
+	}
+	if diff := cmp.Diff(want, readTar(t, out.Bytes())); diff != "" {
+		t.Errorf("entries (-want +got):\n%s", diff)
+	}
+	// Everything before the changed entry is the input's bytes.
+	var head bytes.Buffer
+	if _, err := Copy(context.Background(), bytes.NewReader(in), &head, FilterFunc(func(ctx context.Context, e Entry, next Writer) error {
+		if e.Header.Name == "empty" {
+			return errStop
+		}
+		return next.WriteEntry(ctx, e)
+	})); err == nil {
+		t.Fatal("the stop filter did not stop")
+	}
+	if !bytes.HasPrefix(out.Bytes(), head.Bytes()) || head.Len() == 0 {
+		t.Error("entries passed on unchanged are not the input's bytes")
+	}
+}
+
+var errStop = errors.New("stop")
