@@ -9,8 +9,8 @@
 // A call runs in stages, each in its own files:
 //
 //   - Entry points and reading the source (image.go): Image and Index with
-//     their Result; an index's children, an image's manifest, config (its
-//     digest checked) and layers; the platform and attestation rules.
+//     their Result; which children of an index are rewritten, and each
+//     image's manifest, config (its digest checked) and layers.
 //   - Plan (plan.go): which layers the run rewrites and what it does with
 //     each: one task per distinct source layer, shared by every image that
 //     lists it, and one merge task per squashed stack (base.go finds the

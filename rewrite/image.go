@@ -1,7 +1,7 @@
 // This file holds the entry points Image and Index with their Result, and
-// reading the source: an index's children, an image's manifest, config and
-// layers, the platform and attestation rules. The stages they run are in
-// plan.go, schedule.go and assemble.go (see doc.go).
+// reading the source: which children of an index are rewritten, and each
+// image's manifest, config and layers. The stages they run are in plan.go,
+// schedule.go and assemble.go (see doc.go).
 
 package rewrite
 
