@@ -5,7 +5,7 @@
 // size the image would have after the rewrite with zstd.
 //
 // Each layer is read once, from the top of the image down: what the layers
-// above a layer hide is known (layerfs.Shadow) before its entries stream
+// above a layer hide is known (whiteout.Shadow) before its entries stream
 // by, so a shadowed file is never inspected or compressed, and a dropped
 // or debug byte is counted only when the file stays visible. Memory holds
 // the paths of the image and the entries of one layer (metadata, never
@@ -70,8 +70,8 @@ type Options struct {
 // normalize fills in the defaults; in the result a limit of 0 is none.
 func (o Options) normalize() (Options, error) {
 	o.Jobs = max(o.Jobs, 1)
-	o.MaxLayerSize = limit.Resolve(o.MaxLayerSize, limit.DefaultLayerSize)
-	o.MaxSpool = limit.Resolve(o.MaxSpool, limit.DefaultSpool)
+	o.MaxLayerSize = limit.Resolve(o.MaxLayerSize, limit.DefaultMaxLayerSize)
+	o.MaxSpool = limit.Resolve(o.MaxSpool, limit.DefaultMaxSpool)
 	if o.Level == 0 {
 		o.Level = compress.DefaultLevel(compress.Zstd)
 	}

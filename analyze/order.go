@@ -3,13 +3,13 @@ package analyze
 import (
 	"fmt"
 
-	"github.com/layerslim/layerslim/internal/layerfs"
+	"github.com/layerslim/layerslim/internal/whiteout"
 )
 
 // lateWhiteouts watches a source layer for whiteouts placed after entries
-// under their directory (layerfs.OrderCheck).
+// under their directory (whiteout.OrderCheck).
 type lateWhiteouts struct {
-	check   layerfs.OrderCheck
+	check   whiteout.OrderCheck
 	entries int    // entries seen
 	n       int    // late whiteouts
 	first   string // the first, as the layer names it
@@ -18,7 +18,7 @@ type lateWhiteouts struct {
 
 func (l *lateWhiteouts) add(name string) {
 	l.entries++
-	if l.check.Add(layerfs.Clean(name)) {
+	if l.check.Add(whiteout.Clean(name)) {
 		if l.n == 0 {
 			l.first, l.at = name, l.entries
 		}

@@ -17,10 +17,10 @@ import (
 	"github.com/layerslim/layerslim/compress"
 	"github.com/layerslim/layerslim/elf"
 	"github.com/layerslim/layerslim/internal/drop"
-	"github.com/layerslim/layerslim/internal/layerfs"
 	"github.com/layerslim/layerslim/internal/limit"
 	"github.com/layerslim/layerslim/internal/spool"
 	"github.com/layerslim/layerslim/internal/tarentry"
+	"github.com/layerslim/layerslim/internal/whiteout"
 )
 
 // memSpool is how much of an ELF file is kept in memory; larger ones go to
@@ -33,7 +33,7 @@ var elfMagic = []byte("\x7fELF")
 type walker struct {
 	o      *Options
 	dir    string
-	shadow *layerfs.Shadow
+	shadow *whiteout.Shadow
 	// by names, for each path the walked layers put something at, the
 	// nearest of those layers above the one being walked: it names the
 	// layer that shadows a file.
@@ -49,7 +49,7 @@ type walker struct {
 type hider struct{ any, hide int32 }
 
 func newWalker(o *Options, dir string) *walker {
-	return &walker{o: o, dir: dir, shadow: layerfs.NewShadow(), by: map[string]hider{}, top: topItems{n: TopItems}}
+	return &walker{o: o, dir: dir, shadow: whiteout.NewShadow(), by: map[string]hider{}, top: topItems{n: TopItems}}
 }
 
 // run fills out[i] for every layer of ins.
@@ -162,7 +162,7 @@ func (w *walker) hiddenBy(p string, isDir bool) int {
 	}
 	k := w.shadow.Upper(p)
 	if h, ok := w.by[p]; ok {
-		if k&(layerfs.File|layerfs.Deleted) != 0 {
+		if k&(whiteout.File|whiteout.Deleted) != 0 {
 			consider(h.hide)
 		}
 		if !isDir && k != 0 {
@@ -170,7 +170,7 @@ func (w *walker) hiddenBy(p string, isDir bool) int {
 		}
 	}
 	for a := parentOf(p); a != ""; a = parentOf(a) {
-		if w.shadow.Upper(a)&(layerfs.File|layerfs.Deleted|layerfs.Opaque) != 0 {
+		if w.shadow.Upper(a)&(whiteout.File|whiteout.Deleted|whiteout.Opaque) != 0 {
 			consider(w.by[a].hide)
 		}
 	}
@@ -284,13 +284,13 @@ func (lw *layerWalk) touch(p string, hides bool) {
 
 func (lw *layerWalk) entry(h *tar.Header, body io.Reader) error {
 	sh := lw.w.shadow
-	p := layerfs.Clean(h.Name)
+	p := whiteout.Clean(h.Name)
 	if p == "" {
 		_, err := lw.est.record(h, nil) // the root itself: nothing hides it
 		return err
 	}
-	if target, _, ok := layerfs.Whiteout(p); ok {
-		if err := layerfs.CheckWhiteout(p); err != nil {
+	if target, _, ok := whiteout.Parse(p); ok {
+		if err := whiteout.Check(p); err != nil {
 			return err
 		}
 		hidden := sh.AncestorHidden(p)
@@ -337,7 +337,7 @@ func (lw *layerWalk) entry(h *tar.Header, body io.Reader) error {
 		return nil
 	}
 	if h.Typeflag == tar.TypeLink {
-		r.link = layerfs.Clean(h.Linkname)
+		r.link = whiteout.Clean(h.Linkname)
 		lw.links = append(lw.links, idx)
 	}
 	if r.size > 0 {
@@ -363,7 +363,7 @@ func (lw *layerWalk) dropReason(p string, h *tar.Header) (string, bool) {
 		if lw.linkRule == nil {
 			lw.linkRule = drop.NewLinks(m, nil)
 		}
-		return lw.linkRule.Match(p, layerfs.Clean(h.Linkname))
+		return lw.linkRule.Match(p, whiteout.Clean(h.Linkname))
 	}
 	return reason, ok
 }

@@ -30,7 +30,10 @@ import (
 // MemoConfigType is the config media type of a memo entry in the registry.
 const MemoConfigType types.MediaType = "application/vnd.layerslim.layer-memo.v1+json"
 
-// Memo remembers the output of every layer pass, so that a layer shared by
+// Memo is batch's layer cache: the rewrite.LayerCache that a batch run
+// hands to every rewrite (through For), kept on disk and in a registry.
+//
+// It remembers the output of every layer pass, so that a layer shared by
 // many images is rewritten once and its output blob uploaded once per
 // registry; every other image mounts it (cross-repository blob mount).
 //

@@ -88,7 +88,8 @@ type Entry struct {
 	Where   string
 }
 
-// Cache says where the layer memo lives.
+// Cache is the plan's cache: section: where the Memo (the layer cache)
+// keeps its entries.
 type Cache struct {
 	Dir        string // a local directory ("" means the default)
 	Repository string // a registry repository for the shared memo ("" means none)

@@ -148,7 +148,7 @@ func TestDebianRewrite(t *testing.T) {
 	if len(ir.Layers) != 2 || ir.Layers[1].Action != rewrite.Squashed {
 		t.Fatalf("layers: %+v", ir.Layers)
 	}
-	allowed := map[string]string{} // path → why it may differ
+	allowed := map[string]rewrite.ChangeAction{} // path → why it may differ
 	for _, l := range ir.Layers {
 		for _, c := range l.Changes {
 			allowed[strings.TrimPrefix(c.Path, "./")] = c.Action

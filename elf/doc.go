@@ -8,7 +8,8 @@
 // carrying its CRC32.
 //
 // Only non-allocated sections are ever removed. Which ones depends on the
-// Mode (see PRODUCT.md's --strip) and on the file type: relocatable objects
+// Mode (the --strip flag; docs/elf.md has a table of what each mode
+// removes from each kind of file) and on the file type: relocatable objects
 // and kernel modules only lose debug sections, whatever the mode.
 //
 // Inputs this package cannot rewrite safely (not ELF, malformed, nothing

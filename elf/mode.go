@@ -2,7 +2,8 @@ package elf
 
 import "fmt"
 
-// Mode is what to remove, as PRODUCT.md defines --strip.
+// Mode is what to remove, as the --strip flag chooses it; docs/elf.md
+// "What each kind of file gets" tables it for each kind of file.
 type Mode int
 
 const (

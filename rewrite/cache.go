@@ -16,7 +16,8 @@ import (
 
 // A LayerCache keeps the output of a layer's pass across Image and Index
 // calls and across runs, so that a layer many images share is rewritten
-// once. It must be safe for concurrent use.
+// once. It must be safe for concurrent use. The batch command's Memo is
+// one (its plan's cache: section says where it keeps entries).
 //
 // Keys are opaque: each names one source layer (or one merge of layers),
 // the options that shape the output and the layerslim version, so an entry

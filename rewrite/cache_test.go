@@ -13,6 +13,7 @@ import (
 
 	"github.com/layerslim/layerslim/elf"
 	"github.com/layerslim/layerslim/rewrite"
+	"github.com/layerslim/layerslim/tarfilter"
 )
 
 // memCache is a LayerCache in memory with singleflight Lookups, counting
@@ -108,7 +109,7 @@ func (u unreadable) Uncompressed() (io.ReadCloser, error) {
 	return nil, errors.New("the source layer was read")
 }
 
-func keepAll(rewrite.Recorder) rewrite.Filter { return rewrite.Keep() }
+func keepAll(rewrite.Recorder) tarfilter.Filter { return tarfilter.Keep() }
 
 // baseIsFirst makes the first layer the base of a merge.
 func baseIsFirst(_ context.Context, _ v1.Platform, _ *v1.Manifest, cf *v1.ConfigFile) ([]v1.Hash, string, error) {

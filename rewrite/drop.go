@@ -5,11 +5,12 @@ import (
 	"context"
 
 	"github.com/layerslim/layerslim/internal/drop"
-	"github.com/layerslim/layerslim/internal/layerfs"
+	"github.com/layerslim/layerslim/internal/whiteout"
+	"github.com/layerslim/layerslim/tarfilter"
 )
 
 // Drop is the filter that leaves out the entries m matches and records
-// each one in rec: Change{Path: the entry's name, Action: "dropped",
+// each one in rec: Change{Path: the entry's name, Action: ActionDropped,
 // Bytes: its size (0 unless a regular file), Reason: the preset or rule}.
 // Every other entry, whiteouts and directories included, goes on
 // unchanged, so the driver copies it byte for byte.
@@ -40,7 +41,7 @@ import (
 //
 // The filter remembers what it dropped: make one per layer, as WithFilter
 // does. A nil m drops nothing.
-func Drop(m *drop.Matcher, rec Recorder) Filter {
+func Drop(m *drop.Matcher, rec Recorder) tarfilter.Filter {
 	return &dropFilter{m: m, rec: rec, links: drop.NewLinks(m, nil)}
 }
 
@@ -53,15 +54,15 @@ type dropFilter struct {
 	links *drop.Links // the hardlink rule, which remembers the links dropped
 }
 
-func (f *dropFilter) Filter(ctx context.Context, e Entry, next Writer) error {
+func (f *dropFilter) Filter(ctx context.Context, e tarfilter.Entry, next tarfilter.Writer) error {
 	h := e.Header
 	if f.m == nil {
 		return next.WriteEntry(ctx, e)
 	}
-	name := layerfs.Clean(h.Name)
+	name := whiteout.Clean(h.Name)
 	reason, ok := f.m.Match(name, h.Typeflag == tar.TypeDir)
 	if !ok && h.Typeflag == tar.TypeLink {
-		reason, ok = f.links.Match(name, layerfs.Clean(h.Linkname))
+		reason, ok = f.links.Match(name, whiteout.Clean(h.Linkname))
 	}
 	if !ok {
 		return next.WriteEntry(ctx, e)
@@ -71,7 +72,7 @@ func (f *dropFilter) Filter(ctx context.Context, e Entry, next Writer) error {
 		size = h.Size
 	}
 	if f.rec != nil {
-		f.rec.Record(Change{Path: h.Name, Action: "dropped", Bytes: size, Reason: reason})
+		f.rec.Record(Change{Path: h.Name, Action: ActionDropped, Bytes: size, Reason: reason})
 	}
 	return nil
 }
@@ -80,19 +81,19 @@ func (f *dropFilter) Filter(ctx context.Context, e Entry, next Writer) error {
 // again because it holds hardlinks to names lower layers of its image
 // dropped as links (lower, shared and read-only): it drops those links,
 // and links to them in turn, with the reason Drop gives.
-func linkChain(lower map[string]bool, rec Recorder) Filter {
+func linkChain(lower map[string]bool, rec Recorder) tarfilter.Filter {
 	links := drop.NewLinks(nil, lower)
-	return FilterFunc(func(ctx context.Context, e Entry, next Writer) error {
+	return tarfilter.FilterFunc(func(ctx context.Context, e tarfilter.Entry, next tarfilter.Writer) error {
 		h := e.Header
 		if h.Typeflag != tar.TypeLink {
 			return next.WriteEntry(ctx, e)
 		}
-		reason, ok := links.Match(layerfs.Clean(h.Name), layerfs.Clean(h.Linkname))
+		reason, ok := links.Match(whiteout.Clean(h.Name), whiteout.Clean(h.Linkname))
 		if !ok {
 			return next.WriteEntry(ctx, e)
 		}
 		if rec != nil {
-			rec.Record(Change{Path: h.Name, Action: "dropped", Reason: reason})
+			rec.Record(Change{Path: h.Name, Action: ActionDropped, Reason: reason})
 		}
 		return nil
 	})

@@ -21,7 +21,19 @@ import (
 	"github.com/layerslim/layerslim/compress"
 	"github.com/layerslim/layerslim/internal/drop"
 	"github.com/layerslim/layerslim/internal/testenv"
+	"github.com/layerslim/layerslim/tarfilter"
 )
+
+// tarEntry is a compact description of a tar record for table tests.
+type tarEntry struct {
+	Name     string
+	Type     byte
+	Mode     int64
+	Body     string
+	Link     string
+	PAX      map[string]string
+	Uid, Gid int
+}
 
 // spanTar builds a PAX tar of entries and returns it with the offset at
 // which each entry's record (header blocks, body, padding) starts; the
@@ -124,7 +136,7 @@ func TestDropFilter(t *testing.T) {
 	}
 	rec := &recorded{}
 	var out bytes.Buffer
-	st, err := copyTar(context.Background(), bytes.NewReader(in), &out, Drop(m, rec))
+	st, err := tarfilter.Copy(context.Background(), bytes.NewReader(in), &out, Drop(m, rec))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,11 +165,11 @@ func TestDropFilter(t *testing.T) {
 	// The survivors are their source records, byte for byte.
 	if want := without(in, offs, entries, dropped); !bytes.Equal(want, out.Bytes()) {
 		t.Errorf("output differs from the input minus the dropped records (%d bytes, want %d)", out.Len(), len(want))
-		if diff := cmp.Diff(readTar(t, want), readTar(t, out.Bytes())); diff != "" {
+		if diff := cmp.Diff(testenv.ReadTar(t, bytes.NewReader(want)), testenv.ReadTar(t, bytes.NewReader(out.Bytes()))); diff != "" {
 			t.Errorf("entries (-want +got):\n%s", diff)
 		}
 	}
-	if !st.changed || st.entriesIn != len(entries) || st.entriesOut != len(entries)-len(wantChanges) {
+	if !st.Changed || st.EntriesIn != len(entries) || st.EntriesOut != len(entries)-len(wantChanges) {
 		t.Errorf("stats %+v, want changed with %d of %d entries out", st, len(entries)-len(wantChanges), len(entries))
 	}
 }
@@ -180,17 +192,17 @@ func TestDropFilterKeepsWhatNoRuleNames(t *testing.T) {
 		}
 		rec := &recorded{}
 		var out bytes.Buffer
-		st, err := copyTar(context.Background(), bytes.NewReader(in), &out, Drop(m, rec))
+		st, err := tarfilter.Copy(context.Background(), bytes.NewReader(in), &out, Drop(m, rec))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st.changed || !bytes.Equal(in, out.Bytes()) || len(rec.changes) > 0 {
-			t.Errorf("--drop=%v: changed=%v, identical=%v, changes %v", presets, st.changed, bytes.Equal(in, out.Bytes()), rec.changes)
+		if st.Changed || !bytes.Equal(in, out.Bytes()) || len(rec.changes) > 0 {
+			t.Errorf("--drop=%v: changed=%v, identical=%v, changes %v", presets, st.Changed, bytes.Equal(in, out.Bytes()), rec.changes)
 		}
 	}
 	// A nil Matcher and a nil Recorder are fine.
 	var out bytes.Buffer
-	if _, err := copyTar(context.Background(), bytes.NewReader(in), &out, Drop(nil, nil)); err != nil || !bytes.Equal(in, out.Bytes()) {
+	if _, err := tarfilter.Copy(context.Background(), bytes.NewReader(in), &out, Drop(nil, nil)); err != nil || !bytes.Equal(in, out.Bytes()) {
 		t.Errorf("Drop(nil, nil): %v", err)
 	}
 }
@@ -211,7 +223,7 @@ func TestDropFilterDropPathsAndKeeps(t *testing.T) {
 	}
 	rec := &recorded{}
 	var out bytes.Buffer
-	if _, err := copyTar(context.Background(), bytes.NewReader(in), &out, Drop(m, rec)); err != nil {
+	if _, err := tarfilter.Copy(context.Background(), bytes.NewReader(in), &out, Drop(m, rec)); err != nil {
 		t.Fatal(err)
 	}
 	want := []Change{
@@ -278,7 +290,7 @@ func TestImageDrop(t *testing.T) {
 	res, err := Image(context.Background(), img,
 		WithTempDir(t.TempDir()),
 		WithCompression(compress.Gzip, 0), // validate.Image reads gzip layers only
-		WithFilter(func(rec Recorder) Filter { return Drop(m, rec) }),
+		WithFilter(func(rec Recorder) tarfilter.Filter { return Drop(m, rec) }),
 		WithOptionText(m.String()))
 	if err != nil {
 		t.Fatal(err)
@@ -336,7 +348,7 @@ func TestImageDrop(t *testing.T) {
 		}
 		outTars = append(outTars, data)
 		var names []string
-		for _, e := range readTar(t, data) {
+		for _, e := range testenv.ReadTar(t, bytes.NewReader(data)) {
 			names = append(names, e.Name)
 		}
 		if diff := cmp.Diff(wantNames[i], names); diff != "" {

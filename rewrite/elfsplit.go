@@ -15,9 +15,10 @@ import (
 
 	"github.com/layerslim/layerslim/elf"
 	"github.com/layerslim/layerslim/internal/drop"
-	"github.com/layerslim/layerslim/internal/layerfs"
 	"github.com/layerslim/layerslim/internal/limit"
 	"github.com/layerslim/layerslim/internal/spool"
+	"github.com/layerslim/layerslim/internal/whiteout"
+	"github.com/layerslim/layerslim/tarfilter"
 )
 
 // DebugDir is where debug files go in the debug image.
@@ -35,16 +36,16 @@ var DefaultStripSkip = elf.DefaultStripSkip
 // The Change actions of the ELF splitter.
 const (
 	// ActionStripped: an ELF file lost its debug sections to the debug image.
-	ActionStripped = "stripped"
+	ActionStripped ChangeAction = "stripped"
 	// ActionMovedDebug: a separate debug file (under /usr/lib/debug, or
 	// shaped like objcopy --only-keep-debug output) went whole to the
 	// debug image, at the same path.
-	ActionMovedDebug = "moved-to-debug-image"
+	ActionMovedDebug ChangeAction = "moved-to-debug-image"
 	// ActionKeptDebug: an ELF file (or static archive) still carries debug
 	// sections after the rewrite; the reason says why.
-	ActionKeptDebug = "elf-kept-debug"
+	ActionKeptDebug ChangeAction = "elf-kept-debug"
 	// ActionLeftUnchanged: a file that looks like ELF but is malformed.
-	ActionLeftUnchanged = "elf-left-unchanged"
+	ActionLeftUnchanged ChangeAction = "elf-left-unchanged"
 )
 
 // DebugFile is the debug half of an ELF file, bound for the debug image.
@@ -95,9 +96,9 @@ func DebugPath(p, id string) string {
 // data (an appended payload). Separate debug files are not split: they
 // go whole to debug, at their own path.
 //
-// An ELF file larger than DefaultMaxSpool is an error; WithLimits sets
+// An ELF file larger than DefaultMaxSpool is an error; WithMaxSpool sets
 // another limit for the filter that Image and Index make.
-func SplitELF(mode elf.Mode, tempDir string, rec Recorder, debug func(DebugFile)) Filter {
+func SplitELF(mode elf.Mode, tempDir string, rec Recorder, debug func(DebugFile)) tarfilter.Filter {
 	return splitELF(splitConfig{mode: mode, tempDir: tempDir, maxSpool: DefaultMaxSpool, skip: mustGlobs(DefaultStripSkip)}, rec, debug)
 }
 
@@ -132,15 +133,15 @@ func compileGlobs(gs []string) ([]*drop.Pattern, error) {
 	return ps, nil
 }
 
-func splitELF(c splitConfig, rec Recorder, debug func(DebugFile)) Filter {
+func splitELF(c splitConfig, rec Recorder, debug func(DebugFile)) tarfilter.Filter {
 	mode, tempDir, maxSpool := c.mode, c.tempDir, c.maxSpool
 	// moved are the separate debug files this layer moved, by path: a
 	// hardlink to one of them goes with it, as a copy in the debug layer.
 	var moved map[string]DebugFile
-	return FilterFunc(func(ctx context.Context, e Entry, next Writer) error {
+	return tarfilter.FilterFunc(func(ctx context.Context, e tarfilter.Entry, next tarfilter.Writer) error {
 		if mode != elf.None && e.Header.Typeflag == tar.TypeLink {
-			if m, ok := moved[layerfs.Clean(e.Header.Linkname)]; ok {
-				p := layerfs.Clean(e.Header.Name)
+			if m, ok := moved[whiteout.Clean(e.Header.Linkname)]; ok {
+				p := whiteout.Clean(e.Header.Name)
 				d, err := movedDebugFile(m.data, m.Size(), p, tempDir, e.Header.ModTime)
 				if err != nil {
 					return err
@@ -174,7 +175,7 @@ func splitELF(c splitConfig, rec Recorder, debug func(DebugFile)) Filter {
 			return err
 		}
 		size := in.Size()
-		p := layerfs.Clean(e.Header.Name)
+		p := whiteout.Clean(e.Header.Name)
 		original := func() error { return next.WriteEntry(ctx, e.WithBody(in.Reader())) }
 		keptDebug := func(reason string) error {
 			rec.Record(Change{Path: e.Header.Name, Action: ActionKeptDebug, Reason: reason})
@@ -262,10 +263,10 @@ func splitELF(c splitConfig, rec Recorder, debug func(DebugFile)) Filter {
 		if dbg != nil {
 			debug(DebugFile{Name: name, Source: p, BuildID: info.BuildID, ModTime: e.Header.ModTime, CRC: res.DebugCRC, Sections: res.DebugSections, data: dbg})
 		}
-		h := cloneHeader(e.Header)
+		h := tarfilter.CloneHeader(e.Header)
 		h.Size = stripped.Size()
 		rec.Record(Change{Path: e.Header.Name, Action: ActionStripped, Bytes: size - h.Size, Reason: "strip=" + mode.String()})
-		return next.WriteEntry(ctx, Entry{Header: &h, Body: stripped.Reader()})
+		return next.WriteEntry(ctx, tarfilter.Entry{Header: &h, Body: stripped.Reader()})
 	})
 }
 
@@ -321,7 +322,7 @@ func writeDebugLayer(ctx context.Context, w io.Writer, files []DebugFile) error 
 		}
 	}
 	sort.Strings(names)
-	tw := newTarWriter(w)
+	tw := tarfilter.NewArchiveWriter(w)
 	dirs := map[string]bool{}
 	var mkdirs func(d string) error
 	mkdirs = func(d string) error {
@@ -335,7 +336,7 @@ func writeDebugLayer(ctx context.Context, w io.Writer, files []DebugFile) error 
 			return err
 		}
 		dirs[d] = true
-		return tw.WriteEntry(ctx, Entry{Header: &tar.Header{Name: d + "/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: newest, Format: tar.FormatPAX}})
+		return tw.WriteEntry(ctx, tarfilter.Entry{Header: &tar.Header{Name: d + "/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: newest, Format: tar.FormatPAX}})
 	}
 	for _, n := range names {
 		f := byName[n]
@@ -343,9 +344,9 @@ func writeDebugLayer(ctx context.Context, w io.Writer, files []DebugFile) error 
 			return err
 		}
 		h := &tar.Header{Name: n, Typeflag: tar.TypeReg, Mode: 0o644, Size: f.Size(), ModTime: f.ModTime, Format: tar.FormatPAX}
-		if err := tw.WriteEntry(ctx, Entry{Header: h, Body: f.Open()}); err != nil {
+		if err := tw.WriteEntry(ctx, tarfilter.Entry{Header: h, Body: f.Open()}); err != nil {
 			return err
 		}
 	}
-	return tw.finish(nil)
+	return tw.Close()
 }

@@ -28,9 +28,10 @@ import (
 	"github.com/layerslim/layerslim/analyze"
 	"github.com/layerslim/layerslim/elf"
 	"github.com/layerslim/layerslim/internal/drop"
-	"github.com/layerslim/layerslim/internal/layerfs"
 	"github.com/layerslim/layerslim/internal/testenv"
+	"github.com/layerslim/layerslim/internal/whiteout"
 	"github.com/layerslim/layerslim/rewrite"
+	"github.com/layerslim/layerslim/tarfilter"
 	"github.com/layerslim/layerslim/verify"
 )
 
@@ -67,7 +68,7 @@ func TestHostileNamesStayInside(t *testing.T) {
 	}
 	res, err := rewrite.Image(context.Background(), src, rewrite.WithTempDir(t.TempDir()),
 		rewrite.WithStrip(elf.Unneeded), rewrite.WithDebugImage(true),
-		rewrite.WithFilter(func(rec rewrite.Recorder) rewrite.Filter { return rewrite.Drop(m, rec) }))
+		rewrite.WithFilter(func(rec rewrite.Recorder) tarfilter.Filter { return rewrite.Drop(m, rec) }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +118,7 @@ func TestHostileNamesStayInside(t *testing.T) {
 	}
 	ls, _ := res.Image.Layers()
 	for _, f := range readAll(t, layerBytes(t, ls[1])) {
-		if layerfs.Unclean(f.hdr.Name) || (f.hdr.Typeflag == tar.TypeLink && layerfs.Unclean(f.hdr.Linkname)) {
+		if whiteout.Unclean(f.hdr.Name) || (f.hdr.Typeflag == tar.TypeLink && whiteout.Unclean(f.hdr.Linkname)) {
 			t.Errorf("output entry %q (link %q) climbs out of the root", f.hdr.Name, f.hdr.Linkname)
 		}
 	}
@@ -154,7 +155,7 @@ func squashImage(t *testing.T, layers [][]string, opts ...rewrite.Option) (v1.Im
 	}
 	opts = append([]rewrite.Option{rewrite.WithTempDir(t.TempDir()),
 		rewrite.WithSquash(rewrite.SquashAuto), rewrite.WithBaseFinder(finder),
-		rewrite.WithFilter(func(rewrite.Recorder) rewrite.Filter { return rewrite.Keep() })}, opts...)
+		rewrite.WithFilter(func(rewrite.Recorder) tarfilter.Filter { return tarfilter.Keep() })}, opts...)
 	res, err := rewrite.Image(context.Background(), src, opts...)
 	return src, tars, res, err
 }
@@ -240,13 +241,13 @@ func TestWhiteoutOfNoFile(t *testing.T) {
 				t.Fatal("squash took the whiteout")
 			}
 			want := name + ": whiteout of no file"
-			if !errors.Is(err, layerfs.ErrBadWhiteout) || !strings.Contains(err.Error(), want) {
+			if !errors.Is(err, whiteout.ErrNoFile) || !strings.Contains(err.Error(), want) {
 				t.Errorf("squash: error %v, want one saying %q", err, want)
 			}
-			if _, err := analyze.Image(context.Background(), src, analyze.Options{TempDir: t.TempDir()}); !errors.Is(err, layerfs.ErrBadWhiteout) || !strings.Contains(err.Error(), want) {
+			if _, err := analyze.Image(context.Background(), src, analyze.Options{TempDir: t.TempDir()}); !errors.Is(err, whiteout.ErrNoFile) || !strings.Contains(err.Error(), want) {
 				t.Errorf("analyze: error %v, want one saying %q", err, want)
 			}
-			if _, err := verify.Image(context.Background(), src, src, verify.Options{TempDir: t.TempDir()}); !errors.Is(err, layerfs.ErrBadWhiteout) || !strings.Contains(err.Error(), want) {
+			if _, err := verify.Image(context.Background(), src, src, verify.Options{TempDir: t.TempDir()}); !errors.Is(err, whiteout.ErrNoFile) || !strings.Contains(err.Error(), want) {
 				t.Errorf("verify: error %v, want one saying %q", err, want)
 			}
 		})
@@ -263,7 +264,7 @@ func TestHardlinkToMissingTarget(t *testing.T) {
 	src := dockerImage(t, "amd64", gzipLayer(t, layer))
 	res, err := rewrite.Image(context.Background(), src, rewrite.WithTempDir(t.TempDir()),
 		rewrite.WithCompression("gzip", 0), rewrite.WithStrip(elf.Unneeded),
-		rewrite.WithFilter(func(rewrite.Recorder) rewrite.Filter { return rewrite.Keep() }))
+		rewrite.WithFilter(func(rewrite.Recorder) tarfilter.Filter { return tarfilter.Keep() }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +311,7 @@ func TestTruncatedEntry(t *testing.T) {
 		name string
 		opts []rewrite.Option
 	}{
-		{"keep", []rewrite.Option{rewrite.WithFilter(func(rewrite.Recorder) rewrite.Filter { return rewrite.Keep() })}},
+		{"keep", []rewrite.Option{rewrite.WithFilter(func(rewrite.Recorder) tarfilter.Filter { return tarfilter.Keep() })}},
 		{"strip", []rewrite.Option{rewrite.WithStrip(elf.Unneeded)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -396,7 +397,7 @@ func TestDecompressionBombHitsLayerLimit(t *testing.T) {
 			peak := testenv.PeakHeap(func() {
 				var res *rewrite.Result
 				res, err = rewrite.Image(context.Background(), src, append(tc.opts, rewrite.WithTempDir(t.TempDir()), rewrite.WithJobs(1),
-					rewrite.WithLimits(rewrite.Limits{LayerSize: max}))...)
+					rewrite.WithMaxLayerSize(max))...)
 				if err == nil {
 					res.Close()
 				}
@@ -418,7 +419,7 @@ func TestDecompressionBombHitsLayerLimit(t *testing.T) {
 		}
 		res, err := rewrite.Image(context.Background(), src, rewrite.WithTempDir(t.TempDir()),
 			rewrite.WithSquash(rewrite.SquashAuto), rewrite.WithBaseFinder(finder),
-			rewrite.WithLimits(rewrite.Limits{LayerSize: max}))
+			rewrite.WithMaxLayerSize(max))
 		if err == nil {
 			res.Close()
 		}
@@ -441,7 +442,7 @@ func TestSpoolLimit(t *testing.T) {
 	layer := tarFiles(t, file{hdr: tar.Header{Name: "usr/bin/hello", Mode: 0o755, ModTime: time.Unix(1700000000, 0)}, body: exe})
 	src := dockerImage(t, "amd64", gzipLayer(t, layer))
 	res, err := rewrite.Image(context.Background(), src, rewrite.WithTempDir(t.TempDir()),
-		rewrite.WithStrip(elf.Unneeded), rewrite.WithLimits(rewrite.Limits{Spool: 4096}))
+		rewrite.WithStrip(elf.Unneeded), rewrite.WithMaxSpool(4096))
 	if err == nil {
 		res.Close()
 		t.Fatal("a 17 KiB ELF file went past a 4 KiB spool limit")
@@ -452,7 +453,7 @@ func TestSpoolLimit(t *testing.T) {
 	}
 	// The same file with no limit, and analyze and verify with one.
 	res, err = rewrite.Image(context.Background(), src, rewrite.WithTempDir(t.TempDir()),
-		rewrite.WithStrip(elf.Unneeded), rewrite.WithLimits(rewrite.Limits{Spool: -1}))
+		rewrite.WithStrip(elf.Unneeded), rewrite.WithMaxSpool(-1))
 	if err != nil {
 		t.Fatalf("no spool limit: %v", err)
 	}
@@ -467,7 +468,7 @@ func TestSpoolLimit(t *testing.T) {
 
 	// A squash re-reads a hardlink's old content into a temporary file.
 	_, _, res, err = squashImage(t, [][]string{{"f:base=1"}, {"f:big=" + strings.Repeat("x", 8192), "h:link>big"}, {"f:big=new"}},
-		rewrite.WithLimits(rewrite.Limits{Spool: 4096}))
+		rewrite.WithMaxSpool(4096))
 	if err == nil {
 		res.Close()
 		t.Fatal("a squash spooled 8 KiB past a 4 KiB limit")
@@ -543,16 +544,16 @@ func TestSparseBomb(t *testing.T) {
 		name string
 		opts []rewrite.Option
 	}{
-		{"keep", []rewrite.Option{rewrite.WithFilter(func(rewrite.Recorder) rewrite.Filter { return rewrite.Keep() })}},
+		{"keep", []rewrite.Option{rewrite.WithFilter(func(rewrite.Recorder) tarfilter.Filter { return tarfilter.Keep() })}},
 		{"strip", []rewrite.Option{rewrite.WithStrip(elf.Unneeded)}},
-		{"drop", []rewrite.Option{rewrite.WithFilter(func(rec rewrite.Recorder) rewrite.Filter {
+		{"drop", []rewrite.Option{rewrite.WithFilter(func(rec rewrite.Recorder) tarfilter.Filter {
 			m, _ := drop.New([]string{"none"}, []string{"holes"}, nil)
 			return rewrite.Drop(m, rec)
 		})}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res, err := rewrite.Image(context.Background(), src, append(tc.opts, rewrite.WithTempDir(t.TempDir()),
-				rewrite.WithLimits(rewrite.Limits{LayerSize: max}))...)
+				rewrite.WithMaxLayerSize(max))...)
 			if err == nil {
 				res.Close()
 			}
@@ -570,7 +571,7 @@ func TestSparseBomb(t *testing.T) {
 	t.Run("small sparse file", func(t *testing.T) {
 		src := dockerImage(t, "amd64", gzipLayer(t, testenv.SparseBomb(1<<20)))
 		res, err := rewrite.Image(context.Background(), src, rewrite.WithTempDir(t.TempDir()), rewrite.WithStrip(elf.Unneeded),
-			rewrite.WithLimits(rewrite.Limits{LayerSize: max}))
+			rewrite.WithMaxLayerSize(max))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -24,6 +24,7 @@ import (
 	"github.com/layerslim/layerslim/compress"
 	"github.com/layerslim/layerslim/manifest"
 	"github.com/layerslim/layerslim/rewrite"
+	"github.com/layerslim/layerslim/tarfilter"
 	"github.com/layerslim/layerslim/verify"
 )
 
@@ -474,7 +475,7 @@ func TestReportJSONRoundTrip(t *testing.T) {
 	l2 := gzipLayer(t, tarOf(t, 51, 3))
 	src := dockerImage(t, "amd64", l1, l2)
 	res, err := rewrite.Image(context.Background(), src, rewrite.WithTempDir(t.TempDir()),
-		rewrite.WithSquash(rewrite.SquashAll), rewrite.WithFilter(func(rewrite.Recorder) rewrite.Filter { return rewrite.Keep() }))
+		rewrite.WithSquash(rewrite.SquashAll), rewrite.WithFilter(func(rewrite.Recorder) tarfilter.Filter { return tarfilter.Keep() }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -500,24 +501,24 @@ func TestVerifyRejectsWhatAFilterChanges(t *testing.T) {
 		gzipLayer(t, layerTar(t, "f:etc/gone=1", "f:etc/motd=hello", "f:app=bin@755")))
 	for _, tc := range []struct {
 		name   string
-		filter rewrite.FilterFunc
+		filter tarfilter.FilterFunc
 		what   string
 	}{
-		{"a file left out", func(ctx context.Context, e rewrite.Entry, next rewrite.Writer) error {
+		{"a file left out", func(ctx context.Context, e tarfilter.Entry, next tarfilter.Writer) error {
 			if e.Header.Name == "etc/gone" {
 				return nil
 			}
 			return next.WriteEntry(ctx, e)
 		}, verify.WhatMissing},
-		{"a body changed", func(ctx context.Context, e rewrite.Entry, next rewrite.Writer) error {
+		{"a body changed", func(ctx context.Context, e tarfilter.Entry, next tarfilter.Writer) error {
 			if e.Header.Name == "etc/motd" {
 				h := *e.Header
 				h.Size = 5
-				return next.WriteEntry(ctx, rewrite.Entry{Header: &h, Body: strings.NewReader("hullo")})
+				return next.WriteEntry(ctx, tarfilter.Entry{Header: &h, Body: strings.NewReader("hullo")})
 			}
 			return next.WriteEntry(ctx, e)
 		}, verify.WhatContent},
-		{"a mode changed", func(ctx context.Context, e rewrite.Entry, next rewrite.Writer) error {
+		{"a mode changed", func(ctx context.Context, e tarfilter.Entry, next tarfilter.Writer) error {
 			if e.Header.Name == "app" {
 				h := *e.Header
 				h.Mode = 0o4755
@@ -529,7 +530,7 @@ func TestVerifyRejectsWhatAFilterChanges(t *testing.T) {
 		for _, squash := range []rewrite.SquashMode{rewrite.SquashNone, rewrite.SquashAll} {
 			t.Run(tc.name+"-"+string(squash), func(t *testing.T) {
 				res, err := rewrite.Image(context.Background(), src, rewrite.WithTempDir(t.TempDir()), rewrite.WithSquash(squash),
-					rewrite.WithFilter(func(rewrite.Recorder) rewrite.Filter { return tc.filter }))
+					rewrite.WithFilter(func(rewrite.Recorder) tarfilter.Filter { return tc.filter }))
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -19,7 +19,8 @@ import (
 
 	"github.com/layerslim/layerslim/compress"
 	"github.com/layerslim/layerslim/internal/blob"
-	"github.com/layerslim/layerslim/internal/layerfs"
+	"github.com/layerslim/layerslim/internal/whiteout"
+	"github.com/layerslim/layerslim/tarfilter"
 )
 
 // ErrDigestMismatch is returned when a blob's bytes do not hash to the digest
@@ -118,17 +119,17 @@ func processLayerPass(ctx context.Context, in layerIn, o *options, platform stri
 	} else {
 		changes := &changeList{}
 		links = map[string]string{}
-		f := order.wrap(Chain(o.chain(changes, paths, func(d DebugFile) { debug = append(debug, d) }), recordLinks(links)))
-		st, err := copyTarLimit(ctx, counted, uncompressed, f, o.maxLayer())
+		f := order.wrap(tarfilter.Chain(o.chain(changes, paths, func(d DebugFile) { debug = append(debug, d) }), recordLinks(links)))
+		st, err := tarfilter.CopyLimit(ctx, counted, uncompressed, f, o.maxLayer())
 		if err != nil {
 			return layerOut{}, readErr(codec, err)
 		}
 		if order.again(changes.changes) {
 			return layerOut{}, errAgain
 		}
-		changed = st.changed
+		changed = st.Changed
 		rep.Changes = changes.changes
-		rep.Empty = changed && st.entriesOut == 0
+		rep.Empty = changed && st.EntriesOut == 0
 	}
 	// Read what is left of the blob (a compressed stream's end may not be
 	// read by its decoder) so that the digest covers every byte.
@@ -166,7 +167,7 @@ func processLayerPass(ctx context.Context, in layerIn, o *options, platform stri
 }
 
 func readErr(codec compress.Codec, err error) error {
-	var te *TarError
+	var te *tarfilter.TarError
 	if errors.As(err, &te) || errors.Is(err, ErrLimitExceeded) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
@@ -303,9 +304,9 @@ func (l *spooledLayer) Uncompressed() (io.ReadCloser, error) {
 
 // recordPaths notes the clean path of every entry that goes by, and the
 // directories above it.
-func recordPaths(paths map[string]bool) Filter {
-	return FilterFunc(func(ctx context.Context, e Entry, next Writer) error {
-		for p := layerfs.Clean(e.Header.Name); p != "" && !paths[p]; p = path.Dir(p) {
+func recordPaths(paths map[string]bool) tarfilter.Filter {
+	return tarfilter.FilterFunc(func(ctx context.Context, e tarfilter.Entry, next tarfilter.Writer) error {
+		for p := whiteout.Clean(e.Header.Name); p != "" && !paths[p]; p = path.Dir(p) {
 			paths[p] = true
 			if !strings.Contains(p, "/") {
 				break
@@ -316,10 +317,10 @@ func recordPaths(paths map[string]bool) Filter {
 }
 
 // recordLinks notes in links each hardlink that goes through.
-func recordLinks(links map[string]string) Filter {
-	return FilterFunc(func(ctx context.Context, e Entry, next Writer) error {
+func recordLinks(links map[string]string) tarfilter.Filter {
+	return tarfilter.FilterFunc(func(ctx context.Context, e tarfilter.Entry, next tarfilter.Writer) error {
 		if e.Header.Typeflag == tar.TypeLink {
-			links[layerfs.Clean(e.Header.Name)] = layerfs.Clean(e.Header.Linkname)
+			links[whiteout.Clean(e.Header.Name)] = whiteout.Clean(e.Header.Linkname)
 		}
 		return next.WriteEntry(ctx, e)
 	})

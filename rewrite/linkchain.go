@@ -11,7 +11,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/layerslim/layerslim/internal/layerfs"
+	"github.com/layerslim/layerslim/internal/whiteout"
 )
 
 // dropChainedLinks finishes what Drop leaves to the image: once every
@@ -148,8 +148,8 @@ func (r *run) holds(t *layerTask) (map[string]bool, error) {
 		if err != nil {
 			return nil, fmt.Errorf("layer %s: reading the output again: %w", t.in.desc.Digest, err)
 		}
-		if _, _, wh := layerfs.Whiteout(hdr.Name); !wh {
-			h[layerfs.Clean(hdr.Name)] = true
+		if _, _, wh := whiteout.Parse(hdr.Name); !wh {
+			h[whiteout.Clean(hdr.Name)] = true
 		}
 	}
 	if r.held == nil {
@@ -198,8 +198,8 @@ func (t *layerTask) linksTo(gone map[string]int) map[string]bool {
 // gone, the ones it keeps are there again.
 func (t *layerTask) droppedLinks(gone map[string]int, i int) {
 	for _, c := range t.out.report.Changes {
-		if c.Action == "dropped" && strings.HasPrefix(c.Reason, linkToDropped) {
-			gone[layerfs.Clean(c.Path)] = i
+		if c.Action == ActionDropped && strings.HasPrefix(c.Reason, linkToDropped) {
+			gone[whiteout.Clean(c.Path)] = i
 		}
 	}
 	for name := range t.out.links {

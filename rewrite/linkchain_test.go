@@ -10,6 +10,7 @@ import (
 	"github.com/layerslim/layerslim/internal/drop"
 	"github.com/layerslim/layerslim/internal/testenv"
 	"github.com/layerslim/layerslim/rewrite"
+	"github.com/layerslim/layerslim/tarfilter"
 )
 
 // The chain of hardlinks across layers: layer 1 holds a file the default
@@ -44,7 +45,7 @@ func chainRewrite(t *testing.T, src any, jobs int, cache rewrite.LayerCache) *re
 	}
 	opts := []rewrite.Option{
 		rewrite.WithTempDir(t.TempDir()), rewrite.WithJobs(jobs),
-		rewrite.WithFilter(func(rec rewrite.Recorder) rewrite.Filter { return rewrite.Drop(m, rec) }),
+		rewrite.WithFilter(func(rec rewrite.Recorder) tarfilter.Filter { return rewrite.Drop(m, rec) }),
 		rewrite.WithOptionText(m.String()),
 	}
 	if cache != nil {
@@ -180,7 +181,7 @@ func TestHardlinkChainIntoMerge(t *testing.T) {
 	for _, jobs := range []int{1, 4} {
 		res, err := rewrite.Image(context.Background(), src, rewrite.WithTempDir(t.TempDir()), rewrite.WithJobs(jobs),
 			rewrite.WithSquash(rewrite.SquashAuto), rewrite.WithBaseFinder(baseIsTwo),
-			rewrite.WithFilter(func(rec rewrite.Recorder) rewrite.Filter { return rewrite.Drop(m, rec) }))
+			rewrite.WithFilter(func(rec rewrite.Recorder) tarfilter.Filter { return rewrite.Drop(m, rec) }))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/layerslim/layerslim/compress"
 	"github.com/layerslim/layerslim/elf"
 	"github.com/layerslim/layerslim/internal/limit"
+	"github.com/layerslim/layerslim/tarfilter"
 )
 
 // Option configures Image and Index.
@@ -29,9 +30,10 @@ type options struct {
 	encoderJobs int            // 0: jobs
 	pool        *compress.Pool // encodes the frames of every layer of the run
 	platforms   []v1.Platform
-	filter      func(Recorder) Filter // nil: layers are copied byte for byte
+	filter      func(Recorder) tarfilter.Filter // nil: layers are copied byte for byte
 	tempDir     string
-	limits      Limits
+	layerLimit  int64 // WithMaxLayerSize, as given
+	spoolLimit  int64 // WithMaxSpool, as given
 	reporter    Reporter
 	logger      *slog.Logger
 	version     string
@@ -156,7 +158,7 @@ func WithPlatforms(ps ...v1.Platform) Option {
 // returns (one per layer, so filters may keep state; rec collects what they
 // change for the layer's report). Without it, layers are recompressed byte
 // for byte.
-func WithFilter(newFilter func(rec Recorder) Filter) Option {
+func WithFilter(newFilter func(rec Recorder) tarfilter.Filter) Option {
 	return func(o *options) error { o.filter = newFilter; return nil }
 }
 
@@ -243,8 +245,8 @@ func (o *options) tarPass() bool { return o.filter != nil || o.strip != elf.None
 // rewritten again knowing the links lower layers dropped) linkChain, the
 // caller's, then the ELF splitter, then (for the base of a merge) the path
 // recorder.
-func (o *options) chain(rec Recorder, paths map[string]bool, debug func(DebugFile)) Filter {
-	fs := []Filter{cleanNames(rec)}
+func (o *options) chain(rec Recorder, paths map[string]bool, debug func(DebugFile)) tarfilter.Filter {
+	fs := []tarfilter.Filter{cleanNames(rec)}
 	if o.lowerLinks != nil {
 		fs = append(fs, linkChain(o.lowerLinks, rec))
 	}
@@ -257,41 +259,40 @@ func (o *options) chain(rec Recorder, paths map[string]bool, debug func(DebugFil
 	if paths != nil {
 		fs = append(fs, recordPaths(paths))
 	}
-	return Chain(fs...)
+	return tarfilter.Chain(fs...)
 }
 
-// Limits bound what a hostile layer can make a rewrite read or keep. A zero
-// field takes its default; a negative one means no limit.
-type Limits struct {
-	// LayerSize is the most uncompressed bytes one layer may hold, what
-	// follows its tar end-of-archive blocks included, and the most its
-	// files may hold with sparse files' holes expanded (default
-	// DefaultMaxLayerSize). It stops decompression bombs.
-	LayerSize int64
-	// Spool is the most bytes one file may take when it is put aside for
-	// random access: an ELF file being split, a hardlink's old content
-	// read again by a squash (default DefaultMaxSpool).
-	Spool int64
-}
-
-// The default Limits.
+// The limits on what a hostile layer can make a rewrite read or keep are
+// WithMaxLayerSize and WithMaxSpool, named as the flags that set them
+// (--max-layer-size, --max-spool); analyze.Options and verify.Options
+// spell them MaxLayerSize and MaxSpool. For each, 0 takes the default and
+// a negative value means no limit.
 const (
-	DefaultMaxLayerSize = limit.DefaultLayerSize // 64 GiB
-	DefaultMaxSpool     = limit.DefaultSpool     // 16 GiB
+	DefaultMaxLayerSize = limit.DefaultMaxLayerSize // 64 GiB
+	DefaultMaxSpool     = limit.DefaultMaxSpool     // 16 GiB
 )
 
 // ErrLimitExceeded is wrapped by the error for input that goes past one of
-// the Limits; the message names the limit and the flag that raises it.
+// the limits; the message names the limit and the flag that raises it.
 var ErrLimitExceeded = limit.ErrExceeded
 
-// WithLimits sets the Limits (by default DefaultMaxLayerSize and
-// DefaultMaxSpool).
-func WithLimits(l Limits) Option {
-	return func(o *options) error { o.limits = l; return nil }
+// WithMaxLayerSize bounds the uncompressed bytes one layer may hold, what
+// follows its tar end-of-archive blocks included, and the bytes its files
+// may hold with sparse files' holes expanded (0: DefaultMaxLayerSize,
+// negative: no limit). It stops decompression bombs.
+func WithMaxLayerSize(n int64) Option {
+	return func(o *options) error { o.layerLimit = n; return nil }
 }
 
-func (o *options) maxLayer() int64 { return limit.Resolve(o.limits.LayerSize, limit.DefaultLayerSize) }
-func (o *options) maxSpool() int64 { return limit.Resolve(o.limits.Spool, limit.DefaultSpool) }
+// WithMaxSpool bounds the bytes one file may take when it is put aside for
+// random access: an ELF file being split, a hardlink's old content read
+// again by a squash (0: DefaultMaxSpool, negative: no limit).
+func WithMaxSpool(n int64) Option {
+	return func(o *options) error { o.spoolLimit = n; return nil }
+}
+
+func (o *options) maxLayer() int64 { return limit.Resolve(o.layerLimit, limit.DefaultMaxLayerSize) }
+func (o *options) maxSpool() int64 { return limit.Resolve(o.spoolLimit, limit.DefaultMaxSpool) }
 
 // checkSpool fails for a file of size bytes that may not be spooled.
 func (o *options) checkSpool(size int64) error {

@@ -7,7 +7,8 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/layerslim/layerslim/internal/layerfs"
+	"github.com/layerslim/layerslim/internal/whiteout"
+	"github.com/layerslim/layerslim/tarfilter"
 )
 
 // whiteoutsFirst is the last filter of a layer whose whiteouts are known
@@ -15,7 +16,7 @@ import (
 // that directory's pending whiteouts (the opaque marker first, then by
 // name), and a whiteout that comes by after it was written early is left
 // out. Whiteouts have no body, so moving them ahead costs no memory. See
-// layerfs.OrderCheck for the rule.
+// whiteout.OrderCheck for the rule.
 type whiteoutsFirst struct {
 	pending map[string][]*tar.Header // by directory
 	written map[string]bool          // whiteouts written, by clean name
@@ -24,7 +25,7 @@ type whiteoutsFirst struct {
 func newWhiteoutsFirst(whiteouts []*tar.Header) *whiteoutsFirst {
 	f := &whiteoutsFirst{pending: map[string][]*tar.Header{}, written: map[string]bool{}}
 	for _, h := range whiteouts {
-		dir, _ := layerfs.WhiteoutDir(layerfs.Clean(h.Name))
+		dir, _ := whiteout.DirOf(whiteout.Clean(h.Name))
 		f.pending[dir] = append(f.pending[dir], h)
 	}
 	for _, hs := range f.pending {
@@ -38,16 +39,16 @@ func newWhiteoutsFirst(whiteouts []*tar.Header) *whiteoutsFirst {
 
 // whiteoutKey sorts an opaque marker before the whiteouts beside it.
 func whiteoutKey(h *tar.Header) string {
-	p := layerfs.Clean(h.Name)
-	if _, opaque, _ := layerfs.Whiteout(p); opaque {
+	p := whiteout.Clean(h.Name)
+	if _, opaque, _ := whiteout.Parse(p); opaque {
 		return "\x00"
 	}
 	return p
 }
 
-func (f *whiteoutsFirst) Filter(ctx context.Context, e Entry, next Writer) error {
-	p := layerfs.Clean(e.Header.Name)
-	if _, ok := layerfs.WhiteoutDir(p); ok {
+func (f *whiteoutsFirst) Filter(ctx context.Context, e tarfilter.Entry, next tarfilter.Writer) error {
+	p := whiteout.Clean(e.Header.Name)
+	if _, ok := whiteout.DirOf(p); ok {
 		if f.written[p] {
 			return nil
 		}
@@ -55,7 +56,7 @@ func (f *whiteoutsFirst) Filter(ctx context.Context, e Entry, next Writer) error
 		return next.WriteEntry(ctx, e)
 	}
 	if len(f.pending) > 0 {
-		for _, d := range layerfs.Ancestors(p) {
+		for _, d := range whiteout.Ancestors(p) {
 			if err := f.emit(ctx, d, next); err != nil {
 				return err
 			}
@@ -66,7 +67,7 @@ func (f *whiteoutsFirst) Filter(ctx context.Context, e Entry, next Writer) error
 
 // Flush writes the whiteouts of directories no entry was written under,
 // by directory name.
-func (f *whiteoutsFirst) Flush(ctx context.Context, next Writer) error {
+func (f *whiteoutsFirst) Flush(ctx context.Context, next tarfilter.Writer) error {
 	dirs := make([]string, 0, len(f.pending))
 	for d := range f.pending {
 		dirs = append(dirs, d)
@@ -80,19 +81,19 @@ func (f *whiteoutsFirst) Flush(ctx context.Context, next Writer) error {
 	return nil
 }
 
-func (f *whiteoutsFirst) emit(ctx context.Context, dir string, next Writer) error {
+func (f *whiteoutsFirst) emit(ctx context.Context, dir string, next tarfilter.Writer) error {
 	hs, ok := f.pending[dir]
 	if !ok {
 		return nil
 	}
 	delete(f.pending, dir)
 	for _, h := range hs {
-		p := layerfs.Clean(h.Name)
+		p := whiteout.Clean(h.Name)
 		if f.written[p] {
 			continue
 		}
 		f.written[p] = true
-		if err := next.WriteEntry(ctx, Entry{Header: h, Body: strings.NewReader("")}); err != nil {
+		if err := next.WriteEntry(ctx, tarfilter.Entry{Header: h, Body: strings.NewReader("")}); err != nil {
 			return err
 		}
 	}
@@ -102,13 +103,13 @@ func (f *whiteoutsFirst) emit(ctx context.Context, dir string, next Writer) erro
 // whiteoutTap is a Writer that sets whiteouts aside and passes every
 // other entry on.
 type whiteoutTap struct {
-	next      Writer
+	next      tarfilter.Writer
 	whiteouts []*tar.Header
 }
 
-func (w *whiteoutTap) WriteEntry(ctx context.Context, e Entry) error {
-	if _, ok := layerfs.WhiteoutDir(layerfs.Clean(e.Header.Name)); ok {
-		c := cloneHeader(e.Header)
+func (w *whiteoutTap) WriteEntry(ctx context.Context, e tarfilter.Entry) error {
+	if _, ok := whiteout.DirOf(whiteout.Clean(e.Header.Name)); ok {
+		c := tarfilter.CloneHeader(e.Header)
 		c.Size = 0
 		w.whiteouts = append(w.whiteouts, &c)
 		return nil
@@ -120,18 +121,18 @@ func (w *whiteoutTap) WriteEntry(ctx context.Context, e Entry) error {
 // whiteouts, and notes whether one came after an entry under its
 // directory.
 type orderWatch struct {
-	check     layerfs.OrderCheck
+	check     whiteout.OrderCheck
 	whiteouts []*tar.Header
 	late      bool
 }
 
-func (w *orderWatch) Filter(ctx context.Context, e Entry, next Writer) error {
-	p := layerfs.Clean(e.Header.Name)
+func (w *orderWatch) Filter(ctx context.Context, e tarfilter.Entry, next tarfilter.Writer) error {
+	p := whiteout.Clean(e.Header.Name)
 	if w.check.Add(p) {
 		w.late = true
 	}
-	if _, ok := layerfs.WhiteoutDir(p); ok {
-		c := cloneHeader(e.Header)
+	if _, ok := whiteout.DirOf(p); ok {
+		c := tarfilter.CloneHeader(e.Header)
 		c.Size = 0
 		w.whiteouts = append(w.whiteouts, &c)
 	}
@@ -180,13 +181,13 @@ type layerPass struct {
 	relink *relinker
 }
 
-func (l *layerPass) wrap(f Filter) Filter {
+func (l *layerPass) wrap(f tarfilter.Filter) tarfilter.Filter {
 	if l == nil {
 		return f
 	}
-	fs := []Filter{f}
+	fs := []tarfilter.Filter{f}
 	if l.relink != nil {
-		fs = append([]Filter{l.relink}, fs...)
+		fs = append([]tarfilter.Filter{l.relink}, fs...)
 	}
 	if l.first != nil {
 		fs = append(fs, l.first)
@@ -194,7 +195,7 @@ func (l *layerPass) wrap(f Filter) Filter {
 	if l.watch != nil {
 		fs = append(fs, l.watch)
 	}
-	return Chain(fs...)
+	return tarfilter.Chain(fs...)
 }
 
 // again reports, after the first pass, whether a second is needed.

@@ -7,7 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/layerslim/layerslim/internal/layerfs"
+	"github.com/layerslim/layerslim/internal/whiteout"
+	"github.com/layerslim/layerslim/tarfilter"
 )
 
 // FuzzWhiteoutsFirst feeds any list of entry names (one a line) through
@@ -30,29 +31,29 @@ func FuzzWhiteoutsFirst(f *testing.F) {
 		var whiteouts []*tar.Header
 		var in []string
 		for _, n := range names {
-			if _, ok := layerfs.WhiteoutDir(layerfs.Clean(n)); ok {
+			if _, ok := whiteout.DirOf(whiteout.Clean(n)); ok {
 				whiteouts = append(whiteouts, &tar.Header{Name: n, Typeflag: tar.TypeReg})
 			}
 			in = append(in, n)
 		}
 		w := newWhiteoutsFirst(whiteouts)
 		var out []string
-		sink := WriterFunc(func(_ context.Context, e Entry) error {
+		sink := tarfilter.WriterFunc(func(_ context.Context, e tarfilter.Entry) error {
 			out = append(out, e.Header.Name)
 			return nil
 		})
 		ctx := context.Background()
 		for _, n := range in {
-			if err := w.Filter(ctx, Entry{Header: &tar.Header{Name: n, Typeflag: tar.TypeReg}, Body: strings.NewReader("")}, sink); err != nil {
+			if err := w.Filter(ctx, tarfilter.Entry{Header: &tar.Header{Name: n, Typeflag: tar.TypeReg}, Body: strings.NewReader("")}, sink); err != nil {
 				t.Fatal(err)
 			}
 		}
 		if err := w.Flush(ctx, sink); err != nil {
 			t.Fatal(err)
 		}
-		var check layerfs.OrderCheck
+		var check whiteout.OrderCheck
 		for _, n := range out {
-			if check.Add(layerfs.Clean(n)) {
+			if check.Add(whiteout.Clean(n)) {
 				t.Fatalf("%q: whiteout %q late in %q", in, n, out)
 			}
 		}
@@ -60,8 +61,8 @@ func FuzzWhiteoutsFirst(f *testing.F) {
 		seen := map[string]bool{}
 		var want []string
 		for _, n := range in {
-			p := layerfs.Clean(n)
-			if _, ok := layerfs.WhiteoutDir(p); ok {
+			p := whiteout.Clean(n)
+			if _, ok := whiteout.DirOf(p); ok {
 				if seen[p] {
 					continue
 				}

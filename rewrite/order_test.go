@@ -10,6 +10,7 @@ import (
 
 	"github.com/layerslim/layerslim/compress"
 	"github.com/layerslim/layerslim/rewrite"
+	"github.com/layerslim/layerslim/tarfilter"
 )
 
 // pyFatLayers is the shape of the Python image of issue 11: three layers
@@ -87,7 +88,7 @@ func TestRewriteWhiteoutsFirst(t *testing.T) {
 	events := &countingReporter{started: map[v1.Hash]int{}}
 	res, err := rewrite.Image(context.Background(), src, rewrite.WithTempDir(t.TempDir()), rewrite.WithReporter(events),
 		rewrite.WithCompression(compress.Gzip, 6),
-		rewrite.WithFilter(func(rewrite.Recorder) rewrite.Filter { return rewrite.Keep() }))
+		rewrite.WithFilter(func(rewrite.Recorder) tarfilter.Filter { return tarfilter.Keep() }))
 	if err != nil {
 		t.Fatal(err)
 	}

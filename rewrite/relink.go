@@ -5,7 +5,8 @@ import (
 	"context"
 	"strings"
 
-	"github.com/layerslim/layerslim/internal/layerfs"
+	"github.com/layerslim/layerslim/internal/whiteout"
+	"github.com/layerslim/layerslim/tarfilter"
 )
 
 // relinks finds, in the changes of a layer's first pass, the hardlinks the
@@ -17,10 +18,10 @@ func relinks(changes []Change) *relinker {
 	files := map[string]bool{} // dropped in this layer, by clean name
 	var r *relinker
 	for _, c := range changes {
-		if c.Action != "dropped" {
+		if c.Action != ActionDropped {
 			continue
 		}
-		p := layerfs.Clean(c.Path)
+		p := whiteout.Clean(c.Path)
 		target, ok := strings.CutPrefix(c.Reason, linkToDropped)
 		if !ok {
 			files[p] = true
@@ -60,9 +61,9 @@ type relinker struct {
 	moved      map[string]bool   // targets whose content went to their holder
 }
 
-func (r *relinker) Filter(ctx context.Context, e Entry, next Writer) error {
+func (r *relinker) Filter(ctx context.Context, e tarfilter.Entry, next tarfilter.Writer) error {
 	h := e.Header
-	p := layerfs.Clean(h.Name)
+	p := whiteout.Clean(h.Name)
 	switch h.Typeflag {
 	case tar.TypeReg, tar.TypeRegA:
 		holder, ok := r.holderName[p]
@@ -73,14 +74,14 @@ func (r *relinker) Filter(ctx context.Context, e Entry, next Writer) error {
 			r.moved = map[string]bool{}
 		}
 		r.moved[p] = true
-		moved := cloneHeader(h)
+		moved := tarfilter.CloneHeader(h)
 		moved.Name = holder
-		if err := next.WriteEntry(ctx, Entry{Header: &moved, Body: e.Body}); err != nil {
+		if err := next.WriteEntry(ctx, tarfilter.Entry{Header: &moved, Body: e.Body}); err != nil {
 			return err
 		}
-		link := cloneHeader(h)
+		link := tarfilter.CloneHeader(h)
 		link.Typeflag, link.Linkname, link.Size = tar.TypeLink, holder, 0
-		return next.WriteEntry(ctx, Entry{Header: &link, Body: strings.NewReader("")})
+		return next.WriteEntry(ctx, tarfilter.Entry{Header: &link, Body: strings.NewReader("")})
 	case tar.TypeLink:
 		target, ok := r.linkTo[p]
 		if !ok || !r.moved[target] {
@@ -89,9 +90,9 @@ func (r *relinker) Filter(ctx context.Context, e Entry, next Writer) error {
 		if r.holder[target] == p {
 			return nil // written where the target was
 		}
-		c := cloneHeader(h)
+		c := tarfilter.CloneHeader(h)
 		c.Linkname = r.holderName[target]
-		return next.WriteEntry(ctx, Entry{Header: &c, Body: strings.NewReader("")})
+		return next.WriteEntry(ctx, tarfilter.Entry{Header: &c, Body: strings.NewReader("")})
 	}
 	return next.WriteEntry(ctx, e)
 }

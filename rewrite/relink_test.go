@@ -9,6 +9,7 @@ import (
 	"github.com/layerslim/layerslim/compress"
 	"github.com/layerslim/layerslim/internal/drop"
 	"github.com/layerslim/layerslim/rewrite"
+	"github.com/layerslim/layerslim/tarfilter"
 )
 
 // Issue 11, item 5: a hardlink whose body lies in a dropped directory
@@ -40,7 +41,7 @@ func testHardlinkToDroppedBody(t *testing.T, squash rewrite.SquashMode) {
 		t.Fatal(err)
 	}
 	res, err := rewrite.Image(context.Background(), src, rewrite.WithTempDir(t.TempDir()), rewrite.WithSquash(squash),
-		rewrite.WithFilter(func(rec rewrite.Recorder) rewrite.Filter { return rewrite.Drop(m, rec) }))
+		rewrite.WithFilter(func(rec rewrite.Recorder) tarfilter.Filter { return rewrite.Drop(m, rec) }))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,13 +61,28 @@ type LayerReport struct {
 
 // Change is one thing a filter did to one entry.
 type Change struct {
-	Path   string `json:"path"`
-	Action string `json:"action"`           // "dropped", "stripped", "renamed", …
-	Bytes  int64  `json:"bytes"`            // bytes removed from the layer's content
-	Reason string `json:"reason,omitempty"` // the preset or rule that caused it
-	// To is the new name of a "renamed" entry (Path is the old one).
+	Path   string       `json:"path"`
+	Action ChangeAction `json:"action"`
+	Bytes  int64        `json:"bytes"`            // bytes removed from the layer's content
+	Reason string       `json:"reason,omitempty"` // the preset or rule that caused it
+	// To is the new name of an ActionRenamed entry (Path is the old one).
 	To string `json:"to,omitempty"`
 }
+
+// ChangeAction says what a filter did to one entry (Change.Action); an
+// Action says what happened to a whole layer. The ELF splitter's actions
+// are with it in elfsplit.go.
+type ChangeAction string
+
+// The Change actions of the drop rules and of the name cleaning.
+const (
+	// ActionDropped: a drop rule took the entry (or it was a hardlink to
+	// a dropped file).
+	ActionDropped ChangeAction = "dropped"
+	// ActionRenamed: an entry whose name (or hardlink target) climbed out
+	// of the root is written under its clean name, Change.To.
+	ActionRenamed ChangeAction = "renamed"
+)
 
 // A Recorder collects the changes of one layer. Filters get one when they
 // are made (see WithFilter).

@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
 	"github.com/layerslim/layerslim/rewrite"
+	"github.com/layerslim/layerslim/tarfilter"
 )
 
 // Issue 11, item 6: an image without layers is written with "layers": [].
@@ -21,7 +22,7 @@ func TestZeroLayerImageHasLayersArray(t *testing.T) {
 		t.Fatal(err)
 	}
 	res, err := rewrite.Image(context.Background(), src, rewrite.WithTempDir(t.TempDir()),
-		rewrite.WithFilter(func(rewrite.Recorder) rewrite.Filter { return rewrite.Keep() }))
+		rewrite.WithFilter(func(rewrite.Recorder) tarfilter.Filter { return tarfilter.Keep() }))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/layerslim/layerslim/internal/blob"
-	"github.com/layerslim/layerslim/internal/layerfs"
+	"github.com/layerslim/layerslim/internal/whiteout"
+	"github.com/layerslim/layerslim/tarfilter"
 )
 
 // squashSpec is the work of merging the layers [from, len(all)) of an
@@ -51,10 +52,10 @@ type merger struct {
 	o        *options
 	spec     *squashSpec
 	platform string
-	f        Filter
-	out      *tarWriter   // the merged entries but whiteouts, in walk order, to a temporary file
-	sink     *whiteoutTap // where the filters write: whiteouts aside, the rest to out
-	shadow   *layerfs.Shadow
+	f        tarfilter.Filter
+	out      *tarfilter.ArchiveWriter // the merged entries but whiteouts, in walk order, to a temporary file
+	sink     *whiteoutTap             // where the filters write: whiteouts aside, the rest to out
+	shadow   *whiteout.Shadow
 	opaque   map[string]bool // directories given an opaque marker
 	links    []pendingLink
 	deletes  []*tar.Header // whiteouts that may aim at the base
@@ -107,8 +108,8 @@ func processSquash(ctx context.Context, spec *squashSpec, o *options, platform s
 	tmpw := bufio.NewWriterSize(tmp, 1<<20)
 	m := &merger{
 		ctx: ctx, o: o, spec: spec, platform: platform,
-		out:     newTarWriter(tmpw),
-		shadow:  layerfs.NewShadow(),
+		out:     tarfilter.NewArchiveWriter(tmpw),
+		shadow:  whiteout.NewShadow(),
 		opaque:  map[string]bool{},
 		changes: &changeList{},
 	}
@@ -188,13 +189,13 @@ func (m *merger) ordered(tmp *os.File, tmpw *bufio.Writer, w io.Writer) (int, er
 		if _, err := io.Copy(w, r); err != nil {
 			return 0, fmt.Errorf("reading merge file: %w", err)
 		}
-		return m.out.entries, nil
+		return m.out.Entries(), nil
 	}
-	st, err := copyTar(m.ctx, r, w, newWhiteoutsFirst(m.sink.whiteouts))
+	st, err := tarfilter.Copy(m.ctx, r, w, newWhiteoutsFirst(m.sink.whiteouts))
 	if err != nil {
 		return 0, fmt.Errorf("reading merge file: %w", err)
 	}
-	return st.entriesOut, nil
+	return st.EntriesOut, nil
 }
 
 // prefetched is a merged layer being decompressed ahead of the walk, into
@@ -335,14 +336,14 @@ func (m *merger) layer(i int, pre <-chan prefetched) error {
 		src = bufio.NewReaderSize(p.pipe, 1<<20)
 	}
 	counted := &countReader{r: src}
-	er := newEntryReader(counted)
-	er.limitBodies(m.o.maxLayer())
+	er := tarfilter.NewReader(counted)
+	er.LimitBodies(m.o.maxLayer())
 	m.linksTo = map[string][]int{}
 	for idx := 0; ; idx++ {
 		if err := m.ctx.Err(); err != nil {
 			return err
 		}
-		e, err := er.next()
+		e, err := er.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
@@ -352,11 +353,11 @@ func (m *merger) layer(i int, pre <-chan prefetched) error {
 		if err := m.entry(e, i, idx); err != nil {
 			return fmt.Errorf("%s: %w", e.Header.Name, err)
 		}
-		if err := er.skipBody(); err != nil {
+		if err := er.SkipBody(); err != nil {
 			return err
 		}
 	}
-	if _, err := io.Copy(io.Discard, er.rest()); err != nil {
+	if _, err := io.Copy(io.Discard, er.Rest()); err != nil {
 		return err
 	}
 	if err := finish(); err != nil {
@@ -367,9 +368,9 @@ func (m *merger) layer(i int, pre <-chan prefetched) error {
 	return nil
 }
 
-func (m *merger) entry(e Entry, layer, idx int) error {
+func (m *merger) entry(e tarfilter.Entry, layer, idx int) error {
 	h := e.Header
-	p := layerfs.Clean(h.Name)
+	p := whiteout.Clean(h.Name)
 	isDir := h.Typeflag == tar.TypeDir
 	if p == "" {
 		// The root directory ("./", or "/" or ".." as a hostile layer
@@ -381,8 +382,8 @@ func (m *merger) entry(e Entry, layer, idx int) error {
 		}
 		return nil
 	}
-	if target, opaque, ok := layerfs.Whiteout(p); ok {
-		if err := layerfs.CheckWhiteout(p); err != nil {
+	if target, opaque, ok := whiteout.Parse(p); ok {
+		if err := whiteout.Check(p); err != nil {
 			return err
 		}
 		defer m.shadow.Mark(p, false)
@@ -392,22 +393,22 @@ func (m *merger) entry(e Entry, layer, idx int) error {
 		k := m.shadow.Upper(target)
 		switch {
 		case opaque:
-			if k&(layerfs.File|layerfs.Deleted) != 0 || m.opaque[target] {
+			if k&(whiteout.File|whiteout.Deleted) != 0 || m.opaque[target] {
 				return nil
 			}
 			m.opaque[target] = true
 			return m.f.Filter(m.ctx, e, m.sink)
-		case k&(layerfs.File|layerfs.Deleted) != 0:
+		case k&(whiteout.File|whiteout.Deleted) != 0:
 			return nil // replaced or deleted above anyway
-		case k&(layerfs.Dir|layerfs.Implied|layerfs.Opaque) != 0:
+		case k&(whiteout.Dir|whiteout.Implied|whiteout.Opaque) != 0:
 			// Deleted, then made again as a directory above: whatever
 			// the base has below it must stay hidden.
 			if m.opaque[target] {
 				return nil
 			}
 			m.opaque[target] = true
-			marker := &tar.Header{Name: path.Join(target, layerfs.OpaqueMarker), Typeflag: tar.TypeReg, Mode: 0o644, ModTime: h.ModTime, Format: h.Format}
-			return m.f.Filter(m.ctx, Entry{Header: marker, Body: strings.NewReader("")}, m.sink)
+			marker := &tar.Header{Name: path.Join(target, whiteout.OpaqueMarker), Typeflag: tar.TypeReg, Mode: 0o644, ModTime: h.ModTime, Format: h.Format}
+			return m.f.Filter(m.ctx, tarfilter.Entry{Header: marker, Body: strings.NewReader("")}, m.sink)
 		default:
 			c := *h
 			m.deletes = append(m.deletes, &c)
@@ -425,8 +426,8 @@ func (m *merger) entry(e Entry, layer, idx int) error {
 	}
 	delete(m.linksTo, p)
 	if h.Typeflag == tar.TypeLink {
-		c := cloneHeader(h)
-		target := layerfs.Clean(h.Linkname)
+		c := tarfilter.CloneHeader(h)
+		target := whiteout.Clean(h.Linkname)
 		m.links = append(m.links, pendingLink{hdr: &c, layer: layer, index: idx, hidden: m.shadow.Hidden(target, false)})
 		m.linksTo[target] = append(m.linksTo[target], len(m.links)-1)
 		return nil
@@ -453,7 +454,7 @@ func (m *merger) finish() error {
 	}
 	rescued := map[string]string{} // dropped target → the link now holding its content
 	for _, l := range m.links {
-		if target := layerfs.Clean(l.hdr.Linkname); !l.hidden && dropped[target] {
+		if target := whiteout.Clean(l.hdr.Linkname); !l.hidden && dropped[target] {
 			// The drop rules took the link's target, here or in the base:
 			// the first link gets the content, the others link to it.
 			if err := m.rescue(l, target, rescued); err != nil {
@@ -462,19 +463,19 @@ func (m *merger) finish() error {
 			continue
 		}
 		if !l.hidden {
-			if err := m.f.Filter(m.ctx, Entry{Header: l.hdr, Body: strings.NewReader("")}, m.sink); err != nil {
+			if err := m.f.Filter(m.ctx, tarfilter.Entry{Header: l.hdr, Body: strings.NewReader("")}, m.sink); err != nil {
 				return fmt.Errorf("%s: %w", l.hdr.Name, err)
 			}
 			continue
 		}
 		// The target changed after the link was made: the link keeps the
 		// old content, which now lives only in the link.
-		target := layerfs.Clean(l.hdr.Linkname)
+		target := whiteout.Clean(l.hdr.Linkname)
 		key := fmt.Sprintf("%s@%d", target, l.layer)
 		if holder, ok := made[key]; ok {
 			h := *l.hdr
 			h.Linkname = holder
-			if err := m.f.Filter(m.ctx, Entry{Header: &h, Body: strings.NewReader("")}, m.sink); err != nil {
+			if err := m.f.Filter(m.ctx, tarfilter.Entry{Header: &h, Body: strings.NewReader("")}, m.sink); err != nil {
 				return err
 			}
 			continue
@@ -490,21 +491,21 @@ func (m *merger) finish() error {
 			return err
 		}
 		for _, h := range m.deletes {
-			target, _, _ := layerfs.Whiteout(layerfs.Clean(h.Name))
+			target, _, _ := whiteout.Parse(whiteout.Clean(h.Name))
 			if known && !base[target] {
 				continue // it deleted only merged content
 			}
-			if err := m.f.Filter(m.ctx, Entry{Header: h, Body: strings.NewReader("")}, m.sink); err != nil {
+			if err := m.f.Filter(m.ctx, tarfilter.Entry{Header: h, Body: strings.NewReader("")}, m.sink); err != nil {
 				return err
 			}
 		}
 	}
-	if fl, ok := m.f.(Flusher); ok {
+	if fl, ok := m.f.(tarfilter.Flusher); ok {
 		if err := fl.Flush(m.ctx, m.sink); err != nil {
 			return err
 		}
 	}
-	return m.out.finish(nil)
+	return m.out.Close()
 }
 
 // droppedFiles is every path the filters dropped in the merge and in the
@@ -513,8 +514,8 @@ func (m *merger) droppedFiles() (map[string]bool, error) {
 	out := map[string]bool{}
 	add := func(cs []Change) {
 		for _, c := range cs {
-			if c.Action == "dropped" && !strings.HasPrefix(c.Reason, linkToDropped) {
-				out[layerfs.Clean(c.Path)] = true
+			if c.Action == ActionDropped && !strings.HasPrefix(c.Reason, linkToDropped) {
+				out[whiteout.Clean(c.Path)] = true
 			}
 		}
 	}
@@ -538,14 +539,14 @@ func (m *merger) rescue(l pendingLink, target string, rescued map[string]string)
 	if holder, ok := rescued[target]; ok {
 		h := *l.hdr
 		h.Linkname = holder
-		return m.f.Filter(m.ctx, Entry{Header: &h, Body: strings.NewReader("")}, m.sink)
+		return m.f.Filter(m.ctx, tarfilter.Entry{Header: &h, Body: strings.NewReader("")}, m.sink)
 	}
 	n := len(m.changes.changes)
 	if err := m.materialize(l, target); err != nil {
 		return err
 	}
 	for _, c := range m.changes.changes[n:] {
-		if c.Action == "dropped" && layerfs.Clean(c.Path) == layerfs.Clean(l.hdr.Name) {
+		if c.Action == ActionDropped && whiteout.Clean(c.Path) == whiteout.Clean(l.hdr.Name) {
 			return nil // named by a rule itself
 		}
 	}
@@ -591,7 +592,7 @@ func (m *merger) materialize(l pendingLink, target string) error {
 			continue
 		}
 		if h.Typeflag == tar.TypeLink {
-			limit, target = idx, layerfs.Clean(h.Linkname)
+			limit, target = idx, whiteout.Clean(h.Linkname)
 			continue
 		}
 		var r io.Reader = strings.NewReader("")
@@ -599,9 +600,9 @@ func (m *merger) materialize(l pendingLink, target string) error {
 			defer func() { body.Close(); os.Remove(body.Name()) }()
 			r = body
 		}
-		out := cloneHeader(h)
+		out := tarfilter.CloneHeader(h)
 		out.Name = l.hdr.Name
-		return m.f.Filter(m.ctx, Entry{Header: &out, Body: r}, m.sink)
+		return m.f.Filter(m.ctx, tarfilter.Entry{Header: &out, Body: r}, m.sink)
 	}
 	return fmt.Errorf("%s does not exist where the link is made", target)
 }
@@ -615,8 +616,8 @@ func (m *merger) find(i int, target string, limit int) (*tar.Header, int, *os.Fi
 		return nil, 0, nil, err
 	}
 	defer s.Close()
-	er := newEntryReader(m.o.layerReader(s.Tar))
-	er.limitBodies(m.o.maxLayer())
+	er := tarfilter.NewReader(m.o.layerReader(s.Tar))
+	er.LimitBodies(m.o.maxLayer())
 	var found *tar.Header
 	var at int
 	var body *os.File
@@ -628,7 +629,7 @@ func (m *merger) find(i int, target string, limit int) (*tar.Header, int, *os.Fi
 		}
 	}
 	for idx := 0; limit < 0 || idx < limit; idx++ {
-		e, err := er.next()
+		e, err := er.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
@@ -636,17 +637,17 @@ func (m *merger) find(i int, target string, limit int) (*tar.Header, int, *os.Fi
 			drop()
 			return nil, 0, nil, err
 		}
-		if layerfs.Clean(e.Header.Name) != target {
+		if whiteout.Clean(e.Header.Name) != target {
 			// Read past the body here: left to the next header's read, it
 			// would count as header bytes.
-			if err := er.skipBody(); err != nil {
+			if err := er.SkipBody(); err != nil {
 				drop()
 				return nil, 0, nil, err
 			}
 			continue
 		}
 		drop()
-		c := cloneHeader(e.Header)
+		c := tarfilter.CloneHeader(e.Header)
 		found, at = &c, idx
 		if e.Header.Typeflag == tar.TypeReg {
 			if err := m.o.checkSpool(e.Header.Size); err != nil {

@@ -17,9 +17,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
 	"github.com/layerslim/layerslim/compress"
-	"github.com/layerslim/layerslim/internal/layerfs"
 	"github.com/layerslim/layerslim/internal/testenv"
+	"github.com/layerslim/layerslim/internal/whiteout"
 	"github.com/layerslim/layerslim/rewrite"
+	"github.com/layerslim/layerslim/tarfilter"
 )
 
 // ent describes a tar entry: "f:name=content", "d:name", "l:name>target"
@@ -103,9 +104,9 @@ func checkAppliers(t testing.TB, src, out [][]byte) {
 // after an entry under its directory, and its entry number.
 func lateWhiteouts(t testing.TB, tarball []byte) (int, string) {
 	t.Helper()
-	var c layerfs.OrderCheck
+	var c whiteout.OrderCheck
 	for i, n := range names(t, tarball) {
-		if c.Add(layerfs.Clean(n)) {
+		if c.Add(whiteout.Clean(n)) {
 			return i + 1, n
 		}
 	}
@@ -249,7 +250,7 @@ func TestSquash(t *testing.T) {
 			}
 			res, err := rewrite.Image(context.Background(), src, rewrite.WithTempDir(t.TempDir()),
 				rewrite.WithSquash(rewrite.SquashAuto), rewrite.WithBaseFinder(finder),
-				rewrite.WithFilter(func(rewrite.Recorder) rewrite.Filter { return rewrite.Keep() }))
+				rewrite.WithFilter(func(rewrite.Recorder) tarfilter.Filter { return tarfilter.Keep() }))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -301,7 +302,7 @@ func TestSquashAllAndDeterminism(t *testing.T) {
 	var digests []v1.Hash
 	for _, jobs := range []int{1, 3} {
 		res, err := rewrite.Image(context.Background(), src, rewrite.WithTempDir(t.TempDir()), rewrite.WithJobs(jobs),
-			rewrite.WithSquash(rewrite.SquashAll), rewrite.WithFilter(func(rewrite.Recorder) rewrite.Filter { return rewrite.Keep() }))
+			rewrite.WithSquash(rewrite.SquashAll), rewrite.WithFilter(func(rewrite.Recorder) tarfilter.Filter { return tarfilter.Keep() }))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -361,7 +362,7 @@ func TestBaseFromHistory(t *testing.T) {
 		}
 	}
 	res, err := rewrite.Image(context.Background(), img, rewrite.WithTempDir(t.TempDir()),
-		rewrite.WithSquash(rewrite.SquashAuto), rewrite.WithFilter(func(rewrite.Recorder) rewrite.Filter { return rewrite.Keep() }))
+		rewrite.WithSquash(rewrite.SquashAuto), rewrite.WithFilter(func(rewrite.Recorder) tarfilter.Filter { return tarfilter.Keep() }))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,15 +6,15 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/layerslim/layerslim/internal/layerfs"
+	"github.com/layerslim/layerslim/internal/whiteout"
 )
 
 // noteNames records an entry's name for the checks of layerNames.
-func (s *layerScan) noteNames(order *layerfs.OrderCheck, h *tar.Header) {
-	if order.Add(layerfs.Clean(h.Name)) {
+func (s *layerScan) noteNames(order *whiteout.OrderCheck, h *tar.Header) {
+	if order.Add(whiteout.Clean(h.Name)) {
 		s.late = append(s.late, h.Name)
 	}
-	if layerfs.Unclean(h.Name) || (h.Typeflag == tar.TypeLink && layerfs.Unclean(h.Linkname)) {
+	if whiteout.Unclean(h.Name) || (h.Typeflag == tar.TypeLink && whiteout.Unclean(h.Linkname)) {
 		s.unclean = append(s.unclean, h.Name)
 	}
 }
@@ -41,14 +41,14 @@ func (c *cache) layerNames(src, p *imagePlan) []Difference {
 		where := fmt.Sprintf("layer %d (%s)", i+1, d.Digest)
 		for _, n := range s.late {
 			out = append(out, Difference{
-				Path: displayPath(layerfs.Clean(n)), What: WhatOrder, Source: "-",
+				Path: displayPath(whiteout.Clean(n)), What: WhatOrder, Source: "-",
 				Output:  fmt.Sprintf("%s: %s after entries of its directory", where, n),
 				Verdict: Violation, Reason: "whiteouts must come before the entries beside them",
 			})
 		}
 		for _, n := range s.unclean {
 			out = append(out, Difference{
-				Path: displayPath(layerfs.Clean(n)), What: WhatName, Source: "-",
+				Path: displayPath(whiteout.Clean(n)), What: WhatName, Source: "-",
 				Output:  fmt.Sprintf("%s: entry named %q (or its hardlink target)", where, n),
 				Verdict: Violation, Reason: "a name that climbs out of the root",
 			})

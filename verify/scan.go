@@ -18,9 +18,9 @@ import (
 	"github.com/layerslim/layerslim/compress"
 	"github.com/layerslim/layerslim/elf"
 	"github.com/layerslim/layerslim/internal/blob"
-	"github.com/layerslim/layerslim/internal/layerfs"
 	"github.com/layerslim/layerslim/internal/limit"
 	"github.com/layerslim/layerslim/internal/tarentry"
+	"github.com/layerslim/layerslim/internal/whiteout"
 )
 
 // ErrDigestMismatch is returned when a layer blob's bytes do not hash to
@@ -72,7 +72,7 @@ type layerScan struct {
 	diffID    v1.Hash
 	// late are the whiteouts that come after entries under their
 	// directory, unclean the names that climb out of the root, as the
-	// layer spells them (see layerfs).
+	// layer spells them (see internal/whiteout).
 	late, unclean []string
 }
 
@@ -103,7 +103,7 @@ func scanLayer(ctx context.Context, l v1.Layer, desc v1.Descriptor, o Options) (
 	s := &layerScan{}
 	sorted := &sorter{dir: o.TempDir}
 	defer sorted.remove()
-	var order layerfs.OrderCheck
+	var order whiteout.OrderCheck
 	last := ""
 	var seq uint64
 	prev := "\x00"              // the name of the last entry (not whiteout) added
@@ -206,9 +206,9 @@ var elfMagic = []byte("\x7fELF")
 
 // readEntry turns one tar header (and its body) into a record.
 func readEntry(tr io.Reader, h *tar.Header, o Options, buf []byte) (record, error) {
-	name := layerfs.Clean(h.Name)
-	if target, opaque, ok := layerfs.Whiteout(name); ok {
-		if err := layerfs.CheckWhiteout(name); err != nil {
+	name := whiteout.Clean(h.Name)
+	if target, opaque, ok := whiteout.Parse(name); ok {
+		if err := whiteout.Check(name); err != nil {
 			return record{}, err
 		}
 		if opaque {
@@ -233,7 +233,7 @@ func readEntry(tr io.Reader, h *tar.Header, o Options, buf []byte) (record, erro
 	}
 	switch h.Typeflag {
 	case tar.TypeLink:
-		return record{name: name, op: opLink, target: layerfs.Clean(h.Linkname)}, nil
+		return record{name: name, op: opLink, target: whiteout.Clean(h.Linkname)}, nil
 	case tar.TypeSymlink:
 		n.link = h.Linkname
 	case tar.TypeChar, tar.TypeBlock:

@@ -55,8 +55,8 @@ func (o Options) withDefaults() Options {
 	if o.TempDir == "" {
 		o.TempDir = os.TempDir()
 	}
-	o.MaxLayerSize = limit.Resolve(o.MaxLayerSize, limit.DefaultLayerSize)
-	o.MaxSpool = limit.Resolve(o.MaxSpool, limit.DefaultSpool)
+	o.MaxLayerSize = limit.Resolve(o.MaxLayerSize, limit.DefaultMaxLayerSize)
+	o.MaxSpool = limit.Resolve(o.MaxSpool, limit.DefaultMaxSpool)
 	return o
 }
 

@@ -1,6 +1,3 @@
-// Package action tests the GitHub Action at the repository's root,
-// action.yml: its steps run here as a runner runs a composite action's
-// steps, with the variables a runner sets.
 package action
 
 import (

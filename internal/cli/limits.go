@@ -6,7 +6,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/layerslim/layerslim/internal/limit"
-	"github.com/layerslim/layerslim/rewrite"
 )
 
 // limitOptions are the flags that bound what a hostile layer can make a
@@ -20,13 +19,13 @@ type limitOptions struct {
 
 // addLayerFlag adds --max-layer-size.
 func (o *limitOptions) addLayerFlag(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&o.maxLayer, "max-layer-size", limit.Size(limit.DefaultLayerSize),
+	cmd.Flags().StringVar(&o.maxLayer, "max-layer-size", limit.Size(limit.DefaultMaxLayerSize),
 		"fail on a layer whose uncompressed stream is larger (a decompression bomb); 0: no limit")
 }
 
 // addSpoolFlag adds --max-spool.
 func (o *limitOptions) addSpoolFlag(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&o.maxSpool, "max-spool", limit.Size(limit.DefaultSpool),
+	cmd.Flags().StringVar(&o.maxSpool, "max-spool", limit.Size(limit.DefaultMaxSpool),
 		"fail on an ELF file larger than this, which would be put in a temporary file; 0: no limit")
 }
 
@@ -37,10 +36,6 @@ func (o *limitOptions) validate() error {
 	}
 	o.spool, err = parseLimit("--max-spool", o.maxSpool)
 	return err
-}
-
-func (o *limitOptions) rewriteLimits() rewrite.Limits {
-	return rewrite.Limits{LayerSize: o.layer, Spool: o.spool}
 }
 
 // parseLimit reads a size flag: "" is the default (0), "0" no limit (-1).

@@ -201,7 +201,8 @@ func (j *job) options() []rewrite.Option {
 		rewrite.WithPlatforms(o.plats...),
 		rewrite.WithVersion(Version),
 		rewrite.WithDebugImage(j.debug),
-		rewrite.WithLimits(o.limits.rewriteLimits()),
+		rewrite.WithMaxLayerSize(o.limits.layer),
+		rewrite.WithMaxSpool(o.limits.spool),
 	}, append(o.variantOptions.options(), j.extra...)...)
 }
 

@@ -132,7 +132,7 @@ func printSummary(w io.Writer, r rewrite.Report) {
 			var bd, bs int64
 			for _, c := range l.Changes {
 				switch c.Action {
-				case "dropped":
+				case rewrite.ActionDropped:
 					nd++
 					bd += c.Bytes
 				case rewrite.ActionStripped:
@@ -177,7 +177,7 @@ func printSummary(w io.Writer, r rewrite.Report) {
 		}
 		for _, l := range img.Layers {
 			for _, c := range l.Changes {
-				if c.Action == "renamed" && !l.Shared {
+				if c.Action == rewrite.ActionRenamed && !l.Shared {
 					renamed++
 				}
 			}

@@ -15,6 +15,7 @@ import (
 	"github.com/layerslim/layerslim/internal/drop"
 	"github.com/layerslim/layerslim/internal/imageref"
 	"github.com/layerslim/layerslim/rewrite"
+	"github.com/layerslim/layerslim/tarfilter"
 	"github.com/layerslim/layerslim/verify"
 )
 
@@ -160,7 +161,7 @@ func (o *rewriteOptions) job(src, dst string, w io.Writer, ro imageref.Options) 
 		rewrite.WithStripSkip(o.stripSkip...),
 		rewrite.WithSquash(mode),
 		rewrite.WithBaseFinder(newBaseFinder(baseRef, ro)),
-		rewrite.WithFilter(func(rec rewrite.Recorder) rewrite.Filter {
+		rewrite.WithFilter(func(rec rewrite.Recorder) tarfilter.Filter {
 			return rewrite.Drop(m, rec)
 		}),
 		rewrite.WithOptionText(m.String()),

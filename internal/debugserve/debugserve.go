@@ -38,8 +38,8 @@ import (
 
 	"github.com/layerslim/layerslim/internal/blob"
 	"github.com/layerslim/layerslim/internal/imageref"
-	"github.com/layerslim/layerslim/internal/layerfs"
 	"github.com/layerslim/layerslim/internal/limit"
+	"github.com/layerslim/layerslim/internal/whiteout"
 	"github.com/layerslim/layerslim/manifest"
 )
 
@@ -491,7 +491,7 @@ func (s *Server) walk(ctx context.Context, rec *imageRecord, l layerRecord, keep
 			return err
 		}
 		defer b.Close()
-		n := limit.DefaultLayerSize
+		n := limit.DefaultMaxLayerSize
 		tr := tar.NewReader(limit.Reader(b.Tar, n, limit.Layer(n)))
 		done := false
 		for {
@@ -505,7 +505,7 @@ func (s *Server) walk(ctx context.Context, rec *imageRecord, l layerRecord, keep
 			if done {
 				continue
 			}
-			p := layerfs.Clean(h.Name)
+			p := whiteout.Clean(h.Name)
 			if done, err = fn(p, h, tr); err != nil {
 				return fmt.Errorf("%s: %w", p, err)
 			}

@@ -16,8 +16,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/layerslim/layerslim/internal/blob"
-	"github.com/layerslim/layerslim/internal/layerfs"
 	"github.com/layerslim/layerslim/internal/limit"
+	"github.com/layerslim/layerslim/internal/whiteout"
 )
 
 const debugDir = "usr/lib/debug/"
@@ -60,7 +60,7 @@ func extractLayer(ctx context.Context, l v1.Layer, dir, prefix string) ([]string
 	}
 	defer b.Close()
 	// The default limits hold here too: a bomb must not fill the disk.
-	n := limit.DefaultLayerSize
+	n := limit.DefaultMaxLayerSize
 	tr := tar.NewReader(limit.Reader(b.Tar, n, limit.Layer(n)))
 	bodies := limit.Reader(tr, n, limit.Files(n))
 	var out []string
@@ -75,7 +75,7 @@ func extractLayer(ctx context.Context, l v1.Layer, dir, prefix string) ([]string
 		if err != nil {
 			return nil, err
 		}
-		p := layerfs.Clean(h.Name)
+		p := whiteout.Clean(h.Name)
 		if h.Typeflag != tar.TypeReg || !strings.HasPrefix(p, debugDir) {
 			continue
 		}

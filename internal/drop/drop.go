@@ -13,7 +13,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/layerslim/layerslim/internal/layerfs"
+	"github.com/layerslim/layerslim/internal/whiteout"
 )
 
 // ReasonDropPath is the reason Match gives for a path matched by a
@@ -166,7 +166,7 @@ func compileAll(flag string, globs []string) ([]*Pattern, []string, error) {
 }
 
 // Match reports whether the entry at clean path p (relative, as
-// layerfs.Clean gives it) is dropped, and why: the preset's name, or
+// whiteout.Clean gives it) is dropped, and why: the preset's name, or
 // "drop-path". Directories are never dropped (an emptied
 // var/lib/apt/lists still exists), nor are whiteouts and opaque markers.
 // --keep globs and the license files of DefaultKeep win over everything
@@ -175,7 +175,7 @@ func (m *Matcher) Match(p string, isDir bool) (reason string, drop bool) {
 	if isDir || p == "" {
 		return "", false
 	}
-	if _, _, ok := layerfs.Whiteout(p); ok {
+	if _, _, ok := whiteout.Parse(p); ok {
 		return "", false
 	}
 	var buf [48]string

@@ -12,15 +12,15 @@ import (
 )
 
 const (
-	// DefaultLayerSize is the default limit on the uncompressed bytes of
+	// DefaultMaxLayerSize is the default limit on the uncompressed bytes of
 	// one layer: well above the largest real layers (CUDA and model
 	// images reach 10-20 GiB), far below what a few MiB of gzip or zstd
 	// can expand to.
-	DefaultLayerSize int64 = 64 << 30
-	// DefaultSpool is the default limit on the bytes of one file spooled
+	DefaultMaxLayerSize int64 = 64 << 30
+	// DefaultMaxSpool is the default limit on the bytes of one file spooled
 	// to memory or a temporary file: ELF files with full DWARF of large
 	// C++ programs reach a few GiB.
-	DefaultSpool int64 = 16 << 30
+	DefaultMaxSpool int64 = 16 << 30
 	// HeaderBytes bounds the header records of one tar entry: a PAX
 	// record set, a GNU long name and a GNU long link take at most 1 MiB
 	// each (archive/tar's own limit), so a real entry needs less than

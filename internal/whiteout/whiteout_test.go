@@ -1,4 +1,4 @@
-package layerfs
+package whiteout
 
 import (
 	"errors"
@@ -17,7 +17,7 @@ func TestClean(t *testing.T) {
 	}
 }
 
-func TestWhiteout(t *testing.T) {
+func TestParse(t *testing.T) {
 	tests := []struct {
 		name, target string
 		opaque, ok   bool
@@ -29,9 +29,9 @@ func TestWhiteout(t *testing.T) {
 		{"etc/x.wh.y", "", false, false},
 	}
 	for _, tc := range tests {
-		target, opaque, ok := Whiteout(tc.name)
+		target, opaque, ok := Parse(tc.name)
 		if target != tc.target || opaque != tc.opaque || ok != tc.ok {
-			t.Errorf("Whiteout(%q) = %q %v %v", tc.name, target, opaque, ok)
+			t.Errorf("Parse(%q) = %q %v %v", tc.name, target, opaque, ok)
 		}
 	}
 }
@@ -97,14 +97,14 @@ func TestShadowOpaqueRoot(t *testing.T) {
 	}
 }
 
-func TestCheckWhiteout(t *testing.T) {
+func TestCheck(t *testing.T) {
 	for name, bad := range map[string]bool{
 		"a/.wh.x": false, ".wh.x": false, "a/.wh..wh..opq": false, ".wh....": false,
 		"a/.wh.": true, ".wh..": true, "a/.wh...": true,
 	} {
-		err := CheckWhiteout(name)
-		if (err != nil) != bad || (err != nil && !errors.Is(err, ErrBadWhiteout)) {
-			t.Errorf("CheckWhiteout(%q) = %v, want bad %v", name, err, bad)
+		err := Check(name)
+		if (err != nil) != bad || (err != nil && !errors.Is(err, ErrNoFile)) {
+			t.Errorf("Check(%q) = %v, want bad %v", name, err, bad)
 		}
 	}
 }

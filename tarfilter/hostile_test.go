@@ -1,4 +1,4 @@
-package rewrite
+package tarfilter
 
 import (
 	"archive/tar"
@@ -44,22 +44,22 @@ func (e *endless) Read(p []byte) (int, error) {
 
 // A chain of PAX headers is what archive/tar reads without bound before an
 // entry; the raw copy of them must not grow with it.
-func TestCopyTarPAXChain(t *testing.T) {
+func TestCopyPAXChain(t *testing.T) {
 	// A few records: read and copied byte for byte.
 	small := paxChain(t, 3, 1000)
 	var out bytes.Buffer
-	if st, err := copyTar(context.Background(), bytes.NewReader(small), &out, Keep()); err != nil || st.changed || !bytes.Equal(out.Bytes(), small) {
-		t.Fatalf("3 small PAX headers: changed=%v err=%v", st.changed, err)
+	if st, err := Copy(context.Background(), bytes.NewReader(small), &out, Keep()); err != nil || st.Changed || !bytes.Equal(out.Bytes(), small) {
+		t.Fatalf("3 small PAX headers: changed=%v err=%v", st.Changed, err)
 	}
 	// An endless chain of 1 MiB records: it stops at the limit.
-	_, err := copyTar(context.Background(), &endless{b: testenv.PAXHeader(1<<20 - 64)}, io.Discard, Keep())
+	_, err := Copy(context.Background(), &endless{b: testenv.PAXHeader(1<<20 - 64)}, io.Discard, Keep())
 	var te *TarError
 	if !errors.As(err, &te) || !strings.Contains(err.Error(), "header records of one entry take more than 4 MiB") {
 		t.Fatalf("error %v, want a TarError about the header records", err)
 	}
 	// One record larger than archive/tar's 1 MiB: its own error.
 	huge := paxChain(t, 1, 2<<20)
-	if _, err := copyTar(context.Background(), bytes.NewReader(huge), io.Discard, Keep()); !errors.As(err, &te) || !errors.Is(err, tar.ErrFieldTooLong) {
+	if _, err := Copy(context.Background(), bytes.NewReader(huge), io.Discard, Keep()); !errors.As(err, &te) || !errors.Is(err, tar.ErrFieldTooLong) {
 		t.Errorf("a 2 MiB PAX header: error %v, want a TarError wrapping tar.ErrFieldTooLong", err)
 	}
 }

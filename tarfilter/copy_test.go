@@ -1,4 +1,4 @@
-package rewrite
+package tarfilter
 
 import (
 	"archive/tar"
@@ -14,10 +14,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/layerslim/layerslim/elf"
-	"github.com/layerslim/layerslim/internal/drop"
-	"github.com/layerslim/layerslim/internal/testenv"
 )
 
 // tarEntry is a compact description of a tar record for table tests.
@@ -112,21 +108,21 @@ var richEntries = []tarEntry{
 	{Name: "block", Body: strings.Repeat("b", 512)},
 }
 
-func TestCopyTarKeepIsByteIdentical(t *testing.T) {
+func TestCopyKeepIsByteIdentical(t *testing.T) {
 	for _, format := range []tar.Format{tar.FormatUnknown, tar.FormatPAX, tar.FormatGNU} {
 		in := buildTar(t, format, richEntries)
 		// Real archives often end with more zero blocks than the two
 		// required (GNU tar pads to 10 KiB records).
 		in = append(in, make([]byte, 8192)...)
 		var out bytes.Buffer
-		st, err := copyTar(context.Background(), bytes.NewReader(in), &out, Keep())
+		st, err := Copy(context.Background(), bytes.NewReader(in), &out, Keep())
 		if err != nil {
 			t.Fatalf("format %v: %v", format, err)
 		}
 		if !bytes.Equal(in, out.Bytes()) {
 			t.Fatalf("format %v: Keep changed the bytes (%d in, %d out)", format, len(in), out.Len())
 		}
-		if st.changed || st.entriesIn != len(richEntries) || st.entriesOut != len(richEntries) {
+		if st.Changed || st.EntriesIn != len(richEntries) || st.EntriesOut != len(richEntries) {
 			t.Errorf("format %v: stats %+v, want unchanged with %d entries", format, st, len(richEntries))
 		}
 	}
@@ -134,7 +130,7 @@ func TestCopyTarKeepIsByteIdentical(t *testing.T) {
 
 // GNU tar is an independent writer: its archives must survive Keep byte
 // for byte too.
-func TestCopyTarKeepGNUTar(t *testing.T) {
+func TestCopyKeepGNUTar(t *testing.T) {
 	gnutar, err := exec.LookPath("tar")
 	if err != nil {
 		t.Skip("no tar on PATH")
@@ -163,15 +159,15 @@ func TestCopyTarKeepGNUTar(t *testing.T) {
 		in, err := os.ReadFile(arch)
 		must(err)
 		var out bytes.Buffer
-		st, err := copyTar(context.Background(), bytes.NewReader(in), &out, Keep())
+		st, err := Copy(context.Background(), bytes.NewReader(in), &out, Keep())
 		must(err)
-		if !bytes.Equal(in, out.Bytes()) || st.changed {
-			t.Errorf("%s: Keep did not reproduce GNU tar's archive (changed=%v)", format, st.changed)
+		if !bytes.Equal(in, out.Bytes()) || st.Changed {
+			t.Errorf("%s: Keep did not reproduce GNU tar's archive (changed=%v)", format, st.Changed)
 		}
 	}
 }
 
-func TestCopyTarFilters(t *testing.T) {
+func TestCopyFilters(t *testing.T) {
 	in := buildTar(t, tar.FormatPAX, richEntries)
 	tests := []struct {
 		name    string
@@ -290,15 +286,15 @@ func TestCopyTarFilters(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer
-			st, err := copyTar(context.Background(), bytes.NewReader(in), &out, tc.filter)
+			st, err := Copy(context.Background(), bytes.NewReader(in), &out, tc.filter)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if diff := cmp.Diff(tc.want, readTar(t, out.Bytes())); diff != "" {
 				t.Errorf("entries (-want +got):\n%s", diff)
 			}
-			if st.changed != tc.changed {
-				t.Errorf("changed = %v, want %v", st.changed, tc.changed)
+			if st.Changed != tc.changed {
+				t.Errorf("changed = %v, want %v", st.Changed, tc.changed)
 			}
 			if !tc.changed && !bytes.Equal(in, out.Bytes()) {
 				t.Error("unchanged stream is not byte-identical")
@@ -319,7 +315,7 @@ func (f *flushFilter) Flush(ctx context.Context, next Writer) error {
 	return next.WriteEntry(ctx, Entry{Header: &tar.Header{Name: "count", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(body))}, Body: strings.NewReader(body)})
 }
 
-func TestCopyTarFlush(t *testing.T) {
+func TestCopyFlush(t *testing.T) {
 	in := buildTar(t, tar.FormatPAX, richEntries[:3])
 	var out bytes.Buffer
 	// The flushed entry goes through the filters after the flusher: the
@@ -330,15 +326,15 @@ func TestCopyTarFlush(t *testing.T) {
 		}
 		return next.WriteEntry(ctx, e)
 	})
-	st, err := copyTar(context.Background(), bytes.NewReader(in), &out, Chain(&flushFilter{}, drop))
+	st, err := Copy(context.Background(), bytes.NewReader(in), &out, Chain(&flushFilter{}, drop))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.changed || !bytes.Equal(in, out.Bytes()) {
+	if st.Changed || !bytes.Equal(in, out.Bytes()) {
 		t.Error("a flushed entry that a later filter drops changed the stream")
 	}
 	out.Reset()
-	if _, err := copyTar(context.Background(), bytes.NewReader(in), &out, &flushFilter{}); err != nil {
+	if _, err := Copy(context.Background(), bytes.NewReader(in), &out, &flushFilter{}); err != nil {
 		t.Fatal(err)
 	}
 	got := readTar(t, out.Bytes())
@@ -347,7 +343,7 @@ func TestCopyTarFlush(t *testing.T) {
 	}
 }
 
-func TestCopyTarMalformed(t *testing.T) {
+func TestCopyMalformed(t *testing.T) {
 	good := buildTar(t, tar.FormatPAX, richEntries)
 	corrupt := bytes.Clone(good)
 	corrupt[512+148] ^= 0xff // break the checksum of the second header
@@ -362,7 +358,7 @@ func TestCopyTarMalformed(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := copyTar(context.Background(), bytes.NewReader(tc.in), io.Discard, Keep())
+			_, err := Copy(context.Background(), bytes.NewReader(tc.in), io.Discard, Keep())
 			if err == nil {
 				t.Fatal("no error for a malformed stream")
 			}
@@ -374,94 +370,14 @@ func TestCopyTarMalformed(t *testing.T) {
 	}
 }
 
-func TestCopyTarEmptyStream(t *testing.T) {
+func TestCopyEmptyStream(t *testing.T) {
 	var out bytes.Buffer
-	st, err := copyTar(context.Background(), bytes.NewReader(nil), &out, Keep())
+	st, err := Copy(context.Background(), bytes.NewReader(nil), &out, Keep())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !st.changed || out.Len() != 1024 || !allZero(out.Bytes()) {
-		t.Errorf("empty input gave %d bytes (changed=%v), want a 1024-byte end-of-archive marked changed", out.Len(), st.changed)
-	}
-}
-
-// FuzzCopyTar runs arbitrary bytes as a tar stream through copyTar with
-// the filter chains a rewrite builds: keep-all, drop, and drop then ELF
-// split. Nothing may panic; a stream reported unchanged must come out byte
-// for byte; any output must be a tar stream of the entries written.
-func FuzzCopyTar(f *testing.F) {
-	f.Add(buildTar(f, tar.FormatPAX, richEntries))
-	f.Add(buildTar(f, tar.FormatGNU, richEntries[:4]))
-	f.Add([]byte{})
-	obj, err := os.ReadFile("../elf/testdata/hello-x86_64.o")
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Add(buildTar(f, tar.FormatPAX, []tarEntry{
-		{Name: "usr/lib/hello.o", Body: string(obj)},
-		{Name: "../../tmp/cache", Body: "x"},
-		{Name: "usr/lib/hello2.o", Type: tar.TypeLink, Link: "usr/lib/hello.o"},
-	}))
-	f.Add(buildTar(f, tar.FormatPAX, richEntries[:2])[:1024+100]) // truncated
-	f.Add(testenv.SparseBomb(1 << 40))                            // 3 KiB, one 1 TiB file
-	f.Add(paxChain(f, 2, 100))
-	m, err := drop.New([]string{"default"}, []string{"tmp/**", "etc/passwd"}, nil)
-	if err != nil {
-		f.Fatal(err)
-	}
-	tmp := f.TempDir()
-	// A sparse entry's body is its holes expanded: a few bytes of input
-	// can ask for exabytes. Bodies are bounded as a rewrite bounds them.
-	const maxBody = 1 << 20
-	f.Fuzz(func(t *testing.T, in []byte) {
-		var out bytes.Buffer
-		st, err := copyTarLimit(context.Background(), bytes.NewReader(in), &out, Keep(), maxBody)
-		if err == nil {
-			if !st.changed && !bytes.Equal(in, out.Bytes()) {
-				t.Fatal("reported unchanged but bytes differ")
-			}
-			checkTarOut(t, out.Bytes(), st.entriesOut)
-		}
-		for _, chain := range []Filter{
-			Drop(m, nil),
-			Chain(Drop(m, nil), SplitELF(elf.Unneeded, tmp, nopRecorder{}, func(d DebugFile) { d.Close() })),
-		} {
-			out.Reset()
-			st, err := copyTarLimit(context.Background(), bytes.NewReader(in), &out, chain, maxBody)
-			if err != nil {
-				continue
-			}
-			checkTarOut(t, out.Bytes(), st.entriesOut)
-		}
-	})
-}
-
-type nopRecorder struct{}
-
-func (nopRecorder) Record(Change) {}
-
-// checkTarOut reads a copyTar output: it must hold n entries and read to
-// its end without error. (Its bodies are read through, so a header that
-// promises more than follows fails here.)
-func checkTarOut(t *testing.T, b []byte, n int) {
-	t.Helper()
-	tr := tar.NewReader(bytes.NewReader(b))
-	got := 0
-	for {
-		_, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatalf("output entry %d: %v", got+1, err)
-		}
-		if _, err := io.Copy(io.Discard, tr); err != nil {
-			t.Fatalf("output entry %d body: %v", got+1, err)
-		}
-		got++
-	}
-	if got != n {
-		t.Fatalf("output holds %d entries, copyTar wrote %d", got, n)
+	if !st.Changed || out.Len() != 1024 || !allZero(out.Bytes()) {
+		t.Errorf("empty input gave %d bytes (changed=%v), want a 1024-byte end-of-archive marked changed", out.Len(), st.Changed)
 	}
 }
 
@@ -479,11 +395,71 @@ func TestPeekAndWithBodyKeepBytes(t *testing.T) {
 		}
 		return next.WriteEntry(ctx, e)
 	})
-	st, err := copyTar(context.Background(), bytes.NewReader(in), &out, f)
+	st, err := Copy(context.Background(), bytes.NewReader(in), &out, f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.changed || !bytes.Equal(in, out.Bytes()) {
+	if st.Changed || !bytes.Equal(in, out.Bytes()) {
 		t.Error("peeking and re-supplying the same body changed the stream")
 	}
 }
+
+// The parts of Copy, in a loop of the caller's own (as a squash walks
+// several layers): a Reader's entries written unchanged to an
+// ArchiveWriter come out byte for byte, a cloned and changed header is
+// written anew.
+func TestReaderArchiveWriterLoop(t *testing.T) {
+	in := buildTar(t, tar.FormatPAX, richEntries)
+	var out bytes.Buffer
+	r, w := NewReader(bytes.NewReader(in)), NewArchiveWriter(&out)
+	for {
+		e, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Header.Name == "empty" {
+			h := CloneHeader(e.Header)
+			h.Mode = 0o600
+			e = Entry{Header: &h, Body: e.Body}
+		}
+		if err := w.WriteEntry(context.Background(), e); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.SkipBody(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if w.Entries() != len(richEntries) {
+		t.Errorf("Entries() = %d, want %d", w.Entries(), len(richEntries))
+	}
+	want := readTar(t, in)
+	for i := range want {
+		if want[i].Name == "empty" {
+			want[i].Mode = 0o600
+		}
+	}
+	if diff := cmp.Diff(want, readTar(t, out.Bytes())); diff != "" {
+		t.Errorf("entries (-want +got):\n%s", diff)
+	}
+	// Everything before the changed entry is the input's bytes.
+	var head bytes.Buffer
+	if _, err := Copy(context.Background(), bytes.NewReader(in), &head, FilterFunc(func(ctx context.Context, e Entry, next Writer) error {
+		if e.Header.Name == "empty" {
+			return errStop
+		}
+		return next.WriteEntry(ctx, e)
+	})); err == nil {
+		t.Fatal("the stop filter did not stop")
+	}
+	if !bytes.HasPrefix(out.Bytes(), head.Bytes()) || head.Len() == 0 {
+		t.Error("entries passed on unchanged are not the input's bytes")
+	}
+}
+
+var errStop = errors.New("stop")

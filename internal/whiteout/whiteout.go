@@ -1,7 +1,10 @@
-// Package layerfs holds the rules of OCI layer changesets: entry names,
-// whiteouts, opaque directories, and which entries of a lower layer the
-// layers above it hide. Squash, analyze and verify share these rules.
-package layerfs
+// Package whiteout holds the rules by which the layers of an image (OCI
+// layer changesets) make one filesystem: entry names (Clean, Unclean),
+// whiteouts and opaque directories (Parse, Check), which entries of a
+// lower layer the layers above it hide (Shadow), and where a layer's
+// whiteouts must come (OrderCheck). Squash, analyze and verify share these
+// rules.
+package whiteout
 
 import (
 	"errors"
@@ -11,8 +14,8 @@ import (
 )
 
 const (
-	// WhiteoutPrefix marks a deleted path: dir/.wh.name deletes dir/name.
-	WhiteoutPrefix = ".wh."
+	// Prefix marks a deleted path: dir/.wh.name deletes dir/name.
+	Prefix = ".wh."
 	// OpaqueMarker in a directory hides everything lower layers put there.
 	OpaqueMarker = ".wh..wh..opq"
 )
@@ -29,32 +32,32 @@ func Clean(name string) string {
 	return p[1:]
 }
 
-// Whiteout tells what a (clean) entry name deletes: for dir/.wh.name the
+// Parse tells what a (clean) entry name deletes: for dir/.wh.name the
 // target dir/name; for dir/.wh..wh..opq the directory dir with opaque set.
 // ok is false for ordinary names.
-func Whiteout(name string) (target string, opaque bool, ok bool) {
+func Parse(name string) (target string, opaque bool, ok bool) {
 	dir, base := path.Split(name)
-	if !strings.HasPrefix(base, WhiteoutPrefix) {
+	if !strings.HasPrefix(base, Prefix) {
 		return "", false, false
 	}
 	dir = strings.TrimSuffix(dir, "/")
 	if base == OpaqueMarker {
 		return dir, true, true
 	}
-	return path.Join(dir, strings.TrimPrefix(base, WhiteoutPrefix)), false, true
+	return path.Join(dir, strings.TrimPrefix(base, Prefix)), false, true
 }
 
-// ErrBadWhiteout is wrapped by CheckWhiteout's error.
-var ErrBadWhiteout = errors.New("whiteout of no file")
+// ErrNoFile is wrapped by Check's error.
+var ErrNoFile = errors.New("whiteout of no file")
 
-// CheckWhiteout refuses a whiteout that names no file: ".wh." alone, or a
+// Check refuses a whiteout that names no file: ".wh." alone, or a
 // whiteout of "." or "..". Runtimes disagree on what it deletes
 // (containerd's naive applier removes the directory it stands in, or the
 // whole root for ".."), so layerslim does not guess.
-func CheckWhiteout(name string) error {
+func Check(name string) error {
 	switch path.Base(name) {
-	case WhiteoutPrefix, WhiteoutPrefix + ".", WhiteoutPrefix + "..":
-		return fmt.Errorf("%w: %q deletes %q", ErrBadWhiteout, path.Base(name), strings.TrimPrefix(path.Base(name), WhiteoutPrefix))
+	case Prefix, Prefix + ".", Prefix + "..":
+		return fmt.Errorf("%w: %q deletes %q", ErrNoFile, path.Base(name), strings.TrimPrefix(path.Base(name), Prefix))
 	}
 	return nil
 }
@@ -131,7 +134,7 @@ func (s *Shadow) Mark(name string, isDir bool) {
 		}
 		s.pending[a] |= Implied
 	}
-	if target, opaque, ok := Whiteout(name); ok {
+	if target, opaque, ok := Parse(name); ok {
 		if opaque {
 			s.pending[target] |= Opaque
 		} else {

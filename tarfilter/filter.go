@@ -1,4 +1,18 @@
-package rewrite
+// Package tarfilter is the generic tar engine of a layer rewrite: a layer's
+// tar stream goes entry by entry through a Filter (a Chain of small ones),
+// and the driver, Copy, writes what survives. An entry a filter passes on
+// untouched is copied byte for byte (its raw header blocks, body and
+// padding), so a chain that keeps everything reproduces its input exactly
+// and Stats.Changed says whether the output differs at all.
+//
+// The package knows nothing of images, layers or compression: it reads and
+// writes uncompressed tar streams. The filters that make up a rewrite
+// (dropping paths, splitting ELF debug information) live in package
+// rewrite.
+//
+// Files: filter.go holds the model (Entry, Writer, Filter, Chain);
+// copy.go the driver (Copy, Reader, ArchiveWriter, TarError).
+package tarfilter
 
 import (
 	"archive/tar"
@@ -14,7 +28,7 @@ type Entry struct {
 	Header *tar.Header
 	Body   io.Reader
 
-	// src is set on entries read from the source layer; the writer uses it
+	// src is set on entries a Reader read; an ArchiveWriter uses it
 	// to copy an entry that went through unchanged byte for byte.
 	src *sourceEntry
 }

@@ -1,4 +1,4 @@
-package layerfs
+package whiteout
 
 import "strings"
 
@@ -10,11 +10,11 @@ import "strings"
 // and whiteouts come before every other entry under that directory, at any
 // depth. The directory's own entry may come before them.
 
-// WhiteoutDir is the directory a whiteout (clean name) stands in: "a" for
+// DirOf is the directory a whiteout (clean name) stands in: "a" for
 // a/.wh.x and for a/.wh..wh..opq, "" for the root. ok is false for
 // ordinary names.
-func WhiteoutDir(name string) (dir string, ok bool) {
-	if _, _, ok := Whiteout(name); !ok {
+func DirOf(name string) (dir string, ok bool) {
+	if _, _, ok := Parse(name); !ok {
 		return "", false
 	}
 	return parent(name), true
@@ -34,7 +34,7 @@ func (c *OrderCheck) Add(name string) (late bool) {
 	if c.used == nil {
 		c.used = map[string]bool{}
 	}
-	if dir, ok := WhiteoutDir(name); ok {
+	if dir, ok := DirOf(name); ok {
 		return c.used[dir]
 	}
 	if name == "" {

@@ -1,4 +1,4 @@
-package rewrite
+package tarfilter
 
 import (
 	"archive/tar"
@@ -9,7 +9,6 @@ import (
 	"io"
 	"maps"
 
-	"github.com/layerslim/layerslim/internal/layerfs"
 	"github.com/layerslim/layerslim/internal/limit"
 	"github.com/layerslim/layerslim/internal/tarentry"
 )
@@ -55,8 +54,8 @@ func (r *recorder) start() { r.buf.Reset(); r.on = true }
 
 func (r *recorder) stop() []byte { r.on = false; return r.buf.Bytes() }
 
-// TarError is a malformed tar stream, with the offset of the entry that
-// could not be read in the uncompressed layer.
+// TarError is a malformed tar stream, with the offset in the stream of the
+// entry that could not be read.
 type TarError struct {
 	Offset int64
 	Path   string // the last entry read before the fault, if any
@@ -72,16 +71,20 @@ func (e *TarError) Error() string {
 
 func (e *TarError) Unwrap() error { return e.Err }
 
-// tarStats counts what went through copyTar.
-type tarStats struct {
-	entriesIn, entriesOut int
-	changed               bool
+// Stats counts what went through Copy.
+type Stats struct {
+	EntriesIn  int // entries read
+	EntriesOut int // entries written
+	// Changed is false when the output is the input byte for byte.
+	Changed bool
 }
 
-// entryReader reads the entries of a tar stream, keeping the raw header
-// blocks of each so an entry that goes through unchanged can be written
-// back byte for byte.
-type entryReader struct {
+// A Reader reads the entries of a tar stream, keeping the raw header
+// blocks of each, so that an entry that reaches an ArchiveWriter unchanged
+// is written back byte for byte. Copy is a Reader, a Filter and an
+// ArchiveWriter in a loop; a caller that needs another loop (a walk of
+// several layers) uses the parts.
+type Reader struct {
 	src      *errMemo
 	rec      *recorder
 	cr       *countReader
@@ -99,12 +102,13 @@ type entryReader struct {
 	trailer []byte
 }
 
-func newEntryReader(in io.Reader) *entryReader {
+// NewReader returns a Reader of the tar stream in.
+func NewReader(in io.Reader) *Reader {
 	src := &errMemo{r: in}
 	rec := &recorder{r: src}
 	cr := &countReader{r: rec}
 	tr := tar.NewReader(cr)
-	return &entryReader{src: src, rec: rec, cr: cr, tr: tr, bodies: tr}
+	return &Reader{src: src, rec: rec, cr: cr, tr: tr, bodies: tr}
 }
 
 // errMemo remembers the last error its reader gave other than io.EOF: an
@@ -125,21 +129,22 @@ func (e *errMemo) Read(p []byte) (int, error) {
 
 // streamErr reports whether err is (or wraps) an error of the stream
 // under the tar.
-func (r *entryReader) streamErr(err error) bool {
+func (r *Reader) streamErr(err error) bool {
 	return r.src.err != nil && errors.Is(err, r.src.err)
 }
 
-// limitBodies bounds the bytes of all the bodies read to n (0: none). A
+// LimitBodies bounds the bytes of all the bodies read to n (0: none). A
 // sparse file's body is its holes expanded, so the bodies of a small
 // stream may be huge.
-func (r *entryReader) limitBodies(n int64) {
+func (r *Reader) LimitBodies(n int64) {
 	r.bodies = limit.Reader(r.tr, n, limit.Files(n))
 }
 
-// next returns the next entry, or io.EOF after the end-of-archive blocks.
-// The entry's body is valid until the next call; skipBody discards what the
-// caller did not read.
-func (r *entryReader) next() (Entry, error) {
+// Next returns the next entry, or io.EOF after the end-of-archive blocks.
+// The entry's body is valid until the next call; call SkipBody before it
+// to discard what was not read. A stream that cannot be read as tar gives
+// a *TarError; an error of the stream under it is returned as it is.
+func (r *Reader) Next() (Entry, error) {
 	r.off = r.cr.n
 	r.rec.start()
 	hdr, err := r.tr.Next()
@@ -170,7 +175,7 @@ func (r *entryReader) next() (Entry, error) {
 	r.body = tarentry.Body(r.bodies, hdr.Size)
 	src := &sourceEntry{
 		raw:    bytes.Clone(raw),
-		header: cloneHeader(hdr),
+		header: CloneHeader(hdr),
 		body:   r.body,
 		sparse: isSparse(hdr),
 	}
@@ -178,9 +183,10 @@ func (r *entryReader) next() (Entry, error) {
 	return Entry{Header: hdr, Body: r.body, src: src}, nil
 }
 
-// skipBody reads what is left of the current entry's body, so the recorder
-// only ever holds header blocks.
-func (r *entryReader) skipBody() error {
+// SkipBody reads what is left of the current entry's body. Call it before
+// Next: the raw copy of the next entry's header blocks must not take in
+// body bytes.
+func (r *Reader) SkipBody() error {
 	if _, err := io.Copy(io.Discard, r.body); err != nil {
 		if errors.Is(err, limit.ErrExceeded) || r.streamErr(err) {
 			return fmt.Errorf("%s: %w", r.lastPath, err)
@@ -190,30 +196,30 @@ func (r *entryReader) skipBody() error {
 	return nil
 }
 
-// rest is what follows the end-of-archive blocks.
-func (r *entryReader) rest() io.Reader { return r.rec }
+// Rest is what follows the end-of-archive blocks.
+func (r *Reader) Rest() io.Reader { return r.rec }
 
-// copyTar streams the tar archive in through f into w. Entries that f passes
+// Copy streams the tar archive in through f into w. Entries that f passes
 // on unchanged are copied byte for byte, as are the end-of-archive blocks and
 // anything after them, so a filter that keeps everything reproduces the input
 // exactly. The returned stats say whether the output differs from the input.
-func copyTar(ctx context.Context, in io.Reader, w io.Writer, f Filter) (tarStats, error) {
-	return copyTarLimit(ctx, in, w, f, 0)
+func Copy(ctx context.Context, in io.Reader, w io.Writer, f Filter) (Stats, error) {
+	return CopyLimit(ctx, in, w, f, 0)
 }
 
-// copyTarLimit is copyTar with the bodies of the entries bounded to
+// CopyLimit is Copy with the bodies of the entries bounded to
 // maxBody bytes in all (0: no bound).
-func copyTarLimit(ctx context.Context, in io.Reader, w io.Writer, f Filter, maxBody int64) (tarStats, error) {
+func CopyLimit(ctx context.Context, in io.Reader, w io.Writer, f Filter, maxBody int64) (Stats, error) {
 	cw := &countWriter{w: w}
-	er := newEntryReader(in)
-	er.limitBodies(maxBody)
-	out := newTarWriter(cw)
-	var st tarStats
+	er := NewReader(in)
+	er.LimitBodies(maxBody)
+	out := NewArchiveWriter(cw)
+	var st Stats
 	for {
 		if err := ctx.Err(); err != nil {
 			return st, err
 		}
-		e, err := er.next()
+		e, err := er.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
@@ -223,7 +229,7 @@ func copyTarLimit(ctx context.Context, in io.Reader, w io.Writer, f Filter, maxB
 		if err := f.Filter(ctx, e, out); err != nil {
 			return st, fmt.Errorf("%s: %w", e.Header.Name, err)
 		}
-		if err := er.skipBody(); err != nil {
+		if err := er.SkipBody(); err != nil {
 			return st, err
 		}
 	}
@@ -236,25 +242,29 @@ func copyTarLimit(ctx context.Context, in io.Reader, w io.Writer, f Filter, maxB
 		return st, err
 	}
 	// Keep whatever follows the end-of-archive marker.
-	if _, err := io.Copy(cw, er.rest()); err != nil {
+	if _, err := io.Copy(cw, er.Rest()); err != nil {
 		return st, err
 	}
-	st.entriesIn = er.n
-	st.entriesOut = out.entries
-	st.changed = out.changed || er.dirtyPad || out.raws != er.n
+	st.EntriesIn = er.n
+	st.EntriesOut = out.entries
+	st.Changed = out.changed || er.dirtyPad || out.raws != er.n
 	return st, nil
 }
 
-// tarWriter is the Writer at the end of the filter chain.
-func newTarWriter(w io.Writer) *tarWriter {
+// NewArchiveWriter returns an ArchiveWriter that writes a tar stream to w.
+func NewArchiveWriter(w io.Writer) *ArchiveWriter {
 	cw, ok := w.(*countWriter)
 	if !ok {
 		cw = &countWriter{w: w}
 	}
-	return &tarWriter{w: cw, tw: tar.NewWriter(cw)}
+	return &ArchiveWriter{w: cw, tw: tar.NewWriter(cw)}
 }
 
-type tarWriter struct {
+// An ArchiveWriter is the Writer at the end of a filter chain: it writes
+// the entries into a tar stream, an entry read by a Reader and passed on
+// unchanged as the raw bytes it was read from. Close writes the
+// end-of-archive blocks.
+type ArchiveWriter struct {
 	w       *countWriter
 	tw      *tar.Writer
 	entries int  // entries written
@@ -262,7 +272,9 @@ type tarWriter struct {
 	changed bool // something was written that the source did not have
 }
 
-func (t *tarWriter) WriteEntry(ctx context.Context, e Entry) error {
+// WriteEntry writes e: byte for byte when it is a Reader's entry as read,
+// else as archive/tar writes its header, then its body.
+func (t *ArchiveWriter) WriteEntry(ctx context.Context, e Entry) error {
 	t.entries++
 	if s := e.src; s != nil && !s.copied && !s.sparse && e.Body == s.body && headerEqual(e.Header, &s.header) {
 		s.copied = true
@@ -285,7 +297,7 @@ func (t *tarWriter) WriteEntry(ctx context.Context, e Entry) error {
 	return t.tw.Flush()
 }
 
-func (t *tarWriter) writeRaw(hdr []byte, body io.Reader, size int64) error {
+func (t *ArchiveWriter) writeRaw(hdr []byte, body io.Reader, size int64) error {
 	if _, err := t.w.Write(hdr); err != nil {
 		return err
 	}
@@ -307,9 +319,16 @@ func (t *tarWriter) writeRaw(hdr []byte, body io.Reader, size int64) error {
 	return nil
 }
 
+// Entries is the number of entries written.
+func (t *ArchiveWriter) Entries() int { return t.entries }
+
+// Close writes the end-of-archive blocks (two zero blocks). It does not
+// close the underlying writer.
+func (t *ArchiveWriter) Close() error { return t.finish(nil) }
+
 // finish writes the end-of-archive blocks: the source's own when they are
 // complete, else the two zero blocks tar requires.
-func (t *tarWriter) finish(trailer []byte) error {
+func (t *ArchiveWriter) finish(trailer []byte) error {
 	if len(trailer) < 2*blockSize || !allZero(trailer) {
 		t.changed = true
 		trailer = make([]byte, 2*blockSize)
@@ -330,7 +349,9 @@ func isSparse(h *tar.Header) bool {
 	return false
 }
 
-func cloneHeader(h *tar.Header) tar.Header {
+// CloneHeader returns a copy of h that shares no map with it: a filter
+// changes the copy, and the entry read keeps its header as it was.
+func CloneHeader(h *tar.Header) tar.Header {
 	c := *h
 	c.PAXRecords = maps.Clone(h.PAXRecords)
 	c.Xattrs = maps.Clone(h.Xattrs) //nolint:staticcheck // kept for equality with readers that fill it
@@ -375,50 +396,4 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err
-}
-
-// cleanNames is the first filter of every layer: an entry whose name
-// climbs out of the root ("../../x", "/x") is written under the name
-// extractors give it ("x"), and a hardlink's target likewise; symlink
-// targets are runtime paths and stay as they are. Each rename is recorded
-// ("renamed", Path the old name, To the new). Of two entries that end up
-// with one name the later wins, as in extraction.
-func cleanNames(rec Recorder) Filter {
-	return FilterFunc(func(ctx context.Context, e Entry, next Writer) error {
-		h := e.Header
-		nameBad := layerfs.Unclean(h.Name)
-		linkBad := h.Typeflag == tar.TypeLink && layerfs.Unclean(h.Linkname)
-		if !nameBad && !linkBad {
-			return next.WriteEntry(ctx, e)
-		}
-		c := cloneHeader(h)
-		reason := "name outside the root"
-		if nameBad {
-			c.Name = cleanEntryName(h)
-		}
-		if linkBad {
-			c.Linkname = layerfs.Clean(h.Linkname)
-			reason = fmt.Sprintf("hardlink target %s outside the root, now %s", h.Linkname, c.Linkname)
-			if nameBad {
-				reason = "name and " + reason
-			}
-		}
-		if rec != nil {
-			rec.Record(Change{Path: h.Name, Action: "renamed", Reason: reason, To: c.Name})
-		}
-		return next.WriteEntry(ctx, Entry{Header: &c, Body: e.Body})
-	})
-}
-
-// cleanEntryName is the clean name of an entry: a directory keeps its
-// trailing slash, and the root is "./".
-func cleanEntryName(h *tar.Header) string {
-	p := layerfs.Clean(h.Name)
-	switch {
-	case p == "":
-		return "./"
-	case h.Typeflag == tar.TypeDir:
-		return p + "/"
-	}
-	return p
 }
