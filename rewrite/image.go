@@ -16,7 +16,7 @@ import (
 
 	"github.com/layerslim/layerslim/compress"
 	"github.com/layerslim/layerslim/elf"
-	"github.com/layerslim/layerslim/internal/blob"
+	"github.com/layerslim/layerslim/internal/imagewalk"
 	"github.com/layerslim/layerslim/manifest"
 )
 
@@ -60,7 +60,7 @@ func Image(ctx context.Context, img v1.Image, opts ...Option) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(o.platforms) > 0 && p.platform != "" && !MatchPlatform(o.platforms, p.plat) {
+	if p.platform != "" && !imagewalk.Match(o.platforms, p.plat) {
 		return nil, fmt.Errorf("image is for %s, which --platform does not select", p.platform)
 	}
 	res := &Result{}
@@ -113,9 +113,6 @@ func Index(ctx context.Context, idx v1.ImageIndex, opts ...Option) (*Result, err
 	if err != nil {
 		return nil, fmt.Errorf("reading index: %w", err)
 	}
-	if err := manifest.CheckNotNested(im); err != nil {
-		return nil, err
-	}
 	type child struct {
 		desc v1.Descriptor
 		plan *imagePlan
@@ -123,31 +120,32 @@ func Index(ctx context.Context, idx v1.ImageIndex, opts ...Option) (*Result, err
 	}
 	var children []child
 	dropVariants := sourceVariants(im, o.codec)
-	for i, d := range im.Manifests {
-		if dropVariants[i] {
+	entries, err := imagewalk.Children(im, o.platforms, true)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		d := e.Desc
+		if dropVariants[e.Position] {
 			continue
 		}
-		switch {
-		case d.MediaType.IsImage() && !isAttestation(d):
-			if d.Platform != nil && len(o.platforms) > 0 && !MatchPlatform(o.platforms, *d.Platform) {
-				continue
-			}
-			img, err := idx.Image(d.Digest)
-			if err != nil {
-				return nil, fmt.Errorf("reading manifest %s: %w", d.Digest, err)
-			}
-			p, err := r.planImage(ctx, img, d.Platform)
-			if err != nil {
-				return nil, fmt.Errorf("%s (%s): %w", platformName(d.Platform), d.Digest, err)
-			}
-			if len(o.platforms) > 0 && !MatchPlatform(o.platforms, p.plat) {
-				continue
-			}
-			p.desc = d
-			children = append(children, child{desc: d, plan: p})
-		case len(o.platforms) == 0:
+		if !e.Image {
 			children = append(children, child{desc: d, keep: true})
+			continue
 		}
+		img, err := idx.Image(d.Digest)
+		if err != nil {
+			return nil, fmt.Errorf("reading manifest %s: %w", d.Digest, err)
+		}
+		p, err := r.planImage(ctx, img, d.Platform)
+		if err != nil {
+			return nil, fmt.Errorf("%s (%s): %w", platformName(d.Platform), d.Digest, err)
+		}
+		if !imagewalk.Match(o.platforms, p.plat) {
+			continue
+		}
+		p.desc = d
+		children = append(children, child{desc: d, plan: p})
 	}
 	if len(children) == 0 {
 		return nil, fmt.Errorf("no manifest in the index matches the selected platforms")
@@ -281,29 +279,11 @@ func debugDigest(ir ImageReport) *v1.Hash {
 	return &ir.Debug.Digest
 }
 
-func isAttestation(d v1.Descriptor) bool {
-	if d.Annotations["vnd.docker.reference.type"] == "attestation-manifest" {
-		return true
-	}
-	return d.Platform != nil && d.Platform.OS == "unknown" && d.Platform.Architecture == "unknown"
-}
-
 func platformName(p *v1.Platform) string {
 	if p == nil {
 		return "unknown platform"
 	}
 	return p.String()
-}
-
-// MatchPlatform reports whether p is one of want; an empty variant or OS version
-// in want matches any.
-func MatchPlatform(want []v1.Platform, p v1.Platform) bool {
-	for _, w := range want {
-		if w.OS == p.OS && w.Architecture == p.Architecture && (w.Variant == "" || w.Variant == p.Variant) {
-			return true
-		}
-	}
-	return false
 }
 
 // run holds the state of one Image or Index call.
@@ -325,22 +305,22 @@ type run struct {
 
 // squashKey names the merge of layers [from, n) of a stack: the result
 // depends on the whole stack (the base's paths decide which whiteouts stay).
-func squashKey(ins []layerIn, from int) v1.Hash {
+func squashKey(ins []imagewalk.Layer, from int) v1.Hash {
 	h := sha256.New()
 	fmt.Fprintf(h, "squash %d", from)
 	for _, in := range ins {
-		fmt.Fprintf(h, " %s", in.desc.Digest)
+		fmt.Fprintf(h, " %s", in.Desc.Digest)
 	}
 	return v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", h.Sum(nil))}
 }
 
-func newTask(in layerIn, platform string) *layerTask {
+func newTask(in imagewalk.Layer, platform string) *layerTask {
 	return &layerTask{in: in, platform: platform, done: make(chan struct{})}
 }
 
 // layerTask is the work on one distinct source layer, or on one merge.
 type layerTask struct {
-	in       layerIn
+	in       imagewalk.Layer
 	platform string // of the first image that has it, for messages
 	users    int
 	out      layerOut
@@ -373,54 +353,20 @@ type imagePlan struct {
 }
 
 func (r *run) planImage(ctx context.Context, img v1.Image, plat *v1.Platform) (*imagePlan, error) {
-	digest, err := img.Digest()
+	src, err := imagewalk.Read(img)
 	if err != nil {
-		return nil, fmt.Errorf("reading manifest: %w", err)
+		return nil, err
 	}
-	mf, err := img.Manifest()
-	if err != nil {
-		return nil, fmt.Errorf("reading manifest: %w", err)
-	}
-	config, err := img.RawConfigFile()
-	if err != nil {
-		return nil, fmt.Errorf("reading config %s: %w", mf.Config.Digest, err)
-	}
-	if err := blob.Check(config, mf.Config); err != nil {
-		return nil, fmt.Errorf("config %s (%d bytes): %w", mf.Config.Digest, mf.Config.Size, err)
-	}
-	cf, err := v1.ParseConfigFile(bytesReader(config))
-	if err != nil {
-		return nil, fmt.Errorf("parsing config %s: %w", mf.Config.Digest, err)
-	}
-	p := &imagePlan{src: img, digest: digest, mf: mf, config: config, diffIDs: cf.RootFS.DiffIDs}
+	mf, cf := src.Manifest, src.Config
+	p := &imagePlan{src: img, digest: src.Digest, mf: mf, config: src.RawConfig, diffIDs: cf.RootFS.DiffIDs}
 	r.plans = append(r.plans, p)
-	switch {
-	case plat != nil:
-		p.plat = *plat
-	default:
-		p.plat = v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant}
-	}
+	p.plat = src.Platform(plat)
 	if p.plat.OS != "" {
 		p.platform = p.plat.String()
 	}
-	layers, err := img.Layers()
+	ins, err := src.Layers()
 	if err != nil {
-		return nil, fmt.Errorf("reading layers: %w", err)
-	}
-	if len(layers) != len(mf.Layers) {
-		return nil, fmt.Errorf("image has %d layers but its manifest lists %d", len(layers), len(mf.Layers))
-	}
-	if len(cf.RootFS.DiffIDs) != len(mf.Layers) {
-		return nil, fmt.Errorf("manifest lists %d layers but the config has %d diff_ids", len(mf.Layers), len(cf.RootFS.DiffIDs))
-	}
-	ins := make([]layerIn, len(mf.Layers))
-	for i, d := range mf.Layers {
-		if !compress.NonDistributable(d.MediaType) {
-			if _, known := compress.MediaTypeCodec(d.MediaType); !known {
-				return nil, fmt.Errorf("layer %s: %w %q", d.Digest, ErrUnsupportedMediaType, d.MediaType)
-			}
-		}
-		ins[i] = layerIn{layer: layers[i], desc: d, diffID: cf.RootFS.DiffIDs[i]}
+		return nil, err
 	}
 	from := len(ins)
 	if r.o.squash != SquashNone {
@@ -431,7 +377,7 @@ func (r *run) planImage(ctx context.Context, img v1.Image, plat *v1.Platform) (*
 		p.base = &b
 		from = min(max(b.Layers, 0), len(ins))
 		for i := from; i < len(ins); i++ {
-			if compress.NonDistributable(ins[i].desc.MediaType) {
+			if compress.NonDistributable(ins[i].Desc.MediaType) {
 				from = i + 1 // nothing to merge with a layer we cannot read
 			}
 		}
@@ -440,14 +386,14 @@ func (r *run) planImage(ctx context.Context, img v1.Image, plat *v1.Platform) (*
 		}
 	}
 	for _, in := range ins[:from] {
-		if compress.NonDistributable(in.desc.MediaType) {
+		if compress.NonDistributable(in.Desc.MediaType) {
 			p.layers = append(p.layers, nil)
 			continue
 		}
-		t, ok := r.tasks[in.desc.Digest]
+		t, ok := r.tasks[in.Desc.Digest]
 		if !ok {
 			t = newTask(in, p.platform)
-			r.tasks[in.desc.Digest] = t
+			r.tasks[in.Desc.Digest] = t
 			r.order = append(r.order, t)
 		}
 		if from < len(ins) {
@@ -494,7 +440,7 @@ func (r *run) process(ctx context.Context) error {
 // most jobs at a time. The first failure cancels the rest.
 func (r *run) runTasks(ctx context.Context, layers, merges []*layerTask) error {
 	todo := append([]*layerTask(nil), layers...)
-	sort.SliceStable(todo, func(i, j int) bool { return todo[i].in.desc.Size > todo[j].in.desc.Size })
+	sort.SliceStable(todo, func(i, j int) bool { return todo[i].in.Desc.Size > todo[j].in.Desc.Size })
 	// Merges go last: they wait for the layers below them, which must have
 	// started by then whatever the job limit.
 	todo = append(todo, merges...)
@@ -503,7 +449,7 @@ func (r *run) runTasks(ctx context.Context, layers, merges []*layerTask) error {
 	for _, t := range todo {
 		g.Go(func() error {
 			defer close(t.done)
-			where := "layer " + t.in.desc.Digest.String()
+			where := "layer " + t.in.Desc.Digest.String()
 			if t.platform != "" {
 				where = t.platform + " " + where
 			}

@@ -11,6 +11,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/layerslim/layerslim/internal/imagewalk"
+
 	"github.com/layerslim/layerslim/compress"
 	"github.com/layerslim/layerslim/manifest"
 )
@@ -236,7 +238,7 @@ func (v *variantState) task(t *layerTask) (*layerTask, error) {
 	}
 	sp, _ := t.out.layer.(*spooledLayer)
 	if sp == nil || sp.alt == nil {
-		return nil, fmt.Errorf("layer %s: no %s variant was encoded", t.in.desc.Digest, v.ofCodec())
+		return nil, fmt.Errorf("layer %s: no %s variant was encoded", t.in.Desc.Digest, v.ofCodec())
 	}
 	a := sp.alt
 	c := &layerTask{in: t.in, platform: t.platform, users: t.users, out: t.out, done: t.done, key: t.key, squash: t.squash, spool: a}
@@ -426,7 +428,7 @@ func sourceVariants(im *v1.IndexManifest, codec compress.Codec) map[int]bool {
 	var keys []string
 	groups := map[string]*group{}
 	for i, d := range im.Manifests {
-		if !d.MediaType.IsImage() || isAttestation(d) || d.Platform == nil {
+		if !d.MediaType.IsImage() || imagewalk.IsAttestation(d) || d.Platform == nil {
 			continue
 		}
 		k := platformKey(*d.Platform)

@@ -14,6 +14,7 @@ import (
 	"github.com/layerslim/layerslim/elf"
 	"github.com/layerslim/layerslim/internal/drop"
 	"github.com/layerslim/layerslim/internal/imageref"
+	"github.com/layerslim/layerslim/internal/imagewalk"
 	"github.com/layerslim/layerslim/rewrite"
 	"github.com/layerslim/layerslim/verify"
 )
@@ -232,7 +233,7 @@ func newBaseFinder(base *imageref.Ref, ro imageref.Options) rewrite.BaseFinder {
 				return nil, "", err
 			}
 			for _, d := range im.Manifests {
-				if d.Platform != nil && rewrite.MatchPlatform([]v1.Platform{plat}, *d.Platform) {
+				if imagewalk.IsImage(d) && d.Platform != nil && imagewalk.Satisfies(plat, *d.Platform) {
 					if img, err = src.Index.Image(d.Digest); err != nil {
 						return nil, "", err
 					}
