@@ -219,7 +219,7 @@ func Index(ctx context.Context, idx v1.ImageIndex, o Options) ([]*ImageReport, e
 		case errors.As(err, &pe):
 			continue // the config says otherwise than the index
 		case err != nil:
-			return nil, fmt.Errorf("%s (%s): %w", platformName(d.Platform), d.Digest, err)
+			return nil, fmt.Errorf("%s (%s): %w", imagewalk.PlatformName(d.Platform), d.Digest, err)
 		}
 		out = append(out, rep)
 	}
@@ -227,13 +227,6 @@ func Index(ctx context.Context, idx v1.ImageIndex, o Options) ([]*ImageReport, e
 		return nil, errors.New("no image in the index matches the selected platforms")
 	}
 	return out, nil
-}
-
-func platformName(p *v1.Platform) string {
-	if p == nil {
-		return "unknown platform"
-	}
-	return p.String()
 }
 
 // platformError is analyzeImage's error for an image of a platform that

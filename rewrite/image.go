@@ -139,7 +139,7 @@ func Index(ctx context.Context, idx v1.ImageIndex, opts ...Option) (*Result, err
 		}
 		p, err := r.planImage(ctx, img, d.Platform)
 		if err != nil {
-			return nil, fmt.Errorf("%s (%s): %w", platformName(d.Platform), d.Digest, err)
+			return nil, fmt.Errorf("%s (%s): %w", imagewalk.PlatformName(d.Platform), d.Digest, err)
 		}
 		if !imagewalk.Match(o.platforms, p.plat) {
 			continue
@@ -277,13 +277,6 @@ func debugDigest(ir ImageReport) *v1.Hash {
 		return nil
 	}
 	return &ir.Debug.Digest
-}
-
-func platformName(p *v1.Platform) string {
-	if p == nil {
-		return "unknown platform"
-	}
-	return p.String()
 }
 
 // run holds the state of one Image or Index call.

@@ -24,6 +24,24 @@ func IsAttestation(d v1.Descriptor) bool {
 // image manifest that is not an attestation.
 func IsImage(d v1.Descriptor) bool { return d.MediaType.IsImage() && !IsAttestation(d) }
 
+// AnnotationZstdVariant marks, on an index entry, the zstd variant of an
+// image that the index also holds in another compression (containers/image's
+// convention, which --add-compression writes).
+const AnnotationZstdVariant = "io.github.containers.compression.zstd"
+
+// IsZstdVariant reports whether the index entry d is marked as the zstd
+// variant of an image the index also holds in another compression.
+func IsZstdVariant(d v1.Descriptor) bool { return d.Annotations[AnnotationZstdVariant] == "true" }
+
+// PlatformName names the platform of an index entry in messages: its
+// string, or "unknown platform" for an entry without one.
+func PlatformName(p *v1.Platform) string {
+	if p == nil {
+		return "unknown platform"
+	}
+	return p.String()
+}
+
 // Child is an entry of an index that a walk visits.
 type Child struct {
 	// Position is the entry's place in the index manifest.
