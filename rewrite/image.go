@@ -332,6 +332,7 @@ type layerTask struct {
 // imagePlan is a source image read as far as its manifest and config.
 type imagePlan struct {
 	src      v1.Image
+	blobs    []v1.Layer // src's layers, one per mf.Layers entry
 	digest   v1.Hash
 	mf       *v1.Manifest
 	config   []byte
@@ -351,7 +352,7 @@ func (r *run) planImage(ctx context.Context, img v1.Image, plat *v1.Platform) (*
 		return nil, err
 	}
 	mf, cf := src.Manifest, src.Config
-	p := &imagePlan{src: img, digest: src.Digest, mf: mf, config: src.RawConfig, diffIDs: cf.RootFS.DiffIDs}
+	p := &imagePlan{src: img, blobs: src.Blobs, digest: src.Digest, mf: mf, config: src.RawConfig, diffIDs: cf.RootFS.DiffIDs}
 	r.plans = append(r.plans, p)
 	p.plat = src.Platform(plat)
 	if p.plat.OS != "" {
@@ -529,10 +530,6 @@ func (r *run) assemble(ctx context.Context, p *imagePlan) (v1.Image, v1.Image, I
 		diffIDs []v1.Hash
 		empty   = map[int]bool{}
 	)
-	srcLayers, err := p.src.Layers()
-	if err != nil {
-		return nil, nil, ir, err
-	}
 	add := func(l v1.Layer, d v1.Descriptor, diffID v1.Hash) {
 		layers = append(layers, l)
 		descs = append(descs, d)
@@ -547,7 +544,7 @@ func (r *run) assemble(ctx context.Context, p *imagePlan) (v1.Image, v1.Image, I
 			}
 			d := sd
 			d.MediaType = mt
-			add(retype(srcLayers[i], sd.MediaType, mt), d, p.diffIDs[i])
+			add(retype(p.blobs[i], sd.MediaType, mt), d, p.diffIDs[i])
 			ir.Layers = append(ir.Layers, LayerReport{
 				Source: Blob{Digest: sd.Digest, Size: sd.Size, MediaType: sd.MediaType, DiffID: p.diffIDs[i]},
 				Output: Blob{Digest: sd.Digest, Size: sd.Size, MediaType: mt, DiffID: p.diffIDs[i]},

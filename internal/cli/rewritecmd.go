@@ -244,11 +244,11 @@ func newBaseFinder(base *imageref.Ref, ro imageref.Options) rewrite.BaseFinder {
 				return nil, "", fmt.Errorf("base %s has no %s image", ref, plat.String())
 			}
 		}
-		cf, err := img.ConfigFile()
+		b, err := imagewalk.Read(img)
 		if err != nil {
-			return nil, "", err
+			return nil, "", fmt.Errorf("base %s: %w", ref, err)
 		}
-		return cf.RootFS.DiffIDs, reason, nil
+		return b.Config.RootFS.DiffIDs, reason, nil
 	}
 }
 
