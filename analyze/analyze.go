@@ -25,8 +25,8 @@ import (
 	"github.com/layerslim/layerslim/compress"
 	"github.com/layerslim/layerslim/elf"
 	"github.com/layerslim/layerslim/internal/drop"
+	"github.com/layerslim/layerslim/internal/imagewalk"
 	"github.com/layerslim/layerslim/internal/limit"
-	"github.com/layerslim/layerslim/manifest"
 )
 
 // TopItems is how many of the largest wasted items a report lists.
@@ -53,7 +53,8 @@ type Options struct {
 	// Level is the zstd level of the size estimate (default 3).
 	Level int
 	// Platforms, when not empty, selects the images of an index (and checks
-	// the platform of a single image): os/arch matches any variant.
+	// the platform of a single image), by internal/imagewalk's rule: an
+	// empty variant or os.version matches any.
 	Platforms []v1.Platform
 	// MaxLayerSize is the most uncompressed bytes one layer may hold (0:
 	// 64 GiB, negative: no limit); MaxSpool the most bytes of one ELF file
@@ -188,8 +189,8 @@ func Image(ctx context.Context, img v1.Image, o Options) (*ImageReport, error) {
 }
 
 // Index analyzes the images of an index that Options.Platforms selects (all
-// by default), in index order. Attestations, entries for the "unknown"
-// platform and nested indexes are skipped. The platforms are analyzed one
+// by default), in index order. Attestations (entries for the "unknown"
+// os, or marked as such) are skipped and nested indexes refused. The platforms are analyzed one
 // after the other, and a layer shared by several of them is read once for
 // each: what it wastes depends on the layers above it, which differ per
 // platform.
@@ -202,17 +203,12 @@ func Index(ctx context.Context, idx v1.ImageIndex, o Options) ([]*ImageReport, e
 	if err != nil {
 		return nil, fmt.Errorf("reading index: %w", err)
 	}
-	if err := manifest.CheckNotNested(im); err != nil {
+	images, err := imagewalk.Images(im, o.Platforms)
+	if err != nil {
 		return nil, err
 	}
 	var out []*ImageReport
-	for _, d := range im.Manifests {
-		if !d.MediaType.IsImage() || isAttestation(d) {
-			continue
-		}
-		if d.Platform != nil && !selected(o.Platforms, *d.Platform) {
-			continue
-		}
+	for _, d := range images {
 		img, err := idx.Image(d.Digest)
 		if err != nil {
 			return nil, fmt.Errorf("reading manifest %s: %w", d.Digest, err)
@@ -223,7 +219,7 @@ func Index(ctx context.Context, idx v1.ImageIndex, o Options) ([]*ImageReport, e
 		case errors.As(err, &pe):
 			continue // the config says otherwise than the index
 		case err != nil:
-			return nil, fmt.Errorf("%s (%s): %w", platformName(d.Platform), d.Digest, err)
+			return nil, fmt.Errorf("%s (%s): %w", imagewalk.PlatformName(d.Platform), d.Digest, err)
 		}
 		out = append(out, rep)
 	}
@@ -231,32 +227,6 @@ func Index(ctx context.Context, idx v1.ImageIndex, o Options) ([]*ImageReport, e
 		return nil, errors.New("no image in the index matches the selected platforms")
 	}
 	return out, nil
-}
-
-func isAttestation(d v1.Descriptor) bool {
-	if d.Annotations["vnd.docker.reference.type"] == "attestation-manifest" {
-		return true
-	}
-	return d.Platform != nil && d.Platform.OS == "unknown"
-}
-
-func selected(want []v1.Platform, p v1.Platform) bool {
-	if len(want) == 0 {
-		return true
-	}
-	for _, w := range want {
-		if p.Satisfies(w) {
-			return true
-		}
-	}
-	return false
-}
-
-func platformName(p *v1.Platform) string {
-	if p == nil {
-		return "unknown platform"
-	}
-	return p.String()
 }
 
 // platformError is analyzeImage's error for an image of a platform that
@@ -268,48 +238,26 @@ func (e *platformError) Error() string {
 }
 
 func analyzeImage(ctx context.Context, img v1.Image, plat *v1.Platform, o *Options) (*ImageReport, error) {
-	digest, err := img.Digest()
+	src, err := imagewalk.Read(img)
 	if err != nil {
-		return nil, fmt.Errorf("reading manifest: %w", err)
+		return nil, err
 	}
-	mf, err := img.Manifest()
-	if err != nil {
-		return nil, fmt.Errorf("reading manifest: %w", err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		return nil, fmt.Errorf("reading config %s: %w", mf.Config.Digest, err)
-	}
-	p := v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant}
-	if plat != nil {
-		p = *plat
-	}
-	if !selected(o.Platforms, p) {
+	mf, cf := src.Manifest, src.Config
+	p := src.Platform(plat)
+	if !imagewalk.Match(o.Platforms, p) {
 		return nil, &platformError{platform: p.String()}
 	}
-	layers, err := img.Layers()
+	ins, err := src.Layers()
 	if err != nil {
-		return nil, fmt.Errorf("reading layers: %w", err)
+		return nil, err
 	}
-	if len(layers) != len(mf.Layers) {
-		return nil, fmt.Errorf("image has %d layers but its manifest lists %d", len(layers), len(mf.Layers))
-	}
-	if len(cf.RootFS.DiffIDs) != len(mf.Layers) {
-		return nil, fmt.Errorf("manifest lists %d layers but the config has %d diff_ids", len(mf.Layers), len(cf.RootFS.DiffIDs))
-	}
-	rep := &ImageReport{Digest: digest, Layers: make([]LayerReport, len(layers))}
+	rep := &ImageReport{Digest: src.Digest, Layers: make([]LayerReport, len(ins))}
 	if p.OS != "" {
 		rep.Platform = p.String()
 	}
-	created := createdBy(cf, len(layers))
-	ins := make([]layerIn, len(layers))
-	for i, d := range mf.Layers {
-		if !compress.NonDistributable(d.MediaType) {
-			if _, known := compress.MediaTypeCodec(d.MediaType); !known {
-				return nil, fmt.Errorf("layer %d (%s): unsupported layer media type %q", i+1, d.Digest, d.MediaType)
-			}
-		}
-		ins[i] = layerIn{layer: layers[i], desc: d, diffID: cf.RootFS.DiffIDs[i]}
+	created := createdBy(cf, len(ins))
+	for i, in := range ins {
+		d := in.Desc
 		l := &rep.Layers[i]
 		l.Digest, l.MediaType, l.CompressedSize = d.Digest, d.MediaType, d.Size
 		if created != nil {

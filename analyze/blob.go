@@ -11,18 +11,12 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/layerslim/layerslim/internal/blob"
+	"github.com/layerslim/layerslim/internal/imagewalk"
 )
 
 // ErrDigestMismatch is wrapped by the error for a blob or an uncompressed
 // layer whose bytes do not hash to the digest that names it.
 var ErrDigestMismatch = blob.ErrDigestMismatch
-
-// layerIn is a source layer with what the manifest and config say of it.
-type layerIn struct {
-	layer  v1.Layer
-	desc   v1.Descriptor
-	diffID v1.Hash
-}
 
 // openBlob is an open compressed layer blob.
 type openBlob struct {
@@ -32,12 +26,12 @@ type openBlob struct {
 }
 
 // openDirect streams the blob from its source, verifying it on the way.
-func openDirect(ctx context.Context, in layerIn) (*openBlob, error) {
-	rc, err := in.layer.Compressed()
+func openDirect(ctx context.Context, in imagewalk.Layer) (*openBlob, error) {
+	rc, err := in.Layer.Compressed()
 	if err != nil {
 		return nil, fmt.Errorf("opening blob: %w", err)
 	}
-	v := blob.NewReader(ctx, rc, in.desc.Digest, in.desc.Size, nil)
+	v := blob.NewReader(ctx, rc, in.Desc.Digest, in.Desc.Size, nil)
 	return &openBlob{
 		r:      v,
 		finish: v.Finish,
@@ -61,7 +55,7 @@ func openFile(ctx context.Context, name string) (*openBlob, error) {
 
 // download copies the blob of in into a new file in dir, verified, and
 // returns the file's name.
-func download(ctx context.Context, in layerIn, dir string) (string, error) {
+func download(ctx context.Context, in imagewalk.Layer, dir string) (string, error) {
 	b, err := openDirect(ctx, in)
 	if err != nil {
 		return "", err
@@ -105,7 +99,7 @@ type prefetcher struct {
 
 // startPrefetch begins downloading the layers of ins below the top one.
 // The top layer, and layers that are not read, get no slot.
-func startPrefetch(ctx context.Context, ins []layerIn, skip func(int) bool, jobs int, dir string) *prefetcher {
+func startPrefetch(ctx context.Context, ins []imagewalk.Layer, skip func(int) bool, jobs int, dir string) *prefetcher {
 	g, gctx := errgroup.WithContext(ctx)
 	p := &prefetcher{g: g, ctx: gctx, slots: make([]chan fetched, len(ins)), sem: make(chan struct{}, jobs-1)}
 	var todo []int
@@ -134,7 +128,7 @@ func startPrefetch(ctx context.Context, ins []layerIn, skip func(int) bool, jobs
 }
 
 // open returns layer i's blob: from its download when it has a slot.
-func (p *prefetcher) open(ctx context.Context, i int, in layerIn) (*openBlob, error) {
+func (p *prefetcher) open(ctx context.Context, i int, in imagewalk.Layer) (*openBlob, error) {
 	if p == nil || p.slots[i] == nil {
 		return openDirect(ctx, in)
 	}

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"path"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -17,6 +16,7 @@ import (
 	"github.com/layerslim/layerslim/compress"
 	"github.com/layerslim/layerslim/elf"
 	"github.com/layerslim/layerslim/internal/drop"
+	"github.com/layerslim/layerslim/internal/imagewalk"
 	"github.com/layerslim/layerslim/internal/limit"
 	"github.com/layerslim/layerslim/internal/spool"
 	"github.com/layerslim/layerslim/internal/tarentry"
@@ -53,8 +53,8 @@ func newWalker(o *Options, dir string) *walker {
 }
 
 // run fills out[i] for every layer of ins.
-func (w *walker) run(ctx context.Context, ins []layerIn, out []LayerReport) error {
-	skip := func(i int) bool { return compress.NonDistributable(ins[i].desc.MediaType) }
+func (w *walker) run(ctx context.Context, ins []imagewalk.Layer, out []LayerReport) error {
+	skip := func(i int) bool { return compress.NonDistributable(ins[i].Desc.MediaType) }
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var p *prefetcher
@@ -71,23 +71,23 @@ func (w *walker) run(ctx context.Context, ins []layerIn, out []LayerReport) erro
 	return err
 }
 
-func (w *walker) walk(ctx context.Context, ins []layerIn, out []LayerReport, skip func(int) bool, p *prefetcher) error {
+func (w *walker) walk(ctx context.Context, ins []imagewalk.Layer, out []LayerReport, skip func(int) bool, p *prefetcher) error {
 	for i := len(ins) - 1; i >= 0; i-- {
 		if skip(i) {
 			// Its paths are unknown, so it shadows nothing below.
 			out[i].Skipped = "non-distributable layer: not read, passed through by a rewrite"
-			out[i].EstimatedZstd = ins[i].desc.Size
+			out[i].EstimatedZstd = ins[i].Desc.Size
 			continue
 		}
 		if err := w.layer(ctx, i, ins[i], p, &out[i]); err != nil {
-			return fmt.Errorf("layer %d (%s): %w", i+1, ins[i].desc.Digest, err)
+			return fmt.Errorf("layer %d (%s): %w", i+1, ins[i].Desc.Digest, err)
 		}
 	}
 	return nil
 }
 
 // layer reads layer i once and fills rep.
-func (w *walker) layer(ctx context.Context, i int, in layerIn, p *prefetcher, rep *LayerReport) error {
+func (w *walker) layer(ctx context.Context, i int, in imagewalk.Layer, p *prefetcher, rep *LayerReport) error {
 	b, err := p.open(ctx, i, in)
 	if err != nil {
 		return err
@@ -103,7 +103,7 @@ func (w *walker) layer(ctx context.Context, i int, in layerIn, p *prefetcher, re
 	}
 	defer dr.Close()
 	cr := &countReader{r: limit.Reader(dr, w.o.MaxLayerSize, limit.Layer(w.o.MaxLayerSize))}
-	if in.diffID.Algorithm == "sha256" {
+	if in.DiffID.Algorithm == "sha256" {
 		cr.h = sha256.New()
 	}
 	est, err := newEstimator(w.o.Level)
@@ -124,8 +124,8 @@ func (w *walker) layer(ctx context.Context, i int, in layerIn, p *prefetcher, re
 	}
 	if cr.h != nil {
 		got := v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", cr.h.Sum(nil))}
-		if got != in.diffID {
-			return fmt.Errorf("uncompressed content hashes to %s but the config says diff_id %s: %w", got, in.diffID, ErrDigestMismatch)
+		if got != in.DiffID {
+			return fmt.Errorf("uncompressed content hashes to %s but the config says diff_id %s: %w", got, in.DiffID, ErrDigestMismatch)
 		}
 	}
 	rep.UncompressedSize = cr.n
@@ -438,7 +438,7 @@ func (lw *layerWalk) elfFile(r *entryRec, h *tar.Header, sp *spool.Spool) error 
 	c.Size = size - info.DebugBytes // near enough for the header's bytes
 	stripped := false
 	r.est, err = lw.est.record(&c, func(w io.Writer) error {
-		_, err := elf.Split(sp, size, mode, debugName(r.path, info.BuildID), w, io.Discard)
+		_, err := elf.Split(sp, size, mode, elf.DebugLinkName(r.path, info.BuildID), w, io.Discard)
 		if errors.Is(err, elf.ErrUnchanged) {
 			_, err = io.Copy(w, sp.Reader())
 			return err
@@ -453,15 +453,6 @@ func (lw *layerWalk) elfFile(r *entryRec, h *tar.Header, sp *spool.Spool) error 
 		r.debug = info.DebugBytes
 	}
 	return nil
-}
-
-// debugName is the name .gnu_debuglink records, as rewrite.DebugPath
-// makes it: its length is part of the stripped file.
-func debugName(p, buildID string) string {
-	if len(buildID) > 2 {
-		return buildID[2:] + ".debug"
-	}
-	return path.Base(p) + ".debug"
 }
 
 // finish settles the layer: earlier entries of a path written again are

@@ -2,6 +2,7 @@ package elf
 
 import (
 	"io"
+	"path"
 	"slices"
 	"strings"
 
@@ -10,6 +11,22 @@ import (
 
 // DebugDir is where separate debug files live, as a clean relative path.
 const DebugDir = "usr/lib/debug"
+
+// DebugPath is where the debug file of the ELF file at clean path p with
+// build-id id lives: the build-id layout gdb, perf and debuginfod read
+// (DebugDir/.build-id/xx/rest.debug), or the path layout for files without
+// a build-id (DebugDir/p.debug). Its base name is the one .gnu_debuglink
+// records (DebugLinkName).
+func DebugPath(p, id string) string {
+	if len(id) > 2 {
+		return path.Join(DebugDir, ".build-id", id[:2], id[2:]+".debug")
+	}
+	return path.Join(DebugDir, p+".debug")
+}
+
+// DebugLinkName is the name the .gnu_debuglink section of the stripped ELF
+// file at p with build-id id records: the base name of its DebugPath.
+func DebugLinkName(p, id string) string { return path.Base(DebugPath(p, id)) }
 
 // IsDebugFile reports whether the ELF file in r, at clean relative path p,
 // is itself a separate debug file: any ELF file under usr/lib/debug (what

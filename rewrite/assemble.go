@@ -169,10 +169,6 @@ func (r *run) assemble(ctx context.Context, p *imagePlan) (v1.Image, v1.Image, I
 		diffIDs []v1.Hash
 		empty   = map[int]bool{}
 	)
-	srcLayers, err := p.src.Layers()
-	if err != nil {
-		return nil, nil, ir, err
-	}
 	add := func(l v1.Layer, d v1.Descriptor, diffID v1.Hash) {
 		layers = append(layers, l)
 		descs = append(descs, d)
@@ -187,7 +183,7 @@ func (r *run) assemble(ctx context.Context, p *imagePlan) (v1.Image, v1.Image, I
 			}
 			d := sd
 			d.MediaType = mt
-			add(retype(srcLayers[i], sd.MediaType, mt), d, p.diffIDs[i])
+			add(retype(p.blobs[i], sd.MediaType, mt), d, p.diffIDs[i])
 			ir.Layers = append(ir.Layers, LayerReport{
 				Source: Blob{Digest: sd.Digest, Size: sd.Size, MediaType: sd.MediaType, DiffID: p.diffIDs[i]},
 				Output: Blob{Digest: sd.Digest, Size: sd.Size, MediaType: mt, DiffID: p.diffIDs[i]},

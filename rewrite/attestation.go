@@ -2,6 +2,8 @@ package rewrite
 
 import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/layerslim/layerslim/internal/imagewalk"
 )
 
 // annotationReferenceDigest is where a BuildKit attestation manifest's index
@@ -22,7 +24,7 @@ func dropStaleAttestations(descs []v1.Descriptor, images []ImageReport) (kept, d
 		}
 	}
 	for _, d := range descs {
-		if isAttestation(d) && replaced[d.Annotations[annotationReferenceDigest]] {
+		if imagewalk.IsAttestation(d) && replaced[d.Annotations[annotationReferenceDigest]] {
 			dropped = append(dropped, d)
 			continue
 		}

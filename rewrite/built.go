@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
@@ -12,8 +11,6 @@ import (
 
 	"github.com/layerslim/layerslim/manifest"
 )
-
-func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
 
 // builtImage is an output image: a serialized manifest and config around
 // layers that are already final (spooled, or source blobs reused). Its

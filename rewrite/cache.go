@@ -12,6 +12,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/layerslim/layerslim/elf"
+	"github.com/layerslim/layerslim/internal/imagewalk"
 )
 
 // A LayerCache keeps the output of a layer's pass across Image and Index
@@ -81,7 +82,7 @@ func (o *options) useCache() bool {
 func (o *options) cacheKey(kind string, id v1.Hash) string {
 	var parts []string
 	for _, p := range strings.Fields(o.describe()) {
-		if strings.HasPrefix(p, "platforms=") || strings.HasPrefix(p, "squash=") {
+		if imagewalk.IsOptionText(p) || strings.HasPrefix(p, "squash=") {
 			continue
 		}
 		parts = append(parts, p)
@@ -103,7 +104,7 @@ func (t *layerTask) cacheKey(o *options) string {
 		// layer's own key.
 		return o.cacheKey("layer-below-links", t.key)
 	}
-	return o.cacheKey("layer", t.in.desc.Digest)
+	return o.cacheKey("layer", t.in.Desc.Digest)
 }
 
 // lookup finds t's output in the cache. A hit fills t.out (and t.paths);
@@ -127,7 +128,7 @@ func (r *run) lookup(ctx context.Context, t *layerTask, key string) (hit, owned 
 	}
 	rep := c.Report
 	if t.squash == nil {
-		rep.Source = Blob{Digest: t.in.desc.Digest, Size: t.in.desc.Size, MediaType: t.in.desc.MediaType, DiffID: t.in.diffID, Codec: rep.Source.Codec}
+		rep.Source = Blob{Digest: t.in.Desc.Digest, Size: t.in.Desc.Size, MediaType: t.in.Desc.MediaType, DiffID: t.in.DiffID, Codec: rep.Source.Codec}
 	}
 	rep.Cached = true
 	rep.Shared = false
@@ -139,8 +140,8 @@ func (r *run) lookup(ctx context.Context, t *layerTask, key string) (hit, owned 
 		}
 	}
 	t.out = layerOut{layer: c.Layer, report: rep}
-	r.o.reporter.Report(Event{Kind: LayerStarted, Platform: t.platform, Digest: t.in.desc.Digest, Size: rep.Source.Size})
-	r.o.reporter.Report(Event{Kind: LayerDone, Platform: t.platform, Digest: t.in.desc.Digest, Layer: &rep})
+	r.o.reporter.Report(Event{Kind: LayerStarted, Platform: t.platform, Digest: t.in.Desc.Digest, Size: rep.Source.Size})
+	r.o.reporter.Report(Event{Kind: LayerDone, Platform: t.platform, Digest: t.in.Desc.Digest, Layer: &rep})
 	return true, false, nil
 }
 

@@ -68,7 +68,7 @@ func (r *run) consolidateDebug(ctx context.Context) error {
 					out, err = processLayer(gctx, t.in, to, t.platform, nil)
 				}
 				if err != nil {
-					return fmt.Errorf("layer %s: linking stripped copies to the richest debug file: %w", t.in.desc.Digest, err)
+					return fmt.Errorf("layer %s: linking stripped copies to the richest debug file: %w", t.in.Desc.Digest, err)
 				}
 				closeDebug(t.out.debug)
 				if t.spool != nil {

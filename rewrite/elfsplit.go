@@ -74,14 +74,8 @@ func (d DebugFile) Open() io.Reader { return d.data.Reader() }
 func (d DebugFile) Close() error { return d.data.Close() }
 
 // DebugPath is where the debug file of the ELF file at clean path p with
-// build-id id lives: the build-id layout gdb, perf and debuginfod read, or
-// the path layout for files without a build-id.
-func DebugPath(p, id string) string {
-	if len(id) > 2 {
-		return path.Join(DebugDir, ".build-id", id[:2], id[2:]+".debug")
-	}
-	return path.Join(DebugDir, p+".debug")
-}
+// build-id id lives in the debug image: elf.DebugPath.
+func DebugPath(p, id string) string { return elf.DebugPath(p, id) }
 
 // SplitELF strips the ELF files it sees (found by their magic bytes, not
 // their names) and hands each debug file to debug. Files with nothing to
@@ -226,7 +220,7 @@ func splitELF(c splitConfig, rec Recorder, debug func(DebugFile)) tarfilter.Filt
 		stripped := spool.New(tempDir, memSpool, 0)
 		defer func() { stripped.Close() }()
 		dbg := spool.New(tempDir, 0, 0)
-		res, err := elf.Split(in, size, mode, path.Base(name), stripped, dbg)
+		res, err := elf.Split(in, size, mode, elf.DebugLinkName(p, info.BuildID), stripped, dbg)
 		if err == nil && info.BuildID != "" {
 			if crc, ok := c.links[name]; ok && crc != res.DebugCRC {
 				// Another copy of this build-id has the richer debug

@@ -14,9 +14,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/layerslim/layerslim/compress"
-	"github.com/layerslim/layerslim/internal/blob"
-	"github.com/layerslim/layerslim/manifest"
+	"github.com/layerslim/layerslim/internal/imagewalk"
 )
 
 // Result is a rewritten image or index. Exactly one of Image and Index is
@@ -59,7 +57,7 @@ func Image(ctx context.Context, img v1.Image, opts ...Option) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(o.platforms) > 0 && p.platform != "" && !MatchPlatform(o.platforms, p.plat) {
+	if p.platform != "" && !imagewalk.Match(o.platforms, p.plat) {
 		return nil, fmt.Errorf("image is for %s, which --platform does not select", p.platform)
 	}
 	res := &Result{}
@@ -112,36 +110,34 @@ func Index(ctx context.Context, idx v1.ImageIndex, opts ...Option) (*Result, err
 	if err != nil {
 		return nil, fmt.Errorf("reading index: %w", err)
 	}
-	if err := manifest.CheckNotNested(im); err != nil {
-		return nil, err
-	}
 	var children []indexChild
 	dropVariants := sourceVariants(im, o.codec)
-	for i, d := range im.Manifests {
-		if dropVariants[i] {
+	entries, err := imagewalk.Children(im, o.platforms, true)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		d := e.Desc
+		if dropVariants[e.Position] {
 			continue
 		}
-		switch {
-		case d.MediaType.IsImage() && !isAttestation(d):
-			if d.Platform != nil && len(o.platforms) > 0 && !MatchPlatform(o.platforms, *d.Platform) {
-				continue
-			}
-			img, err := idx.Image(d.Digest)
-			if err != nil {
-				return nil, fmt.Errorf("reading manifest %s: %w", d.Digest, err)
-			}
-			p, err := r.planImage(ctx, img, d.Platform)
-			if err != nil {
-				return nil, fmt.Errorf("%s (%s): %w", platformName(d.Platform), d.Digest, err)
-			}
-			if len(o.platforms) > 0 && !MatchPlatform(o.platforms, p.plat) {
-				continue
-			}
-			p.desc = d
-			children = append(children, indexChild{desc: d, plan: p})
-		case len(o.platforms) == 0:
+		if !e.Image {
 			children = append(children, indexChild{desc: d, keep: true})
+			continue
 		}
+		img, err := idx.Image(d.Digest)
+		if err != nil {
+			return nil, fmt.Errorf("reading manifest %s: %w", d.Digest, err)
+		}
+		p, err := r.planImage(ctx, img, d.Platform)
+		if err != nil {
+			return nil, fmt.Errorf("%s (%s): %w", imagewalk.PlatformName(d.Platform), d.Digest, err)
+		}
+		if !imagewalk.Match(o.platforms, p.plat) {
+			continue
+		}
+		p.desc = d
+		children = append(children, indexChild{desc: d, plan: p})
 	}
 	if len(children) == 0 {
 		return nil, fmt.Errorf("no manifest in the index matches the selected platforms")
@@ -157,83 +153,24 @@ func Index(ctx context.Context, idx v1.ImageIndex, opts ...Option) (*Result, err
 	return r.assembleIndex(ctx, idx, im, srcDigest, children, dropVariants, start)
 }
 
-func isAttestation(d v1.Descriptor) bool {
-	if d.Annotations["vnd.docker.reference.type"] == "attestation-manifest" {
-		return true
-	}
-	return d.Platform != nil && d.Platform.OS == "unknown" && d.Platform.Architecture == "unknown"
-}
-
-func platformName(p *v1.Platform) string {
-	if p == nil {
-		return "unknown platform"
-	}
-	return p.String()
-}
-
-// MatchPlatform reports whether p is one of want; an empty variant or OS version
-// in want matches any.
-func MatchPlatform(want []v1.Platform, p v1.Platform) bool {
-	for _, w := range want {
-		if w.OS == p.OS && w.Architecture == p.Architecture && (w.Variant == "" || w.Variant == p.Variant) {
-			return true
-		}
-	}
-	return false
-}
-
 // planImage reads img (its manifest, its config with the digest checked,
 // its layers) and plans its layers (planLayers, in plan.go). plat is the
 // platform its index gives it, if any.
 func (r *run) planImage(ctx context.Context, img v1.Image, plat *v1.Platform) (*imagePlan, error) {
-	digest, err := img.Digest()
+	src, err := imagewalk.Read(img)
 	if err != nil {
-		return nil, fmt.Errorf("reading manifest: %w", err)
+		return nil, err
 	}
-	mf, err := img.Manifest()
-	if err != nil {
-		return nil, fmt.Errorf("reading manifest: %w", err)
-	}
-	config, err := img.RawConfigFile()
-	if err != nil {
-		return nil, fmt.Errorf("reading config %s: %w", mf.Config.Digest, err)
-	}
-	if err := blob.Check(config, mf.Config); err != nil {
-		return nil, fmt.Errorf("config %s (%d bytes): %w", mf.Config.Digest, mf.Config.Size, err)
-	}
-	cf, err := v1.ParseConfigFile(bytesReader(config))
-	if err != nil {
-		return nil, fmt.Errorf("parsing config %s: %w", mf.Config.Digest, err)
-	}
-	p := &imagePlan{src: img, digest: digest, mf: mf, config: config, diffIDs: cf.RootFS.DiffIDs}
+	mf, cf := src.Manifest, src.Config
+	p := &imagePlan{src: img, blobs: src.Blobs, digest: src.Digest, mf: mf, config: src.RawConfig, diffIDs: cf.RootFS.DiffIDs}
 	r.plans = append(r.plans, p)
-	switch {
-	case plat != nil:
-		p.plat = *plat
-	default:
-		p.plat = v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant}
-	}
+	p.plat = src.Platform(plat)
 	if p.plat.OS != "" {
 		p.platform = p.plat.String()
 	}
-	layers, err := img.Layers()
+	ins, err := src.Layers()
 	if err != nil {
-		return nil, fmt.Errorf("reading layers: %w", err)
-	}
-	if len(layers) != len(mf.Layers) {
-		return nil, fmt.Errorf("image has %d layers but its manifest lists %d", len(layers), len(mf.Layers))
-	}
-	if len(cf.RootFS.DiffIDs) != len(mf.Layers) {
-		return nil, fmt.Errorf("manifest lists %d layers but the config has %d diff_ids", len(mf.Layers), len(cf.RootFS.DiffIDs))
-	}
-	ins := make([]layerIn, len(mf.Layers))
-	for i, d := range mf.Layers {
-		if !compress.NonDistributable(d.MediaType) {
-			if _, known := compress.MediaTypeCodec(d.MediaType); !known {
-				return nil, fmt.Errorf("layer %s: %w %q", d.Digest, ErrUnsupportedMediaType, d.MediaType)
-			}
-		}
-		ins[i] = layerIn{layer: layers[i], desc: d, diffID: cf.RootFS.DiffIDs[i]}
+		return nil, err
 	}
 	if err := r.planLayers(ctx, p, ins, mf, cf); err != nil {
 		return nil, err

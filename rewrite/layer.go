@@ -19,6 +19,7 @@ import (
 
 	"github.com/layerslim/layerslim/compress"
 	"github.com/layerslim/layerslim/internal/blob"
+	"github.com/layerslim/layerslim/internal/imagewalk"
 	"github.com/layerslim/layerslim/internal/whiteout"
 	"github.com/layerslim/layerslim/tarfilter"
 )
@@ -28,15 +29,8 @@ import (
 var ErrDigestMismatch = blob.ErrDigestMismatch
 
 // ErrUnsupportedMediaType is returned for a layer of a media type layerslim
-// does not know.
-var ErrUnsupportedMediaType = errors.New("unsupported layer media type")
-
-// layerIn is a source layer with what the manifest and config say of it.
-type layerIn struct {
-	layer  v1.Layer
-	desc   v1.Descriptor // from the source manifest
-	diffID v1.Hash       // from the source config; zero if unknown
-}
+// does not know (analyze returns the same error).
+var ErrUnsupportedMediaType = imagewalk.ErrUnsupportedMediaType
 
 // layerOut is the result for one distinct source layer.
 type layerOut struct {
@@ -65,13 +59,13 @@ func closeDebug(ds []DebugFile) {
 // once more when it links to a name a lower layer dropped as a link: see
 // dropChainedLinks). A layer already in the target codec that no filter
 // changed is returned as it is.
-func processLayerPass(ctx context.Context, in layerIn, o *options, platform string, paths map[string]bool, order *layerPass) (layerOut, error) {
+func processLayerPass(ctx context.Context, in imagewalk.Layer, o *options, platform string, paths map[string]bool, order *layerPass) (layerOut, error) {
 	start := time.Now()
-	rep := LayerReport{Source: Blob{Digest: in.desc.Digest, Size: in.desc.Size, MediaType: in.desc.MediaType, DiffID: in.diffID}}
-	o.reporter.Report(Event{Kind: LayerStarted, Platform: platform, Digest: in.desc.Digest, Size: in.desc.Size})
+	rep := LayerReport{Source: Blob{Digest: in.Desc.Digest, Size: in.Desc.Size, MediaType: in.Desc.MediaType, DiffID: in.DiffID}}
+	o.reporter.Report(Event{Kind: LayerStarted, Platform: platform, Digest: in.Desc.Digest, Size: in.Desc.Size})
 
-	src, err := blob.Open(ctx, in.layer, in.desc, func(n int64) {
-		o.reporter.Report(Event{Kind: LayerProgress, Platform: platform, Digest: in.desc.Digest, Bytes: n})
+	src, err := blob.Open(ctx, in.Layer, in.Desc, func(n int64) {
+		o.reporter.Report(Event{Kind: LayerProgress, Platform: platform, Digest: in.Desc.Digest, Bytes: n})
 	})
 	if err != nil {
 		return layerOut{}, err
@@ -84,8 +78,8 @@ func processLayerPass(ctx context.Context, in layerIn, o *options, platform stri
 		rep.Action = Reused
 		rep.Output = rep.Source
 		rep.Duration = time.Since(start)
-		o.reporter.Report(Event{Kind: LayerDone, Platform: platform, Digest: in.desc.Digest, Layer: &rep})
-		return layerOut{layer: in.layer, report: rep}, nil
+		o.reporter.Report(Event{Kind: LayerDone, Platform: platform, Digest: in.Desc.Digest, Layer: &rep})
+		return layerOut{layer: in.Layer, report: rep}, nil
 	}
 	if !o.tarPass() && codec == o.codec && !o.force && !o.reencode() {
 		return reuse()
@@ -139,8 +133,8 @@ func processLayerPass(ctx context.Context, in layerIn, o *options, platform stri
 	rep.Source.Size = src.Blob.N()
 	rep.UncompressedBytes = counted.n
 	diffID := v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", uncompressed.h.Sum(nil))}
-	if !changed && in.diffID.Hex != "" && diffID != in.diffID {
-		return layerOut{}, fmt.Errorf("uncompressed content is %s but the config says diff_id %s: %w", diffID, in.diffID, ErrDigestMismatch)
+	if !changed && in.DiffID.Hex != "" && diffID != in.DiffID {
+		return layerOut{}, fmt.Errorf("uncompressed content is %s but the config says diff_id %s: %w", diffID, in.DiffID, ErrDigestMismatch)
 	}
 	if !changed && codec == o.codec && !o.force && !o.reencode() {
 		if links == nil {
@@ -162,7 +156,7 @@ func processLayerPass(ctx context.Context, in layerIn, o *options, platform stri
 	}
 	rep.Output = Blob{Digest: out.digest, Size: out.size, MediaType: out.mediaType, Codec: o.codec, DiffID: diffID}
 	rep.Duration = time.Since(start)
-	o.reporter.Report(Event{Kind: LayerDone, Platform: platform, Digest: in.desc.Digest, Layer: &rep})
+	o.reporter.Report(Event{Kind: LayerDone, Platform: platform, Digest: in.Desc.Digest, Layer: &rep})
 	return layerOut{layer: out, report: rep, debug: debug, links: links, linksKnown: links != nil}, nil
 }
 

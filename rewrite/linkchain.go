@@ -135,7 +135,7 @@ func (r *run) holds(t *layerTask) (map[string]bool, error) {
 	}
 	rc, err := t.out.layer.Uncompressed()
 	if err != nil {
-		return nil, fmt.Errorf("layer %s: %w", t.in.desc.Digest, err)
+		return nil, fmt.Errorf("layer %s: %w", t.in.Desc.Digest, err)
 	}
 	defer rc.Close()
 	h := map[string]bool{}
@@ -146,7 +146,7 @@ func (r *run) holds(t *layerTask) (map[string]bool, error) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("layer %s: reading the output again: %w", t.in.desc.Digest, err)
+			return nil, fmt.Errorf("layer %s: reading the output again: %w", t.in.Desc.Digest, err)
 		}
 		if _, _, wh := whiteout.Parse(hdr.Name); !wh {
 			h[whiteout.Clean(hdr.Name)] = true
@@ -210,7 +210,7 @@ func (t *layerTask) droppedLinks(gone map[string]int, i int) {
 // belowLinks is the task that rewrites t's source knowing lower, shared by
 // the images that need the same.
 func (r *run) belowLinks(t *layerTask, lower map[string]bool, platform string) (*layerTask, bool) {
-	id := t.in.desc.Digest
+	id := t.in.Desc.Digest
 	if t.squash != nil {
 		id = t.key
 	}

@@ -8,13 +8,13 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
-	"sort"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/layerslim/layerslim/compress"
 	"github.com/layerslim/layerslim/elf"
+	"github.com/layerslim/layerslim/internal/imagewalk"
 	"github.com/layerslim/layerslim/internal/limit"
 	"github.com/layerslim/layerslim/tarfilter"
 )
@@ -148,8 +148,9 @@ func WithEncoderPool(p *compress.Pool) Option {
 	}
 }
 
-// WithPlatforms keeps only the platforms of an index that match one of ps
-// (an empty variant matches any variant).
+// WithPlatforms keeps only the platforms of an index that one of ps selects
+// (the rule is internal/imagewalk's: an empty variant or os.version in ps
+// matches any, and arm64 without a variant is v8).
 func WithPlatforms(ps ...v1.Platform) Option {
 	return func(o *options) error { o.platforms = ps; return nil }
 }
@@ -214,12 +215,7 @@ func (o *options) describe() string {
 		parts = append(parts, "strip="+o.strip.String())
 	}
 	if len(o.platforms) > 0 {
-		ps := make([]string, len(o.platforms))
-		for i, p := range o.platforms {
-			ps[i] = p.String()
-		}
-		sort.Strings(ps)
-		parts = append(parts, "platforms="+strings.Join(ps, ","))
+		parts = append(parts, imagewalk.OptionText(o.platforms))
 	}
 	parts = append(parts, o.describeAdd()...)
 	parts = append(parts, o.optionText...)

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/layerslim/layerslim/internal/imagewalk"
 	"github.com/layerslim/layerslim/internal/whiteout"
 	"github.com/layerslim/layerslim/tarfilter"
 )
@@ -151,7 +152,7 @@ var errAgain = errors.New("the layer needs a second pass")
 // whiteouts the first pass saw written ahead of those entries, and the
 // target's content written at the first link's name. It then counts as
 // rewritten. The first pass keeps only headers.
-func processLayer(ctx context.Context, in layerIn, o *options, platform string, paths map[string]bool) (layerOut, error) {
+func processLayer(ctx context.Context, in imagewalk.Layer, o *options, platform string, paths map[string]bool) (layerOut, error) {
 	first := &layerPass{watch: &orderWatch{}}
 	out, err := processLayerPass(ctx, in, o, platform, paths, first)
 	if !errors.Is(err, errAgain) {

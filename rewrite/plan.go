@@ -14,6 +14,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/layerslim/layerslim/compress"
+	"github.com/layerslim/layerslim/internal/imagewalk"
 )
 
 // run holds the state of one Image or Index call.
@@ -44,6 +45,7 @@ type indexChild struct {
 // imagePlan is a source image read as far as its manifest and config.
 type imagePlan struct {
 	src      v1.Image
+	blobs    []v1.Layer // src's layers, one per mf.Layers entry
 	digest   v1.Hash
 	mf       *v1.Manifest
 	config   []byte
@@ -59,7 +61,7 @@ type imagePlan struct {
 
 // layerTask is the work on one distinct source layer, or on one merge.
 type layerTask struct {
-	in       layerIn
+	in       imagewalk.Layer
 	platform string // of the first image that has it, for messages
 	users    int
 	out      layerOut
@@ -75,17 +77,17 @@ type layerTask struct {
 	assembled bool
 }
 
-func newTask(in layerIn, platform string) *layerTask {
+func newTask(in imagewalk.Layer, platform string) *layerTask {
 	return &layerTask{in: in, platform: platform, done: make(chan struct{})}
 }
 
 // squashKey names the merge of layers [from, n) of a stack: the result
 // depends on the whole stack (the base's paths decide which whiteouts stay).
-func squashKey(ins []layerIn, from int) v1.Hash {
+func squashKey(ins []imagewalk.Layer, from int) v1.Hash {
 	h := sha256.New()
 	fmt.Fprintf(h, "squash %d", from)
 	for _, in := range ins {
-		fmt.Fprintf(h, " %s", in.desc.Digest)
+		fmt.Fprintf(h, " %s", in.Desc.Digest)
 	}
 	return v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", h.Sum(nil))}
 }
@@ -94,7 +96,7 @@ func squashKey(ins []layerIn, from int) v1.Hash {
 // manifest mf and config cf): the layers below the merge, each a task
 // shared with every image that has it, or passed through when they cannot
 // be read; and, with a squash, the merge of the layers above the base.
-func (r *run) planLayers(ctx context.Context, p *imagePlan, ins []layerIn, mf *v1.Manifest, cf *v1.ConfigFile) error {
+func (r *run) planLayers(ctx context.Context, p *imagePlan, ins []imagewalk.Layer, mf *v1.Manifest, cf *v1.ConfigFile) error {
 	from := len(ins)
 	if r.o.squash != SquashNone {
 		b, err := findBase(ctx, r.o, p.plat, mf, cf)
@@ -104,7 +106,7 @@ func (r *run) planLayers(ctx context.Context, p *imagePlan, ins []layerIn, mf *v
 		p.base = &b
 		from = min(max(b.Layers, 0), len(ins))
 		for i := from; i < len(ins); i++ {
-			if compress.NonDistributable(ins[i].desc.MediaType) {
+			if compress.NonDistributable(ins[i].Desc.MediaType) {
 				from = i + 1 // nothing to merge with a layer we cannot read
 			}
 		}
@@ -113,14 +115,14 @@ func (r *run) planLayers(ctx context.Context, p *imagePlan, ins []layerIn, mf *v
 		}
 	}
 	for _, in := range ins[:from] {
-		if compress.NonDistributable(in.desc.MediaType) {
+		if compress.NonDistributable(in.Desc.MediaType) {
 			p.layers = append(p.layers, nil)
 			continue
 		}
-		t, ok := r.tasks[in.desc.Digest]
+		t, ok := r.tasks[in.Desc.Digest]
 		if !ok {
 			t = newTask(in, p.platform)
-			r.tasks[in.desc.Digest] = t
+			r.tasks[in.Desc.Digest] = t
 			r.order = append(r.order, t)
 		}
 		if from < len(ins) {

@@ -29,7 +29,7 @@ func (r *run) process(ctx context.Context) error {
 // most jobs at a time. The first failure cancels the rest.
 func (r *run) runTasks(ctx context.Context, layers, merges []*layerTask) error {
 	todo := append([]*layerTask(nil), layers...)
-	sort.SliceStable(todo, func(i, j int) bool { return todo[i].in.desc.Size > todo[j].in.desc.Size })
+	sort.SliceStable(todo, func(i, j int) bool { return todo[i].in.Desc.Size > todo[j].in.Desc.Size })
 	// Merges go last: they wait for the layers below them, which must have
 	// started by then whatever the job limit.
 	todo = append(todo, merges...)
@@ -38,7 +38,7 @@ func (r *run) runTasks(ctx context.Context, layers, merges []*layerTask) error {
 	for _, t := range todo {
 		g.Go(func() error {
 			defer close(t.done)
-			where := "layer " + t.in.desc.Digest.String()
+			where := "layer " + t.in.Desc.Digest.String()
 			if t.platform != "" {
 				where = t.platform + " " + where
 			}

@@ -18,6 +18,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/layerslim/layerslim/internal/blob"
+	"github.com/layerslim/layerslim/internal/imagewalk"
 	"github.com/layerslim/layerslim/internal/whiteout"
 	"github.com/layerslim/layerslim/tarfilter"
 )
@@ -25,13 +26,13 @@ import (
 // squashSpec is the work of merging the layers [from, len(all)) of an
 // image into one.
 type squashSpec struct {
-	all  []layerIn    // every layer of the image, bottom to top
-	from int          // the first merged layer
-	base []*layerTask // the tasks of layers [0, from), for their paths
+	all  []imagewalk.Layer // every layer of the image, bottom to top
+	from int               // the first merged layer
+	base []*layerTask      // the tasks of layers [0, from), for their paths
 }
 
-func openLayer(ctx context.Context, in layerIn, progress func(int64)) (*blob.Layer, error) {
-	return blob.Open(ctx, in.layer, in.desc, progress)
+func openLayer(ctx context.Context, in imagewalk.Layer, progress func(int64)) (*blob.Layer, error) {
+	return blob.Open(ctx, in.Layer, in.Desc, progress)
 }
 
 // pendingLink is a hardlink of a merged layer, written after every other
@@ -78,9 +79,9 @@ func processSquash(ctx context.Context, spec *squashSpec, o *options, platform s
 	top := spec.all[len(spec.all)-1]
 	var srcSize int64
 	for _, l := range spec.all[spec.from:] {
-		srcSize += l.desc.Size
+		srcSize += l.Desc.Size
 	}
-	o.reporter.Report(Event{Kind: LayerStarted, Platform: platform, Digest: top.desc.Digest, Size: srcSize})
+	o.reporter.Report(Event{Kind: LayerStarted, Platform: platform, Digest: top.Desc.Digest, Size: srcSize})
 
 	sp, err := newSpool(o)
 	if err != nil {
@@ -142,7 +143,7 @@ func processSquash(ctx context.Context, spec *squashSpec, o *options, platform s
 			if i == len(spec.all)-1 {
 				return layerOut{}, err // the merge's task is named by its top layer
 			}
-			return layerOut{}, fmt.Errorf("layer %s: %w", spec.all[i].desc.Digest, err)
+			return layerOut{}, fmt.Errorf("layer %s: %w", spec.all[i].Desc.Digest, err)
 		}
 	}
 	if err := m.finish(); err != nil {
@@ -159,7 +160,7 @@ func processSquash(ctx context.Context, spec *squashSpec, o *options, platform s
 	}
 	ok = true
 	rep := LayerReport{
-		Source:            Blob{Digest: top.desc.Digest, Size: srcSize, MediaType: top.desc.MediaType},
+		Source:            Blob{Digest: top.Desc.Digest, Size: srcSize, MediaType: top.Desc.MediaType},
 		Output:            Blob{Digest: out.digest, Size: out.size, MediaType: out.mediaType, Codec: o.codec, DiffID: diffID},
 		Action:            Squashed,
 		UncompressedBytes: m.read,
@@ -168,9 +169,9 @@ func processSquash(ctx context.Context, spec *squashSpec, o *options, platform s
 		Empty:             entries == 0,
 	}
 	for _, l := range spec.all[spec.from:] {
-		rep.Merged = append(rep.Merged, l.desc.Digest)
+		rep.Merged = append(rep.Merged, l.Desc.Digest)
 	}
-	o.reporter.Report(Event{Kind: LayerDone, Platform: platform, Digest: top.desc.Digest, Layer: &rep})
+	o.reporter.Report(Event{Kind: LayerDone, Platform: platform, Digest: top.Desc.Digest, Layer: &rep})
 	return layerOut{layer: out, report: rep, debug: m.debug}, nil
 }
 
@@ -310,7 +311,7 @@ func (p *filePipe) Close() error {
 }
 
 func (m *merger) progress(i int) func(int64) {
-	d := m.spec.all[i].desc.Digest
+	d := m.spec.all[i].Desc.Digest
 	return func(n int64) {
 		m.o.reporter.Report(Event{Kind: LayerProgress, Platform: m.platform, Digest: d, Bytes: n})
 	}

@@ -11,6 +11,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/layerslim/layerslim/internal/imagewalk"
+
 	"github.com/layerslim/layerslim/compress"
 	"github.com/layerslim/layerslim/manifest"
 )
@@ -20,7 +22,7 @@ import (
 // convention of containers/image (podman and buildah push
 // --add-compression): clients that know it pick the zstd entry, the others
 // take the first entry of their platform, which is the gzip one.
-const AnnotationZstdVariant = "io.github.containers.compression.zstd"
+const AnnotationZstdVariant = imagewalk.AnnotationZstdVariant
 
 // WithAddCompression also writes every image in codec c (at level, 0 for
 // the codec's default): the output is an index holding, per platform, the
@@ -236,7 +238,7 @@ func (v *variantState) task(t *layerTask) (*layerTask, error) {
 	}
 	sp, _ := t.out.layer.(*spooledLayer)
 	if sp == nil || sp.alt == nil {
-		return nil, fmt.Errorf("layer %s: no %s variant was encoded", t.in.desc.Digest, v.ofCodec())
+		return nil, fmt.Errorf("layer %s: no %s variant was encoded", t.in.Desc.Digest, v.ofCodec())
 	}
 	a := sp.alt
 	c := &layerTask{in: t.in, platform: t.platform, users: t.users, out: t.out, done: t.done, key: t.key, squash: t.squash, spool: a}
@@ -379,11 +381,9 @@ func variantAnnotations(a map[string]string, codec compress.Codec, dual bool) ma
 // order otherwise, as containers/image does.
 func sortVariants(ds []v1.Descriptor) {
 	sort.SliceStable(ds, func(i, j int) bool {
-		return !isZstdVariant(ds[i]) && isZstdVariant(ds[j])
+		return !imagewalk.IsZstdVariant(ds[i]) && imagewalk.IsZstdVariant(ds[j])
 	})
 }
-
-func isZstdVariant(d v1.Descriptor) bool { return d.Annotations[AnnotationZstdVariant] == "true" }
 
 // dualIndexes builds the index of the two variants of the single image p
 // (and of its debug image likewise).
@@ -426,7 +426,7 @@ func sourceVariants(im *v1.IndexManifest, codec compress.Codec) map[int]bool {
 	var keys []string
 	groups := map[string]*group{}
 	for i, d := range im.Manifests {
-		if !d.MediaType.IsImage() || isAttestation(d) || d.Platform == nil {
+		if !d.MediaType.IsImage() || imagewalk.IsAttestation(d) || d.Platform == nil {
 			continue
 		}
 		k := platformKey(*d.Platform)
@@ -436,7 +436,7 @@ func sourceVariants(im *v1.IndexManifest, codec compress.Codec) map[int]bool {
 			groups[k] = g
 			keys = append(keys, k)
 		}
-		if isZstdVariant(d) {
+		if imagewalk.IsZstdVariant(d) {
 			g.zstd = append(g.zstd, i)
 		} else {
 			g.other = append(g.other, i)

@@ -8,6 +8,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/layerslim/layerslim/internal/imagewalk"
 )
 
 // imagePlan is one image to read: its config and layers, and how to name
@@ -22,31 +24,23 @@ type imagePlan struct {
 	descs    []v1.Descriptor
 }
 
+// planImage reads img (its config checked against the manifest, by
+// imagewalk.Read). digest names the image in errors when img's own digest
+// cannot be read.
 func planImage(img v1.Image, role, digest string) (*imagePlan, error) {
 	if digest == "" {
 		if h, err := img.Digest(); err == nil {
 			digest = h.String()
 		}
 	}
-	p := &imagePlan{role: role, digest: digest}
-	m, err := img.Manifest()
+	src, err := imagewalk.Read(img)
 	if err != nil {
-		return nil, fmt.Errorf("reading %s manifest %s: %w", role, digest, err)
+		return nil, fmt.Errorf("reading %s image %s: %w", role, digest, err)
 	}
-	if p.config, err = img.ConfigFile(); err != nil {
-		return nil, fmt.Errorf("reading %s config (manifest %s): %w", role, digest, err)
-	}
-	if p.layers, err = img.Layers(); err != nil {
-		return nil, fmt.Errorf("reading %s layers (manifest %s): %w", role, digest, err)
-	}
-	if len(p.layers) != len(m.Layers) {
-		return nil, fmt.Errorf("%s manifest %s: %d layers, but the image gives %d", role, digest, len(m.Layers), len(p.layers))
-	}
-	p.descs = m.Layers
-	c := p.config
-	p.platform = v1.Platform{OS: c.OS, Architecture: c.Architecture, Variant: c.Variant, OSVersion: c.OSVersion}
+	p := &imagePlan{role: role, digest: digest, config: src.Config, layers: src.Blobs, descs: src.Manifest.Layers}
+	p.platform = src.Platform(nil)
 	p.name = p.platform.String()
-	if c.OS == "" {
+	if p.platform.OS == "" {
 		p.name = "unknown platform"
 	}
 	return p, nil

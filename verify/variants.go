@@ -4,12 +4,9 @@ import (
 	"context"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-)
 
-// annotationZstdVariant marks the zstd variant of an image in an index that
-// also holds it in another compression (containers/image's convention, as
-// layerslim's --add-compression writes it).
-const annotationZstdVariant = "io.github.containers.compression.zstd"
+	"github.com/layerslim/layerslim/internal/imagewalk"
+)
 
 // HasVariants reports whether idx holds images in two compressions: some
 // entry carries the zstd variant annotation.
@@ -19,7 +16,7 @@ func HasVariants(idx v1.ImageIndex) bool {
 		return false
 	}
 	for _, d := range im.Manifests {
-		if d.Annotations[annotationZstdVariant] == "true" {
+		if imagewalk.IsZstdVariant(d) {
 			return true
 		}
 	}

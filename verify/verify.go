@@ -17,10 +17,10 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/layerslim/layerslim/internal/imagewalk"
 	"github.com/layerslim/layerslim/internal/limit"
 	"github.com/layerslim/layerslim/manifest"
 )
@@ -158,7 +158,7 @@ func IndexImage(ctx context.Context, src v1.ImageIndex, dst v1.Image, o Options)
 	var sp *imagePlan
 	for _, s := range se {
 		// What the config of DST says must hold of the entry of SRC.
-		if s.platform.Satisfies(dp.platform) {
+		if imagewalk.Satisfies(dp.platform, s.platform) {
 			sp = s
 			break
 		}
@@ -201,7 +201,7 @@ func Index(ctx context.Context, src, dst v1.ImageIndex, o Options) ([]*Result, e
 	used := make([]bool, len(se))
 	variants := HasVariants(dst)
 	for _, d := range de {
-		if len(want) > 0 && !matchPlatform(want, d.platform) {
+		if !imagewalk.Match(want, d.platform) {
 			continue
 		}
 		i := -1
@@ -226,7 +226,7 @@ func Index(ctx context.Context, src, dst v1.ImageIndex, o Options) ([]*Result, e
 	}
 	srcVariants := HasVariants(src)
 	for i, s := range se {
-		if used[i] || (len(want) > 0 && !matchPlatform(want, s.platform)) {
+		if used[i] || !imagewalk.Match(want, s.platform) {
 			continue
 		}
 		if srcVariants && variantCovered(se, used, s.platform) {
@@ -270,14 +270,12 @@ func indexImages(idx v1.ImageIndex, role string) ([]*imagePlan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading %s index: %w", role, err)
 	}
-	if err := manifest.CheckNotNested(im); err != nil {
+	images, err := imagewalk.Images(im, nil)
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", role, err)
 	}
 	var out []*imagePlan
-	for _, d := range im.Manifests {
-		if !d.MediaType.IsImage() || isAttestation(d) {
-			continue
-		}
+	for _, d := range images {
 		img, err := idx.Image(d.Digest)
 		if err != nil {
 			return nil, fmt.Errorf("reading %s manifest %s: %w", role, d.Digest, err)
@@ -295,26 +293,6 @@ func indexImages(idx v1.ImageIndex, role string) ([]*imagePlan, error) {
 	return out, nil
 }
 
-func isAttestation(d v1.Descriptor) bool {
-	if d.Annotations["vnd.docker.reference.type"] == "attestation-manifest" {
-		return true
-	}
-	return d.Platform != nil && d.Platform.OS == "unknown" && d.Platform.Architecture == "unknown"
-}
-
-// matchPlatform reports whether p is one of want; an empty variant or OS
-// version in want matches any.
-func matchPlatform(want []v1.Platform, p v1.Platform) bool {
-	for _, w := range want {
-		if w.OS == p.OS && w.Architecture == p.Architecture &&
-			(w.Variant == "" || w.Variant == p.Variant) &&
-			(w.OSVersion == "" || w.OSVersion == p.OSVersion) {
-			return true
-		}
-	}
-	return false
-}
-
 // provenancePlatforms returns the platforms a rewrite of dst was limited
 // to, or nil.
 func provenancePlatforms(dst v1.ImageIndex) []v1.Platform {
@@ -322,17 +300,5 @@ func provenancePlatforms(dst v1.ImageIndex) []v1.Platform {
 	if err != nil {
 		return nil
 	}
-	var out []v1.Platform
-	for _, f := range strings.Fields(im.Annotations[manifest.AnnotationOptions]) {
-		list, ok := strings.CutPrefix(f, "platforms=")
-		if !ok {
-			continue
-		}
-		for _, s := range strings.Split(list, ",") {
-			if p, err := v1.ParsePlatform(s); err == nil && p.OS != "" {
-				out = append(out, *p)
-			}
-		}
-	}
-	return out
+	return imagewalk.PlatformsFromOptions(im.Annotations[manifest.AnnotationOptions])
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/layerslim/layerslim/elf"
 	"github.com/layerslim/layerslim/internal/drop"
 	"github.com/layerslim/layerslim/internal/imageref"
+	"github.com/layerslim/layerslim/internal/imagewalk"
 )
 
 type analyzeOptions struct {
@@ -78,13 +79,11 @@ func (o *analyzeOptions) validate() error {
 		return &UsageError{Err: fmt.Errorf("--strip: %w", err)}
 	}
 	o.mode = mode
-	for _, s := range o.platforms {
-		p, err := v1.ParsePlatform(strings.TrimSpace(s))
-		if err != nil || p.OS == "" || p.Architecture == "" {
-			return usagef("--platform %q: want os/arch[/variant]", s)
-		}
-		o.plats = append(o.plats, *p)
+	plats, err := imagewalk.ParsePlatforms(o.platforms)
+	if err != nil {
+		return &UsageError{Err: fmt.Errorf("--platform %w", err)}
 	}
+	o.plats = plats
 	if err := o.limits.validate(); err != nil {
 		return err
 	}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/layerslim/layerslim/internal/debugtree"
 	"github.com/layerslim/layerslim/internal/imageref"
-	"github.com/layerslim/layerslim/rewrite"
+	"github.com/layerslim/layerslim/internal/imagewalk"
 )
 
 func newDebug() *cobra.Command {
@@ -36,13 +36,9 @@ several platforms). The files written are listed on stdout.`,
   gdb -ex 'set debug-file-directory ./symbols' ./app core`,
 		Args: exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var plats []v1.Platform
-			for _, s := range platforms {
-				p, err := v1.ParsePlatform(strings.TrimSpace(s))
-				if err != nil {
-					return usagef("--platform %q: want os/arch[/variant]", s)
-				}
-				plats = append(plats, *p)
+			plats, err := imagewalk.ParsePlatforms(platforms)
+			if err != nil {
+				return &UsageError{Err: fmt.Errorf("--platform %w", err)}
 			}
 			ref, err := imageref.Parse(args[0], insecure)
 			if err != nil {
@@ -62,12 +58,9 @@ several platforms). The files written are listed on stdout.`,
 				if err != nil {
 					return err
 				}
-				var ds []v1.Descriptor
-				for _, d := range im.Manifests {
-					if d.MediaType.IsImage() && d.Platform != nil && d.Platform.OS != "unknown" &&
-						(len(plats) == 0 || rewrite.MatchPlatform(plats, *d.Platform)) {
-						ds = append(ds, d)
-					}
+				ds, err := imagewalk.Images(im, plats)
+				if err != nil {
+					return err
 				}
 				for _, d := range ds {
 					img, err := src.Index.Image(d.Digest)
@@ -75,7 +68,7 @@ several platforms). The files written are listed on stdout.`,
 						return err
 					}
 					prefix := ""
-					if len(ds) > 1 {
+					if len(ds) > 1 && d.Platform != nil {
 						prefix = strings.ReplaceAll(d.Platform.String(), "/", "-")
 					}
 					items = append(items, item{img, prefix})

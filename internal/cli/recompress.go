@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/layerslim/layerslim/compress"
-	"github.com/layerslim/layerslim/rewrite"
+	"github.com/layerslim/layerslim/internal/imagewalk"
 )
 
 // pipelineOptions are the flags every command that writes an image shares.
@@ -64,13 +64,11 @@ func (o *pipelineOptions) validate() error {
 	if o.jobs < 1 {
 		return usagef("--jobs must be at least 1")
 	}
-	for _, s := range o.platforms {
-		p, err := v1.ParsePlatform(strings.TrimSpace(s))
-		if err != nil || p.OS == "" || p.Architecture == "" {
-			return usagef("--platform %q: want os/arch[/variant]", s)
-		}
-		o.plats = append(o.plats, *p)
+	plats, err := imagewalk.ParsePlatforms(o.platforms)
+	if err != nil {
+		return &UsageError{Err: fmt.Errorf("--platform %w", err)}
 	}
+	o.plats = plats
 	switch o.progress {
 	case "auto", "tty", "plain", "none":
 	default:
@@ -127,12 +125,13 @@ func singlePlatform(idx v1.ImageIndex, want []v1.Platform) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
+	images, err := imagewalk.Images(im, want)
+	if err != nil {
+		return nil, err
+	}
 	var found []v1.Descriptor
-	for _, d := range im.Manifests {
-		if !d.MediaType.IsImage() || d.Platform == nil || d.Platform.OS == "unknown" {
-			continue
-		}
-		if len(want) == 0 || rewrite.MatchPlatform(want, *d.Platform) {
+	for _, d := range images {
+		if d.Platform != nil { // an entry must name its platform to be chosen
 			found = append(found, d)
 		}
 	}
@@ -146,7 +145,7 @@ func singlePlatform(idx v1.ImageIndex, want []v1.Platform) (v1.Image, error) {
 	if len(found) != 1 {
 		var ps []string
 		for _, d := range im.Manifests {
-			if d.Platform != nil && d.Platform.OS != "unknown" {
+			if d.Platform != nil && imagewalk.IsImage(d) {
 				ps = append(ps, d.Platform.String())
 			}
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/layerslim/layerslim/elf"
 	"github.com/layerslim/layerslim/internal/drop"
 	"github.com/layerslim/layerslim/internal/imageref"
+	"github.com/layerslim/layerslim/internal/imagewalk"
 	"github.com/layerslim/layerslim/rewrite"
 	"github.com/layerslim/layerslim/tarfilter"
 	"github.com/layerslim/layerslim/verify"
@@ -233,7 +234,7 @@ func newBaseFinder(base *imageref.Ref, ro imageref.Options) rewrite.BaseFinder {
 				return nil, "", err
 			}
 			for _, d := range im.Manifests {
-				if d.Platform != nil && rewrite.MatchPlatform([]v1.Platform{plat}, *d.Platform) {
+				if imagewalk.IsImage(d) && d.Platform != nil && imagewalk.Satisfies(plat, *d.Platform) {
 					if img, err = src.Index.Image(d.Digest); err != nil {
 						return nil, "", err
 					}
@@ -244,11 +245,11 @@ func newBaseFinder(base *imageref.Ref, ro imageref.Options) rewrite.BaseFinder {
 				return nil, "", fmt.Errorf("base %s has no %s image", ref, plat.String())
 			}
 		}
-		cf, err := img.ConfigFile()
+		b, err := imagewalk.Read(img)
 		if err != nil {
-			return nil, "", err
+			return nil, "", fmt.Errorf("base %s: %w", ref, err)
 		}
-		return cf.RootFS.DiffIDs, reason, nil
+		return b.Config.RootFS.DiffIDs, reason, nil
 	}
 }
 

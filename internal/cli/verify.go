@@ -7,13 +7,13 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"strings"
 	"text/tabwriter"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
 	"github.com/layerslim/layerslim/internal/imageref"
+	"github.com/layerslim/layerslim/internal/imagewalk"
 	"github.com/layerslim/layerslim/verify"
 )
 
@@ -48,13 +48,11 @@ func (o *verifyOptions) validate() error {
 	if err := o.limits.validate(); err != nil {
 		return err
 	}
-	for _, s := range o.platforms {
-		p, err := v1.ParsePlatform(strings.TrimSpace(s))
-		if err != nil || p.OS == "" || p.Architecture == "" {
-			return usagef("--platform %q: want os/arch[/variant]", s)
-		}
-		o.plats = append(o.plats, *p)
+	plats, err := imagewalk.ParsePlatforms(o.platforms)
+	if err != nil {
+		return &UsageError{Err: fmt.Errorf("--platform %w", err)}
 	}
+	o.plats = plats
 	return nil
 }
 

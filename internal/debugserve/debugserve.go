@@ -38,6 +38,7 @@ import (
 
 	"github.com/layerslim/layerslim/internal/blob"
 	"github.com/layerslim/layerslim/internal/imageref"
+	"github.com/layerslim/layerslim/internal/imagewalk"
 	"github.com/layerslim/layerslim/internal/limit"
 	"github.com/layerslim/layerslim/internal/whiteout"
 	"github.com/layerslim/layerslim/manifest"
@@ -345,7 +346,7 @@ func (s *Server) indexRef(ctx context.Context, ref imageref.Ref) error {
 			return fmt.Errorf("reading %s: %w", ref, err)
 		}
 		for _, d := range im.Manifests {
-			if !d.MediaType.IsImage() || (d.Platform != nil && d.Platform.OS == "unknown") {
+			if !imagewalk.IsImage(d) {
 				continue
 			}
 			img, err := src.Index.Image(d.Digest)

@@ -17,8 +17,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/layerslim/layerslim/internal/imageref"
+	"github.com/layerslim/layerslim/internal/imagewalk"
 	"github.com/layerslim/layerslim/manifest"
-	"github.com/layerslim/layerslim/rewrite"
 )
 
 // maxArtifactManifest bounds the size of an artifact manifest read to
@@ -29,7 +29,9 @@ const maxArtifactManifest = 4 << 20
 const lookups = 4
 
 // Subjects are the manifests of src that a rewrite replaces: src itself and,
-// for an index, each image it lists (only those of platforms, when given).
+// for an index, each image it lists (only those of platforms, when given;
+// attestations are not images, and a nested index is refused, as a rewrite
+// does: imagewalk.Images).
 func Subjects(src *imageref.Source, platforms []v1.Platform) ([]v1.Hash, error) {
 	out := []v1.Hash{src.Descriptor.Digest}
 	if src.Index == nil {
@@ -39,13 +41,11 @@ func Subjects(src *imageref.Source, platforms []v1.Platform) ([]v1.Hash, error) 
 	if err != nil {
 		return nil, err
 	}
-	for _, d := range im.Manifests {
-		if !d.MediaType.IsImage() {
-			continue
-		}
-		if d.Platform != nil && len(platforms) > 0 && !rewrite.MatchPlatform(platforms, *d.Platform) {
-			continue
-		}
+	images, err := imagewalk.Images(im, platforms)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range images {
 		if !slices.Contains(out, d.Digest) {
 			out = append(out, d.Digest)
 		}

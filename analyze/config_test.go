@@ -1,0 +1,41 @@
+package analyze_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+
+	"github.com/layerslim/layerslim/analyze"
+)
+
+// badConfig serves a config blob that is not the one its manifest names.
+type badConfig struct{ v1.Image }
+
+func (b badConfig) RawConfigFile() ([]byte, error) {
+	raw, err := b.Image.RawConfigFile()
+	return append(raw, ' '), err
+}
+
+// TestConfigDigestChecked: analyze refuses a config blob that does not
+// match the manifest's descriptor, as rewrite does. For an index the error
+// names the platform and the image; the caller of Image names its image.
+func TestConfigDigestChecked(t *testing.T) {
+	img := imageOfTars(t, tarOf(t, file("a", 10)))
+	digest, _ := img.Digest()
+	m, _ := img.Manifest()
+	_, err := analyze.Image(context.Background(), badConfig{img}, analyze.Options{})
+	if !errors.Is(err, analyze.ErrDigestMismatch) || !strings.Contains(err.Error(), "config "+m.Config.Digest.String()) {
+		t.Errorf("a damaged config: %v, want ErrDigestMismatch naming the config", err)
+	}
+	idx := mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: badConfig{img},
+		Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}})
+	_, err = analyze.Index(context.Background(), idx, analyze.Options{})
+	if !errors.Is(err, analyze.ErrDigestMismatch) || !strings.Contains(err.Error(), "linux/amd64 ("+digest.String()+")") {
+		t.Errorf("an index image with a damaged config: %v, want ErrDigestMismatch naming platform and image", err)
+	}
+}
