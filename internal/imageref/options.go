@@ -3,17 +3,18 @@ package imageref
 import (
 	"context"
 	"net"
-	"net/http"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/layerslim/layerslim/internal/registryclient"
 )
 
 // Options configure Open, WriteImage and WriteIndex. The zero value is
-// ready to use.
+// ready to use. The registry fields are handed to internal/registryclient,
+// which documents them in full.
 type Options struct {
 	// Insecure allows plain HTTP and skips TLS verification for registries.
 	Insecure bool
@@ -38,19 +39,20 @@ type Options struct {
 	// CertsDirs are certs.d directories, laid out as docker's
 	// /etc/docker/certs.d: DIR/HOST:PORT/*.crt are CAs trusted for that
 	// registry, and each *.cert with its *.key is a client certificate
-	// offered to it. nil means DefaultCertsDirs(); an empty slice, none.
+	// offered to it. nil means registryclient.DefaultCertsDirs(); an empty
+	// slice, none.
 	CertsDirs []string
 
-	// dial, when set, replaces the dialer of registry connections (tests
+	// Dial, when set, replaces the dialer of registry connections (tests
 	// use it to send any host to a local server).
-	dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 
 	// Retries is how many times a failed registry request is tried again
 	// (5xx, 408, 429, a reset or refused connection, a stall), waiting
 	// RetryDelay, then twice as long each time, or what a Retry-After header
 	// asks for (up to a minute); a blob read cut in the middle resumes from
 	// the byte reached. 0 means DefaultRetries, a negative value no retry;
-	// at most MaxRetries.
+	// at most MaxRetries. (The defaults and bounds are registryclient's.)
 	Retries int
 	// RetryDelay is the first wait between attempts; 0 means DefaultRetryDelay.
 	RetryDelay time.Duration
@@ -61,32 +63,19 @@ type Options struct {
 	StallTimeout time.Duration
 }
 
-func (o Options) keychain() authn.Keychain {
-	if o.Keychain == nil {
-		return authn.DefaultKeychain
+// client is the registry client configuration within o.
+func (o Options) client() registryclient.Options {
+	return registryclient.Options{
+		Insecure:     o.Insecure,
+		Keychain:     o.Keychain,
+		UserAgent:    o.UserAgent,
+		CAFiles:      o.CAFiles,
+		CertsDirs:    o.CertsDirs,
+		Retries:      o.Retries,
+		RetryDelay:   o.RetryDelay,
+		StallTimeout: o.StallTimeout,
+		Dial:         o.Dial,
 	}
-	return o.Keychain
-}
-
-// transport refuses plain HTTP except to loopback addresses or when
-// Insecure, and applies CAFiles, CertsDirs and Insecure to TLS.
-func (o Options) transport() http.RoundTripper {
-	return newRegistryTransport(o)
-}
-
-// remoteOptions are the options shared by reads and writes. None of them can
-// make remote's option processing fail, which push relies on.
-func (o Options) remoteOptions(ctx context.Context) []remote.Option {
-	opts := []remote.Option{
-		remote.WithContext(ctx),
-		remote.WithAuthFromKeychain(namedKeychain{o.keychain()}),
-		remote.WithTransport(newFaultTransport(o.transport(), o.retryPolicy())),
-	}
-	opts = append(opts, o.retryPolicy().remoteOptions()...)
-	if o.UserAgent != "" {
-		opts = append(opts, remote.WithUserAgent(o.UserAgent))
-	}
-	return opts
 }
 
 // registryName returns ref.Name, parsed again with name.Insecure when
