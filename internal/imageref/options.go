@@ -13,16 +13,21 @@ import (
 )
 
 // Options configure Open, WriteImage and WriteIndex. The zero value is
-// ready to use. The registry fields are handed to internal/registryclient,
-// which documents them in full.
+// ready to use.
+//
+// The registry fields (Insecure, Keychain, UserAgent, CAFiles, CertsDirs,
+// Dial, Retries, RetryDelay, StallTimeout) are handed as they are to
+// internal/registryclient: the fields of the same name of
+// registryclient.Options say what each one does and what its zero value
+// means.
 type Options struct {
-	// Insecure allows plain HTTP and skips TLS verification for registries.
+	// Insecure allows plain HTTP and skips TLS verification for registries,
+	// also for a reference that Parse read without insecure.
 	Insecure bool
-	// Keychain finds registry credentials; nil means authn.DefaultKeychain
-	// (the Docker config and its credential helpers, as docker and crane do).
+	// Keychain finds registry credentials; nil: authn.DefaultKeychain.
 	Keychain authn.Keychain
-	// Jobs is how many blobs a registry push uploads at once (remote.WithJobs);
-	// 0 or less means ggcr's default (4).
+	// Jobs is how many blobs a push uploads, or an OCI layout write
+	// writes, at once; 0 or less: 4.
 	Jobs int
 	// UserAgent is added to the User-Agent header of registry requests.
 	UserAgent string
@@ -32,34 +37,16 @@ type Options struct {
 	// package never closes it: unlike remote.WithProgress, one channel can
 	// serve several writes, and the caller closes it when they are done.
 	Progress chan<- v1.Update
-	// CAFiles are PEM files of certificate authorities trusted for every
-	// registry, on top of the system's (which SSL_CERT_FILE and SSL_CERT_DIR
-	// choose on Linux).
+	// CAFiles are PEM files of CAs trusted for every registry.
 	CAFiles []string
-	// CertsDirs are certs.d directories, laid out as docker's
-	// /etc/docker/certs.d: DIR/HOST:PORT/*.crt are CAs trusted for that
-	// registry, and each *.cert with its *.key is a client certificate
-	// offered to it. nil means registryclient.DefaultCertsDirs(); an empty
-	// slice, none.
+	// CertsDirs are certs.d directories; nil: registryclient.DefaultCertsDirs().
 	CertsDirs []string
-
-	// Dial, when set, replaces the dialer of registry connections (tests
-	// use it to send any host to a local server).
+	// Dial replaces the dialer of registry connections (tests).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
-
-	// Retries is how many times a failed registry request is tried again
-	// (5xx, 408, 429, a reset or refused connection, a stall), waiting
-	// RetryDelay, then twice as long each time, or what a Retry-After header
-	// asks for (up to a minute); a blob read cut in the middle resumes from
-	// the byte reached. 0 means DefaultRetries, a negative value no retry;
-	// at most MaxRetries. (The defaults and bounds are registryclient's.)
-	Retries int
-	// RetryDelay is the first wait between attempts; 0 means DefaultRetryDelay.
-	RetryDelay time.Duration
-	// StallTimeout cancels (and retries) a registry request that makes no
-	// progress for that long: no answer after the request was sent, or a
-	// read of the answer that gets no byte. A slow transfer that keeps
-	// moving is never cut. 0 means DefaultStallTimeout; negative, none.
+	// Retries, RetryDelay and StallTimeout bound the retries of failed and
+	// stalled registry requests; 0 means registryclient's defaults.
+	Retries      int
+	RetryDelay   time.Duration
 	StallTimeout time.Duration
 }
 

@@ -30,6 +30,7 @@ import (
 	"github.com/layerslim/layerslim/internal/imageref"
 )
 
+// RandomImage is ggcr's random image of 3 layers of 1 KiB, seeded.
 func RandomImage(t testing.TB, seed int64) v1.Image {
 	t.Helper()
 	img, err := random.Image(1024, 3, random.WithSource(rand.NewSource(seed)))
@@ -39,6 +40,7 @@ func RandomImage(t testing.TB, seed int64) v1.Image {
 	return img
 }
 
+// RandomIndex is ggcr's random index of 3 images, seeded.
 func RandomIndex(t testing.TB, seed int64) v1.ImageIndex {
 	t.Helper()
 	idx, err := random.Index(512, 2, 3, random.WithSource(rand.NewSource(seed)))
@@ -48,6 +50,7 @@ func RandomIndex(t testing.TB, seed int64) v1.ImageIndex {
 	return idx
 }
 
+// MustParse parses s with imageref.Parse, failing the test on error.
 func MustParse(t testing.TB, s string) imageref.Ref {
 	t.Helper()
 	r, err := imageref.Parse(s, false)
@@ -57,6 +60,7 @@ func MustParse(t testing.TB, s string) imageref.Ref {
 	return r
 }
 
+// MustDigest is d's digest, failing the test on error.
 func MustDigest(t testing.TB, d interface{ Digest() (v1.Hash, error) }) v1.Hash {
 	t.Helper()
 	h, err := d.Digest()
@@ -66,6 +70,7 @@ func MustDigest(t testing.TB, d interface{ Digest() (v1.Hash, error) }) v1.Hash 
 	return h
 }
 
+// ReadAll reads and closes what open opens, failing the test on error.
 func ReadAll(t testing.TB, open func() (io.ReadCloser, error)) []byte {
 	t.Helper()
 	rc, err := open()
@@ -202,6 +207,7 @@ func CheckConsistent(t testing.TB, img v1.Image) {
 	}
 }
 
+// MustConfigName is img's config digest, failing the test on error.
 func MustConfigName(t testing.TB, img v1.Image) v1.Hash {
 	t.Helper()
 	h, err := img.ConfigName()
