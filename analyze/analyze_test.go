@@ -20,90 +20,91 @@ import (
 	"github.com/layerslim/layerslim/analyze"
 	"github.com/layerslim/layerslim/elf"
 	"github.com/layerslim/layerslim/internal/drop"
+	"github.com/layerslim/layerslim/internal/testenv"
 )
 
 func TestShadowed(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		layers [][]ent
+		layers [][]testenv.File
 		want   []int64 // shadowed bytes per layer, bottom first
 		// wantWhy, when set, is the reason of the largest item.
 		wantWhy string
 	}{
 		{
 			name:    "overwrite",
-			layers:  [][]ent{{dir("etc"), file("etc/conf", 100), file("etc/keep", 7)}, {file("etc/conf", 50)}},
+			layers:  [][]testenv.File{{testenv.Dir("etc"), file("etc/conf", 100), file("etc/keep", 7)}, {file("etc/conf", 50)}},
 			want:    []int64{100, 0},
 			wantWhy: "shadowed by layer 2",
 		},
 		{
 			name:    "whiteout",
-			layers:  [][]ent{{file("a/f", 100), file("a/g", 30)}, {whiteout("a/f")}},
+			layers:  [][]testenv.File{{file("a/f", 100), file("a/g", 30)}, {testenv.Whiteout("a/f")}},
 			want:    []int64{100, 0},
 			wantWhy: "shadowed by layer 2",
 		},
 		{
 			name:   "whiteout of a directory",
-			layers: [][]ent{{dir("d"), file("d/a", 1), file("d/b/c", 2), file("e", 4)}, {whiteout("d")}},
+			layers: [][]testenv.File{{testenv.Dir("d"), file("d/a", 1), file("d/b/c", 2), file("e", 4)}, {testenv.Whiteout("d")}},
 			want:   []int64{3, 0},
 		},
 		{
 			name: "opaque directory",
-			layers: [][]ent{
-				{dir("d"), file("d/x", 10), file("d/y", 20), file("e/z", 5)},
-				{dir("d"), opaque("d"), file("d/new", 7)},
+			layers: [][]testenv.File{
+				{testenv.Dir("d"), file("d/x", 10), file("d/y", 20), file("e/z", 5)},
+				{testenv.Dir("d"), testenv.Opaque("d"), file("d/new", 7)},
 			},
 			want:    []int64{30, 0},
 			wantWhy: "shadowed by layer 2",
 		},
 		{
 			name:   "opaque directory hides the layers below, not its own",
-			layers: [][]ent{{file("d/x", 10)}, {file("d/y", 20)}, {opaque("d"), file("d/z", 1)}},
+			layers: [][]testenv.File{{file("d/x", 10)}, {file("d/y", 20)}, {testenv.Opaque("d"), file("d/z", 1)}},
 			want:   []int64{10, 20, 0},
 		},
 		{
 			name:    "directory replaced by a file",
-			layers:  [][]ent{{dir("d"), file("d/x", 10), file("d/sub/y", 20)}, {file("d", 3)}},
+			layers:  [][]testenv.File{{testenv.Dir("d"), file("d/x", 10), file("d/sub/y", 20)}, {file("d", 3)}},
 			want:    []int64{30, 0},
 			wantWhy: "shadowed by layer 2",
 		},
 		{
 			name:   "file replaced by a directory",
-			layers: [][]ent{{file("f", 40)}, {dir("f"), file("f/x", 1)}},
+			layers: [][]testenv.File{{file("f", 40)}, {testenv.Dir("f"), file("f/x", 1)}},
 			want:   []int64{40, 0},
 		},
 		{
 			name:    "duplicates in one layer: the earlier ones",
-			layers:  [][]ent{{file("a", 10), {name: "a", body: strings.Repeat("x", 20)}, file("b", 5), {name: "a", body: strings.Repeat("y", 30)}}},
+			layers:  [][]testenv.File{{file("a", 10), testenv.Reg("a", strings.Repeat("x", 20)), file("b", 5), testenv.Reg("a", strings.Repeat("y", 30))}},
 			want:    []int64{30},
 			wantWhy: "shadowed by layer 1 (a later entry of the same path)",
 		},
 		{
 			name:    "the nearest layer above is named",
-			layers:  [][]ent{{file("x", 100)}, {file("x", 20)}, {file("x", 30)}},
+			layers:  [][]testenv.File{{file("x", 100)}, {file("x", 20)}, {file("x", 30)}},
 			want:    []int64{100, 20, 0},
 			wantWhy: "shadowed by layer 2",
 		},
 		{
 			name:   "deleted, then made again above",
-			layers: [][]ent{{file("a/f", 100)}, {whiteout("a/f")}, {file("a/f", 5)}},
+			layers: [][]testenv.File{{file("a/f", 100)}, {testenv.Whiteout("a/f")}, {file("a/f", 5)}},
 			want:   []int64{100, 0, 0},
 		},
 		{
 			name:   "a hardlink keeps a shadowed target's content",
-			layers: [][]ent{{file("a", 100), {name: "b", link: "a"}}, {file("a", 10)}},
+			layers: [][]testenv.File{{file("a", 100), testenv.Hardlink("b", "a")}, {file("a", 10)}},
 			want:   []int64{0, 0},
 		},
 		{
 			name:   "symlinks and directories weigh nothing",
-			layers: [][]ent{{dir("d"), {name: "l", symlink: "d"}}, {file("d", 1), file("l", 2)}},
+			layers: [][]testenv.File{{testenv.Dir("d"), testenv.Symlink("l", "d")}, {file("d", 1), file("l", 2)}},
 			want:   []int64{0, 0},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var tars [][]byte
 			for _, l := range tc.layers {
-				tars = append(tars, tarOf(t, l...))
+				tars = append(tars, testenv.TarLayer(t, l))
 			}
 			rep := analyzeImage(t, imageOfTars(t, tars...), analyze.Options{})
 			var got []int64
@@ -126,17 +127,17 @@ func TestShadowed(t *testing.T) {
 }
 
 func TestDropByPreset(t *testing.T) {
-	layer := tarOf(t,
-		dir("var/lib/apt/lists"), dir("var/lib/apt/lists/partial"),
+	layer := testenv.TarLayer(t, []testenv.File{
+		testenv.Dir("var/lib/apt/lists"), testenv.Dir("var/lib/apt/lists/partial"),
 		file("var/lib/apt/lists/deb.debian.org_dists_bookworm_main_binary-amd64_Packages", 1000),
 		file("var/lib/apt/lists/lock", 0),
 		file("var/lib/apt/lists/partial/x", 24),
-		dir("usr/share/doc/pkg"),
+		testenv.Dir("usr/share/doc/pkg"),
 		file("usr/share/doc/pkg/README", 200),
 		file("usr/share/doc/pkg/copyright", 300), // kept by default
 		file("usr/bin/tool", 50),
 		file("opt/big/blob", 77),
-	)
+	})
 	for _, tc := range []struct {
 		name                     string
 		presets, dropPaths, keep []string
@@ -180,8 +181,8 @@ func TestDroppedAndShadowedCountedOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	img := imageOfTars(t,
-		tarOf(t, file("usr/share/doc/pkg/README", 200), file("var/cache/apt/pkgcache.bin", 500), file("tmp/x", 9)),
-		tarOf(t, file("usr/share/doc/pkg/README", 150), whiteout("var/cache/apt/pkgcache.bin")),
+		testenv.TarLayer(t, []testenv.File{file("usr/share/doc/pkg/README", 200), file("var/cache/apt/pkgcache.bin", 500), file("tmp/x", 9)}),
+		testenv.TarLayer(t, []testenv.File{file("usr/share/doc/pkg/README", 150), testenv.Whiteout("var/cache/apt/pkgcache.bin")}),
 	)
 	rep := analyzeImage(t, img, analyze.Options{Drop: m})
 	l1, l2 := rep.Layers[0], rep.Layers[1]
@@ -209,11 +210,11 @@ func TestDebugBytes(t *testing.T) {
 	if info.DebugBytes <= 0 {
 		t.Fatalf("elf.Inspect finds %d debug bytes in an unstripped build", info.DebugBytes)
 	}
-	bin := func(name string, b []byte) ent { return ent{name: name, body: string(b)} }
+	bin := func(name string, b []byte) testenv.File { return testenv.File{Name: name, Body: b} }
 
 	t.Run("unstripped", func(t *testing.T) {
 		tmp := t.TempDir()
-		rep := analyzeImage(t, imageOfTars(t, tarOf(t, bin("app/hello", unstripped), file("app/readme", 10))), analyze.Options{TempDir: tmp})
+		rep := analyzeImage(t, imageOfTars(t, testenv.TarLayer(t, []testenv.File{bin("app/hello", unstripped), file("app/readme", 10)})), analyze.Options{TempDir: tmp})
 		l := rep.Layers[0]
 		if l.DebugBytes != info.DebugBytes || l.ELFFiles != 1 {
 			t.Errorf("debug bytes %d in %d ELF files, want %d (elf.Inspect) in 1", l.DebugBytes, l.ELFFiles, info.DebugBytes)
@@ -225,13 +226,13 @@ func TestDebugBytes(t *testing.T) {
 		emptyDir(t, tmp)
 	})
 	t.Run("stripped", func(t *testing.T) {
-		rep := analyzeImage(t, imageOfTars(t, tarOf(t, bin("app/hello", stripped))), analyze.Options{})
+		rep := analyzeImage(t, imageOfTars(t, testenv.TarLayer(t, []testenv.File{bin("app/hello", stripped)})), analyze.Options{})
 		if l := rep.Layers[0]; l.DebugBytes != 0 || l.ELFFiles != 1 {
 			t.Errorf("debug bytes %d in %d ELF files, want 0 in 1", l.DebugBytes, l.ELFFiles)
 		}
 	})
 	t.Run("modes", func(t *testing.T) {
-		img := imageOfTars(t, tarOf(t, bin("app/hello", unstripped)))
+		img := imageOfTars(t, testenv.TarLayer(t, []testenv.File{bin("app/hello", unstripped)}))
 		var est []int64
 		for _, mode := range []elf.Mode{elf.Unneeded, elf.Debug, elf.All, elf.None} {
 			want := int64(0)
@@ -256,8 +257,8 @@ func TestDebugBytes(t *testing.T) {
 	t.Run("only visible files count", func(t *testing.T) {
 		m, _ := drop.New(nil, []string{"opt/dropped"}, nil)
 		img := imageOfTars(t,
-			tarOf(t, bin("app/hello", unstripped), bin("opt/dropped", unstripped), bin("app/deleted", unstripped)),
-			tarOf(t, file("app/hello", 3), whiteout("app/deleted")),
+			testenv.TarLayer(t, []testenv.File{bin("app/hello", unstripped), bin("opt/dropped", unstripped), bin("app/deleted", unstripped)}),
+			testenv.TarLayer(t, []testenv.File{file("app/hello", 3), testenv.Whiteout("app/deleted")}),
 		)
 		rep := analyzeImage(t, img, analyze.Options{Drop: m})
 		l := rep.Layers[0]
@@ -268,7 +269,7 @@ func TestDebugBytes(t *testing.T) {
 	})
 	t.Run("as a rewrite splits", func(t *testing.T) {
 		// Test data stays as it is; a separate debug file moves whole.
-		img := imageOfTars(t, tarOf(t, bin("usr/src/x/testdata/hello", unstripped), bin("usr/lib/debug/x.debug", unstripped)))
+		img := imageOfTars(t, testenv.TarLayer(t, []testenv.File{bin("usr/src/x/testdata/hello", unstripped), bin("usr/lib/debug/x.debug", unstripped)}))
 		l := analyzeImage(t, img, analyze.Options{}).Layers[0]
 		if l.DebugBytes != int64(len(unstripped)) || l.ELFFiles != 2 {
 			t.Errorf("debug bytes %d in %d ELF files, want %d (the debug file) in 2", l.DebugBytes, l.ELFFiles, len(unstripped))
@@ -289,18 +290,18 @@ func randomText(seed uint64, n int) string {
 }
 
 func TestEstimate(t *testing.T) {
-	var kept []ent
+	var kept []testenv.File
 	for i := range 20 {
-		kept = append(kept, ent{name: fmt.Sprintf("srv/f%02d.txt", i), body: randomText(uint64(i), 3000+i*100)})
+		kept = append(kept, testenv.Reg(fmt.Sprintf("srv/f%02d.txt", i), randomText(uint64(i), 3000+i*100)))
 	}
-	dropped := ent{name: "usr/share/doc/pkg/README", body: randomText(99, 5000)}
-	all := append(append([]ent{}, kept[:10]...), dropped)
+	dropped := testenv.Reg("usr/share/doc/pkg/README", randomText(99, 5000))
+	all := append(append([]testenv.File{}, kept[:10]...), dropped)
 	all = append(all, kept[10:]...)
 	m, err := drop.New(nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	img := imageOfTars(t, tarOf(t, all...))
+	img := imageOfTars(t, testenv.TarLayer(t, all))
 
 	rep := analyzeImage(t, img, analyze.Options{Drop: m})
 	l := rep.Layers[0]
@@ -309,10 +310,10 @@ func TestEstimate(t *testing.T) {
 	}
 	// What stays is the layer without the dropped file: the estimate is
 	// exactly its zstd size (archive/tar wrote both, so headers agree).
-	if want := zstdSize(t, tarOf(t, kept...)); l.EstimatedZstd != want {
+	if want := zstdSize(t, testenv.TarLayer(t, kept)); l.EstimatedZstd != want {
 		t.Errorf("estimate %d, want %d: the kept records compressed", l.EstimatedZstd, want)
 	}
-	if want := int64(len(tarOf(t, all...))); l.UncompressedSize != want {
+	if want := int64(len(testenv.TarLayer(t, all))); l.UncompressedSize != want {
 		t.Errorf("uncompressed %d, want %d", l.UncompressedSize, want)
 	}
 	if again := analyzeImage(t, img, analyze.Options{Drop: m}); !cmp.Equal(rep, again) {
@@ -320,7 +321,7 @@ func TestEstimate(t *testing.T) {
 	}
 	// Without drop presets, everything stays.
 	none := analyzeImage(t, img, analyze.Options{})
-	if want := zstdSize(t, tarOf(t, all...)); none.Layers[0].EstimatedZstd != want {
+	if want := zstdSize(t, testenv.TarLayer(t, all)); none.Layers[0].EstimatedZstd != want {
 		t.Errorf("estimate without drops %d, want %d", none.Layers[0].EstimatedZstd, want)
 	}
 	// A higher level compresses better, or at least no worse.
@@ -334,10 +335,10 @@ func TestEstimate(t *testing.T) {
 func TestJobs(t *testing.T) {
 	var tars [][]byte
 	for i := range 6 {
-		tars = append(tars, tarOf(t,
-			ent{name: "shared/file", body: randomText(uint64(i), 4000)},
-			ent{name: fmt.Sprintf("own/%d", i), body: randomText(uint64(10+i), 2000)},
-		))
+		tars = append(tars, testenv.TarLayer(t, []testenv.File{
+			testenv.Reg("shared/file", randomText(uint64(i), 4000)),
+			testenv.Reg(fmt.Sprintf("own/%d", i), randomText(uint64(10+i), 2000)),
+		}))
 	}
 	img := imageOfTars(t, tars...)
 	var want *analyze.ImageReport
@@ -390,7 +391,7 @@ func TestCorruptLayer(t *testing.T) {
 	for _, jobs := range []int{1, 3} {
 		for _, flip := range []bool{false, true} {
 			for _, bad := range []int{0, 1} {
-				ls := []v1.Layer{layerOf(t, tarOf(t, file("a", 10))), layerOf(t, tarOf(t, file("b", 20)))}
+				ls := []v1.Layer{layerOf(t, testenv.TarLayer(t, []testenv.File{file("a", 10)})), layerOf(t, testenv.TarLayer(t, []testenv.File{file("b", 20)}))}
 				ls[bad] = corruptLayer{Layer: ls[bad], flip: flip}
 				tmp := t.TempDir()
 				_, err := analyze.Image(context.Background(), imageOf(t, ls...), analyze.Options{Jobs: jobs, TempDir: tmp})
@@ -408,7 +409,7 @@ func TestCorruptLayer(t *testing.T) {
 		}
 	}
 	// A layer whose bytes match its digest but not the config's diff_id.
-	img := imageOf(t, layerOf(t, tarOf(t, file("a", 10))))
+	img := imageOf(t, layerOf(t, testenv.TarLayer(t, []testenv.File{file("a", 10)})))
 	cf, _ := img.ConfigFile()
 	cf = cf.DeepCopy()
 	cf.RootFS.DiffIDs[0].Hex = strings.Repeat("0", 64)
@@ -419,17 +420,17 @@ func TestCorruptLayer(t *testing.T) {
 }
 
 func TestCreatedByAndSkipped(t *testing.T) {
-	foreign := layerOf(t, tarOf(t, file("windows/base", 10)), tarball.WithMediaType(types.DockerForeignLayer))
+	foreign := layerOf(t, testenv.TarLayer(t, []testenv.File{file("windows/base", 10)}), tarball.WithMediaType(types.DockerForeignLayer))
 	img := mutate.MediaType(empty.Image, types.DockerManifestSchema2)
 	var err error
 	img, err = mutate.Append(img,
 		mutate.Addendum{Layer: foreign, History: v1.History{CreatedBy: "base"}, MediaType: types.DockerForeignLayer},
-		mutate.Addendum{Layer: layerOf(t, tarOf(t, file("windows/base", 5))), History: v1.History{CreatedBy: "RUN x"}},
+		mutate.Addendum{Layer: layerOf(t, testenv.TarLayer(t, []testenv.File{file("windows/base", 5)})), History: v1.History{CreatedBy: "RUN x"}},
 	)
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err = mutate.Append(img, mutate.Addendum{Layer: layerOf(t, tarOf(t, file("c", 1))), History: v1.History{CreatedBy: "COPY c"}})
+	img, err = mutate.Append(img, mutate.Addendum{Layer: layerOf(t, testenv.TarLayer(t, []testenv.File{file("c", 1)})), History: v1.History{CreatedBy: "COPY c"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -449,7 +450,7 @@ func TestCreatedByAndSkipped(t *testing.T) {
 
 func TestIndex(t *testing.T) {
 	img := func(arch string, n int) v1.Image {
-		i := imageOfTars(t, tarOf(t, file("x", n)), tarOf(t, file("x", 1)))
+		i := imageOfTars(t, testenv.TarLayer(t, []testenv.File{file("x", n)}), testenv.TarLayer(t, []testenv.File{file("x", 1)}))
 		cf, _ := i.ConfigFile()
 		cf = cf.DeepCopy()
 		cf.Architecture = arch
@@ -483,13 +484,13 @@ func TestIndex(t *testing.T) {
 }
 
 func TestTopItems(t *testing.T) {
-	var lower, upper []ent
+	var lower, upper []testenv.File
 	for i := range 30 {
 		name := fmt.Sprintf("f%02d", i)
 		lower = append(lower, file(name, 100+i))
 		upper = append(upper, file(name, 1))
 	}
-	rep := analyzeImage(t, imageOfTars(t, tarOf(t, lower...), tarOf(t, upper...)), analyze.Options{})
+	rep := analyzeImage(t, imageOfTars(t, testenv.TarLayer(t, lower), testenv.TarLayer(t, upper)), analyze.Options{})
 	if len(rep.Top) != analyze.TopItems {
 		t.Fatalf("%d items, want %d", len(rep.Top), analyze.TopItems)
 	}
@@ -502,7 +503,7 @@ func TestTopItems(t *testing.T) {
 }
 
 func TestOptions(t *testing.T) {
-	img := imageOfTars(t, tarOf(t, file("a", 1)))
+	img := imageOfTars(t, testenv.TarLayer(t, []testenv.File{file("a", 1)}))
 	for _, o := range []analyze.Options{{Level: 23}, {Level: -1}, {Strip: elf.Mode(9)}} {
 		if _, err := analyze.Image(context.Background(), img, o); err == nil {
 			t.Errorf("%+v: no error", o)

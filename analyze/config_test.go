@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
 	"github.com/layerslim/layerslim/analyze"
+	"github.com/layerslim/layerslim/internal/testenv"
 )
 
 // badConfig serves a config blob that is not the one its manifest names.
@@ -25,7 +26,7 @@ func (b badConfig) RawConfigFile() ([]byte, error) {
 // match the manifest's descriptor, as rewrite does. For an index the error
 // names the platform and the image; the caller of Image names its image.
 func TestConfigDigestChecked(t *testing.T) {
-	img := imageOfTars(t, tarOf(t, file("a", 10)))
+	img := imageOfTars(t, testenv.TarLayer(t, []testenv.File{file("a", 10)}))
 	digest, _ := img.Digest()
 	m, _ := img.Manifest()
 	_, err := analyze.Image(context.Background(), badConfig{img}, analyze.Options{})

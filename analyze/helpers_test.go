@@ -1,7 +1,6 @@
 package analyze_test
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -20,58 +18,12 @@ import (
 
 	"github.com/layerslim/layerslim/analyze"
 	"github.com/layerslim/layerslim/compress"
+	"github.com/layerslim/layerslim/internal/testenv"
 )
 
-// ent is one tar entry of a test layer. A name ending in "/" is a
-// directory; link makes a hardlink, symlink a symbolic link.
-type ent struct {
-	name    string
-	body    string
-	link    string
-	symlink string
-}
-
 // file is a regular file of n bytes.
-func file(name string, n int) ent {
-	return ent{name: name, body: strings.Repeat(string(rune('a'+len(name)%26)), n)}
-}
-
-func dir(name string) ent { return ent{name: strings.TrimSuffix(name, "/") + "/"} }
-
-func whiteout(name string) ent {
-	d, b := filepath.Split(name)
-	return ent{name: d + ".wh." + b}
-}
-
-func opaque(d string) ent { return ent{name: strings.TrimSuffix(d, "/") + "/.wh..wh..opq"} }
-
-// tarOf writes entries as archive/tar does, in the order given.
-func tarOf(t testing.TB, ents ...ent) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	mtime := time.Unix(1700000000, 0)
-	for _, e := range ents {
-		h := &tar.Header{Name: e.name, Mode: 0o644, ModTime: mtime, Typeflag: tar.TypeReg, Size: int64(len(e.body))}
-		switch {
-		case strings.HasSuffix(e.name, "/"):
-			h.Typeflag, h.Mode, h.Size = tar.TypeDir, 0o755, 0
-		case e.link != "":
-			h.Typeflag, h.Linkname, h.Size = tar.TypeLink, e.link, 0
-		case e.symlink != "":
-			h.Typeflag, h.Linkname, h.Size = tar.TypeSymlink, e.symlink, 0
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		if h.Size > 0 {
-			io.WriteString(tw, e.body)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+func file(name string, n int) testenv.File {
+	return testenv.Reg(name, strings.Repeat(string(rune('a'+len(name)%26)), n))
 }
 
 // layerOf is a gzip layer of the tar b.
@@ -122,14 +74,11 @@ func imageOf(t testing.TB, layers ...v1.Layer) v1.Image {
 	return img
 }
 
-// imageOfTars is imageOf over gzip layers of the given tars.
+// imageOfTars is a linux/amd64 OCI image of gzip layers of the given tars
+// (testenv.Image).
 func imageOfTars(t testing.TB, tars ...[]byte) v1.Image {
 	t.Helper()
-	var ls []v1.Layer
-	for _, b := range tars {
-		ls = append(ls, layerOf(t, b))
-	}
-	return imageOf(t, ls...)
+	return testenv.Image(t, testenv.ImageSpec{Layers: tars, OCI: true})
 }
 
 func analyzeImage(t testing.TB, img v1.Image, o analyze.Options) *analyze.ImageReport {

@@ -5,15 +5,16 @@ import (
 	"testing"
 
 	"github.com/layerslim/layerslim/analyze"
+	"github.com/layerslim/layerslim/internal/testenv"
 )
 
 // A source layer whose whiteouts come after entries of their directory
 // gets a note naming the first of them; a layer in order gets none.
 func TestLateWhiteoutsNoted(t *testing.T) {
 	img := imageOfTars(t,
-		tarOf(t, dir("a"), file("a/old", 3), file("gone", 1)),
-		tarOf(t, dir("a"), file("a/y", 1), opaque("a"), file("a/x", 1), whiteout("gone")),
-		tarOf(t, whiteout("a/x"), dir("b"), file("b/c", 1)),
+		testenv.TarLayer(t, []testenv.File{testenv.Dir("a"), file("a/old", 3), file("gone", 1)}),
+		testenv.TarLayer(t, []testenv.File{testenv.Dir("a"), file("a/y", 1), testenv.Opaque("a"), file("a/x", 1), testenv.Whiteout("gone")}),
+		testenv.TarLayer(t, []testenv.File{testenv.Whiteout("a/x"), testenv.Dir("b"), file("b/c", 1)}),
 	)
 	rep := analyzeImage(t, img, analyze.Options{})
 	l2, l3 := rep.Layers[1], rep.Layers[2]

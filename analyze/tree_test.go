@@ -8,6 +8,7 @@ import (
 
 	"github.com/layerslim/layerslim/analyze"
 	"github.com/layerslim/layerslim/internal/drop"
+	"github.com/layerslim/layerslim/internal/testenv"
 )
 
 // The tree of a layer puts each byte where the layer report counts it,
@@ -18,9 +19,9 @@ func TestTreeMatchesReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	img := imageOfTars(t,
-		tarOf(t, dir("etc"), file("etc/conf", 100), file("usr/share/doc/pkg/README", 200),
-			file("var/cache/apt/pkgcache.bin", 500), file("opt/app/data", 300)),
-		tarOf(t, file("etc/conf", 50), whiteout("opt/app/data"), file("usr/bin/tool", 40)),
+		testenv.TarLayer(t, []testenv.File{testenv.Dir("etc"), file("etc/conf", 100), file("usr/share/doc/pkg/README", 200),
+			file("var/cache/apt/pkgcache.bin", 500), file("opt/app/data", 300)}),
+		testenv.TarLayer(t, []testenv.File{file("etc/conf", 50), testenv.Whiteout("opt/app/data"), file("usr/bin/tool", 40)}),
 	)
 	rep := analyzeImage(t, img, analyze.Options{Drop: m, Tree: true})
 	for i, l := range rep.Layers {
@@ -64,7 +65,7 @@ func TestTreeMatchesReport(t *testing.T) {
 
 // Without Options.Tree there is no tree (and the JSON report stays small).
 func TestNoTreeByDefault(t *testing.T) {
-	rep := analyzeImage(t, imageOfTars(t, tarOf(t, file("a", 10))), analyze.Options{})
+	rep := analyzeImage(t, imageOfTars(t, testenv.TarLayer(t, []testenv.File{file("a", 10)})), analyze.Options{})
 	if rep.Layers[0].Tree != nil {
 		t.Error("a tree without Options.Tree")
 	}
@@ -73,13 +74,13 @@ func TestNoTreeByDefault(t *testing.T) {
 // Many small files are summed into a bounded number of nodes, and the sums
 // stay right.
 func TestTreeBounded(t *testing.T) {
-	var ents []ent
+	var ents []testenv.File
 	for d := range 30 {
 		for f := range 100 {
 			ents = append(ents, file(fmt.Sprintf("data/d%02d/f%03d", d, f), 1+d))
 		}
 	}
-	rep := analyzeImage(t, imageOfTars(t, tarOf(t, ents...)), analyze.Options{Tree: true, TreeNodes: 200})
+	rep := analyzeImage(t, imageOfTars(t, testenv.TarLayer(t, ents)), analyze.Options{Tree: true, TreeNodes: 200})
 	tree := rep.Layers[0].Tree
 	nodes := 0
 	var files int

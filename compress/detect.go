@@ -51,6 +51,15 @@ func Detect(r io.Reader) (Codec, io.Reader, error) {
 	return c, br, nil
 }
 
+// SniffLen is how many leading bytes of a stream Sniff needs to tell every
+// format apart.
+const SniffLen = peekLen
+
+// Sniff reports the codec of a stream that starts with head, by the rules
+// of Detect, for a caller that has the first bytes already (a scan of an
+// archive's members); head may be shorter than SniffLen if the stream is.
+func Sniff(head []byte) (Codec, error) { return sniff(head) }
+
 // sniff reports the codec of a stream starting with head, which may be
 // shorter than peekLen if the stream is.
 func sniff(head []byte) (Codec, error) {

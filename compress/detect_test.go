@@ -146,6 +146,18 @@ func TestDetect(t *testing.T) {
 				}
 			})
 		}
+		// Sniff, given the first SniffLen bytes, says what Detect says.
+		t.Run(tt.name+"/Sniff", func(t *testing.T) {
+			c, err := compress.Sniff(tt.in[:min(len(tt.in), compress.SniffLen)])
+			switch {
+			case tt.unsupported != "":
+				if !errors.Is(err, compress.ErrUnsupported) || !strings.Contains(err.Error(), tt.unsupported) {
+					t.Errorf("Sniff() error = %v, want one wrapping ErrUnsupported naming %q", err, tt.unsupported)
+				}
+			case err != nil || c != tt.want:
+				t.Errorf("Sniff() = %q, %v; want %q", c, err, tt.want)
+			}
+		})
 	}
 }
 

@@ -1,7 +1,6 @@
 package rewrite_test
 
 import (
-	"archive/tar"
 	"context"
 	"testing"
 
@@ -10,6 +9,7 @@ import (
 	"github.com/layerslim/layerslim/compress"
 	"github.com/layerslim/layerslim/compress/zstdchunked"
 	"github.com/layerslim/layerslim/elf"
+	"github.com/layerslim/layerslim/internal/testenv"
 	"github.com/layerslim/layerslim/rewrite"
 )
 
@@ -70,7 +70,7 @@ func TestZstdChunkedImage(t *testing.T) {
 
 func TestZstdChunkedDualAndDebug(t *testing.T) {
 	bin := helloBinary(t, "amd64")
-	src := dockerImage(t, "amd64", gzipLayer(t, tarFiles(t, file{hdr: tarHeader("bin/hello", 0o755), body: bin})))
+	src := dockerImage(t, "amd64", gzipLayer(t, testenv.TarLayer(t, []testenv.File{{Name: "bin/hello", Mode: 0o755, Body: bin}})))
 	res, err := rewrite.Image(context.Background(), src, rewrite.WithTempDir(t.TempDir()), rewrite.WithZstdChunked(true),
 		rewrite.WithAddCompression(compress.Gzip, 0), rewrite.WithStrip(elf.Unneeded), rewrite.WithDebugImage(true))
 	if err != nil {
@@ -91,5 +91,3 @@ func TestZstdChunkedDualAndDebug(t *testing.T) {
 		}
 	}
 }
-
-func tarHeader(name string, mode int64) tar.Header { return tar.Header{Name: name, Mode: mode} }

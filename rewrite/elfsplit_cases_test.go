@@ -18,6 +18,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/layerslim/layerslim/elf"
+	"github.com/layerslim/layerslim/internal/testenv"
 	"github.com/layerslim/layerslim/rewrite"
 )
 
@@ -133,27 +134,27 @@ func changesOf(res *rewrite.Result) map[string]rewrite.Change {
 func TestDebugSplitLosesNothing(t *testing.T) {
 	fx := buildFixtures(t)
 	mt := time.Unix(1700000000, 0)
-	reg := func(name string, mode int64, body []byte) file {
-		return file{hdr: tar.Header{Name: name, Mode: mode, ModTime: mt}, body: body}
+	reg := func(name string, mode int64, body []byte) testenv.File {
+		return testenv.File{Name: name, Mode: mode, ModTime: mt, Body: body}
 	}
 	// One build-id in two layers, the copy without DWARF first and in
 	// both; the richer copy only in the second.
-	layer1 := tarFiles(t,
+	layer1 := testenv.TarLayer(t, []testenv.File{
 		reg("usr/bin/copy-a", 0o755, fx.dwarfless),
 		reg("usr/bin/other", 0o755, fx.other),
 		reg(fx.otherName, 0o644, fx.otherDebug),                 // from a dbgsym package
 		reg("opt/app/.debug/other.debug", 0o644, fx.otherDebug), // shaped like a debug file
-		file{hdr: tar.Header{Name: "opt/app/.debug/again.debug", Typeflag: tar.TypeLink, Linkname: "opt/app/.debug/other.debug", ModTime: mt}},
+		{Name: "opt/app/.debug/again.debug", Typeflag: tar.TypeLink, Linkname: "opt/app/.debug/other.debug", ModTime: mt},
 		reg("usr/lib/x86_64-linux-gnu/crt-like.o", 0o644, fx.obj),
 		reg("usr/lib/x86_64-linux-gnu/libm-like.a", 0o644, fx.archive),
 		reg("usr/share/go/src/debug/elf/testdata/prog", 0o644, fx.full),
 		reg("opt/keep/prog", 0o755, fx.full),
 		reg("usr/bin/poly", 0o755, fx.poly),
-	)
-	layer2 := tarFiles(t,
+	})
+	layer2 := testenv.TarLayer(t, []testenv.File{
 		reg("usr/bin/full", 0o755, fx.full),
 		reg("usr/bin/copy-b", 0o755, fx.dwarfless),
-	)
+	})
 	src := dockerImage(t, "amd64", gzipLayer(t, layer1), gzipLayer(t, layer2))
 	opts := func(jobs int) []rewrite.Option {
 		return []rewrite.Option{rewrite.WithTempDir(t.TempDir()), rewrite.WithJobs(jobs),
@@ -178,26 +179,26 @@ func TestDebugSplitLosesNothing(t *testing.T) {
 	if !ok {
 		t.Fatalf("no %s in the debug layer: %v", fx.fullName, keys(dbg))
 	}
-	if got := debugSectionsOf(t, d.body); !slices.Contains(got, ".debug_info") || !slices.Contains(got, ".debug_line") {
+	if got := debugSectionsOf(t, d.Body); !slices.Contains(got, ".debug_info") || !slices.Contains(got, ".debug_line") {
 		t.Errorf("the debug file of %s holds %v, not the DWARF of the richest copy", fx.fullID, got)
 	}
 	for _, c := range []struct {
 		name string
 		body []byte
-	}{{"usr/bin/copy-a", l1["usr/bin/copy-a"].body}, {"usr/bin/full", l2["usr/bin/full"].body}, {"usr/bin/copy-b", l2["usr/bin/copy-b"].body}} {
+	}{{"usr/bin/copy-a", l1["usr/bin/copy-a"].Body}, {"usr/bin/full", l2["usr/bin/full"].Body}, {"usr/bin/copy-b", l2["usr/bin/copy-b"].Body}} {
 		if changes[c.name].Action != rewrite.ActionStripped {
 			t.Errorf("%s: %+v, want stripped", c.name, changes[c.name])
 			continue
 		}
 		name, crc := debuglinkCRC(t, c.body)
-		if name != filepath.Base(fx.fullName) || crc != crc32.ChecksumIEEE(d.body) {
-			t.Errorf("%s: debuglink %s %#x, the shipped debug file is %s %#x", c.name, name, crc, filepath.Base(fx.fullName), crc32.ChecksumIEEE(d.body))
+		if name != filepath.Base(fx.fullName) || crc != crc32.ChecksumIEEE(d.Body) {
+			t.Errorf("%s: debuglink %s %#x, the shipped debug file is %s %#x", c.name, name, crc, filepath.Base(fx.fullName), crc32.ChecksumIEEE(d.Body))
 		}
 	}
 	// The report, the history and the layer agree on the count.
 	var regular []string
 	for n, f := range dbg {
-		if f.hdr.Typeflag == tar.TypeReg {
+		if f.Typeflag == tar.TypeReg {
 			regular = append(regular, n)
 		}
 	}
@@ -215,7 +216,7 @@ func TestDebugSplitLosesNothing(t *testing.T) {
 		if _, ok := l1[p]; ok {
 			t.Errorf("%s is still in the slim image", p)
 		}
-		if !bytes.Equal(dbg[p].body, fx.otherDebug) {
+		if !bytes.Equal(dbg[p].Body, fx.otherDebug) {
 			t.Errorf("%s is not in the debug image as it was", p)
 		}
 		if changes[p].Action != rewrite.ActionMovedDebug {
@@ -227,7 +228,7 @@ func TestDebugSplitLosesNothing(t *testing.T) {
 		"usr/share/go/src/debug/elf/testdata/prog", "opt/keep/prog", "usr/bin/poly"} {
 		in := map[string][]byte{"usr/lib/x86_64-linux-gnu/crt-like.o": fx.obj, "usr/lib/x86_64-linux-gnu/libm-like.a": fx.archive,
 			"usr/share/go/src/debug/elf/testdata/prog": fx.full, "opt/keep/prog": fx.full, "usr/bin/poly": fx.poly}[p]
-		if !bytes.Equal(l1[p].body, in) {
+		if !bytes.Equal(l1[p].Body, in) {
 			t.Errorf("%s changed", p)
 		}
 		if c := changes[p]; c.Action != rewrite.ActionKeptDebug || c.Reason == "" {
@@ -237,7 +238,7 @@ func TestDebugSplitLosesNothing(t *testing.T) {
 	// 8. Every parent directory of the debug files has an entry.
 	for n := range dbg {
 		for p := filepath.Dir(n); p != "."; p = filepath.Dir(p) {
-			if e, ok := dbg[p]; !ok || e.hdr.Typeflag != tar.TypeDir {
+			if e, ok := dbg[p]; !ok || e.Typeflag != tar.TypeDir {
 				t.Errorf("no directory entry for %s", p)
 			}
 		}
@@ -257,16 +258,16 @@ func TestDebugSplitLosesNothing(t *testing.T) {
 	// gdb finds the line of main through the debug image, for each copy.
 	root := t.TempDir()
 	for n, f := range dbg {
-		if f.hdr.Typeflag == tar.TypeReg {
+		if f.Typeflag == tar.TypeReg {
 			p := filepath.Join(root, n)
 			os.MkdirAll(filepath.Dir(p), 0o755)
-			os.WriteFile(p, f.body, 0o644)
+			os.WriteFile(p, f.Body, 0o644)
 		}
 	}
 	for _, c := range []struct {
 		name string
 		body []byte
-	}{{"full", l2["usr/bin/full"].body}, {"copy-a", l1["usr/bin/copy-a"].body}} {
+	}{{"full", l2["usr/bin/full"].Body}, {"copy-a", l1["usr/bin/copy-a"].Body}} {
 		p := filepath.Join(fx.dir, c.name+".slim")
 		os.WriteFile(p, c.body, 0o755)
 		if _, err := exec.LookPath("gdb"); err == nil {
@@ -331,10 +332,10 @@ func TestNothingToSplitDebugIsSlim(t *testing.T) {
 func TestVerifyAcceptsEveryMode(t *testing.T) {
 	fx := buildFixtures(t)
 	mt := time.Unix(1700000000, 0)
-	reg := func(name string, mode int64, body []byte) file {
-		return file{hdr: tar.Header{Name: name, Mode: mode, ModTime: mt}, body: body}
+	reg := func(name string, mode int64, body []byte) testenv.File {
+		return testenv.File{Name: name, Mode: mode, ModTime: mt, Body: body}
 	}
-	files := []file{
+	files := []testenv.File{
 		reg("usr/bin/full", 0o755, fx.full),
 		reg("usr/bin/dwarfless", 0o755, fx.dwarfless),
 		reg("usr/bin/other", 0o755, fx.other),
@@ -362,7 +363,7 @@ func TestVerifyAcceptsEveryMode(t *testing.T) {
 			reg("usr/bin/"+c.name+"-static", 0o755, readFile(t, filepath.Join(fx.dir, c.name+"-static"))))
 	}
 	half := len(files) / 2
-	src := dockerImage(t, "amd64", gzipLayer(t, tarFiles(t, files[:half]...)), gzipLayer(t, tarFiles(t, files[half:]...)))
+	src := dockerImage(t, "amd64", gzipLayer(t, testenv.TarLayer(t, files[:half])), gzipLayer(t, testenv.TarLayer(t, files[half:])))
 	for _, mode := range []elf.Mode{elf.Unneeded, elf.Debug, elf.All} {
 		for _, squash := range []rewrite.SquashMode{rewrite.SquashNone, rewrite.SquashAll} {
 			t.Run(mode.String()+"-"+string(squash), func(t *testing.T) {

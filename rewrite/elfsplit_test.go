@@ -7,7 +7,6 @@ import (
 	stdelf "debug/elf"
 	"encoding/binary"
 	"hash/crc32"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/layerslim/layerslim/compress"
 	"github.com/layerslim/layerslim/elf"
+	"github.com/layerslim/layerslim/internal/testenv"
 	"github.com/layerslim/layerslim/rewrite"
 )
 
@@ -43,48 +43,15 @@ func helloBinary(t testing.TB, arch string) []byte {
 	return b
 }
 
-type file struct {
-	hdr  tar.Header
-	body []byte
-}
-
-func tarFiles(t testing.TB, files ...file) []byte {
+// readAll is the entries of a tar by name (a directory's without its
+// trailing slash).
+func readAll(t testing.TB, tarball []byte) map[string]testenv.File {
 	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, f := range files {
-		h := f.hdr
-		h.Size = int64(len(f.body))
-		if h.Typeflag == 0 {
-			h.Typeflag = tar.TypeReg
-		}
-		if h.Typeflag != tar.TypeReg {
-			h.Size = 0
-		}
-		if err := tw.WriteHeader(&h); err != nil {
-			t.Fatal(err)
-		}
-		tw.Write(f.body)
+	out := map[string]testenv.File{}
+	for _, f := range testenv.ReadTar(t, bytes.NewReader(tarball)) {
+		out[strings.TrimSuffix(f.Name, "/")] = f
 	}
-	tw.Close()
-	return buf.Bytes()
-}
-
-func readAll(t testing.TB, tarball []byte) map[string]file {
-	t.Helper()
-	out := map[string]file{}
-	tr := tar.NewReader(bytes.NewReader(tarball))
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(tr)
-		out[strings.TrimSuffix(h.Name, "/")] = file{hdr: *h, body: b}
-	}
+	return out
 }
 
 func loads(t testing.TB, b []byte) [][]byte {
@@ -110,14 +77,14 @@ func TestSplitELFAndDebugImage(t *testing.T) {
 	bin := helloBinary(t, "amd64")
 	cap := "\x01\x00\x00\x02\x00\x04\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
 	mt := time.Unix(1700000000, 0)
-	layer := tarFiles(t,
-		file{hdr: tar.Header{Name: "app/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: mt}},
-		file{hdr: tar.Header{Name: "app/hello", Mode: 0o4750, Uid: 1000, Gid: 1000, ModTime: mt,
-			PAXRecords: map[string]string{"SCHILY.xattr.security.capability": cap}}, body: bin},
-		file{hdr: tar.Header{Name: "app/hello-link", Typeflag: tar.TypeLink, Linkname: "app/hello", ModTime: mt}},
-		file{hdr: tar.Header{Name: "app/fake.so", Mode: 0o644, ModTime: mt}, body: []byte("\x7fELF but then just text, as a linker script might be")},
-		file{hdr: tar.Header{Name: "app/readme", Mode: 0o644, ModTime: mt}, body: []byte("hello")},
-	)
+	layer := testenv.TarLayer(t, []testenv.File{
+		{Name: "app/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: mt},
+		{Name: "app/hello", Mode: 0o4750, Uid: 1000, Gid: 1000, ModTime: mt,
+			PAXRecords: map[string]string{"SCHILY.xattr.security.capability": cap}, Body: bin},
+		{Name: "app/hello-link", Typeflag: tar.TypeLink, Linkname: "app/hello", ModTime: mt},
+		{Name: "app/fake.so", Mode: 0o644, ModTime: mt, Body: []byte("\x7fELF but then just text, as a linker script might be")},
+		{Name: "app/readme", Mode: 0o644, ModTime: mt, Body: []byte("hello")},
+	})
 	src := dockerImage(t, "amd64", gzipLayer(t, tarOf(t, 1, 5)), gzipLayer(t, layer))
 	res, err := rewrite.Image(context.Background(), src, rewrite.WithTempDir(t.TempDir()),
 		rewrite.WithStrip(elf.Unneeded), rewrite.WithDebugImage(true))
@@ -132,20 +99,20 @@ func TestSplitELFAndDebugImage(t *testing.T) {
 	slim, _ := res.Image.Layers()
 	got := readAll(t, layerBytes(t, slim[1]))
 	hello := got["app/hello"]
-	if len(hello.body) >= len(bin) {
-		t.Fatalf("stripped binary is %d bytes, the original %d", len(hello.body), len(bin))
+	if len(hello.Body) >= len(bin) {
+		t.Fatalf("stripped binary is %d bytes, the original %d", len(hello.Body), len(bin))
 	}
-	h := hello.hdr
-	if h.Mode != 0o4750 || h.Uid != 1000 || h.Gid != 1000 || !h.ModTime.Equal(mt) || h.PAXRecords["SCHILY.xattr.security.capability"] != cap {
-		t.Errorf("stripped entry lost metadata: mode %o uid %d gid %d mtime %v xattr %q", h.Mode, h.Uid, h.Gid, h.ModTime, h.PAXRecords["SCHILY.xattr.security.capability"])
+	h := hello
+	if h.Mode != 0o4750 || h.Uid != 1000 || h.Gid != 1000 || !h.ModTime.Equal(mt) || h.Xattrs["security.capability"] != cap {
+		t.Errorf("stripped entry lost metadata: mode %o uid %d gid %d mtime %v xattr %q", h.Mode, h.Uid, h.Gid, h.ModTime, h.Xattrs["security.capability"])
 	}
-	if l := got["app/hello-link"].hdr; l.Typeflag != tar.TypeLink || l.Linkname != "app/hello" {
+	if l := got["app/hello-link"]; l.Typeflag != tar.TypeLink || l.Linkname != "app/hello" {
 		t.Errorf("hardlink became %c %q", l.Typeflag, l.Linkname)
 	}
-	if string(got["app/fake.so"].body) != "\x7fELF but then just text, as a linker script might be" {
+	if string(got["app/fake.so"].Body) != "\x7fELF but then just text, as a linker script might be" {
 		t.Error("a file that only looks like ELF changed")
 	}
-	want, gotLoads := loads(t, bin), loads(t, hello.body)
+	want, gotLoads := loads(t, bin), loads(t, hello.Body)
 	if len(want) != len(gotLoads) {
 		t.Fatalf("%d PT_LOAD, want %d", len(gotLoads), len(want))
 	}
@@ -165,7 +132,7 @@ func TestSplitELFAndDebugImage(t *testing.T) {
 	}
 	// The stripped program still runs.
 	exe := filepath.Join(t.TempDir(), "hello")
-	os.WriteFile(exe, hello.body, 0o755)
+	os.WriteFile(exe, hello.Body, 0o755)
 	if out, err := exec.Command(exe).CombinedOutput(); err != nil || string(out) != "hello from a split binary\n" {
 		t.Errorf("stripped program: %v %q", err, out)
 	}
@@ -196,12 +163,12 @@ func TestSplitELFAndDebugImage(t *testing.T) {
 	// would otherwise make them with the time of the pull.
 	for _, d := range []string{"usr", "usr/lib", "usr/lib/debug", "usr/lib/debug/.build-id", "usr/lib/debug/.build-id/" + info.BuildID[:2]} {
 		e, ok := debugFiles[d]
-		if !ok || e.hdr.Typeflag != tar.TypeDir || e.hdr.Mode != 0o755 || e.hdr.Uid != 0 || !e.hdr.ModTime.Equal(dbg.hdr.ModTime) {
-			t.Errorf("debug layer entry for %s: %v %+v", d, ok, e.hdr)
+		if !ok || e.Typeflag != tar.TypeDir || e.Mode != 0o755 || e.Uid != 0 || !e.ModTime.Equal(dbg.ModTime) {
+			t.Errorf("debug layer entry for %s: %v %+v", d, ok, e)
 		}
 	}
 	// The debuglink names the file and carries the CRC of the whole of it.
-	f, err := stdelf.NewFile(bytes.NewReader(hello.body))
+	f, err := stdelf.NewFile(bytes.NewReader(hello.Body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,13 +181,13 @@ func TestSplitELFAndDebugImage(t *testing.T) {
 	if !bytes.HasPrefix(link, []byte(base+"\x00")) {
 		t.Errorf("debuglink names %q, want %q", link, base)
 	}
-	if crc := binary.LittleEndian.Uint32(link[len(link)-4:]); crc != crc32.ChecksumIEEE(dbg.body) {
-		t.Errorf("debuglink CRC %#x, debug file's %#x", crc, crc32.ChecksumIEEE(dbg.body))
+	if crc := binary.LittleEndian.Uint32(link[len(link)-4:]); crc != crc32.ChecksumIEEE(dbg.Body) {
+		t.Errorf("debuglink CRC %#x, debug file's %#x", crc, crc32.ChecksumIEEE(dbg.Body))
 	}
 	var stripped int
 	for _, l := range res.Report.Images[0].Layers {
 		for _, c := range l.Changes {
-			if c.Action == "stripped" && c.Path == "app/hello" && c.Bytes == int64(len(bin)-len(hello.body)) {
+			if c.Action == "stripped" && c.Path == "app/hello" && c.Bytes == int64(len(bin)-len(hello.Body)) {
 				stripped++
 			}
 		}
@@ -235,7 +202,7 @@ func TestSplitELFAndDebugImage(t *testing.T) {
 
 func TestDebugIndex(t *testing.T) {
 	layerFor := func(arch string) v1.Layer {
-		return gzipLayer(t, tarFiles(t, file{hdr: tar.Header{Name: "app", Mode: 0o755}, body: helloBinary(t, arch)}))
+		return gzipLayer(t, testenv.TarLayer(t, []testenv.File{{Name: "app", Mode: 0o755, Body: helloBinary(t, arch)}}))
 	}
 	base := gzipLayer(t, tarOf(t, 2, 3))
 	src := dockerIndex(t, map[string]v1.Image{

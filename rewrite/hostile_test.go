@@ -52,15 +52,15 @@ func TestHostileNamesStayInside(t *testing.T) {
 	mt := time.Unix(1700000000, 0)
 	obj := readFile(t, "../elf/testdata/hello-x86_64.o") // no build-id: a path-based debug file
 	exe := readFile(t, "../elf/testdata/hello-x86_64")   // build-id 89767a99…
-	layer := tarFiles(t,
-		file{hdr: tar.Header{Name: "../../../usr/lib/hello.o", Mode: 0o644, ModTime: mt}, body: obj},
-		file{hdr: tar.Header{Name: "/usr/bin/hello", Mode: 0o755, ModTime: mt}, body: exe},
-		file{hdr: tar.Header{Name: "usr/../../../../usr/lib/debug/../../../etc/evil.o", Mode: 0o644, ModTime: mt}, body: obj},
-		file{hdr: tar.Header{Name: "/tmp/", Typeflag: tar.TypeDir, Mode: 0o1777, ModTime: mt}},
-		file{hdr: tar.Header{Name: "../../tmp/junk", Mode: 0o644, ModTime: mt}, body: []byte("cache")},
-		file{hdr: tar.Header{Name: "./etc/../../etc/passwd", Mode: 0o644, ModTime: mt}, body: []byte("root:x:0:0::/root:/bin/sh\n")},
-		file{hdr: tar.Header{Name: "etc/passwd-", Typeflag: tar.TypeLink, Linkname: "../etc/passwd", ModTime: mt}},
-	)
+	layer := testenv.TarLayer(t, []testenv.File{
+		{Name: "../../../usr/lib/hello.o", Mode: 0o644, ModTime: mt, Body: obj},
+		{Name: "/usr/bin/hello", Mode: 0o755, ModTime: mt, Body: exe},
+		{Name: "usr/../../../../usr/lib/debug/../../../etc/evil.o", Mode: 0o644, ModTime: mt, Body: obj},
+		{Name: "/tmp/", Typeflag: tar.TypeDir, Mode: 0o1777, ModTime: mt},
+		{Name: "../../tmp/junk", Mode: 0o644, ModTime: mt, Body: []byte("cache")},
+		{Name: "./etc/../../etc/passwd", Mode: 0o644, ModTime: mt, Body: []byte("root:x:0:0::/root:/bin/sh\n")},
+		{Name: "etc/passwd-", Typeflag: tar.TypeLink, Linkname: "../etc/passwd", ModTime: mt},
+	})
 	src := dockerImage(t, "amd64", gzipLayer(t, tarOf(t, 1, 3)), gzipLayer(t, layer))
 	m, err := drop.New([]string{"none"}, []string{"tmp/**"}, nil)
 	if err != nil {
@@ -83,7 +83,7 @@ func TestHostileNamesStayInside(t *testing.T) {
 		if name != path.Clean(name) || strings.HasPrefix(name, "/") || (!strings.HasPrefix(name, "usr/lib/debug") && name != "usr" && name != "usr/lib") {
 			t.Errorf("debug layer entry %q is not a clean path under usr/lib/debug", name)
 		}
-		if f.hdr.Typeflag == tar.TypeReg {
+		if f.Typeflag == tar.TypeReg {
 			debugNames = append(debugNames, name)
 		}
 	}
@@ -118,8 +118,8 @@ func TestHostileNamesStayInside(t *testing.T) {
 	}
 	ls, _ := res.Image.Layers()
 	for _, f := range readAll(t, layerBytes(t, ls[1])) {
-		if whiteout.Unclean(f.hdr.Name) || (f.hdr.Typeflag == tar.TypeLink && whiteout.Unclean(f.hdr.Linkname)) {
-			t.Errorf("output entry %q (link %q) climbs out of the root", f.hdr.Name, f.hdr.Linkname)
+		if whiteout.Unclean(f.Name) || (f.Typeflag == tar.TypeLink && whiteout.Unclean(f.Linkname)) {
+			t.Errorf("output entry %q (link %q) climbs out of the root", f.Name, f.Linkname)
 		}
 	}
 	rewrite.CheckVerified(t, src, res, m)
@@ -330,7 +330,7 @@ func TestTruncatedEntry(t *testing.T) {
 	// the sizes, and not called a malformed tar.
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
-	zw.Write(tarFiles(t, file{hdr: tar.Header{Name: "usr/bin/tool", Mode: 0o755}, body: random(1 << 20)}))
+	zw.Write(testenv.TarLayer(t, []testenv.File{{Name: "usr/bin/tool", Mode: 0o755, Body: random(1 << 20)}}))
 	zw.Close()
 	cutBlob := testenv.BlobLayer(gz.Bytes()[:gz.Len()/2], types.DockerLayer)
 	res, err := rewrite.Image(context.Background(), dockerImage(t, "amd64", cutBlob), rewrite.WithTempDir(t.TempDir()), rewrite.WithStrip(elf.Unneeded))
@@ -439,7 +439,7 @@ func TestDecompressionBombHitsLayerLimit(t *testing.T) {
 // the flag, before it is read.
 func TestSpoolLimit(t *testing.T) {
 	exe := readFile(t, "../elf/testdata/hello-x86_64")
-	layer := tarFiles(t, file{hdr: tar.Header{Name: "usr/bin/hello", Mode: 0o755, ModTime: time.Unix(1700000000, 0)}, body: exe})
+	layer := testenv.TarLayer(t, []testenv.File{{Name: "usr/bin/hello", Mode: 0o755, ModTime: time.Unix(1700000000, 0), Body: exe}})
 	src := dockerImage(t, "amd64", gzipLayer(t, layer))
 	res, err := rewrite.Image(context.Background(), src, rewrite.WithTempDir(t.TempDir()),
 		rewrite.WithStrip(elf.Unneeded), rewrite.WithMaxSpool(4096))
@@ -593,10 +593,10 @@ func TestDuplicateELFDebugFileLastWins(t *testing.T) {
 	}
 	second[ef.Section(".debug_str").Offset+0x10] ^= 0x20
 	mt := time.Unix(1700000000, 0)
-	layer := tarFiles(t,
-		file{hdr: tar.Header{Name: "usr/lib/x", Mode: 0o755, ModTime: mt}, body: first},
-		file{hdr: tar.Header{Name: "usr/lib/x", Mode: 0o755, ModTime: mt}, body: second},
-	)
+	layer := testenv.TarLayer(t, []testenv.File{
+		{Name: "usr/lib/x", Mode: 0o755, ModTime: mt, Body: first},
+		{Name: "usr/lib/x", Mode: 0o755, ModTime: mt, Body: second},
+	})
 	src := dockerImage(t, "amd64", gzipLayer(t, layer))
 	res, err := rewrite.Image(context.Background(), src, rewrite.WithTempDir(t.TempDir()),
 		rewrite.WithStrip(elf.Unneeded), rewrite.WithDebugImage(true))
@@ -606,9 +606,9 @@ func TestDuplicateELFDebugFileLastWins(t *testing.T) {
 	defer res.Close()
 	rewrite.CheckVerified(t, src, res, nil)
 	layers, _ := res.Image.Layers()
-	stripped := readAll(t, layerBytes(t, layers[0]))["usr/lib/x"].body // the last entry of the path
+	stripped := readAll(t, layerBytes(t, layers[0]))["usr/lib/x"].Body // the last entry of the path
 	dl, _ := res.DebugImage.Layers()
-	dbg := readAll(t, layerBytes(t, dl[len(dl)-1]))["usr/lib/debug/usr/lib/x.debug"].body
+	dbg := readAll(t, layerBytes(t, dl[len(dl)-1]))["usr/lib/debug/usr/lib/x.debug"].Body
 	f, err := stdelf.NewFile(bytes.NewReader(stripped))
 	if err != nil {
 		t.Fatal(err)

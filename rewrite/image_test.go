@@ -22,6 +22,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/layerslim/layerslim/compress"
+	"github.com/layerslim/layerslim/internal/testenv"
 	"github.com/layerslim/layerslim/manifest"
 	"github.com/layerslim/layerslim/rewrite"
 	"github.com/layerslim/layerslim/tarfilter"
@@ -32,24 +33,18 @@ import (
 func tarOf(t testing.TB, seed uint64, n int) []byte {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(seed, 1))
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
 	words := []string{"alpha", "beta", "gamma", "delta", "layer", "image", "zstd", "gzip", "\n"}
+	files := make([]testenv.File, 0, n)
 	for i := range n {
 		var body strings.Builder
 		for range 200 + rng.IntN(2000) {
 			body.WriteString(words[rng.IntN(len(words))])
 			body.WriteByte(' ')
 		}
-		h := &tar.Header{Name: fmt.Sprintf("dir%d/file%d.txt", seed, i), Mode: 0o644, Size: int64(body.Len()),
-			ModTime: time.Unix(1700000000, 0), Typeflag: tar.TypeReg}
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		io.WriteString(tw, body.String())
+		files = append(files, testenv.File{Name: fmt.Sprintf("dir%d/file%d.txt", seed, i), Mode: 0o644,
+			ModTime: time.Unix(1700000000, 0), Typeflag: tar.TypeReg, Body: []byte(body.String())})
 	}
-	tw.Close()
-	return buf.Bytes()
+	return testenv.TarLayer(t, files)
 }
 
 func gzipLayer(t testing.TB, tarball_ []byte) v1.Layer {

@@ -28,9 +28,8 @@ import (
 // "o:dir" (opaque marker), with an optional "@mode" suffix (octal).
 func layerTar(t testing.TB, ents ...string) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
 	mt := time.Unix(1700000000, 0)
+	var files []testenv.File
 	for _, e := range ents {
 		mode := int64(0)
 		if i := strings.LastIndex(e, "@"); i > 0 {
@@ -38,37 +37,32 @@ func layerTar(t testing.TB, ents ...string) []byte {
 			e = e[:i]
 		}
 		kind, rest, _ := strings.Cut(e, ":")
-		h := &tar.Header{ModTime: mt, Mode: 0o644, Typeflag: tar.TypeReg, Format: tar.FormatPAX}
-		var body string
+		f := testenv.File{ModTime: mt, Mode: 0o644, Typeflag: tar.TypeReg, Format: tar.FormatPAX}
 		switch kind {
 		case "f":
-			h.Name, body, _ = strings.Cut(rest, "=")
+			name, body, _ := strings.Cut(rest, "=")
+			f.Name, f.Body = name, []byte(body)
 		case "d":
-			h.Name, h.Typeflag, h.Mode = rest+"/", tar.TypeDir, 0o755
+			f.Name, f.Typeflag, f.Mode = rest+"/", tar.TypeDir, 0o755
 		case "l":
-			h.Typeflag = tar.TypeSymlink
-			h.Name, h.Linkname, _ = strings.Cut(rest, ">")
+			f.Typeflag = tar.TypeSymlink
+			f.Name, f.Linkname, _ = strings.Cut(rest, ">")
 		case "h":
-			h.Typeflag = tar.TypeLink
-			h.Name, h.Linkname, _ = strings.Cut(rest, ">")
+			f.Typeflag = tar.TypeLink
+			f.Name, f.Linkname, _ = strings.Cut(rest, ">")
 		case "w":
-			h.Name = path.Join(path.Dir(rest), ".wh."+path.Base(rest))
+			f.Name = path.Join(path.Dir(rest), ".wh."+path.Base(rest))
 		case "o":
-			h.Name = path.Join(rest, ".wh..wh..opq")
+			f.Name = path.Join(rest, ".wh..wh..opq")
 		default:
 			t.Fatalf("bad entry %q", e)
 		}
 		if mode != 0 {
-			h.Mode = mode
+			f.Mode = mode
 		}
-		h.Size = int64(len(body))
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		io.WriteString(tw, body)
+		files = append(files, f)
 	}
-	tw.Close()
-	return buf.Bytes()
+	return testenv.TarLayer(t, files)
 }
 
 // node is a path of a merged filesystem, as a test sees it.

@@ -1,7 +1,6 @@
 package rewrite_test
 
 import (
-	"archive/tar"
 	"context"
 	"strings"
 	"testing"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/layerslim/layerslim/compress"
 	"github.com/layerslim/layerslim/elf"
+	"github.com/layerslim/layerslim/internal/testenv"
 	"github.com/layerslim/layerslim/rewrite"
 )
 
@@ -135,7 +135,7 @@ func TestAddCompressionIndexAndDebug(t *testing.T) {
 	base := gzipLayer(t, tarOf(t, 10, 10))
 	bin := helloBinary(t, "amd64")
 	imgs := map[string]v1.Image{
-		"amd64": dockerImage(t, "amd64", base, gzipLayer(t, tarFiles(t, file{hdr: tar.Header{Name: "bin/hello", Mode: 0o755}, body: bin}))),
+		"amd64": dockerImage(t, "amd64", base, gzipLayer(t, testenv.TarLayer(t, []testenv.File{{Name: "bin/hello", Mode: 0o755, Body: bin}}))),
 		"arm64": dockerImage(t, "arm64", base, gzipLayer(t, tarOf(t, 12, 5))),
 	}
 	src := dockerIndex(t, imgs, "arm64", "amd64")

@@ -30,7 +30,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"time"
@@ -56,21 +55,7 @@ const (
 	source   = "https://github.com/layerslim/layerslim"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "build/image:", err)
-		var ue usageError
-		if errors.As(err, &ue) {
-			os.Exit(2)
-		}
-		os.Exit(1)
-	}
-}
-
-type usageError struct{ error }
+func main() { buildenv.Main("build/image", run) }
 
 type options struct {
 	platforms []v1.Platform
@@ -94,22 +79,22 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return nil, usageError{err}
+		return nil, buildenv.UsageError{Err: err}
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()
-		return nil, usageError{errors.New("want one DST")}
+		return nil, buildenv.UsageError{Err: errors.New("want one DST")}
 	}
 	for _, s := range strings.Split(*plats, ",") {
 		p, err := v1.ParsePlatform(strings.TrimSpace(s))
 		if err != nil || p.OS == "" || p.Architecture == "" {
-			return nil, usageError{fmt.Errorf("--platform %q: want os/arch[/variant]", s)}
+			return nil, buildenv.UsageError{Err: fmt.Errorf("--platform %q: want os/arch[/variant]", s)}
 		}
 		o.platforms = append(o.platforms, *p)
 	}
 	dst, err := imageref.Parse(fs.Arg(0), o.insecure)
 	if err != nil {
-		return nil, usageError{fmt.Errorf("DST: %w", err)}
+		return nil, buildenv.UsageError{Err: fmt.Errorf("DST: %w", err)}
 	}
 	o.dst = dst
 	return o, nil

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/layerslim/layerslim/build/internal/buildenv"
 )
 
 func TestBaseLayer(t *testing.T) {
@@ -74,7 +76,7 @@ func TestBaseLayer(t *testing.T) {
 
 func TestUsage(t *testing.T) {
 	for _, args := range [][]string{{}, {"a", "b"}, {"--platform", "linux", "oci:/tmp/x"}, {"--nope", "oci:/tmp/x"}, {"bad ref!"}} {
-		var ue usageError
+		var ue buildenv.UsageError
 		if _, err := parse(args, io.Discard); !errors.As(err, &ue) {
 			t.Errorf("%q: %v, want a usage error", args, err)
 		}

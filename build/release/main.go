@@ -20,13 +20,11 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -42,21 +40,7 @@ const SBOMTool = "github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod@v1.10
 // DefaultTargets are the platforms of a release.
 var DefaultTargets = []string{"linux/amd64", "linux/arm64", "darwin/amd64", "darwin/arm64", "windows/amd64", "windows/arm64"}
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "build/release:", err)
-		var ue usageError
-		if errors.As(err, &ue) {
-			os.Exit(2)
-		}
-		os.Exit(1)
-	}
-}
-
-type usageError struct{ error }
+func main() { buildenv.Main("build/release", run) }
 
 type options struct {
 	version, commit, out string
@@ -75,20 +59,20 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.out, "out", "dist", "the directory to write to (emptied first)")
 	fs.BoolVar(&o.sbom, "sbom", true, "write a CycloneDX SBOM per binary (go run "+SBOMTool+")")
 	if err := fs.Parse(args); err != nil {
-		return nil, usageError{err}
+		return nil, buildenv.UsageError{Err: err}
 	}
 	if fs.NArg() != 0 {
-		return nil, usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
+		return nil, buildenv.UsageError{Err: fmt.Errorf("unexpected arguments %q", fs.Args())}
 	}
 	for _, t := range strings.Split(*targets, ",") {
 		goos, goarch, ok := strings.Cut(strings.TrimSpace(t), "/")
 		if !ok || goos == "" || goarch == "" || strings.Contains(goarch, "/") {
-			return nil, usageError{fmt.Errorf("--targets %q: want os/arch", t)}
+			return nil, buildenv.UsageError{Err: fmt.Errorf("--targets %q: want os/arch", t)}
 		}
 		o.targets = append(o.targets, goos+"/"+goarch)
 	}
 	if o.version == "" || strings.ContainsAny(o.version, "/ \t") {
-		return nil, usageError{fmt.Errorf("--version %q: want a version like 0.2.0", o.version)}
+		return nil, buildenv.UsageError{Err: fmt.Errorf("--version %q: want a version like 0.2.0", o.version)}
 	}
 	return o, nil
 }

@@ -129,7 +129,7 @@ func TestZipReproducible(t *testing.T) {
 
 func TestReleaseUsage(t *testing.T) {
 	for _, args := range [][]string{{"x"}, {"-targets", "linux"}, {"-version", "a b"}, {"-nope"}} {
-		var ue usageError
+		var ue buildenv.UsageError
 		if _, err := parse(args, io.Discard); !errors.As(err, &ue) {
 			t.Errorf("%q: %v, want a usage error", args, err)
 		}

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/layerslim/layerslim/internal/imageref"
+	"github.com/layerslim/layerslim/internal/registryclient"
 )
 
 // Flags every command shares for talking to registries.
@@ -26,13 +27,13 @@ func addRegistryFlags(root *cobra.Command) {
 	f.StringArray(flagCAFile, nil, "also trust the CA certificates in this PEM file for every registry (repeatable; the system's CAs, SSL_CERT_FILE and SSL_CERT_DIR stay trusted)")
 	f.StringArray(flagCertsDir, nil, "certs.d directory: DIR/HOST:PORT/*.crt are CAs for that registry, *.cert with *.key client certificates (repeatable; replaces the default "+
 		"~/.config/containers/certs.d, /etc/containers/certs.d, /etc/docker/certs.d)")
-	f.Int(flagRetries, imageref.DefaultRetries, "times a failed registry request is tried again (5xx, 429, reset, stall); a blob read cut short resumes where it stopped; 0 for none")
-	f.Duration(flagRetryDelay, imageref.DefaultRetryDelay, "wait before the first retry, doubled each time (a Retry-After header of up to 1m wins when longer)")
-	f.Duration(flagStallTimeout, imageref.DefaultStallTimeout, "give up on (and retry) a registry request that makes no progress for this long; 0 for never")
+	f.Int(flagRetries, registryclient.DefaultRetries, "times a failed registry request is tried again (5xx, 429, reset, stall); a blob read cut short resumes where it stopped; 0 for none")
+	f.Duration(flagRetryDelay, registryclient.DefaultRetryDelay, "wait before the first retry, doubled each time (a Retry-After header of up to 1m wins when longer)")
+	f.Duration(flagStallTimeout, registryclient.DefaultStallTimeout, "give up on (and retry) a registry request that makes no progress for this long; 0 for never")
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		n, _ := cmd.Flags().GetInt(flagRetries)
-		if n < 0 || n > imageref.MaxRetries {
-			return usagef("--%s must be between 0 and %d", flagRetries, imageref.MaxRetries)
+		if n < 0 || n > registryclient.MaxRetries {
+			return usagef("--%s must be between 0 and %d", flagRetries, registryclient.MaxRetries)
 		}
 		if d, _ := cmd.Flags().GetDuration(flagRetryDelay); d <= 0 {
 			return usagef("--%s must be positive", flagRetryDelay)

@@ -1,4 +1,4 @@
-package imageref
+package imageref_test
 
 import (
 	"context"
@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/layerslim/layerslim/internal/imageref"
+	"github.com/layerslim/layerslim/internal/imageref/reftest"
 )
 
 // A directory that cannot be written is found by CheckWrite, before any
@@ -19,7 +22,7 @@ func TestCheckWriteUnwritableDirectory(t *testing.T) {
 	os.Mkdir(ro, 0o555)
 	t.Cleanup(func() { os.Chmod(ro, 0o755) })
 	for _, ref := range []string{"oci:" + ro + ":x", "oci:" + filepath.Join(ro, "new") + ":x", "docker-archive:" + filepath.Join(ro, "x.tar")} {
-		err := CheckWrite(context.Background(), mustParse(t, ref), Options{})
+		err := imageref.CheckWrite(context.Background(), reftest.MustParse(t, ref), imageref.Options{})
 		if err == nil || !strings.Contains(err.Error(), "cannot write in "+ro) {
 			t.Errorf("CheckWrite(%s) = %v", ref, err)
 		}
@@ -31,7 +34,7 @@ func TestCheckWriteUnwritableDirectory(t *testing.T) {
 func TestCheckWriteLeavesNothing(t *testing.T) {
 	dir := t.TempDir()
 	for _, ref := range []string{"oci:" + filepath.Join(dir, "a", "b") + ":x", "oci:" + dir + ":x", "docker-archive:" + filepath.Join(dir, "x.tar")} {
-		if err := CheckWrite(context.Background(), mustParse(t, ref), Options{}); err != nil {
+		if err := imageref.CheckWrite(context.Background(), reftest.MustParse(t, ref), imageref.Options{}); err != nil {
 			t.Errorf("CheckWrite(%s) = %v", ref, err)
 		}
 	}

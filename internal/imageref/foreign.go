@@ -7,6 +7,8 @@ import (
 	"os"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/layerslim/layerslim/internal/imageref/ocilayout"
 )
 
 // CheckLayersPresent tells, before any work, whether every layer that a
@@ -29,7 +31,7 @@ func CheckLayersPresent(s *Source, dst Ref) error {
 			if d.MediaType.IsDistributable() {
 				continue
 			}
-			p, err := ociLayout(s.Ref.Path).blobPath(d.Digest)
+			p, err := ocilayout.BlobPath(s.Ref.Path, d.Digest)
 			if err != nil {
 				return err
 			}

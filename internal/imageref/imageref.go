@@ -1,13 +1,20 @@
-// Package imageref parses the image references layerslim accepts and reads and
-// writes images and indexes where they point, with go-containerregistry's
-// remote, layout and tarball packages:
+// Package imageref parses the image references layerslim accepts and
+// dispatches reads and writes to the transport each one names:
 //
-//	host/repo:tag, host/repo@sha256:HEX   a registry ("docker://" prefix accepted)
-//	oci:DIR[:TAG], oci:DIR@sha256:HEX     an OCI image layout directory
-//	docker-archive:FILE[:REPO[:TAG]]      a `docker save` tarball
+//	host/repo:tag, host/repo@sha256:HEX   a registry ("docker://" prefix accepted): package registry
+//	oci:DIR[:TAG], oci:DIR@sha256:HEX     an OCI image layout directory: package ocilayout
+//	docker-archive:FILE[:REPO[:TAG]]      a `docker save` tarball: package dockerarchive
 //
 // Parse turns a string into a Ref; Open reads what a Ref names and never
-// writes; WriteImage and WriteIndex write there, content before names.
+// writes; WriteImage and WriteIndex write there, content before names;
+// CheckWrite and CheckLayersPresent tell before any work whether a write
+// would fail. Same and WithSuffix compare and derive references.
+//
+// It owns the reference syntax and the choice of transport, nothing else:
+// each transport lives in its own subpackage, the HTTP client that talks to
+// registries (credentials, TLS, retries, error explanations) in
+// internal/registryclient, and what the transports share (size caps,
+// selection errors, regular-file reads) in imageref/refio.
 package imageref
 
 import (
@@ -23,6 +30,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/layerslim/layerslim/internal/imageref/refio"
 )
 
 // Kind says where a Ref points.
@@ -69,24 +78,27 @@ var (
 	ErrInvalidReference = errors.New("invalid image reference")
 	// ErrNotFound: the tag or digest is not in the OCI layout or docker archive,
 	// or it holds no image at all.
-	ErrNotFound = errors.New("not found")
+	ErrNotFound = refio.ErrNotFound
 	// ErrAmbiguous: no tag was given and the OCI layout or docker archive holds
 	// several images, or the tag names several different ones.
-	ErrAmbiguous = errors.New("ambiguous reference")
+	ErrAmbiguous = refio.ErrAmbiguous
 	// ErrIndexUnsupported: an index cannot be written to a docker-archive.
 	ErrIndexUnsupported = errors.New("a docker-archive holds single-platform images, not an index; select one platform with --platform")
 	// ErrUnsupportedMediaType: what the reference names is neither an image
 	// manifest nor an index.
-	ErrUnsupportedMediaType = errors.New("unsupported media type")
+	ErrUnsupportedMediaType = refio.ErrUnsupportedMediaType
+	// ErrTooLarge: a manifest, config or index.json is over its cap
+	// (refio.MaxManifestSize, MaxConfigSize, MaxIndexJSONSize).
+	ErrTooLarge = refio.ErrTooLarge
+	// ErrNotRegular: a file of a layout or a docker-archive is not a
+	// regular file (a FIFO, a device, a directory).
+	ErrNotRegular = refio.ErrNotRegular
 )
 
 const (
 	ociPrefix     = "oci:"
 	archivePrefix = "docker-archive:"
 	dockerScheme  = "docker://"
-
-	// refNameAnnotation names an entry of an OCI layout's index.json.
-	refNameAnnotation = "org.opencontainers.image.ref.name"
 
 	formAny      = "a registry reference (host/repo:tag or host/repo@sha256:HEX), oci:DIR[:TAG] or docker-archive:FILE[:TAG]"
 	formRegistry = "a registry reference (host/repo:tag or host/repo@sha256:HEX)"

@@ -3,25 +3,31 @@ package imageref
 import (
 	"context"
 	"net"
-	"net/http"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/layerslim/layerslim/internal/registryclient"
 )
 
 // Options configure Open, WriteImage and WriteIndex. The zero value is
 // ready to use.
+//
+// The registry fields (Insecure, Keychain, UserAgent, CAFiles, CertsDirs,
+// Dial, Retries, RetryDelay, StallTimeout) are handed as they are to
+// internal/registryclient: the fields of the same name of
+// registryclient.Options say what each one does and what its zero value
+// means.
 type Options struct {
-	// Insecure allows plain HTTP and skips TLS verification for registries.
+	// Insecure allows plain HTTP and skips TLS verification for registries,
+	// also for a reference that Parse read without insecure.
 	Insecure bool
-	// Keychain finds registry credentials; nil means authn.DefaultKeychain
-	// (the Docker config and its credential helpers, as docker and crane do).
+	// Keychain finds registry credentials; nil: authn.DefaultKeychain.
 	Keychain authn.Keychain
-	// Jobs is how many blobs a registry push uploads at once (remote.WithJobs);
-	// 0 or less means ggcr's default (4).
+	// Jobs is how many blobs a push uploads, or an OCI layout write
+	// writes, at once; 0 or less: 4.
 	Jobs int
 	// UserAgent is added to the User-Agent header of registry requests.
 	UserAgent string
@@ -31,62 +37,32 @@ type Options struct {
 	// package never closes it: unlike remote.WithProgress, one channel can
 	// serve several writes, and the caller closes it when they are done.
 	Progress chan<- v1.Update
-	// CAFiles are PEM files of certificate authorities trusted for every
-	// registry, on top of the system's (which SSL_CERT_FILE and SSL_CERT_DIR
-	// choose on Linux).
+	// CAFiles are PEM files of CAs trusted for every registry.
 	CAFiles []string
-	// CertsDirs are certs.d directories, laid out as docker's
-	// /etc/docker/certs.d: DIR/HOST:PORT/*.crt are CAs trusted for that
-	// registry, and each *.cert with its *.key is a client certificate
-	// offered to it. nil means DefaultCertsDirs(); an empty slice, none.
+	// CertsDirs are certs.d directories; nil: registryclient.DefaultCertsDirs().
 	CertsDirs []string
-
-	// dial, when set, replaces the dialer of registry connections (tests
-	// use it to send any host to a local server).
-	dial func(ctx context.Context, network, addr string) (net.Conn, error)
-
-	// Retries is how many times a failed registry request is tried again
-	// (5xx, 408, 429, a reset or refused connection, a stall), waiting
-	// RetryDelay, then twice as long each time, or what a Retry-After header
-	// asks for (up to a minute); a blob read cut in the middle resumes from
-	// the byte reached. 0 means DefaultRetries, a negative value no retry;
-	// at most MaxRetries.
-	Retries int
-	// RetryDelay is the first wait between attempts; 0 means DefaultRetryDelay.
-	RetryDelay time.Duration
-	// StallTimeout cancels (and retries) a registry request that makes no
-	// progress for that long: no answer after the request was sent, or a
-	// read of the answer that gets no byte. A slow transfer that keeps
-	// moving is never cut. 0 means DefaultStallTimeout; negative, none.
+	// Dial replaces the dialer of registry connections (tests).
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Retries, RetryDelay and StallTimeout bound the retries of failed and
+	// stalled registry requests; 0 means registryclient's defaults.
+	Retries      int
+	RetryDelay   time.Duration
 	StallTimeout time.Duration
 }
 
-func (o Options) keychain() authn.Keychain {
-	if o.Keychain == nil {
-		return authn.DefaultKeychain
+// client is the registry client configuration within o.
+func (o Options) client() registryclient.Options {
+	return registryclient.Options{
+		Insecure:     o.Insecure,
+		Keychain:     o.Keychain,
+		UserAgent:    o.UserAgent,
+		CAFiles:      o.CAFiles,
+		CertsDirs:    o.CertsDirs,
+		Retries:      o.Retries,
+		RetryDelay:   o.RetryDelay,
+		StallTimeout: o.StallTimeout,
+		Dial:         o.Dial,
 	}
-	return o.Keychain
-}
-
-// transport refuses plain HTTP except to loopback addresses or when
-// Insecure, and applies CAFiles, CertsDirs and Insecure to TLS.
-func (o Options) transport() http.RoundTripper {
-	return newRegistryTransport(o)
-}
-
-// remoteOptions are the options shared by reads and writes. None of them can
-// make remote's option processing fail, which push relies on.
-func (o Options) remoteOptions(ctx context.Context) []remote.Option {
-	opts := []remote.Option{
-		remote.WithContext(ctx),
-		remote.WithAuthFromKeychain(namedKeychain{o.keychain()}),
-		remote.WithTransport(newFaultTransport(o.transport(), o.retryPolicy())),
-	}
-	opts = append(opts, o.retryPolicy().remoteOptions()...)
-	if o.UserAgent != "" {
-		opts = append(opts, remote.WithUserAgent(o.UserAgent))
-	}
-	return opts
 }
 
 // registryName returns ref.Name, parsed again with name.Insecure when

@@ -249,3 +249,33 @@ func TestRegistryNameInsecure(t *testing.T) {
 		t.Errorf("re-parsed name %v differs from %v", n, r.Name)
 	}
 }
+
+func TestParseRedactsUserinfo(t *testing.T) {
+	for _, s := range []string{
+		"https://alice:hunter2@registry.example/app:1",
+		"docker://alice:hunter2@registry.example/app:1",
+		"alice:hunter2@registry.example/app:1",
+		"alice:hunter2@registry.example",
+	} {
+		_, err := Parse(s, false)
+		if err == nil {
+			t.Errorf("Parse(%q) worked", s)
+			continue
+		}
+		if strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("Parse(%q): the error holds the password: %q", s, err)
+		}
+	}
+	for s, want := range map[string]string{
+		"ubuntu@sha256:abc":            "ubuntu@sha256:abc",
+		"host/repo@sha256:abc":         "host/repo@sha256:abc",
+		"u:p@host/repo":                "REDACTED@host/repo",
+		"https://u:p@host:5000/x":      "https://REDACTED@host:5000/x",
+		"u:p@sha256:abc":               "u:p@sha256:abc",
+		"registry.example/app:1 extra": "registry.example/app:1 extra",
+	} {
+		if got := redactUserinfo(s); got != want {
+			t.Errorf("redactUserinfo(%q) = %q, want %q", s, got, want)
+		}
+	}
+}

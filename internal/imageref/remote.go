@@ -17,7 +17,7 @@ func (o Options) Remote(ctx context.Context, ref Ref) (name.Reference, []remote.
 	if err != nil {
 		return nil, nil, err
 	}
-	return n, o.RemoteOptions(ctx), nil
+	return n, o.client().RemoteOptions(ctx), nil
 }
 
 // RemoteOptions returns the go-containerregistry remote options that Open
@@ -25,5 +25,5 @@ func (o Options) Remote(ctx context.Context, ref Ref) (name.Reference, []remote.
 // agent), for callers that talk to a registry by repository (tag lists,
 // blob checks).
 func (o Options) RemoteOptions(ctx context.Context) []remote.Option {
-	return o.remoteOptions(ctx)
+	return o.client().RemoteOptions(ctx)
 }

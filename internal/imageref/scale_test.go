@@ -1,4 +1,4 @@
-package imageref
+package imageref_test
 
 import (
 	"context"
@@ -11,6 +11,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/layerslim/layerslim/internal/imageref"
+	"github.com/layerslim/layerslim/internal/imageref/reftest"
 )
 
 // manyLayers is an image of n tiny layers.
@@ -29,8 +32,8 @@ func manyLayers(t *testing.T, n int) v1.Image {
 
 // walkLayers opens ref and asks every layer what a rewrite asks: its
 // digest, size, media type, descriptor, and its blob (opened and closed).
-func walkLayers(t *testing.T, ref Ref) {
-	src, err := Open(context.Background(), ref, Options{Insecure: true})
+func walkLayers(t *testing.T, ref imageref.Ref) {
+	src, err := imageref.Open(context.Background(), ref, imageref.Options{Insecure: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,19 +68,19 @@ func TestLayerLookupsLinear(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			host := ""
 			if kind == "registry" {
-				host, _ = newRegistry(t)
+				host, _ = reftest.NewRegistry(t)
 			}
 			allocs := map[int]float64{}
 			for _, n := range []int{small, large} {
-				ref := mustParse(t, fmt.Sprintf("oci:%s:v1", filepath.Join(t.TempDir(), "l")))
+				ref := reftest.MustParse(t, fmt.Sprintf("oci:%s:v1", filepath.Join(t.TempDir(), "l")))
 				if kind == "registry" {
-					r, err := Parse(fmt.Sprintf("%s/many:%d", host, n), true)
+					r, err := imageref.Parse(fmt.Sprintf("%s/many:%d", host, n), true)
 					if err != nil {
 						t.Fatal(err)
 					}
 					ref = r
 				}
-				if _, err := WriteImage(context.Background(), ref, manyLayers(t, n), Options{Insecure: true}); err != nil {
+				if _, err := imageref.WriteImage(context.Background(), ref, manyLayers(t, n), imageref.Options{Insecure: true}); err != nil {
 					t.Fatal(err)
 				}
 				allocs[n] = testing.AllocsPerRun(1, func() { walkLayers(t, ref) })

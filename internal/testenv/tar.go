@@ -45,6 +45,9 @@ type File struct {
 	Xattrs map[string]string
 	// PAXRecords are further PAX records, written as they are.
 	PAXRecords map[string]string
+	// Format is the tar format asked of archive/tar (tar.FormatPAX); zero
+	// lets it choose. ReadTar leaves it zero.
+	Format tar.Format
 }
 
 // Dir, Reg, Symlink, Hardlink, Whiteout and Opaque make common entries.
@@ -92,6 +95,7 @@ func (f File) header() *tar.Header {
 		ModTime:  f.ModTime.Truncate(time.Second),
 		Devmajor: f.Devmajor,
 		Devminor: f.Devminor,
+		Format:   f.Format,
 	}
 	if h.Typeflag == 0 {
 		switch {

@@ -1,6 +1,7 @@
 // Package buildenv holds what layerslim's build programs (build/image,
-// build/release) share: where the source is, which commit and time it is
-// built from, and the one way a release binary is compiled.
+// build/release) share: their main function (Main, UsageError), where the
+// source is, which commit and time it is built from, and the one way a
+// release binary is compiled.
 package buildenv
 
 import (

@@ -1,4 +1,4 @@
-package imageref
+package registry
 
 import (
 	"bytes"
@@ -12,6 +12,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/layerslim/layerslim/internal/imageref/refio"
 )
 
 // ggcr's registry layers look their descriptor up in the image manifest,
@@ -33,8 +35,8 @@ type registryImage struct {
 // MaxConfigSize before reading it (ggcr would read what the descriptor
 // says into memory); ggcr checks its digest.
 func (i *registryImage) RawConfigFile() ([]byte, error) {
-	if i.config.Size > MaxConfigSize {
-		return nil, fmt.Errorf("config %s: %w: the manifest says %d bytes, more than the %d allowed", i.config.Digest, ErrTooLarge, i.config.Size, MaxConfigSize)
+	if i.config.Size > refio.MaxConfigSize {
+		return nil, fmt.Errorf("config %s: %w: the manifest says %d bytes, more than the %d allowed", i.config.Digest, refio.ErrTooLarge, i.config.Size, refio.MaxConfigSize)
 	}
 	return i.Image.RawConfigFile()
 }

@@ -1,4 +1,4 @@
-package imageref
+package ocilayout
 
 import (
 	"bytes"
@@ -15,11 +15,13 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/match"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/layerslim/layerslim/internal/blob"
+	"github.com/layerslim/layerslim/internal/imageref/refio"
 	"github.com/layerslim/layerslim/manifest"
 )
 
@@ -44,14 +46,74 @@ const (
 	layoutFile     = "oci-layout"
 	layoutContents = `{"imageLayoutVersion":"1.0.0"}`
 	indexFile      = "index.json"
-	tempPrefix     = ".layerslim-"
-	tempSuffix     = ".tmp"
+	tempPrefix     = refio.TempPrefix
+	tempSuffix     = refio.TempSuffix
 )
 
 // ErrLayoutBlobMismatch: a blob already in the destination layout is not the
 // size its digest needs; the layout is damaged, and layerslim does not
 // overwrite it.
 var ErrLayoutBlobMismatch = errors.New("blob in the layout has the wrong size")
+
+// WriteImage writes img into the layout at dir: its blobs, then its
+// index.json entry, named tag (which replaces any entry with that name) or,
+// without a tag, unnamed (replacing an unnamed entry with the same digest).
+// The layout is created when dir does not exist or is empty. jobs bounds
+// the layers written at once (0 or less: 4).
+func WriteImage(ctx context.Context, dir, tag string, img v1.Image, jobs int) error {
+	return write(ctx, dir, tag, image{img}, jobs)
+}
+
+// WriteIndex writes idx, every child manifest and its blobs first, into the
+// layout at dir, as WriteImage does for an image.
+func WriteIndex(ctx context.Context, dir, tag string, idx v1.ImageIndex, jobs int) error {
+	return write(ctx, dir, tag, index{idx}, jobs)
+}
+
+// taggable is what WriteImage or WriteIndex writes. The wrappers hide any
+// Descriptor method of what they hold, so that the index.json entry is
+// described from the digest, size and media type alone.
+type taggable interface {
+	Digest() (v1.Hash, error)
+}
+
+type image struct{ v1.Image }
+
+type index struct{ v1.ImageIndex }
+
+// write writes m's blobs into the layout at dir, then its index.json entry.
+func write(ctx context.Context, dir, tag string, m taggable, jobs int) error {
+	h, err := m.Digest()
+	if err != nil {
+		return err
+	}
+	w, err := openLayoutForWrite(ctx, dir, jobs)
+	if err != nil {
+		return err
+	}
+	if err := w.writeTaggable(m); err != nil {
+		return err
+	}
+	d, ok := m.(partial.Describable)
+	if !ok {
+		return fmt.Errorf("cannot describe %T", m)
+	}
+	desc, err := partial.Descriptor(d)
+	if err != nil {
+		return err
+	}
+	matcher := func(d v1.Descriptor) bool {
+		return d.Digest == h && d.Annotations[RefNameAnnotation] == ""
+	}
+	if tag != "" {
+		if desc.Annotations == nil {
+			desc.Annotations = map[string]string{}
+		}
+		desc.Annotations[RefNameAnnotation] = tag
+		matcher = match.Name(tag)
+	}
+	return w.setIndexEntry(*desc, matcher)
+}
 
 // layoutWriter writes blobs and index.json into one layout directory.
 type layoutWriter struct {
@@ -112,7 +174,7 @@ func openLayoutForWrite(ctx context.Context, dir string, jobs int) (*layoutWrite
 // or index.json out differently.
 func checkLayoutFile(dir string) error {
 	p := filepath.Join(dir, layoutFile)
-	b, err := readCapped(p, layoutFile, 64<<10)
+	b, err := refio.ReadCapped(p, layoutFile, 64<<10)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -148,7 +210,7 @@ func (w *layoutWriter) create() error {
 }
 
 // writeTaggable writes m's blobs (for an index, its children's first).
-func (w *layoutWriter) writeTaggable(m written) error {
+func (w *layoutWriter) writeTaggable(m taggable) error {
 	w.removeStaleTemps()
 	switch m := m.(type) {
 	case image:
@@ -490,19 +552,6 @@ func syncDir(dir string) error {
 		return err
 	}
 	return nil
-}
-
-// ctxReader stops a long copy once ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (r ctxReader) Read(p []byte) (int, error) {
-	if err := r.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return r.r.Read(p)
 }
 
 // staleTemp is how old (since its last write) a temporary file must be for

@@ -1,6 +1,6 @@
 //go:build unix
 
-package imageref
+package ocilayout
 
 import (
 	"errors"
@@ -29,5 +29,3 @@ func tryLockFile(f *os.File) (held bool, err error) {
 }
 
 func unlockFile(f *os.File) { syscall.Flock(int(f.Fd()), syscall.LOCK_UN) }
-
-const openNonblock = syscall.O_NONBLOCK

@@ -1,4 +1,4 @@
-package imageref
+package ocilayout
 
 import (
 	"context"
@@ -57,7 +57,7 @@ func lockLayout(ctx context.Context, dir string) (unlock func(), err error) {
 		if held {
 			break
 		}
-		if err := sleep(ctx, lockPoll); err != nil {
+		if err := pause(ctx, lockPoll); err != nil {
 			f.Close()
 			mu.Unlock()
 			return nil, err
@@ -73,9 +73,21 @@ func lockLayout(ctx context.Context, dir string) (unlock func(), err error) {
 // lockMutex locks mu, giving up when ctx is done.
 func lockMutex(ctx context.Context, mu *sync.Mutex) error {
 	for !mu.TryLock() {
-		if err := sleep(ctx, lockPoll); err != nil {
+		if err := pause(ctx, lockPoll); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// pause waits d, or until ctx is done.
+func pause(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }

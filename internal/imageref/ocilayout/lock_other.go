@@ -1,6 +1,6 @@
 //go:build !unix
 
-package imageref
+package ocilayout
 
 import "os"
 
@@ -8,5 +8,3 @@ import "os"
 func tryLockFile(*os.File) (bool, error) { return true, nil }
 
 func unlockFile(*os.File) {}
-
-const openNonblock = 0

@@ -1,4 +1,4 @@
-package imageref
+package registryclient
 
 import (
 	"context"
@@ -102,11 +102,11 @@ func dockerConfigFile() string {
 	return filepath.Join(dir, "config.json")
 }
 
-// registryError turns what went wrong talking to repo's registry into an
+// Explain turns what went wrong talking to repo's registry into an
 // error that says so in the user's terms (*AuthError, *TLSError), and
 // strips every URL it carries of user information and of query values that
 // may be tokens or signatures. Other errors keep their text.
-func (o Options) registryError(ctx context.Context, repo name.Repository, err error) error {
+func (o Options) Explain(ctx context.Context, repo name.Repository, err error) error {
 	if err == nil {
 		return nil
 	}
@@ -199,48 +199,4 @@ func (k namedKeychain) ResolveContext(ctx context.Context, target authn.Resource
 		return nil, &CredentialsError{Registry: target.RegistryStr(), Err: err}
 	}
 	return a, nil
-}
-
-// CheckWrite tells early, before a long rewrite, whether the registry that
-// ref names accepts the credentials found for it: it reads them, asks for a
-// push token where the registry uses tokens, and sends GET /v2/ with them.
-// It returns nil for references that are not in a registry, and also when
-// the registry answers with something other than 401 or 403, so it never
-// refuses a push that might work; a registry may still refuse the push
-// itself (403 on a repository the account may not write).
-//
-// For an OCI layout or a docker-archive it checks what can be checked
-// before any work (see checkLocalWrite): a file where a layout directory
-// should be, a dangling symbolic link, a directory that cannot be written,
-// a damaged index.json or oci-layout, an unknown imageLayoutVersion.
-func CheckWrite(ctx context.Context, ref Ref, o Options) error {
-	if ref.Kind != Registry {
-		return checkLocalWrite(ref)
-	}
-	n, err := o.registryName(ref)
-	if err != nil {
-		return err
-	}
-	repo := n.Context()
-	auth, err := authn.Resolve(ctx, namedKeychain{o.keychain()}, repo)
-	if err != nil {
-		return err
-	}
-	tr, err := transport.NewWithContext(ctx, repo.Registry, auth, o.transport(), []string{repo.Scope(transport.PushScope)})
-	if err != nil {
-		return o.registryError(ctx, repo, err)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, repo.Scheme()+"://"+repo.RegistryStr()+"/v2/", nil)
-	if err != nil {
-		return err
-	}
-	resp, err := (&http.Client{Transport: tr}).Do(req)
-	if err != nil {
-		return o.registryError(ctx, repo, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
-		return o.registryError(ctx, repo, transport.CheckError(resp, http.StatusOK))
-	}
-	return nil
 }

@@ -1,4 +1,4 @@
-package imageref
+package dockerarchive
 
 import (
 	"archive/tar"
@@ -20,69 +20,17 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/layerslim/layerslim/compress"
+	"github.com/layerslim/layerslim/internal/imageref/refio"
 )
-
-// Reading a docker-archive.
-//
-// ggcr's tarball.Image is right about which image and which files, but not
-// about how to present the layers for a tool that rewrites them:
-//
-//   - Uncompressed layers (every `docker save` before Docker 25, and Docker
-//     25+ too) become a partial.UncompressedLayer, whose Compressed(),
-//     Digest() and Size() gzip the whole layer on the fly, again on every
-//     call. We would throw that gzip away.
-//   - Compressed layers (archives written by crane/ggcr, or by the containerd
-//     image store) become a compressed image whose Manifest(), needed by
-//     Layers(), hashes every layer up front, and which labels zstd layers as
-//     gzip (types.DockerLayer).
-//
-// So Open uses tarball.LoadManifest and tarball.ImageFromPath to select the
-// image and read its config, and presents each layer blob as it is stored:
-//
-//   - uncompressed: MediaType application/vnd.docker.image.rootfs.diff.tar,
-//     Compressed() = Uncompressed() = the bytes in the archive, Digest() =
-//     DiffID() from the config, Size() from the tar header;
-//   - gzip or zstd (told by the blob's magic bytes): the blob as is, with the
-//     gzip or zstd layer media type; Digest() from the blob's name when it is
-//     a digest (blobs/sha256/HEX, HEX.tar.gz), from manifest.json's
-//     LayerSources, or else hashed once on first use; DiffID() from the
-//     config; Uncompressed() via partial.CompressedToLayer.
-//
-// A digest that was not computed from the bytes (the config's diff_id, a
-// blob's name) is checked as the blob is read: a reader that reaches the end
-// of a blob with another digest fails. One scan of the tar headers at Open
-// records every blob's size and magic bytes, so no layer content is read
-// until it is used. The manifest uses Docker media types, or OCI ones when a
-// layer is zstd (Docker schema 2 has no zstd layer type).
-//
-// Foreign (non-distributable) layers listed in LayerSources keep their
-// descriptor as given, URLs and all, as ggcr does.
-
-// codec is how a blob in the archive is compressed.
-type codec int
-
-const (
-	codecNone codec = iota
-	codecGzip
-	codecZstd
-)
-
-func detectCodec(magic []byte) codec {
-	switch {
-	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
-		return codecGzip
-	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		return codecZstd
-	}
-	return codecNone
-}
 
 // tarEntry is what the header scan keeps of one archive member.
 type tarEntry struct {
 	typeflag byte
 	linkname string
 	size     int64
-	magic    []byte // the first bytes of a regular file
+	magic    []byte // the first compress.SniffLen bytes of a regular file
 }
 
 // checkArchiveFile refuses, with a message that says why, what cannot be
@@ -90,27 +38,30 @@ type tarEntry struct {
 // such as /dev/stdin: the archive is read more than once), and an archive
 // that is compressed as a whole (`docker save | gzip`).
 func checkArchiveFile(file string) error {
-	f, err := openRegular(file)
-	if errors.Is(err, ErrNotRegular) {
+	f, err := refio.OpenRegular(file)
+	if errors.Is(err, refio.ErrNotRegular) {
 		return fmt.Errorf("%w; layerslim reads a docker-archive more than once, so it must be a file: save it to one first (docker save -o FILE)", err)
 	}
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	magic := make([]byte, 4)
+	magic := make([]byte, compress.SniffLen)
 	n, _ := io.ReadFull(f, magic)
-	switch detectCodec(magic[:n]) {
-	case codecGzip:
+	c, err := compress.Sniff(magic[:n])
+	switch {
+	case err != nil:
+		return fmt.Errorf("%s is compressed as a whole, not a docker save tarball: %w", file, err)
+	case c == compress.Gzip:
 		return fmt.Errorf("%s is a gzip-compressed archive, not a docker save tarball: decompress it first (gunzip -c %s > FILE.tar)", file, file)
-	case codecZstd:
+	case c == compress.Zstd:
 		return fmt.Errorf("%s is a zstd-compressed archive, not a docker save tarball: decompress it first (zstd -d %s -o FILE.tar)", file, file)
 	}
 	return nil
 }
 
-// scanArchive reads the tar headers of file once, and the first four bytes
-// of each regular file. Member bodies are skipped (the tar reader seeks over
+// scanArchive reads the tar headers of file once, and the first
+// compress.SniffLen bytes of each regular file. Member bodies are skipped (the tar reader seeks over
 // them in an *os.File).
 func scanArchive(file string) (map[string]tarEntry, error) {
 	f, err := os.Open(file)
@@ -130,7 +81,7 @@ func scanArchive(file string) (map[string]tarEntry, error) {
 		}
 		e := tarEntry{typeflag: hdr.Typeflag, linkname: hdr.Linkname, size: hdr.Size}
 		if hdr.Typeflag == tar.TypeReg {
-			magic := make([]byte, 4)
+			magic := make([]byte, compress.SniffLen)
 			n, err := io.ReadFull(tr, magic)
 			if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 				return nil, err
@@ -205,11 +156,11 @@ func selectArchiveImage(m tarball.Manifest, tag *name.Tag) (*tarball.Descriptor,
 	if tag == nil {
 		switch len(m) {
 		case 0:
-			return nil, fmt.Errorf("%w: the archive holds no image", ErrNotFound)
+			return nil, fmt.Errorf("%w: the archive holds no image", refio.ErrNotFound)
 		case 1:
 			return &m[0], nil
 		}
-		return nil, fmt.Errorf("%w: the archive holds %d images, name one with docker-archive:FILE:REPO:TAG (available: %s)", ErrAmbiguous, len(m), repoTags(m))
+		return nil, fmt.Errorf("%w: the archive holds %d images, name one with docker-archive:FILE:REPO:TAG (available: %s)", refio.ErrAmbiguous, len(m), repoTags(m))
 	}
 	var found []int
 	for i := range m {
@@ -222,7 +173,7 @@ func selectArchiveImage(m tarball.Manifest, tag *name.Tag) (*tarball.Descriptor,
 	}
 	switch {
 	case len(found) == 0:
-		return nil, fmt.Errorf("%w: tag %s is not in the archive (available: %s)", ErrNotFound, tag, repoTags(m))
+		return nil, fmt.Errorf("%w: tag %s is not in the archive (available: %s)", refio.ErrNotFound, tag, repoTags(m))
 	case len(found) > 1:
 		// `docker load` would give the tag to the last; no reader agrees
 		// on which is meant.
@@ -230,7 +181,7 @@ func selectArchiveImage(m tarball.Manifest, tag *name.Tag) (*tarball.Descriptor,
 		for _, i := range found {
 			cfgs = append(cfgs, m[i].Config)
 		}
-		return nil, fmt.Errorf("%w: tag %s names %d images in the archive (configs %s)", ErrAmbiguous, tag, len(found), strings.Join(cfgs, ", "))
+		return nil, fmt.Errorf("%w: tag %s names %d images in the archive (configs %s)", refio.ErrAmbiguous, tag, len(found), strings.Join(cfgs, ", "))
 	}
 	return &m[found[0]], nil
 }
@@ -249,9 +200,12 @@ func repoTags(m tarball.Manifest) string {
 	return strings.Join(tags, ", ")
 }
 
-// openArchive returns the image tagged tag (or the only image) in the
-// `docker save` tarball file.
-func openArchive(file, tag string) (v1.Image, error) {
+// Open returns the image tagged tag (or the only image) in the `docker save`
+// tarball file, presented with its layer blobs exactly as stored (see the
+// package doc): a `docker save` layer is uncompressed and stays so, no gzip
+// on the fly. Errors wrap refio.refio.ErrNotFound or refio.refio.ErrAmbiguous when tag
+// names no image or several.
+func Open(file, tag string) (v1.Image, error) {
 	var t *name.Tag
 	if tag != "" {
 		nt, err := name.NewTag(tag)
@@ -267,8 +221,8 @@ func openArchive(file, tag string) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	if e, ok := entries["manifest.json"]; ok && e.size > MaxIndexJSONSize {
-		return nil, fmt.Errorf("manifest.json: %w: %d bytes, more than the %d allowed", ErrTooLarge, e.size, MaxIndexJSONSize)
+	if e, ok := entries["manifest.json"]; ok && e.size > refio.MaxIndexJSONSize {
+		return nil, fmt.Errorf("manifest.json: %w: %d bytes, more than the %d allowed", refio.ErrTooLarge, e.size, refio.MaxIndexJSONSize)
 	}
 	m, err := tarball.LoadManifest(func() (io.ReadCloser, error) { return os.Open(file) })
 	if err != nil {
@@ -278,8 +232,8 @@ func openArchive(file, tag string) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, e, err := resolve(entries, desc.Config); err == nil && e.size > MaxConfigSize {
-		return nil, fmt.Errorf("config %s: %w: %d bytes, more than the %d allowed", desc.Config, ErrTooLarge, e.size, MaxConfigSize)
+	if _, e, err := resolve(entries, desc.Config); err == nil && e.size > refio.MaxConfigSize {
+		return nil, fmt.Errorf("config %s: %w: %d bytes, more than the %d allowed", desc.Config, refio.ErrTooLarge, e.size, refio.MaxConfigSize)
 	}
 	base, err := tarball.ImageFromPath(file, t)
 	if err != nil {
@@ -308,12 +262,16 @@ func openArchive(file, tag string) (v1.Image, error) {
 		if err != nil {
 			return nil, fmt.Errorf("layer %d: %w", i, err)
 		}
+		c, err := compress.Sniff(e.magic)
+		if err != nil {
+			return nil, fmt.Errorf("layer %d (%s): %w", i, resolved, err)
+		}
 		l := &archiveLayer{
 			file:   file,
 			member: resolved,
 			size:   e.size,
 			diffID: cfg.RootFS.DiffIDs[i],
-			codec:  detectCodec(e.magic),
+			codec:  c,
 		}
 		src, listed := desc.LayerSources[l.diffID]
 		switch {
@@ -321,12 +279,12 @@ func openArchive(file, tag string) (v1.Image, error) {
 			// A foreign layer: keep its descriptor as given.
 			l.desc = src
 			l.size = src.Size
-		case listed && l.codec != codecNone && src.Digest != (v1.Hash{}):
+		case listed && l.codec != compress.None && src.Digest != (v1.Hash{}):
 			// A compressed blob whose digest is recorded. (Docker 25+ lists its
 			// uncompressed layers too; those take the diff_id below.)
 			l.desc = v1.Descriptor{Digest: src.Digest}
 			l.verify = true
-		case l.codec == codecNone:
+		case l.codec == compress.None:
 			l.desc = v1.Descriptor{Digest: l.diffID}
 			l.verify = true
 		default:
@@ -335,7 +293,7 @@ func openArchive(file, tag string) (v1.Image, error) {
 				l.verify = true
 			}
 		}
-		if l.codec == codecZstd || strings.HasPrefix(string(l.desc.MediaType), "application/vnd.oci.") {
+		if l.codec == compress.Zstd || strings.HasPrefix(string(l.desc.MediaType), "application/vnd.oci.") {
 			ociTypes = true
 		}
 		img.layers = append(img.layers, l)
@@ -347,7 +305,10 @@ func openArchive(file, tag string) (v1.Image, error) {
 	}
 	for _, l := range img.layers {
 		if l.desc.MediaType == "" {
-			l.desc.MediaType = layerMediaType(l.codec, ociTypes)
+			// A zstd layer made ociTypes true: no error here.
+			if l.desc.MediaType, err = compress.LayerMediaType(l.codec, ociTypes); err != nil {
+				return nil, err
+			}
 		}
 		if d := l.desc.Digest; d != (v1.Hash{}) {
 			l.digest = func() (v1.Hash, error) { return d, nil }
@@ -364,20 +325,6 @@ func openArchive(file, tag string) (v1.Image, error) {
 		return json.Marshal(m)
 	})
 	return img, nil
-}
-
-func layerMediaType(c codec, oci bool) types.MediaType {
-	switch {
-	case c == codecZstd:
-		return types.OCILayerZStd
-	case c == codecGzip && oci:
-		return types.OCILayer
-	case c == codecGzip:
-		return types.DockerLayer
-	case oci:
-		return types.OCIUncompressedLayer
-	}
-	return types.DockerUncompressedLayer
 }
 
 // digestFromName returns the digest that a content-addressed blob name
@@ -471,7 +418,7 @@ func (i *archiveImage) LayerByDigest(h v1.Hash) (v1.Layer, error) {
 			return l, nil
 		}
 	}
-	return nil, fmt.Errorf("%w: no layer with digest %s", ErrNotFound, h)
+	return nil, fmt.Errorf("%w: no layer with digest %s", refio.ErrNotFound, h)
 }
 
 func (i *archiveImage) LayerByDiffID(h v1.Hash) (v1.Layer, error) {
@@ -480,7 +427,7 @@ func (i *archiveImage) LayerByDiffID(h v1.Hash) (v1.Layer, error) {
 			return l, nil
 		}
 	}
-	return nil, fmt.Errorf("%w: no layer with diff_id %s", ErrNotFound, h)
+	return nil, fmt.Errorf("%w: no layer with diff_id %s", refio.ErrNotFound, h)
 }
 
 // archiveLayer is one layer blob of a docker-archive, presented as stored.
@@ -489,7 +436,7 @@ type archiveLayer struct {
 	member string // the blob's regular file in the archive, links resolved
 	size   int64
 	diffID v1.Hash
-	codec  codec
+	codec  compress.Codec
 	// desc holds the media type, the digest when known without reading the
 	// blob, and, for a foreign layer, its whole descriptor.
 	desc   v1.Descriptor
@@ -531,7 +478,7 @@ func (l *archiveLayer) Compressed() (io.ReadCloser, error) {
 // Uncompressed returns the layer's tar stream: the blob itself when it is
 // not compressed, else the blob decompressed by ggcr.
 func (l *archiveLayer) Uncompressed() (io.ReadCloser, error) {
-	if l.codec == codecNone {
+	if l.codec == compress.None {
 		return l.Compressed()
 	}
 	cl, err := partial.CompressedToLayer(l)

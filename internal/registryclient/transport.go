@@ -1,4 +1,4 @@
-package imageref
+package registryclient
 
 import (
 	"crypto/tls"
@@ -88,9 +88,9 @@ func newRegistryTransport(o Options) *registryTransport {
 	if !ok {
 		base = http.DefaultTransport.(*http.Transport)
 	}
-	if o.dial != nil {
+	if o.Dial != nil {
 		base = base.Clone()
-		base.DialContext = o.dial
+		base.DialContext = o.Dial
 	}
 	dirs := o.CertsDirs
 	if dirs == nil {

@@ -1,4 +1,4 @@
-package imageref
+package dockerarchive_test
 
 import (
 	"bytes"
@@ -17,6 +17,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/layerslim/layerslim/compress"
+	"github.com/layerslim/layerslim/internal/imageref"
+	"github.com/layerslim/layerslim/internal/imageref/reftest"
 )
 
 // checkUncompressedView checks that every layer of img is presented as
@@ -40,8 +45,8 @@ func checkUncompressedView(t *testing.T, img v1.Image, want [][]byte) {
 		if mt != types.DockerUncompressedLayer {
 			t.Errorf("layer %d: media type %s, want %s", i, mt, types.DockerUncompressedLayer)
 		}
-		c := readAll(t, l.Compressed)
-		u := readAll(t, l.Uncompressed)
+		c := reftest.ReadAll(t, l.Compressed)
+		u := reftest.ReadAll(t, l.Uncompressed)
 		if !bytes.Equal(c, u) || !bytes.Equal(u, want[i]) {
 			t.Errorf("layer %d: Compressed() (%d bytes) and Uncompressed() (%d bytes) are not the stored %d bytes", i, len(c), len(u), len(want[i]))
 		}
@@ -53,8 +58,8 @@ func checkUncompressedView(t *testing.T, img v1.Image, want [][]byte) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d != diffID || d != sha(want[i]) {
-			t.Errorf("layer %d: digest %s, diff_id %s, want both %s", i, d, diffID, sha(want[i]))
+		if d != diffID || d != reftest.Sha(want[i]) {
+			t.Errorf("layer %d: digest %s, diff_id %s, want both %s", i, d, diffID, reftest.Sha(want[i]))
 		}
 		size, err := l.Size()
 		if err != nil {
@@ -72,16 +77,16 @@ func checkUncompressedView(t *testing.T, img v1.Image, want [][]byte) {
 		t.Errorf("manifest media types %s, %s; want Docker schema 2", m.MediaType, m.Config.MediaType)
 	}
 	for i, d := range m.Layers {
-		if d.MediaType != types.DockerUncompressedLayer || d.Digest != sha(want[i]) || d.Size != int64(len(want[i])) {
+		if d.MediaType != types.DockerUncompressedLayer || d.Digest != reftest.Sha(want[i]) || d.Size != int64(len(want[i])) {
 			t.Errorf("manifest layer %d: %+v", i, d)
 		}
 	}
-	checkConsistent(t, img)
+	reftest.CheckConsistent(t, img)
 }
 
 func TestArchiveDockerSave(t *testing.T) {
 	ctx := context.Background()
-	l1, l2, l3 := layerTar(t, 1, 3000), layerTar(t, 2, 100), layerTar(t, 3, 70000)
+	l1, l2, l3 := reftest.LayerTar(t, 1, 3000), reftest.LayerTar(t, 2, 100), reftest.LayerTar(t, 3, 70000)
 	for _, style := range []saveStyle{legacy, docker25} {
 		t.Run([]string{"legacy", "docker25"}[style], func(t *testing.T) {
 			file := filepath.Join(t.TempDir(), "save.tar")
@@ -90,33 +95,33 @@ func TestArchiveDockerSave(t *testing.T) {
 				saveImage{repoTags: []string{"example.com/app:1.0", "app:latest"}, layers: [][]byte{l1, l2, l1}},
 				saveImage{repoTags: []string{"other:2"}, layers: [][]byte{l3}},
 			)
-			src, err := Open(ctx, mustParse(t, "docker-archive:"+file+":example.com/app:1.0"), Options{})
+			src, err := imageref.Open(ctx, reftest.MustParse(t, "docker-archive:"+file+":example.com/app:1.0"), imageref.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			checkUncompressedView(t, src.Image, [][]byte{l1, l2, l1})
-			if src.Descriptor.Digest != mustDigest(t, src.Image) || src.Descriptor.MediaType != types.DockerManifestSchema2 {
+			if src.Descriptor.Digest != reftest.MustDigest(t, src.Image) || src.Descriptor.MediaType != types.DockerManifestSchema2 {
 				t.Errorf("descriptor %+v does not describe the image", src.Descriptor)
 			}
 
 			// RepoTags compare by full name, as in ggcr: "app" is app:latest.
-			src, err = Open(ctx, mustParse(t, "docker-archive:"+file+":app"), Options{})
+			src, err = imageref.Open(ctx, reftest.MustParse(t, "docker-archive:"+file+":app"), imageref.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			checkUncompressedView(t, src.Image, [][]byte{l1, l2, l1})
-			src, err = Open(ctx, mustParse(t, "docker-archive:"+file+":other:2"), Options{})
+			src, err = imageref.Open(ctx, reftest.MustParse(t, "docker-archive:"+file+":other:2"), imageref.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			checkUncompressedView(t, src.Image, [][]byte{l3})
 
-			_, err = Open(ctx, mustParse(t, "docker-archive:"+file), Options{})
-			if !errors.Is(err, ErrAmbiguous) || !strings.Contains(err.Error(), "example.com/app:1.0, app:latest, other:2") {
+			_, err = imageref.Open(ctx, reftest.MustParse(t, "docker-archive:"+file), imageref.Options{})
+			if !errors.Is(err, imageref.ErrAmbiguous) || !strings.Contains(err.Error(), "example.com/app:1.0, app:latest, other:2") {
 				t.Errorf("Open without tag: %v, want ErrAmbiguous listing the tags", err)
 			}
-			_, err = Open(ctx, mustParse(t, "docker-archive:"+file+":nope:1"), Options{})
-			if !errors.Is(err, ErrNotFound) {
+			_, err = imageref.Open(ctx, reftest.MustParse(t, "docker-archive:"+file+":nope:1"), imageref.Options{})
+			if !errors.Is(err, imageref.ErrNotFound) {
 				t.Errorf("Open(nope:1): %v, want ErrNotFound", err)
 			}
 		})
@@ -126,53 +131,53 @@ func TestArchiveDockerSave(t *testing.T) {
 func TestArchiveUncompressedRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	layers := [][]byte{layerTar(t, 1, 5000), layerTar(t, 2, 10)}
+	layers := [][]byte{reftest.LayerTar(t, 1, 5000), reftest.LayerTar(t, 2, 10)}
 	in := filepath.Join(dir, "in.tar")
 	writeDockerSave(t, in, legacy, saveImage{layers: layers})
-	src, err := Open(ctx, mustParse(t, "docker-archive:"+in), Options{})
+	src, err := imageref.Open(ctx, reftest.MustParse(t, "docker-archive:"+in), imageref.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := mustDigest(t, src.Image)
+	want := reftest.MustDigest(t, src.Image)
 
 	// Written back, the layers stay uncompressed ("<diff_id>.tar") and the
 	// image keeps its digest.
 	out := filepath.Join(dir, "out.tar")
-	got, err := WriteImage(ctx, mustParse(t, "docker-archive:"+out+":app:1"), src.Image, Options{})
+	got, err := imageref.WriteImage(ctx, reftest.MustParse(t, "docker-archive:"+out+":app:1"), src.Image, imageref.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got != want {
 		t.Errorf("WriteImage returned %s, want %s", got, want)
 	}
-	again, err := Open(ctx, mustParse(t, "docker-archive:"+out+":app:1"), Options{})
+	again, err := imageref.Open(ctx, reftest.MustParse(t, "docker-archive:"+out+":app:1"), imageref.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if mustDigest(t, again.Image) != want {
-		t.Errorf("rewritten archive has digest %s, want %s", mustDigest(t, again.Image), want)
+	if reftest.MustDigest(t, again.Image) != want {
+		t.Errorf("rewritten archive has digest %s, want %s", reftest.MustDigest(t, again.Image), want)
 	}
 	checkUncompressedView(t, again.Image, layers)
 
 	// To an OCI layout too.
-	if _, err := WriteImage(ctx, mustParse(t, "oci:"+filepath.Join(dir, "layout")+":x"), src.Image, Options{}); err != nil {
+	if _, err := imageref.WriteImage(ctx, reftest.MustParse(t, "oci:"+filepath.Join(dir, "layout")+":x"), src.Image, imageref.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	fromLayout, err := Open(ctx, mustParse(t, "oci:"+filepath.Join(dir, "layout")+":x"), Options{})
+	fromLayout, err := imageref.Open(ctx, reftest.MustParse(t, "oci:"+filepath.Join(dir, "layout")+":x"), imageref.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if mustDigest(t, fromLayout.Image) != want {
-		t.Errorf("OCI copy has digest %s, want %s", mustDigest(t, fromLayout.Image), want)
+	if reftest.MustDigest(t, fromLayout.Image) != want {
+		t.Errorf("OCI copy has digest %s, want %s", reftest.MustDigest(t, fromLayout.Image), want)
 	}
 }
 
 func TestArchiveImageRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	file := filepath.Join(t.TempDir(), "img.tar")
-	img := randomImage(t, 5)
-	want := mustDigest(t, img)
-	got, err := WriteImage(ctx, mustParse(t, "docker-archive:"+file+":example.com/app:1.0"), img, Options{})
+	img := reftest.RandomImage(t, 5)
+	want := reftest.MustDigest(t, img)
+	got, err := imageref.WriteImage(ctx, reftest.MustParse(t, "docker-archive:"+file+":example.com/app:1.0"), img, imageref.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,14 +193,14 @@ func TestArchiveImageRoundTrip(t *testing.T) {
 	}
 
 	for _, s := range []string{"docker-archive:" + file, "docker-archive:" + file + ":example.com/app:1.0"} {
-		src, err := Open(ctx, mustParse(t, s), Options{})
+		src, err := imageref.Open(ctx, reftest.MustParse(t, s), imageref.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		checkSameLayers(t, img, src.Image)
+		reftest.CheckSameLayers(t, img, src.Image)
 		// random.Image's layers are gzip: stored so, presented so, same digest.
-		if mustDigest(t, src.Image) != want {
-			t.Errorf("Open(%s) digest %s, want %s", s, mustDigest(t, src.Image), want)
+		if reftest.MustDigest(t, src.Image) != want {
+			t.Errorf("Open(%s) digest %s, want %s", s, reftest.MustDigest(t, src.Image), want)
 		}
 		if err := validate.Image(src.Image); err != nil {
 			t.Errorf("validate: %v", err)
@@ -206,8 +211,8 @@ func TestArchiveImageRoundTrip(t *testing.T) {
 func TestArchiveUntagged(t *testing.T) {
 	ctx := context.Background()
 	file := filepath.Join(t.TempDir(), "img.tar")
-	img := randomImage(t, 6)
-	if _, err := WriteImage(ctx, mustParse(t, "docker-archive:"+file), img, Options{}); err != nil {
+	img := reftest.RandomImage(t, 6)
+	if _, err := imageref.WriteImage(ctx, reftest.MustParse(t, "docker-archive:"+file), img, imageref.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	m, err := tarball.LoadManifest(func() (io.ReadCloser, error) { return os.Open(file) })
@@ -217,18 +222,18 @@ func TestArchiveUntagged(t *testing.T) {
 	if len(m) != 1 || len(m[0].RepoTags) != 0 {
 		t.Errorf("manifest.json = %+v, want one image without RepoTags", m)
 	}
-	src, err := Open(ctx, mustParse(t, "docker-archive:"+file), Options{})
+	src, err := imageref.Open(ctx, reftest.MustParse(t, "docker-archive:"+file), imageref.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if mustDigest(t, src.Image) != mustDigest(t, img) {
-		t.Errorf("untagged archive digest %s, want %s", mustDigest(t, src.Image), mustDigest(t, img))
+	if reftest.MustDigest(t, src.Image) != reftest.MustDigest(t, img) {
+		t.Errorf("untagged archive digest %s, want %s", reftest.MustDigest(t, src.Image), reftest.MustDigest(t, img))
 	}
 }
 
 func TestArchiveCompressedBlobs(t *testing.T) {
 	ctx := context.Background()
-	raw := [][]byte{layerTar(t, 8, 4000), layerTar(t, 9, 300)}
+	raw := [][]byte{reftest.LayerTar(t, 8, 4000), reftest.LayerTar(t, 9, 300)}
 	var layers []v1.Layer
 	for _, b := range raw {
 		l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil },
@@ -243,11 +248,11 @@ func TestArchiveCompressedBlobs(t *testing.T) {
 		t.Fatal(err)
 	}
 	file := filepath.Join(t.TempDir(), "zstd.tar")
-	want, err := WriteImage(ctx, mustParse(t, "docker-archive:"+file+":z:1"), img, Options{})
+	want, err := imageref.WriteImage(ctx, reftest.MustParse(t, "docker-archive:"+file+":z:1"), img, imageref.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, err := Open(ctx, mustParse(t, "docker-archive:"+file), Options{})
+	src, err := imageref.Open(ctx, reftest.MustParse(t, "docker-archive:"+file), imageref.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,35 +264,35 @@ func TestArchiveCompressedBlobs(t *testing.T) {
 		if mt, _ := l.MediaType(); mt != types.OCILayerZStd {
 			t.Errorf("layer %d: media type %s, want zstd", i, mt)
 		}
-		if c := readAll(t, l.Compressed); !bytes.Equal(c, readAll(t, layers[i].Compressed)) {
+		if c := reftest.ReadAll(t, l.Compressed); !bytes.Equal(c, reftest.ReadAll(t, layers[i].Compressed)) {
 			t.Errorf("layer %d: Compressed() is not the stored zstd blob", i)
 		}
-		if u := readAll(t, l.Uncompressed); !bytes.Equal(u, raw[i]) {
+		if u := reftest.ReadAll(t, l.Uncompressed); !bytes.Equal(u, raw[i]) {
 			t.Errorf("layer %d: Uncompressed() differs", i)
 		}
 	}
 	if mt, _ := src.Image.MediaType(); mt != types.OCIManifestSchema1 {
 		t.Errorf("manifest media type %s, want OCI (zstd layers)", mt)
 	}
-	if mustDigest(t, src.Image) != want {
-		t.Errorf("digest %s, want %s", mustDigest(t, src.Image), want)
+	if reftest.MustDigest(t, src.Image) != want {
+		t.Errorf("digest %s, want %s", reftest.MustDigest(t, src.Image), want)
 	}
-	checkConsistent(t, src.Image)
+	reftest.CheckConsistent(t, src.Image)
 }
 
 func TestArchiveGzipBlobWithoutDigestName(t *testing.T) {
 	// A legacy-named ("<id>/layer.tar") gzip blob: the digest is hashed once,
 	// on demand.
 	ctx := context.Background()
-	raw := layerTar(t, 10, 2000)
+	raw := reftest.LayerTar(t, 10, 2000)
 	gz, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(raw)), nil })
 	if err != nil {
 		t.Fatal(err)
 	}
-	blob := readAll(t, gz.Compressed)
+	blob := reftest.ReadAll(t, gz.Compressed)
 	file := filepath.Join(t.TempDir(), "gz.tar")
-	writeDockerSave(t, file, legacy, saveImage{layers: [][]byte{raw}, diffIDs: []v1.Hash{sha(raw)}, compress: func([]byte) []byte { return blob }})
-	src, err := Open(ctx, mustParse(t, "docker-archive:"+file), Options{})
+	writeDockerSave(t, file, legacy, saveImage{layers: [][]byte{raw}, diffIDs: []v1.Hash{reftest.Sha(raw)}, compress: func([]byte) []byte { return blob }})
+	src, err := imageref.Open(ctx, reftest.MustParse(t, "docker-archive:"+file), imageref.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,8 +300,8 @@ func TestArchiveGzipBlobWithoutDigestName(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := mustDigest(t, ls[0]); d != sha(blob) {
-		t.Errorf("digest %s, want %s", d, sha(blob))
+	if d := reftest.MustDigest(t, ls[0]); d != reftest.Sha(blob) {
+		t.Errorf("digest %s, want %s", d, reftest.Sha(blob))
 	}
 	if mt, _ := ls[0].MediaType(); mt != types.DockerLayer {
 		t.Errorf("media type %s, want %s", mt, types.DockerLayer)
@@ -308,10 +313,10 @@ func TestArchiveGzipBlobWithoutDigestName(t *testing.T) {
 
 func TestArchiveDigestMismatch(t *testing.T) {
 	ctx := context.Background()
-	l := layerTar(t, 11, 1000)
+	l := reftest.LayerTar(t, 11, 1000)
 	file := filepath.Join(t.TempDir(), "bad.tar")
-	writeDockerSave(t, file, legacy, saveImage{layers: [][]byte{l}, diffIDs: []v1.Hash{sha([]byte("something else"))}})
-	src, err := Open(ctx, mustParse(t, "docker-archive:"+file), Options{})
+	writeDockerSave(t, file, legacy, saveImage{layers: [][]byte{l}, diffIDs: []v1.Hash{reftest.Sha([]byte("something else"))}})
+	src, err := imageref.Open(ctx, reftest.MustParse(t, "docker-archive:"+file), imageref.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,8 +336,8 @@ func TestArchiveDigestMismatch(t *testing.T) {
 
 func TestArchiveIndexRefused(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "idx.tar")
-	_, err := WriteIndex(context.Background(), mustParse(t, "docker-archive:"+file), randomIndex(t, 1), Options{})
-	if !errors.Is(err, ErrIndexUnsupported) || !strings.Contains(err.Error(), "--platform") {
+	_, err := imageref.WriteIndex(context.Background(), reftest.MustParse(t, "docker-archive:"+file), reftest.RandomIndex(t, 1), imageref.Options{})
+	if !errors.Is(err, imageref.ErrIndexUnsupported) || !strings.Contains(err.Error(), "--platform") {
 		t.Errorf("WriteIndex to a docker-archive: %v, want ErrIndexUnsupported", err)
 	}
 	if _, err := os.Stat(file); !os.IsNotExist(err) {
@@ -340,42 +345,27 @@ func TestArchiveIndexRefused(t *testing.T) {
 	}
 }
 
-// failingLayer fails half way through its content.
-type failingLayer struct{ v1.Layer }
-
-func (l failingLayer) Compressed() (io.ReadCloser, error) {
-	rc, err := l.Layer.Compressed()
-	if err != nil {
-		return nil, err
-	}
-	return io.NopCloser(io.MultiReader(io.LimitReader(rc, 10), errReader{})), nil
-}
-
-type errReader struct{}
-
-func (errReader) Read([]byte) (int, error) { return 0, errors.New("disk on fire") }
-
 func TestArchiveSamePathAndAtomicWrite(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	file := filepath.Join(dir, "app.tar")
-	writeDockerSave(t, file, legacy, saveImage{repoTags: []string{"app:1"}, layers: [][]byte{layerTar(t, 1, 2000), layerTar(t, 2, 3000)}})
+	writeDockerSave(t, file, legacy, saveImage{repoTags: []string{"app:1"}, layers: [][]byte{reftest.LayerTar(t, 1, 2000), reftest.LayerTar(t, 2, 3000)}})
 
 	// Read from and write to the same file: the source is never written in place.
-	src, err := Open(ctx, mustParse(t, "docker-archive:"+file+":app:1"), Options{})
+	src, err := imageref.Open(ctx, reftest.MustParse(t, "docker-archive:"+file+":app:1"), imageref.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := mustDigest(t, src.Image)
-	if _, err := WriteImage(ctx, mustParse(t, "docker-archive:"+file+":app:2"), src.Image, Options{}); err != nil {
+	want := reftest.MustDigest(t, src.Image)
+	if _, err := imageref.WriteImage(ctx, reftest.MustParse(t, "docker-archive:"+file+":app:2"), src.Image, imageref.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	again, err := Open(ctx, mustParse(t, "docker-archive:"+file+":app:2"), Options{})
+	again, err := imageref.Open(ctx, reftest.MustParse(t, "docker-archive:"+file+":app:2"), imageref.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if mustDigest(t, again.Image) != want {
-		t.Errorf("rewritten in place: digest %s, want %s", mustDigest(t, again.Image), want)
+	if reftest.MustDigest(t, again.Image) != want {
+		t.Errorf("rewritten in place: digest %s, want %s", reftest.MustDigest(t, again.Image), want)
 	}
 
 	// A write that fails leaves the file as it was and no temporary file.
@@ -387,11 +377,11 @@ func TestArchiveSamePathAndAtomicWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	broken, err := mutate.AppendLayers(empty.Image, failingLayer{ls[0]})
+	broken, err := mutate.AppendLayers(empty.Image, reftest.FailingLayer{Layer: ls[0]})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = WriteImage(ctx, mustParse(t, "docker-archive:"+file+":app:3"), broken, Options{})
+	_, err = imageref.WriteImage(ctx, reftest.MustParse(t, "docker-archive:"+file+":app:3"), broken, imageref.Options{})
 	if err == nil || !strings.Contains(err.Error(), "disk on fire") || !strings.HasPrefix(err.Error(), "writing docker-archive:"+file+":app:3: ") {
 		t.Fatalf("failing write: %v", err)
 	}
@@ -418,7 +408,7 @@ func TestArchiveSamePathAndAtomicWrite(t *testing.T) {
 func TestArchiveProgress(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "p.tar")
 	updates := make(chan v1.Update, 1<<16)
-	if _, err := WriteImage(context.Background(), mustParse(t, "docker-archive:"+file), randomImage(t, 1), Options{Progress: updates}); err != nil {
+	if _, err := imageref.WriteImage(context.Background(), reftest.MustParse(t, "docker-archive:"+file), reftest.RandomImage(t, 1), imageref.Options{Progress: updates}); err != nil {
 		t.Fatal(err)
 	}
 	close(updates) // still ours to close
@@ -432,5 +422,53 @@ func TestArchiveProgress(t *testing.T) {
 	}
 	if n == 0 || last.Total == 0 || last.Complete != last.Total {
 		t.Errorf("%d updates, last %+v; want progress up to the total", n, last)
+	}
+}
+
+// Layer blobs are told apart by compress.Sniff, the rule the rest of
+// layerslim uses: a zstd blob that starts with a skippable frame is zstd
+// (it was taken for an uncompressed tar), and an lz4, xz or bzip2 blob is
+// refused at Open with an error naming the layer (it was taken for an
+// uncompressed tar and failed later on its digest).
+func TestArchiveCodecIsCompressSniff(t *testing.T) {
+	ctx := context.Background()
+	raw := reftest.LayerTar(t, 11, 500)
+	var zst bytes.Buffer
+	zw, err := zstd.NewWriter(&zst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw.Write(raw)
+	zw.Close()
+	skippable := append([]byte{0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0, 'l', 's', 'l', 'm'}, zst.Bytes()...)
+	lz4 := append([]byte{0x04, 0x22, 0x4d, 0x18}, raw...)
+
+	dir := t.TempDir()
+	file := filepath.Join(dir, "skippable.tar")
+	writeDockerSave(t, file, legacy, saveImage{layers: [][]byte{raw}, diffIDs: []v1.Hash{reftest.Sha(raw)}, compress: func([]byte) []byte { return skippable }})
+	src, err := imageref.Open(ctx, reftest.MustParse(t, "docker-archive:"+file), imageref.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls, err := src.Image.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mt, _ := ls[0].MediaType(); mt != types.OCILayerZStd {
+		t.Errorf("a zstd blob with a skippable frame has media type %s, want %s", mt, types.OCILayerZStd)
+	}
+
+	file = filepath.Join(dir, "lz4.tar")
+	writeDockerSave(t, file, legacy, saveImage{layers: [][]byte{raw}, diffIDs: []v1.Hash{reftest.Sha(raw)}, compress: func([]byte) []byte { return lz4 }})
+	_, err = imageref.Open(ctx, reftest.MustParse(t, "docker-archive:"+file), imageref.Options{})
+	if !errors.Is(err, compress.ErrUnsupported) || !strings.Contains(err.Error(), "layer 0") || !strings.Contains(err.Error(), "lz4") {
+		t.Errorf("Open of an archive with an lz4 layer = %v, want compress.ErrUnsupported naming layer 0 and lz4", err)
+	}
+
+	whole := filepath.Join(dir, "save.tar.xz")
+	os.WriteFile(whole, append([]byte{0xfd, '7', 'z', 'X', 'Z', 0x00}, raw...), 0o644)
+	_, err = imageref.Open(ctx, reftest.MustParse(t, "docker-archive:"+whole), imageref.Options{})
+	if !errors.Is(err, compress.ErrUnsupported) || !strings.Contains(err.Error(), "compressed as a whole") {
+		t.Errorf("Open of an xz-compressed archive = %v, want compress.ErrUnsupported, compressed as a whole", err)
 	}
 }

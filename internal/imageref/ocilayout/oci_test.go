@@ -1,4 +1,4 @@
-package imageref
+package ocilayout_test
 
 import (
 	"context"
@@ -12,6 +12,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
+
+	"github.com/layerslim/layerslim/internal/imageref"
+	"github.com/layerslim/layerslim/internal/imageref/ocilayout"
+	"github.com/layerslim/layerslim/internal/imageref/reftest"
 )
 
 func indexEntries(t *testing.T, dir string) []v1.Descriptor {
@@ -30,10 +34,10 @@ func indexEntries(t *testing.T, dir string) []v1.Descriptor {
 func TestOCIImageRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "layout") // does not exist yet
-	img := randomImage(t, 1)
-	want := mustDigest(t, img)
+	img := reftest.RandomImage(t, 1)
+	want := reftest.MustDigest(t, img)
 
-	got, err := WriteImage(ctx, mustParse(t, "oci:"+dir+":v1"), img, Options{})
+	got, err := imageref.WriteImage(ctx, reftest.MustParse(t, "oci:"+dir+":v1"), img, imageref.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,15 +45,15 @@ func TestOCIImageRoundTrip(t *testing.T) {
 		t.Errorf("WriteImage returned %s, want %s", got, want)
 	}
 
-	src, err := Open(ctx, mustParse(t, "oci:"+dir+":v1"), Options{})
+	src, err := imageref.Open(ctx, reftest.MustParse(t, "oci:"+dir+":v1"), imageref.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if src.Image == nil || src.Index != nil {
 		t.Fatalf("Open gave image %v, index %v; want an image only", src.Image, src.Index)
 	}
-	if src.Descriptor.Digest != want || mustDigest(t, src.Image) != want {
-		t.Errorf("reopened digest %s (descriptor %s), want %s", mustDigest(t, src.Image), src.Descriptor.Digest, want)
+	if src.Descriptor.Digest != want || reftest.MustDigest(t, src.Image) != want {
+		t.Errorf("reopened digest %s (descriptor %s), want %s", reftest.MustDigest(t, src.Image), src.Descriptor.Digest, want)
 	}
 	if !src.Descriptor.MediaType.IsImage() || src.Descriptor.Size == 0 {
 		t.Errorf("descriptor %+v lacks media type or size", src.Descriptor)
@@ -57,16 +61,16 @@ func TestOCIImageRoundTrip(t *testing.T) {
 	if err := validate.Image(src.Image); err != nil {
 		t.Errorf("validate: %v", err)
 	}
-	checkSameLayers(t, img, src.Image)
+	reftest.CheckSameLayers(t, img, src.Image)
 
 	// The only entry is also what the untagged reference and the digest name.
 	for _, s := range []string{"oci:" + dir, "oci:" + dir + "@" + want.String()} {
-		src, err := Open(ctx, mustParse(t, s), Options{})
+		src, err := imageref.Open(ctx, reftest.MustParse(t, s), imageref.Options{})
 		if err != nil {
 			t.Fatalf("Open(%s): %v", s, err)
 		}
-		if mustDigest(t, src.Image) != want {
-			t.Errorf("Open(%s) digest %s, want %s", s, mustDigest(t, src.Image), want)
+		if reftest.MustDigest(t, src.Image) != want {
+			t.Errorf("Open(%s) digest %s, want %s", s, reftest.MustDigest(t, src.Image), want)
 		}
 	}
 }
@@ -74,22 +78,22 @@ func TestOCIImageRoundTrip(t *testing.T) {
 func TestOCIReplaceSameTag(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir() // exists and is empty
-	ref := mustParse(t, "oci:"+dir+":v1")
-	if _, err := WriteImage(ctx, ref, randomImage(t, 1), Options{}); err != nil {
+	ref := reftest.MustParse(t, "oci:"+dir+":v1")
+	if _, err := imageref.WriteImage(ctx, ref, reftest.RandomImage(t, 1), imageref.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	second := randomImage(t, 2)
-	h2, err := WriteImage(ctx, ref, second, Options{})
+	second := reftest.RandomImage(t, 2)
+	h2, err := imageref.WriteImage(ctx, ref, second, imageref.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := WriteImage(ctx, mustParse(t, "oci:"+dir+":v2"), randomImage(t, 3), Options{}); err != nil {
+	if _, err := imageref.WriteImage(ctx, reftest.MustParse(t, "oci:"+dir+":v2"), reftest.RandomImage(t, 3), imageref.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	// Untagged, twice: one unnamed entry.
-	untagged := randomImage(t, 4)
+	untagged := reftest.RandomImage(t, 4)
 	for range 2 {
-		if _, err := WriteImage(ctx, mustParse(t, "oci:"+dir), untagged, Options{}); err != nil {
+		if _, err := imageref.WriteImage(ctx, reftest.MustParse(t, "oci:"+dir), untagged, imageref.Options{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -97,7 +101,7 @@ func TestOCIReplaceSameTag(t *testing.T) {
 	names := map[string]int{}
 	var v1Digest v1.Hash
 	for _, d := range indexEntries(t, dir) {
-		rn := d.Annotations[refNameAnnotation]
+		rn := d.Annotations[ocilayout.RefNameAnnotation]
 		names[rn]++
 		if rn == "v1" {
 			v1Digest = d.Digest
@@ -110,17 +114,17 @@ func TestOCIReplaceSameTag(t *testing.T) {
 		t.Errorf("v1 names %s, want the second image %s", v1Digest, h2)
 	}
 
-	src, err := Open(ctx, ref, Options{})
+	src, err := imageref.Open(ctx, ref, imageref.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if mustDigest(t, src.Image) != h2 {
-		t.Errorf("Open(v1) = %s, want %s", mustDigest(t, src.Image), h2)
+	if reftest.MustDigest(t, src.Image) != h2 {
+		t.Errorf("Open(v1) = %s, want %s", reftest.MustDigest(t, src.Image), h2)
 	}
 
 	// Several entries and no tag: ambiguous, and the error lists the tags.
-	_, err = Open(ctx, mustParse(t, "oci:"+dir), Options{})
-	if !errors.Is(err, ErrAmbiguous) {
+	_, err = imageref.Open(ctx, reftest.MustParse(t, "oci:"+dir), imageref.Options{})
+	if !errors.Is(err, imageref.ErrAmbiguous) {
 		t.Fatalf("Open without tag: %v, want ErrAmbiguous", err)
 	}
 	for _, s := range []string{"reading oci:" + dir + ": ", "v1", "v2", "@sha256:"} {
@@ -128,8 +132,8 @@ func TestOCIReplaceSameTag(t *testing.T) {
 			t.Errorf("error %q does not contain %q", err, s)
 		}
 	}
-	_, err = Open(ctx, mustParse(t, "oci:"+dir+":v9"), Options{})
-	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "v1, v2") {
+	_, err = imageref.Open(ctx, reftest.MustParse(t, "oci:"+dir+":v9"), imageref.Options{})
+	if !errors.Is(err, imageref.ErrNotFound) || !strings.Contains(err.Error(), "v1, v2") {
 		t.Errorf("Open(v9): %v, want ErrNotFound listing v1, v2", err)
 	}
 }
@@ -141,38 +145,38 @@ func TestOCIFullRefName(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, b, c := randomImage(t, 1), randomImage(t, 2), randomImage(t, 3)
+	a, b, c := reftest.RandomImage(t, 1), reftest.RandomImage(t, 2), reftest.RandomImage(t, 3)
 	for img, rn := range map[v1.Image]string{a: "example.com/a:1.0", b: "example.com/b:1.0", c: "2.0"} {
-		if err := lp.AppendImage(img, layout.WithAnnotations(map[string]string{refNameAnnotation: rn})); err != nil {
+		if err := lp.AppendImage(img, layout.WithAnnotations(map[string]string{ocilayout.RefNameAnnotation: rn})); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// "1.0" is the tag of two full names: ambiguous.
-	if _, err := Open(ctx, mustParse(t, "oci:"+dir+":1.0"), Options{}); !errors.Is(err, ErrAmbiguous) {
+	if _, err := imageref.Open(ctx, reftest.MustParse(t, "oci:"+dir+":1.0"), imageref.Options{}); !errors.Is(err, imageref.ErrAmbiguous) {
 		t.Errorf("Open(1.0): %v, want ErrAmbiguous", err)
 	}
-	if err := lp.RemoveDescriptors(func(d v1.Descriptor) bool { return d.Annotations[refNameAnnotation] == "example.com/b:1.0" }); err != nil {
+	if err := lp.RemoveDescriptors(func(d v1.Descriptor) bool { return d.Annotations[ocilayout.RefNameAnnotation] == "example.com/b:1.0" }); err != nil {
 		t.Fatal(err)
 	}
-	src, err := Open(ctx, mustParse(t, "oci:"+dir+":1.0"), Options{})
+	src, err := imageref.Open(ctx, reftest.MustParse(t, "oci:"+dir+":1.0"), imageref.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if mustDigest(t, src.Image) != mustDigest(t, a) {
+	if reftest.MustDigest(t, src.Image) != reftest.MustDigest(t, a) {
 		t.Errorf("Open(1.0) did not select example.com/a:1.0")
 	}
-	if src.Descriptor.Annotations[refNameAnnotation] != "example.com/a:1.0" {
+	if src.Descriptor.Annotations[ocilayout.RefNameAnnotation] != "example.com/a:1.0" {
 		t.Errorf("descriptor annotations %v, want the index.json entry's", src.Descriptor.Annotations)
 	}
 	// An exact name wins over full names that end in the same tag.
-	if _, err := WriteImage(ctx, mustParse(t, "oci:"+dir+":1.0"), b, Options{}); err != nil {
+	if _, err := imageref.WriteImage(ctx, reftest.MustParse(t, "oci:"+dir+":1.0"), b, imageref.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	src, err = Open(ctx, mustParse(t, "oci:"+dir+":1.0"), Options{})
+	src, err = imageref.Open(ctx, reftest.MustParse(t, "oci:"+dir+":1.0"), imageref.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if mustDigest(t, src.Image) != mustDigest(t, b) {
+	if reftest.MustDigest(t, src.Image) != reftest.MustDigest(t, b) {
 		t.Errorf("Open(1.0) did not prefer the entry named exactly 1.0")
 	}
 }
@@ -180,24 +184,24 @@ func TestOCIFullRefName(t *testing.T) {
 func TestOCIIndexRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "multi")
-	idx := randomIndex(t, 7)
-	want := mustDigest(t, idx)
-	got, err := WriteIndex(ctx, mustParse(t, "oci:"+dir+":all"), idx, Options{})
+	idx := reftest.RandomIndex(t, 7)
+	want := reftest.MustDigest(t, idx)
+	got, err := imageref.WriteIndex(ctx, reftest.MustParse(t, "oci:"+dir+":all"), idx, imageref.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got != want {
 		t.Errorf("WriteIndex returned %s, want %s", got, want)
 	}
-	src, err := Open(ctx, mustParse(t, "oci:"+dir+":all"), Options{})
+	src, err := imageref.Open(ctx, reftest.MustParse(t, "oci:"+dir+":all"), imageref.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if src.Index == nil || src.Image != nil {
 		t.Fatalf("Open gave image %v, index %v; want an index only", src.Image, src.Index)
 	}
-	if mustDigest(t, src.Index) != want || src.Descriptor.Digest != want || !src.Descriptor.MediaType.IsIndex() {
-		t.Errorf("reopened index %s (descriptor %+v), want %s", mustDigest(t, src.Index), src.Descriptor, want)
+	if reftest.MustDigest(t, src.Index) != want || src.Descriptor.Digest != want || !src.Descriptor.MediaType.IsIndex() {
+		t.Errorf("reopened index %s (descriptor %+v), want %s", reftest.MustDigest(t, src.Index), src.Descriptor, want)
 	}
 	if err := validate.Index(src.Index); err != nil {
 		t.Errorf("validate: %v", err)
@@ -209,15 +213,15 @@ func TestOCIIndexRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	child := im.Manifests[1].Digest
-	src, err = Open(ctx, mustParse(t, "oci:"+dir+"@"+child.String()), Options{})
+	src, err = imageref.Open(ctx, reftest.MustParse(t, "oci:"+dir+"@"+child.String()), imageref.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if src.Image == nil || mustDigest(t, src.Image) != child || src.Descriptor.Digest != child {
+	if src.Image == nil || reftest.MustDigest(t, src.Image) != child || src.Descriptor.Digest != child {
 		t.Errorf("Open(@child) = %+v, want the image %s", src, child)
 	}
-	missing := mustParse(t, "oci:"+dir+"@"+testDigest)
-	if _, err := Open(ctx, missing, Options{}); !errors.Is(err, ErrNotFound) {
+	missing := reftest.MustParse(t, "oci:"+dir+"@"+"sha256:"+strings.Repeat("0123456789abcdef", 4))
+	if _, err := imageref.Open(ctx, missing, imageref.Options{}); !errors.Is(err, imageref.ErrNotFound) {
 		t.Errorf("Open(missing digest): %v, want ErrNotFound", err)
 	}
 }
@@ -228,7 +232,7 @@ func TestOCIWriteRefusals(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "unrelated"), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := WriteImage(ctx, mustParse(t, "oci:"+dir+":v1"), randomImage(t, 1), Options{}); err == nil || !strings.Contains(err.Error(), "nor an OCI image layout") {
+	if _, err := imageref.WriteImage(ctx, reftest.MustParse(t, "oci:"+dir+":v1"), reftest.RandomImage(t, 1), imageref.Options{}); err == nil || !strings.Contains(err.Error(), "nor an OCI image layout") {
 		t.Errorf("writing into a non-layout directory: %v, want a refusal", err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "index.json")); !os.IsNotExist(err) {
@@ -236,36 +240,15 @@ func TestOCIWriteRefusals(t *testing.T) {
 	}
 
 	out := filepath.Join(t.TempDir(), "out")
-	_, err := WriteImage(ctx, mustParse(t, "oci:"+out+"@"+testDigest), randomImage(t, 1), Options{})
+	_, err := imageref.WriteImage(ctx, reftest.MustParse(t, "oci:"+out+"@"+"sha256:"+strings.Repeat("0123456789abcdef", 4)), reftest.RandomImage(t, 1), imageref.Options{})
 	if err == nil || !strings.Contains(err.Error(), "by digest") {
 		t.Errorf("writing to a different digest: %v, want a refusal", err)
 	}
 	if _, err := os.Stat(out); !os.IsNotExist(err) {
 		t.Errorf("a refused write created %s", out)
 	}
-	img := randomImage(t, 1)
-	if _, err := WriteImage(ctx, mustParse(t, "oci:"+out+"@"+mustDigest(t, img).String()), img, Options{}); err != nil {
+	img := reftest.RandomImage(t, 1)
+	if _, err := imageref.WriteImage(ctx, reftest.MustParse(t, "oci:"+out+"@"+reftest.MustDigest(t, img).String()), img, imageref.Options{}); err != nil {
 		t.Errorf("writing to its own digest: %v", err)
-	}
-}
-
-func TestOpenErrorsNameTheReference(t *testing.T) {
-	ctx := context.Background()
-	dir := filepath.Join(t.TempDir(), "nothing")
-	_, err := Open(ctx, mustParse(t, "oci:"+dir+":v1"), Options{})
-	if !errors.Is(err, ErrNotFound) || !strings.HasPrefix(err.Error(), "reading oci:"+dir+":v1: ") {
-		t.Errorf("Open of a missing layout: %v", err)
-	}
-	_, err = Open(ctx, mustParse(t, "docker-archive:"+dir+".tar"), Options{})
-	if !errors.Is(err, os.ErrNotExist) || !strings.HasPrefix(err.Error(), "reading docker-archive:"+dir+".tar: ") {
-		t.Errorf("Open of a missing archive: %v", err)
-	}
-	if _, err := Open(ctx, Ref{}, Options{}); !errors.Is(err, ErrInvalidReference) {
-		t.Errorf("Open(Ref{}): %v, want ErrInvalidReference", err)
-	}
-	cancelled, cancel := context.WithCancel(ctx)
-	cancel()
-	if _, err := WriteImage(cancelled, mustParse(t, "oci:"+dir), randomImage(t, 1), Options{}); !errors.Is(err, context.Canceled) {
-		t.Errorf("WriteImage with a cancelled context: %v", err)
 	}
 }

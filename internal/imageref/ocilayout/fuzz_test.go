@@ -1,4 +1,4 @@
-package imageref
+package ocilayout_test
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/layerslim/layerslim/internal/imageref"
 )
 
 // FuzzLayoutReader reads arbitrary bytes as a layout's index.json and as the
@@ -33,7 +35,7 @@ func FuzzLayoutReader(f *testing.F) {
 		os.WriteFile(filepath.Join(dir, "blobs", "sha256", "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"), []byte("{}"), 0o644)
 		index = []byte(replaceAll(string(index), map[string]string{"DIGEST": "sha256:" + h, "SIZE": itoa(len(manifest))}))
 		os.WriteFile(filepath.Join(dir, "index.json"), index, 0o644)
-		src, err := Open(context.Background(), Ref{Kind: OCI, Path: dir}, Options{})
+		src, err := imageref.Open(context.Background(), imageref.Ref{Kind: imageref.OCI, Path: dir}, imageref.Options{})
 		_ = err
 		if err != nil {
 			return

@@ -1,4 +1,4 @@
-package imageref
+package registryclient_test
 
 import (
 	"context"
@@ -20,34 +20,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/registry"
 
+	"github.com/layerslim/layerslim/internal/imageref"
+	"github.com/layerslim/layerslim/internal/imageref/reftest"
+	"github.com/layerslim/layerslim/internal/registryclient"
 	"github.com/layerslim/layerslim/internal/testenv"
 )
-
-func TestIsLoopback(t *testing.T) {
-	for host, want := range map[string]bool{
-		"127.0.0.1":          true,
-		"127.0.0.1:5000":     true,
-		"127.8.9.10:443":     true,
-		"[::1]:5000":         true,
-		"::1":                true,
-		"localhost":          true,
-		"localhost:5000":     true,
-		"LOCALHOST.:5000":    true,
-		"reg.localhost:5000": true,
-		"10.0.0.5:5000":      false,
-		"172.16.1.1:5000":    false,
-		"192.168.1.10":       false,
-		"registry.local":     false,
-		"localhost.example":  false,
-		"notlocalhost:5000":  false,
-		"[fe80::1]:5000":     false,
-		"example.com":        false,
-	} {
-		if got := isLoopback(host); got != want {
-			t.Errorf("isLoopback(%q) = %v, want %v", host, got, want)
-		}
-	}
-}
 
 // The guard refuses before any connection is made, and closes the body.
 func TestTransportRefusesPlainHTTP(t *testing.T) {
@@ -56,8 +33,8 @@ func TestTransportRefusesPlainHTTP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = (Options{}).transport().RoundTrip(req)
-	var pe *PlainHTTPError
+	_, err = (registryclient.Options{}).Transport().RoundTrip(req)
+	var pe *registryclient.PlainHTTPError
 	if !errors.As(err, &pe) || pe.Host != "10.1.2.3:5000" {
 		t.Fatalf("RoundTrip: %v, want a PlainHTTPError for 10.1.2.3:5000", err)
 	}
@@ -91,26 +68,26 @@ func dialTo(addr string) func(ctx context.Context, network, _ string) (net.Conn,
 // layerslim only to loopback ones, unless --insecure.
 func TestRegistryPlainHTTPOnlyOnLoopback(t *testing.T) {
 	ctx := context.Background()
-	host, _ := newRegistry(t)
+	host, _ := reftest.NewRegistry(t)
 	_, port, _ := net.SplitHostPort(host)
-	img := randomImage(t, 1)
-	if _, err := WriteImage(ctx, mustParse(t, host+"/p/a:1"), img, Options{}); err != nil {
+	img := reftest.RandomImage(t, 1)
+	if _, err := imageref.WriteImage(ctx, reftest.MustParse(t, host+"/p/a:1"), img, imageref.Options{}); err != nil {
 		t.Fatalf("plain HTTP on loopback: %v", err)
 	}
 	for _, fake := range []string{"10.1.2.3", "172.16.0.9", "192.168.77.7"} {
 		reg := net.JoinHostPort(fake, port)
-		o := Options{dial: dialTo(host)}
-		_, err := Open(ctx, mustParse(t, reg+"/p/a:1"), o)
-		var pe *PlainHTTPError
+		o := imageref.Options{Dial: dialTo(host)}
+		_, err := imageref.Open(ctx, reftest.MustParse(t, reg+"/p/a:1"), o)
+		var pe *registryclient.PlainHTTPError
 		if !errors.As(err, &pe) || !strings.Contains(err.Error(), reg+": refusing plain HTTP") {
 			t.Errorf("Open %s over plain HTTP: %v, want a refusal", reg, err)
 		}
 		o.Insecure = true
-		src, err := Open(ctx, mustParse(t, reg+"/p/a:1"), o)
+		src, err := imageref.Open(ctx, reftest.MustParse(t, reg+"/p/a:1"), o)
 		if err != nil {
 			t.Fatalf("Open %s with Insecure: %v", reg, err)
 		}
-		if mustDigest(t, src.Image) != mustDigest(t, img) {
+		if reftest.MustDigest(t, src.Image) != reftest.MustDigest(t, img) {
 			t.Errorf("%s: wrong image", reg)
 		}
 	}
@@ -142,12 +119,12 @@ func TestRegistryTLSTrust(t *testing.T) {
 	ctx := context.Background()
 	ca := testenv.NewCA(t, "private CA")
 	host := tlsRegistry(t, ca, nil)
-	ref := mustParse(t, host+"/tls/app:1")
-	img := randomImage(t, 1)
+	ref := reftest.MustParse(t, host+"/tls/app:1")
+	img := reftest.RandomImage(t, 1)
 	dir := t.TempDir()
 
-	_, err := WriteImage(ctx, ref, img, Options{CertsDirs: []string{}})
-	var te *TLSError
+	_, err := imageref.WriteImage(ctx, ref, img, imageref.Options{CertsDirs: []string{}})
+	var te *registryclient.TLSError
 	if !errors.As(err, &te) || te.Registry != host {
 		t.Fatalf("untrusted CA: %v, want a TLSError for %s", err, host)
 	}
@@ -158,21 +135,21 @@ func TestRegistryTLSTrust(t *testing.T) {
 	}
 
 	caFile := ca.WriteCert(t, dir, "ca.pem")
-	if _, err := WriteImage(ctx, ref, img, Options{CAFiles: []string{caFile}, CertsDirs: []string{}}); err != nil {
+	if _, err := imageref.WriteImage(ctx, ref, img, imageref.Options{CAFiles: []string{caFile}, CertsDirs: []string{}}); err != nil {
 		t.Fatalf("with CAFiles: %v", err)
 	}
 
 	certsD := filepath.Join(dir, "certs.d")
 	ca.WriteCert(t, certsD, "127.0.0.1:1/ca.crt") // another registry's
-	if _, err := Open(ctx, ref, Options{CertsDirs: []string{certsD}}); !errors.As(err, &te) {
+	if _, err := imageref.Open(ctx, ref, imageref.Options{CertsDirs: []string{certsD}}); !errors.As(err, &te) {
 		t.Errorf("with the CA under another host in certs.d: %v, want a TLSError", err)
 	}
 	ca.WriteCert(t, certsD, host+"/ca.crt")
-	src, err := Open(ctx, ref, Options{CertsDirs: []string{filepath.Join(dir, "missing"), certsD}})
+	src, err := imageref.Open(ctx, ref, imageref.Options{CertsDirs: []string{filepath.Join(dir, "missing"), certsD}})
 	if err != nil {
 		t.Fatalf("with certs.d/%s/ca.crt: %v", host, err)
 	}
-	if mustDigest(t, src.Image) != mustDigest(t, img) {
+	if reftest.MustDigest(t, src.Image) != reftest.MustDigest(t, img) {
 		t.Error("wrong image")
 	}
 
@@ -185,7 +162,7 @@ func TestRegistryTLSTrust(t *testing.T) {
 		bad:                            "CA file " + bad + " holds no PEM certificate",
 		filepath.Join(dir, "none.pem"): "reading the CA file (--ca-file): open " + filepath.Join(dir, "none.pem") + ": no such file or directory",
 	} {
-		_, err := Open(ctx, ref, Options{CAFiles: []string{file}, CertsDirs: []string{}})
+		_, err := imageref.Open(ctx, ref, imageref.Options{CAFiles: []string{file}, CertsDirs: []string{}})
 		if want := "reading " + ref.String() + ": " + host + ": " + says; err == nil || err.Error() != want {
 			t.Errorf("CA file %s: %v, want %s", file, err, want)
 		}
@@ -199,23 +176,23 @@ func TestRegistryClientCertificate(t *testing.T) {
 	ca := testenv.NewCA(t, "server CA")
 	clientCA := testenv.NewCA(t, "client CA")
 	host := tlsRegistry(t, ca, clientCA.Pool())
-	ref := mustParse(t, host+"/mtls/app:1")
+	ref := reftest.MustParse(t, host+"/mtls/app:1")
 	certsD := t.TempDir()
 	ca.WriteCert(t, certsD, host+"/ca.crt")
-	_, err := WriteImage(ctx, ref, randomImage(t, 1), Options{CertsDirs: []string{certsD}})
-	var te *TLSError
+	_, err := imageref.WriteImage(ctx, ref, reftest.RandomImage(t, 1), imageref.Options{CertsDirs: []string{certsD}})
+	var te *registryclient.TLSError
 	if !errors.As(err, &te) || !strings.Contains(err.Error(), host+": the registry refused the TLS handshake (remote error: tls: certificate required)") ||
 		!strings.Contains(err.Error(), host+"/client.cert") {
 		t.Fatalf("without a client certificate: %v, want a TLSError that says where the certificate goes", err)
 	}
 	clientCA.Client(t, "layerslim").Write(t, filepath.Join(certsD, host), "client.cert", "client.key")
-	if _, err := WriteImage(ctx, ref, randomImage(t, 1), Options{CertsDirs: []string{certsD}}); err != nil {
+	if _, err := imageref.WriteImage(ctx, ref, reftest.RandomImage(t, 1), imageref.Options{CertsDirs: []string{certsD}}); err != nil {
 		t.Fatalf("with certs.d/%s/client.cert: %v", host, err)
 	}
 	// A key without its certificate is a mistake worth saying.
 	clientCA.Client(t, "other").Write(t, filepath.Join(certsD, host), "other.crtx", "other.key")
-	_, err = Open(ctx, ref, Options{CertsDirs: []string{certsD}})
-	var ce *CertificatesError
+	_, err = imageref.Open(ctx, ref, imageref.Options{CertsDirs: []string{certsD}})
+	var ce *registryclient.CertificatesError
 	if !errors.As(err, &ce) || !strings.HasSuffix(err.Error(), host+": reading the certificates in "+filepath.Join(certsD, host)+": client key other.key has no certificate other.cert") {
 		t.Errorf("a key without a certificate: %v", err)
 	}
@@ -273,22 +250,22 @@ func TestRegistryAuthErrors(t *testing.T) {
 	ctx := context.Background()
 	const secret = "s3cr3t-Pa55word"
 	host := basicAuthRegistry(t, "alice", secret, "bob")
-	ref := mustParse(t, host+"/auth/app:1")
-	img := randomImage(t, 1)
-	good := Options{Keychain: keychain{registry: host, auth: &authn.Basic{Username: "alice", Password: secret}}}
-	if _, err := WriteImage(ctx, ref, img, good); err != nil {
+	ref := reftest.MustParse(t, host+"/auth/app:1")
+	img := reftest.RandomImage(t, 1)
+	good := imageref.Options{Keychain: keychain{registry: host, auth: &authn.Basic{Username: "alice", Password: secret}}}
+	if _, err := imageref.WriteImage(ctx, ref, img, good); err != nil {
 		t.Fatalf("with the right credentials: %v", err)
 	}
-	if _, err := Open(ctx, ref, good); err != nil {
+	if _, err := imageref.Open(ctx, ref, good); err != nil {
 		t.Fatalf("with the right credentials: %v", err)
 	}
 
-	wrong := Options{Keychain: keychain{registry: host, auth: &authn.Basic{Username: "alice", Password: "wrong-" + secret}}}
-	none := Options{Keychain: keychain{registry: host}}
-	reader := Options{Keychain: keychain{registry: host, auth: &authn.Basic{Username: "bob", Password: secret}}}
+	wrong := imageref.Options{Keychain: keychain{registry: host, auth: &authn.Basic{Username: "alice", Password: "wrong-" + secret}}}
+	none := imageref.Options{Keychain: keychain{registry: host}}
+	reader := imageref.Options{Keychain: keychain{registry: host, auth: &authn.Basic{Username: "bob", Password: secret}}}
 	for _, tc := range []struct {
 		name   string
-		o      Options
+		o      imageref.Options
 		write  bool
 		status int
 		anon   bool
@@ -303,11 +280,11 @@ func TestRegistryAuthErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var err error
 			if tc.write {
-				_, err = WriteImage(ctx, mustParse(t, host+"/auth/other:1"), img, tc.o)
+				_, err = imageref.WriteImage(ctx, reftest.MustParse(t, host+"/auth/other:1"), img, tc.o)
 			} else {
-				_, err = Open(ctx, ref, tc.o)
+				_, err = imageref.Open(ctx, ref, tc.o)
 			}
-			var ae *AuthError
+			var ae *registryclient.AuthError
 			if !errors.As(err, &ae) {
 				t.Fatalf("got %v, want an AuthError", err)
 			}
@@ -324,24 +301,24 @@ func TestRegistryAuthErrors(t *testing.T) {
 	}
 
 	// CheckWrite finds bad credentials before any work is done.
-	if err := CheckWrite(ctx, ref, good); err != nil {
+	if err := imageref.CheckWrite(ctx, ref, good); err != nil {
 		t.Errorf("CheckWrite with the right credentials: %v", err)
 	}
-	var ae *AuthError
-	if err := CheckWrite(ctx, ref, wrong); !errors.As(err, &ae) || ae.StatusCode != 401 || ae.Anonymous {
+	var ae *registryclient.AuthError
+	if err := imageref.CheckWrite(ctx, ref, wrong); !errors.As(err, &ae) || ae.StatusCode != 401 || ae.Anonymous {
 		t.Errorf("CheckWrite with a wrong password: %v", err)
 	}
-	if err := CheckWrite(ctx, ref, none); !errors.As(err, &ae) || !ae.Anonymous {
+	if err := imageref.CheckWrite(ctx, ref, none); !errors.As(err, &ae) || !ae.Anonymous {
 		t.Errorf("CheckWrite without credentials: %v", err)
 	}
-	if err := CheckWrite(ctx, Ref{Kind: OCI, Path: t.TempDir()}, wrong); err != nil {
+	if err := imageref.CheckWrite(ctx, imageref.Ref{Kind: imageref.OCI, Path: t.TempDir()}, wrong); err != nil {
 		t.Errorf("CheckWrite of an OCI layout: %v", err)
 	}
 
 	// A keychain that fails (a missing credential helper) names the registry.
-	broken := Options{Keychain: keychain{err: errors.New(`exec: "docker-credential-gone": executable file not found in $PATH`)}}
-	_, err := Open(ctx, ref, broken)
-	var ce *CredentialsError
+	broken := imageref.Options{Keychain: keychain{err: errors.New(`exec: "docker-credential-gone": executable file not found in $PATH`)}}
+	_, err := imageref.Open(ctx, ref, broken)
+	var ce *registryclient.CredentialsError
 	if !errors.As(err, &ce) || ce.Registry != host || !strings.Contains(err.Error(), host+": getting credentials") || !strings.Contains(err.Error(), "docker-credential-gone") {
 		t.Errorf("a failing keychain: %v", err)
 	}
@@ -362,7 +339,7 @@ func TestRegistryErrorsRedactURLs(t *testing.T) {
 	}))
 	t.Cleanup(s.Close)
 	u, _ := url.Parse(s.URL)
-	_, err := Open(ctx, mustParse(t, u.Host+"/r/app:1"), Options{})
+	_, err := imageref.Open(ctx, reftest.MustParse(t, u.Host+"/r/app:1"), imageref.Options{})
 	if err == nil {
 		t.Fatal("Open worked")
 	}
@@ -371,36 +348,6 @@ func TestRegistryErrorsRedactURLs(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "127.0.0.1:1") {
 		t.Errorf("the error does not say where it failed: %q", err)
-	}
-}
-
-func TestParseRedactsUserinfo(t *testing.T) {
-	for _, s := range []string{
-		"https://alice:hunter2@registry.example/app:1",
-		"docker://alice:hunter2@registry.example/app:1",
-		"alice:hunter2@registry.example/app:1",
-		"alice:hunter2@registry.example",
-	} {
-		_, err := Parse(s, false)
-		if err == nil {
-			t.Errorf("Parse(%q) worked", s)
-			continue
-		}
-		if strings.Contains(err.Error(), "hunter2") {
-			t.Errorf("Parse(%q): the error holds the password: %q", s, err)
-		}
-	}
-	for s, want := range map[string]string{
-		"ubuntu@sha256:abc":            "ubuntu@sha256:abc",
-		"host/repo@sha256:abc":         "host/repo@sha256:abc",
-		"u:p@host/repo":                "REDACTED@host/repo",
-		"https://u:p@host:5000/x":      "https://REDACTED@host:5000/x",
-		"u:p@sha256:abc":               "u:p@sha256:abc",
-		"registry.example/app:1 extra": "registry.example/app:1 extra",
-	} {
-		if got := redactUserinfo(s); got != want {
-			t.Errorf("redactUserinfo(%q) = %q, want %q", s, got, want)
-		}
 	}
 }
 
@@ -454,24 +401,24 @@ func TestRegistryTokenAuth(t *testing.T) {
 	ctx := context.Background()
 	const secret, token = "tok-secret-Pa55", "BEARER-TOKEN-0123456789"
 	host := tokenRegistry(t, "alice", secret, token, "")
-	ref := mustParse(t, host+"/tok/app:1")
-	good := Options{Keychain: keychain{registry: host, auth: &authn.Basic{Username: "alice", Password: secret}}}
-	if _, err := WriteImage(ctx, ref, randomImage(t, 1), good); err != nil {
+	ref := reftest.MustParse(t, host+"/tok/app:1")
+	good := imageref.Options{Keychain: keychain{registry: host, auth: &authn.Basic{Username: "alice", Password: secret}}}
+	if _, err := imageref.WriteImage(ctx, ref, reftest.RandomImage(t, 1), good); err != nil {
 		t.Fatalf("with the right credentials: %v", err)
 	}
-	_, err := Open(ctx, mustParse(t, host+"/tok/app:broken"), good)
+	_, err := imageref.Open(ctx, reftest.MustParse(t, host+"/tok/app:broken"), good)
 	if err == nil || strings.Contains(err.Error(), token) || strings.Contains(err.Error(), secret) {
 		t.Errorf("a failed read with a token: %v", err)
 	}
 
-	wrong := Options{Keychain: keychain{registry: host, auth: &authn.Basic{Username: "alice", Password: "nope-" + secret}}}
+	wrong := imageref.Options{Keychain: keychain{registry: host, auth: &authn.Basic{Username: "alice", Password: "nope-" + secret}}}
 	for name, f := range map[string]func() error{
-		"Open":       func() error { _, err := Open(ctx, ref, wrong); return err },
-		"WriteImage": func() error { _, err := WriteImage(ctx, ref, randomImage(t, 2), wrong); return err },
-		"CheckWrite": func() error { return CheckWrite(ctx, ref, wrong) },
+		"Open":       func() error { _, err := imageref.Open(ctx, ref, wrong); return err },
+		"WriteImage": func() error { _, err := imageref.WriteImage(ctx, ref, reftest.RandomImage(t, 2), wrong); return err },
+		"CheckWrite": func() error { return imageref.CheckWrite(ctx, ref, wrong) },
 	} {
 		err := f()
-		var ae *AuthError
+		var ae *registryclient.AuthError
 		if !errors.As(err, &ae) || ae.Registry != host || ae.StatusCode != 401 {
 			t.Errorf("%s with a wrong password: %v, want an AuthError for %s", name, err, host)
 			continue
@@ -487,12 +434,12 @@ func TestRegistryTokenAuth(t *testing.T) {
 func TestRegistryTokenRealmPlainHTTP(t *testing.T) {
 	ctx := context.Background()
 	host := tokenRegistry(t, "alice", "pw", "tok", "203.0.113.9:5000")
-	o := Options{
+	o := imageref.Options{
 		Keychain: keychain{registry: host, auth: &authn.Basic{Username: "alice", Password: "pw"}},
-		dial:     dialTo(host),
+		Dial:     dialTo(host),
 	}
-	_, err := Open(ctx, mustParse(t, host+"/tok/app:1"), o)
-	var pe *PlainHTTPError
+	_, err := imageref.Open(ctx, reftest.MustParse(t, host+"/tok/app:1"), o)
+	var pe *registryclient.PlainHTTPError
 	if !errors.As(err, &pe) || pe.Host != "203.0.113.9:5000" {
 		t.Errorf("a plain-HTTP token realm off loopback: %v, want a refusal", err)
 	}

@@ -1,4 +1,4 @@
-package imageref
+package ocilayout_test
 
 import (
 	"context"
@@ -15,6 +15,9 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
+
+	"github.com/layerslim/layerslim/internal/imageref"
+	"github.com/layerslim/layerslim/internal/imageref/ocilayout"
 )
 
 // writeTags writes n small images into oci:dir, tagged prefix-0 … prefix-(n-1).
@@ -24,11 +27,11 @@ func writeTags(ctx context.Context, dir, prefix string, n int, seed int64) error
 		if err != nil {
 			return err
 		}
-		ref, err := Parse(fmt.Sprintf("oci:%s:%s-%d", dir, prefix, i), false)
+		ref, err := imageref.Parse(fmt.Sprintf("oci:%s:%s-%d", dir, prefix, i), false)
 		if err != nil {
 			return err
 		}
-		if _, err := WriteImage(ctx, ref, img, Options{}); err != nil {
+		if _, err := imageref.WriteImage(ctx, ref, img, imageref.Options{}); err != nil {
 			return err
 		}
 	}
@@ -144,14 +147,14 @@ func TestGoroutinesOneLayout(t *testing.T) {
 // A writer waiting for the lock stops when its context does.
 func TestLayoutLockWaitEndsWithContext(t *testing.T) {
 	dir := t.TempDir()
-	unlock, err := lockLayout(context.Background(), dir)
+	unlock, err := ocilayout.LockLayout(context.Background(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	if _, err := lockLayout(ctx, dir); err == nil {
+	if _, err := ocilayout.LockLayout(ctx, dir); err == nil {
 		t.Fatal("a second writer got the lock while the first held it")
 	}
 }

@@ -1,4 +1,4 @@
-package imageref
+package registryclient_test
 
 import (
 	"context"
@@ -14,11 +14,13 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 
+	"github.com/layerslim/layerslim/internal/imageref"
+	"github.com/layerslim/layerslim/internal/imageref/reftest"
 	"github.com/layerslim/layerslim/internal/testenv"
 )
 
 // fastRetry retries quickly, as the tests need.
-var fastRetry = Options{Retries: 3, RetryDelay: 10 * time.Millisecond, StallTimeout: time.Second}
+var fastRetry = imageref.Options{Retries: 3, RetryDelay: 10 * time.Millisecond, StallTimeout: time.Second}
 
 // faultyRegistry is ggcr's in-memory registry behind a fault proxy, with
 // one image pushed (through the proxy, before any rule is added).
@@ -32,7 +34,7 @@ func faultyRegistry(t *testing.T) (*testenv.FaultProxy, string, v1.Image) {
 		t.Fatal(err)
 	}
 	ref := p.Host + "/test/app:v1"
-	if _, err := WriteImage(context.Background(), mustParse(t, ref), img, fastRetry); err != nil {
+	if _, err := imageref.WriteImage(context.Background(), reftest.MustParse(t, ref), img, fastRetry); err != nil {
 		t.Fatal(err)
 	}
 	return p, ref, img
@@ -40,8 +42,8 @@ func faultyRegistry(t *testing.T) (*testenv.FaultProxy, string, v1.Image) {
 
 // readImage opens ref and reads every layer to the end (ggcr checks each
 // digest), as rewrite does.
-func readImage(ref Ref, o Options) error {
-	src, err := Open(context.Background(), ref, o)
+func readImage(ref imageref.Ref, o imageref.Options) error {
+	src, err := imageref.Open(context.Background(), ref, o)
 	if err != nil {
 		return err
 	}
@@ -122,7 +124,7 @@ func TestRetriedReadFaults(t *testing.T) {
 			f := tc.fault()
 			p.Add(f)
 			start := time.Now()
-			if err := readImage(mustParse(t, ref), fastRetry); err != nil {
+			if err := readImage(reftest.MustParse(t, ref), fastRetry); err != nil {
 				t.Fatalf("read with %s: %v", f, err)
 			}
 			if f.Injected() == 0 {
@@ -185,17 +187,17 @@ func TestRetriedWriteFaults(t *testing.T) {
 				t.Fatal(err)
 			}
 			ref := p.Host + "/test/out:v1"
-			got, err := WriteImage(context.Background(), mustParse(t, ref), img, fastRetry)
+			got, err := imageref.WriteImage(context.Background(), reftest.MustParse(t, ref), img, fastRetry)
 			if err != nil {
 				t.Fatalf("write with %s: %v", f, err)
 			}
-			if got != mustDigest(t, img) {
-				t.Errorf("wrote %s, want %s", got, mustDigest(t, img))
+			if got != reftest.MustDigest(t, img) {
+				t.Errorf("wrote %s, want %s", got, reftest.MustDigest(t, img))
 			}
 			if f.Injected() == 0 {
 				t.Errorf("the fault %s was never injected", f)
 			}
-			if err := readImage(mustParse(t, ref), fastRetry); err != nil {
+			if err := readImage(reftest.MustParse(t, ref), fastRetry); err != nil {
 				t.Errorf("reading back: %v", err)
 			}
 		})
@@ -251,9 +253,9 @@ func TestRetryGivesUp(t *testing.T) {
 				if rerr != nil {
 					t.Fatal(rerr)
 				}
-				_, err = WriteImage(context.Background(), mustParse(t, p.Host+"/test/out:v1"), img, o)
+				_, err = imageref.WriteImage(context.Background(), reftest.MustParse(t, p.Host+"/test/out:v1"), img, o)
 			} else {
-				err = readImage(mustParse(t, ref), o)
+				err = readImage(reftest.MustParse(t, ref), o)
 			}
 			if err == nil {
 				t.Fatalf("%s: no error", f)
@@ -281,7 +283,7 @@ func TestRetryRegistryDown(t *testing.T) {
 	srv.Close() // the port is free now: connections are refused
 	o := fastRetry
 	o.Retries = 2
-	_, err := Open(context.Background(), mustParse(t, host+"/test/app:v1"), o)
+	_, err := imageref.Open(context.Background(), reftest.MustParse(t, host+"/test/app:v1"), o)
 	if err == nil {
 		t.Fatal("Open of a registry that is down: no error")
 	}

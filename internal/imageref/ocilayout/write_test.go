@@ -1,4 +1,4 @@
-package imageref
+package ocilayout_test
 
 import (
 	"context"
@@ -20,6 +20,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
+
+	"github.com/layerslim/layerslim/internal/imageref"
+	"github.com/layerslim/layerslim/internal/imageref/ocilayout"
+	"github.com/layerslim/layerslim/internal/imageref/refio"
+	"github.com/layerslim/layerslim/internal/imageref/reftest"
 )
 
 // fileState is what a file was: its content hash and its inode.
@@ -67,7 +72,7 @@ func checkLayout(t *testing.T, dir string) {
 		t.Fatalf("layout %s: %v", dir, err)
 	}
 	for _, p := range mustGlob(t, filepath.Join(dir, "blobs", "sha256", "*")) {
-		if strings.HasPrefix(filepath.Base(p), tempPrefix) {
+		if strings.HasPrefix(filepath.Base(p), refio.TempPrefix) {
 			continue
 		}
 		b, err := os.ReadFile(p)
@@ -95,29 +100,29 @@ func mustGlob(t *testing.T, pattern string) []string {
 func TestOCIWriteFailureLeavesLayoutUntouched(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	if _, err := WriteImage(ctx, mustParse(t, "oci:"+dir+":old"), randomImage(t, 1), Options{}); err != nil {
+	if _, err := imageref.WriteImage(ctx, reftest.MustParse(t, "oci:"+dir+":old"), reftest.RandomImage(t, 1), imageref.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	before := snapshot(t, dir)
 
-	layers, err := randomImage(t, 2).Layers()
+	layers, err := reftest.RandomImage(t, 2).Layers()
 	if err != nil {
 		t.Fatal(err)
 	}
-	broken, err := mutate.AppendLayers(empty.Image, layers[0], failingLayer{layers[1]}, layers[2])
+	broken, err := mutate.AppendLayers(empty.Image, layers[0], reftest.FailingLayer{Layer: layers[1]}, layers[2])
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = WriteImage(ctx, mustParse(t, "oci:"+dir+":new"), broken, Options{Jobs: 1})
+	_, err = imageref.WriteImage(ctx, reftest.MustParse(t, "oci:"+dir+":new"), broken, imageref.Options{Jobs: 1})
 	if err == nil || !strings.Contains(err.Error(), "disk on fire") {
 		t.Fatalf("WriteImage = %v, want the injected failure", err)
 	}
-	if !strings.Contains(err.Error(), "writing oci:"+dir+":new") || !strings.Contains(err.Error(), "layer "+mustDigest(t, layers[1]).String()) {
+	if !strings.Contains(err.Error(), "writing oci:"+dir+":new") || !strings.Contains(err.Error(), "layer "+reftest.MustDigest(t, layers[1]).String()) {
 		t.Errorf("error %q does not name the destination and the layer", err)
 	}
 	after := snapshot(t, dir)
 	for p, st := range after {
-		if b, ok := before[p]; !ok && p != filepath.Join("blobs", "sha256", mustDigest(t, layers[0]).Hex) || ok && b != st {
+		if b, ok := before[p]; !ok && p != filepath.Join("blobs", "sha256", reftest.MustDigest(t, layers[0]).Hex) || ok && b != st {
 			t.Errorf("%s appeared or changed after a failed write", p)
 		}
 	}
@@ -137,7 +142,7 @@ func TestOCIWriteFailureLeavesLayoutUntouched(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := WriteImage(ctx, mustParse(t, "oci:"+dir+":new"), fixed, Options{}); err != nil {
+	if _, err := imageref.WriteImage(ctx, reftest.MustParse(t, "oci:"+dir+":new"), fixed, imageref.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	checkLayout(t, dir)
@@ -150,7 +155,7 @@ func entryNames(t *testing.T, dir string) []string {
 	t.Helper()
 	var names []string
 	for _, d := range indexEntries(t, dir) {
-		names = append(names, d.Annotations[refNameAnnotation])
+		names = append(names, d.Annotations[ocilayout.RefNameAnnotation])
 	}
 	return names
 }
@@ -161,12 +166,12 @@ func entryNames(t *testing.T, dir string) []string {
 func TestOCISameLayoutAsSource(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	src := randomImage(t, 3)
-	if _, err := WriteImage(ctx, mustParse(t, "oci:"+dir+":src"), src, Options{}); err != nil {
+	src := reftest.RandomImage(t, 3)
+	if _, err := imageref.WriteImage(ctx, reftest.MustParse(t, "oci:"+dir+":src"), src, imageref.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	before := snapshot(t, dir)
-	opened, err := Open(ctx, mustParse(t, "oci:"+dir+":src"), Options{})
+	opened, err := imageref.Open(ctx, reftest.MustParse(t, "oci:"+dir+":src"), imageref.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +180,7 @@ func TestOCISameLayoutAsSource(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	extra, err := randomImage(t, 4).Layers()
+	extra, err := reftest.RandomImage(t, 4).Layers()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,12 +188,12 @@ func TestOCISameLayoutAsSource(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := WriteImage(ctx, mustParse(t, "oci:"+dir+":out"), out, Options{}); err != nil {
+	if _, err := imageref.WriteImage(ctx, reftest.MustParse(t, "oci:"+dir+":out"), out, imageref.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	after := snapshot(t, dir)
 	for p, st := range before {
-		if p == indexFile {
+		if p == ocilayout.IndexFile {
 			continue
 		}
 		if after[p] != st {
@@ -206,20 +211,20 @@ func TestOCISameLayoutAsSource(t *testing.T) {
 func TestOCIDamagedBlobNotOverwritten(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	img := randomImage(t, 5)
-	if _, err := WriteImage(ctx, mustParse(t, "oci:"+dir+":a"), randomImage(t, 6), Options{}); err != nil {
+	img := reftest.RandomImage(t, 5)
+	if _, err := imageref.WriteImage(ctx, reftest.MustParse(t, "oci:"+dir+":a"), reftest.RandomImage(t, 6), imageref.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	layers, err := img.Layers()
 	if err != nil {
 		t.Fatal(err)
 	}
-	bad := filepath.Join(dir, "blobs", "sha256", mustDigest(t, layers[1]).Hex)
+	bad := filepath.Join(dir, "blobs", "sha256", reftest.MustDigest(t, layers[1]).Hex)
 	if err := os.WriteFile(bad, []byte("truncated"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err = WriteImage(ctx, mustParse(t, "oci:"+dir+":b"), img, Options{})
-	if !errors.Is(err, ErrLayoutBlobMismatch) || !strings.Contains(err.Error(), bad) {
+	_, err = imageref.WriteImage(ctx, reftest.MustParse(t, "oci:"+dir+":b"), img, imageref.Options{})
+	if !errors.Is(err, ocilayout.ErrLayoutBlobMismatch) || !strings.Contains(err.Error(), bad) {
 		t.Fatalf("WriteImage over a damaged blob = %v, want ErrLayoutBlobMismatch naming %s", err, bad)
 	}
 	if b, _ := os.ReadFile(bad); string(b) != "truncated" {
@@ -240,22 +245,22 @@ func TestOCIResumesKilledCreation(t *testing.T) {
 	if err := os.MkdirAll(blobs, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, layoutFile), []byte(layoutContents), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, ocilayout.LayoutFile), []byte(ocilayout.LayoutContents), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	stale := filepath.Join(blobs, tempPrefix+"123"+tempSuffix)
-	fresh := filepath.Join(blobs, tempPrefix+"456"+tempSuffix)
+	stale := filepath.Join(blobs, refio.TempPrefix+"123"+refio.TempSuffix)
+	fresh := filepath.Join(blobs, refio.TempPrefix+"456"+refio.TempSuffix)
 	for _, p := range []string{stale, fresh} {
 		if err := os.WriteFile(p, []byte("partial"), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	old := time.Now().Add(-2 * staleTemp)
+	old := time.Now().Add(-2 * ocilayout.StaleTemp)
 	if err := os.Chtimes(stale, old, old); err != nil {
 		t.Fatal(err)
 	}
-	img := randomImage(t, 7)
-	if _, err := WriteImage(ctx, mustParse(t, "oci:"+dir+":v1"), img, Options{}); err != nil {
+	img := reftest.RandomImage(t, 7)
+	if _, err := imageref.WriteImage(ctx, reftest.MustParse(t, "oci:"+dir+":v1"), img, imageref.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	checkLayout(t, dir)
@@ -271,7 +276,7 @@ func TestOCIResumesKilledCreation(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(other, "notes.txt"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := WriteImage(ctx, mustParse(t, "oci:"+other), img, Options{}); err == nil || !strings.Contains(err.Error(), "neither empty nor an OCI image layout") {
+	if _, err := imageref.WriteImage(ctx, reftest.MustParse(t, "oci:"+other), img, imageref.Options{}); err == nil || !strings.Contains(err.Error(), "neither empty nor an OCI image layout") {
 		t.Errorf("write into a foreign directory: %v", err)
 	}
 }
@@ -290,7 +295,7 @@ func (l fileLayer) LocalFile() string { return l.path }
 func TestOCILinksLocalFiles(t *testing.T) {
 	ctx := context.Background()
 	spool, dir := t.TempDir(), t.TempDir()
-	layers, err := randomImage(t, 7).Layers()
+	layers, err := reftest.RandomImage(t, 7).Layers()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,7 +322,7 @@ func TestOCILinksLocalFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := WriteImage(ctx, mustParse(t, "oci:"+dir+":out"), img, Options{}); err != nil {
+	if _, err := imageref.WriteImage(ctx, reftest.MustParse(t, "oci:"+dir+":out"), img, imageref.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	checkLayout(t, dir)

@@ -1,4 +1,4 @@
-package imageref
+package registryclient
 
 import (
 	"cmp"
@@ -201,8 +201,12 @@ func retryable(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// attemptsNote is what WriteImage adds to an error that used every attempt
-// of ggcr's retry loop.
+// AttemptsNote is what a push adds to an error that used every attempt of
+// ggcr's retry loop: how many attempts were made.
+func (o Options) AttemptsNote(err error) error {
+	return o.retryPolicy().attemptsNote(err)
+}
+
 func (p retryPolicy) attemptsNote(err error) error {
 	if p.retries == 0 || !retryable(err) {
 		return err

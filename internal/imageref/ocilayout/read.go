@@ -1,4 +1,4 @@
-package imageref
+package ocilayout
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/layerslim/layerslim/internal/blob"
+	"github.com/layerslim/layerslim/internal/imageref/refio"
 )
 
 // An OCI layout is read the way ggcr's layout package reads it, with three
@@ -26,84 +27,6 @@ import (
 //     a link to /dev/zero ends with an error, not with the memory;
 //   - only regular files are read (symbolic links to them are followed): a
 //     FIFO, a device or a directory is refused without blocking on it.
-
-// Caps on the JSON documents of a layout (and of a docker-archive).
-const (
-	// MaxManifestSize caps a manifest or an index: the image-spec's
-	// guidance is that registries accept manifests of at least 4 MiB.
-	MaxManifestSize = 4 << 20
-	// MaxConfigSize caps an image config (its history and labels may be
-	// long).
-	MaxConfigSize = 32 << 20
-	// MaxIndexJSONSize caps a layout's index.json, which lists every tag
-	// of the layout (about 300 bytes each).
-	MaxIndexJSONSize = 32 << 20
-)
-
-// ErrTooLarge is wrapped by the error for a JSON document over its cap.
-var ErrTooLarge = errors.New("too large")
-
-// ErrNotRegular is wrapped by the error for a layout file that is not a
-// regular file.
-var ErrNotRegular = errors.New("not a regular file")
-
-// openRegular opens p for reading if it is a regular file (after symbolic
-// links), without blocking on a FIFO.
-func openRegular(p string) (*os.File, error) {
-	f, err := os.OpenFile(p, os.O_RDONLY|openNonblock, 0)
-	if err != nil {
-		return nil, err
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		f.Close()
-		return nil, fmt.Errorf("%s: %w (%s)", p, ErrNotRegular, fileKind(fi.Mode()))
-	}
-	return f, nil
-}
-
-func fileKind(m os.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a directory"
-	case m&os.ModeNamedPipe != 0:
-		return "a FIFO"
-	case m&os.ModeSocket != 0:
-		return "a socket"
-	case m&os.ModeCharDevice != 0:
-		return "a character device"
-	case m&os.ModeDevice != 0:
-		return "a block device"
-	}
-	return m.Type().String()
-}
-
-// readCapped reads the regular file p, refusing one of more than limit
-// bytes (what names it: "index.json", "manifest sha256:…").
-func readCapped(p, what string, limit int64) ([]byte, error) {
-	f, err := openRegular(p)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return readAllCapped(f, what, limit)
-}
-
-// readAllCapped reads r to its end, refusing more than limit bytes.
-func readAllCapped(r io.Reader, what string, limit int64) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%s: %w: more than %d bytes (the limit for it)", what, ErrTooLarge, limit)
-	}
-	return b, nil
-}
 
 // ociLayout reads one layout directory.
 type ociLayout string
@@ -121,7 +44,7 @@ func (l ociLayout) blob(h v1.Hash) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	return openRegular(p)
+	return refio.OpenRegular(p)
 }
 
 // document reads the JSON blob desc names, of at most limit bytes, and
@@ -132,7 +55,7 @@ func (l ociLayout) document(kind string, desc v1.Descriptor, limit int64) ([]byt
 		return nil, err
 	}
 	what := kind + " " + desc.Digest.String()
-	b, err := readCapped(p, what, limit)
+	b, err := refio.ReadCapped(p, what, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -144,7 +67,7 @@ func (l ociLayout) document(kind string, desc v1.Descriptor, limit int64) ([]byt
 
 // rootIndex reads index.json.
 func (l ociLayout) rootIndex() (*ociIndex, error) {
-	raw, err := readCapped(filepath.Join(string(l), indexFile), indexFile, MaxIndexJSONSize)
+	raw, err := refio.ReadCapped(filepath.Join(string(l), indexFile), indexFile, refio.MaxIndexJSONSize)
 	if err != nil {
 		return nil, err
 	}
@@ -193,7 +116,7 @@ func (i *ociIndex) Image(h v1.Hash) (v1.Image, error) {
 	if !desc.MediaType.IsImage() {
 		return nil, fmt.Errorf("unexpected media type for %v: %s", h, desc.MediaType)
 	}
-	raw, err := i.l.document("manifest", desc, MaxManifestSize)
+	raw, err := i.l.document("manifest", desc, refio.MaxManifestSize)
 	if err != nil {
 		return nil, err
 	}
@@ -208,7 +131,7 @@ func (i *ociIndex) ImageIndex(h v1.Hash) (v1.ImageIndex, error) {
 	if !desc.MediaType.IsIndex() {
 		return nil, fmt.Errorf("unexpected media type for %v: %s", h, desc.MediaType)
 	}
-	raw, err := i.l.document("index", desc, MaxManifestSize)
+	raw, err := i.l.document("index", desc, refio.MaxManifestSize)
 	if err != nil {
 		return nil, err
 	}
@@ -281,7 +204,7 @@ func (i *ociImage) RawConfigFile() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := i.l.document("config", m.Config, MaxConfigSize)
+	b, err := i.l.document("config", m.Config, refio.MaxConfigSize)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,5 @@
+//go:build !unix
+
+package refio
+
+const openNonblock = 0
