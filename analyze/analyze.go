@@ -24,7 +24,7 @@ import (
 
 	"github.com/layerslim/layerslim/compress"
 	"github.com/layerslim/layerslim/elf"
-	"github.com/layerslim/layerslim/internal/drop"
+	"github.com/layerslim/layerslim/drop"
 	"github.com/layerslim/layerslim/internal/limit"
 	"github.com/layerslim/layerslim/manifest"
 )

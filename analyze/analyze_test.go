@@ -19,7 +19,7 @@ import (
 
 	"github.com/layerslim/layerslim/analyze"
 	"github.com/layerslim/layerslim/elf"
-	"github.com/layerslim/layerslim/internal/drop"
+	"github.com/layerslim/layerslim/drop"
 )
 
 func TestShadowed(t *testing.T) {

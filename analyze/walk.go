@@ -16,7 +16,7 @@ import (
 
 	"github.com/layerslim/layerslim/compress"
 	"github.com/layerslim/layerslim/elf"
-	"github.com/layerslim/layerslim/internal/drop"
+	"github.com/layerslim/layerslim/drop"
 	"github.com/layerslim/layerslim/internal/layerfs"
 	"github.com/layerslim/layerslim/internal/limit"
 	"github.com/layerslim/layerslim/internal/spool"

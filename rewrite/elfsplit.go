@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/layerslim/layerslim/elf"
-	"github.com/layerslim/layerslim/internal/drop"
+	"github.com/layerslim/layerslim/drop"
 	"github.com/layerslim/layerslim/internal/layerfs"
 	"github.com/layerslim/layerslim/internal/limit"
 	"github.com/layerslim/layerslim/internal/spool"

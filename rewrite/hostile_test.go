@@ -27,7 +27,7 @@ import (
 
 	"github.com/layerslim/layerslim/analyze"
 	"github.com/layerslim/layerslim/elf"
-	"github.com/layerslim/layerslim/internal/drop"
+	"github.com/layerslim/layerslim/drop"
 	"github.com/layerslim/layerslim/internal/layerfs"
 	"github.com/layerslim/layerslim/internal/testenv"
 	"github.com/layerslim/layerslim/rewrite"

@@ -13,7 +13,7 @@ import (
 
 	"github.com/layerslim/layerslim/analyze"
 	"github.com/layerslim/layerslim/analyze/report"
-	"github.com/layerslim/layerslim/internal/drop"
+	"github.com/layerslim/layerslim/drop"
 )
 
 // sample analyzes the two-platform sample layout of the repository.

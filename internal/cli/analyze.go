@@ -13,7 +13,7 @@ import (
 	"github.com/layerslim/layerslim/analyze/report"
 	"github.com/layerslim/layerslim/compress"
 	"github.com/layerslim/layerslim/elf"
-	"github.com/layerslim/layerslim/internal/drop"
+	"github.com/layerslim/layerslim/drop"
 	"github.com/layerslim/layerslim/internal/imageref"
 )
 

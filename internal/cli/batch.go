@@ -16,7 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/spf13/cobra"
 
-	"github.com/layerslim/layerslim/batch"
+	"github.com/layerslim/layerslim/internal/batch"
 	"github.com/layerslim/layerslim/internal/imageref"
 	"github.com/layerslim/layerslim/rewrite"
 )

@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/layerslim/layerslim/elf"
-	"github.com/layerslim/layerslim/internal/drop"
+	"github.com/layerslim/layerslim/drop"
 	"github.com/layerslim/layerslim/internal/imageref"
 	"github.com/layerslim/layerslim/rewrite"
 	"github.com/layerslim/layerslim/verify"
