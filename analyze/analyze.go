@@ -23,8 +23,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/layerslim/layerslim/compress"
-	"github.com/layerslim/layerslim/elf"
 	"github.com/layerslim/layerslim/drop"
+	"github.com/layerslim/layerslim/elf"
 	"github.com/layerslim/layerslim/internal/limit"
 	"github.com/layerslim/layerslim/manifest"
 )

@@ -18,8 +18,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/layerslim/layerslim/analyze"
-	"github.com/layerslim/layerslim/elf"
 	"github.com/layerslim/layerslim/drop"
+	"github.com/layerslim/layerslim/elf"
 )
 
 func TestShadowed(t *testing.T) {

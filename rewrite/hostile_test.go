@@ -26,8 +26,8 @@ import (
 	"github.com/klauspost/compress/gzip"
 
 	"github.com/layerslim/layerslim/analyze"
-	"github.com/layerslim/layerslim/elf"
 	"github.com/layerslim/layerslim/drop"
+	"github.com/layerslim/layerslim/elf"
 	"github.com/layerslim/layerslim/internal/layerfs"
 	"github.com/layerslim/layerslim/internal/testenv"
 	"github.com/layerslim/layerslim/rewrite"

@@ -15,8 +15,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/layerslim/layerslim/elf"
 	"github.com/layerslim/layerslim/drop"
+	"github.com/layerslim/layerslim/elf"
 	"github.com/layerslim/layerslim/internal/testenv"
 )
 

@@ -11,8 +11,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
-	"github.com/layerslim/layerslim/elf"
 	"github.com/layerslim/layerslim/drop"
+	"github.com/layerslim/layerslim/elf"
 	"github.com/layerslim/layerslim/internal/imageref"
 	"github.com/layerslim/layerslim/rewrite"
 	"github.com/layerslim/layerslim/verify"
