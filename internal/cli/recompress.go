@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/layerslim/layerslim/compress"
-	"github.com/layerslim/layerslim/rewrite"
 )
 
 // pipelineOptions are the flags every command that writes an image shares.
@@ -119,38 +118,4 @@ func (o *pipelineOptions) job(src, dst string) (*job, error) {
 		return nil, err
 	}
 	return &job{src: src, dst: dst, o: o}, nil
-}
-
-// singlePlatform picks the one image of idx that a docker-archive can hold.
-func singlePlatform(idx v1.ImageIndex, want []v1.Platform) (v1.Image, error) {
-	im, err := idx.IndexManifest()
-	if err != nil {
-		return nil, err
-	}
-	var found []v1.Descriptor
-	for _, d := range im.Manifests {
-		if !d.MediaType.IsImage() || d.Platform == nil || d.Platform.OS == "unknown" {
-			continue
-		}
-		if len(want) == 0 || rewrite.MatchPlatform(want, *d.Platform) {
-			found = append(found, d)
-		}
-	}
-	if len(found) > 1 && len(want) > 0 {
-		var ds []string
-		for _, d := range found {
-			ds = append(ds, d.Digest.String()+" ("+d.Platform.String()+")")
-		}
-		return nil, usagef("a docker-archive holds one image but --platform selects %d images of SRC: %s; name one by its digest as SRC", len(found), strings.Join(ds, ", "))
-	}
-	if len(found) != 1 {
-		var ps []string
-		for _, d := range im.Manifests {
-			if d.Platform != nil && d.Platform.OS != "unknown" {
-				ps = append(ps, d.Platform.String())
-			}
-		}
-		return nil, usagef("a docker-archive holds one image but SRC is an index of %s; select one with --platform", strings.Join(ps, ", "))
-	}
-	return idx.Image(found[0].Digest)
 }

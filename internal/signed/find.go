@@ -18,7 +18,6 @@ import (
 
 	"github.com/layerslim/layerslim/internal/imageref"
 	"github.com/layerslim/layerslim/manifest"
-	"github.com/layerslim/layerslim/rewrite"
 )
 
 // maxArtifactManifest bounds the size of an artifact manifest read to
@@ -27,31 +26,6 @@ const maxArtifactManifest = 4 << 20
 
 // lookups is how many subjects are looked up at once.
 const lookups = 4
-
-// Subjects are the manifests of src that a rewrite replaces: src itself and,
-// for an index, each image it lists (only those of platforms, when given).
-func Subjects(src *imageref.Source, platforms []v1.Platform) ([]v1.Hash, error) {
-	out := []v1.Hash{src.Descriptor.Digest}
-	if src.Index == nil {
-		return out, nil
-	}
-	im, err := src.Index.IndexManifest()
-	if err != nil {
-		return nil, err
-	}
-	for _, d := range im.Manifests {
-		if !d.MediaType.IsImage() {
-			continue
-		}
-		if d.Platform != nil && len(platforms) > 0 && !rewrite.MatchPlatform(platforms, *d.Platform) {
-			continue
-		}
-		if !slices.Contains(out, d.Digest) {
-			out = append(out, d.Digest)
-		}
-	}
-	return out, nil
-}
 
 // Find lists what is attached to the manifests subjects in the place ref
 // names: a registry repository (cosign tags and OCI referrers) or an OCI
