@@ -458,7 +458,7 @@ func TestSpoolLimit(t *testing.T) {
 	}
 	rewrite.CheckVerified(t, src, res, nil)
 	res.Close()
-	if _, err := analyze.Image(context.Background(), src, analyze.Options{TempDir: t.TempDir(), MaxSpool: 4096}); !errors.Is(err, rewrite.ErrLimitExceeded) {
+	if _, err := analyze.Image(context.Background(), src, analyze.Options{Strip: elf.Unneeded, TempDir: t.TempDir(), MaxSpool: 4096}); !errors.Is(err, rewrite.ErrLimitExceeded) {
 		t.Errorf("analyze: error %v, want ErrLimitExceeded", err)
 	}
 	if _, err := verify.Image(context.Background(), src, src, verify.Options{TempDir: t.TempDir(), MaxSpool: 4096}); !errors.Is(err, rewrite.ErrLimitExceeded) {
