@@ -73,7 +73,7 @@ func (j *job) run(cmd *cobra.Command) error {
 		return err
 	}
 	if res.Skipped != "" {
-		return j.writeSkipReport(src, dst, res.Signed)
+		return j.writeSkipReport(src, dst, res)
 	}
 	printSummary(stderr, res.Report)
 	warnDroppedAttestations(stderr, res.Report)

@@ -87,7 +87,7 @@ func newSignedReport(sc *run.Signed) *signedReport {
 }
 
 // writeSkipReport writes the --report of a run skipped by --signed=skip.
-func (j *job) writeSkipReport(src, dst imageref.Ref, sc *run.Signed) error {
+func (j *job) writeSkipReport(src, dst imageref.Ref, res *run.Result) error {
 	if j.o.report == "" {
 		return nil
 	}
@@ -97,7 +97,7 @@ func (j *job) writeSkipReport(src, dst imageref.Ref, sc *run.Signed) error {
 		Skipped string        `json:"skipped"`
 		Version string        `json:"version"`
 		Signed  *signedReport `json:"signed"`
-	}{src.String(), dst.String(), "the source is signed and --signed=skip", Version, newSignedReport(sc)}
+	}{src.String(), dst.String(), res.Skipped, Version, newSignedReport(res.Signed)}
 	b, err := json.MarshalIndent(fr, "", "  ")
 	if err != nil {
 		return err

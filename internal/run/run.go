@@ -91,6 +91,9 @@ type Result struct {
 	Signed *Signed
 }
 
+// SkippedSigned is Result.Skipped for a signed source under signed.Skip.
+const SkippedSigned = "the source is signed and --signed=skip"
+
 // OptionsError is a job whose options cannot work with the source as it
 // was found (the command line's usage error).
 type OptionsError struct{ Err error }
@@ -136,7 +139,7 @@ func runJob(ctx context.Context, source *imageref.Source, o Options, named bool)
 		return nil, err
 	}
 	if sc.Skip() {
-		return &Result{Skipped: "the source is signed and --signed=skip", Signed: sc}, nil
+		return &Result{Skipped: SkippedSigned, Signed: sc}, nil
 	}
 	if err := checkWrite(ctx, o.DryRun, o.Registry, o.Dst, o.Debug); err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package run_test
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -61,17 +62,47 @@ func sample(t *testing.T) string {
 	return "oci:" + p + ":sample"
 }
 
+// stderrOf is what f writes to os.Stdout and os.Stderr.
+func stderrOf(t *testing.T, f func()) string {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr := os.Stdout, os.Stderr
+	os.Stdout, os.Stderr = w, w
+	done := make(chan string, 1)
+	go func() {
+		b, _ := io.ReadAll(r)
+		done <- string(b)
+	}()
+	func() {
+		defer func() {
+			os.Stdout, os.Stderr = stdout, stderr
+			w.Close()
+		}()
+		f()
+	}()
+	return <-done
+}
+
 func TestRunWritesDebugImageAndImage(t *testing.T) {
 	dir := t.TempDir()
 	rec := &recorder{}
+	var res *run.Result
 	o := run.Options{
 		Src: parse(t, sample(t)), Dst: parse(t, "oci:"+dir+":slim"), Debug: parse(t, "oci:"+dir+":slim-debug"),
 		Rewrite:  []rewrite.Option{rewrite.WithStrip(elf.Unneeded), rewrite.WithJobs(1)},
 		Reporter: rec,
 	}
-	res, err := run.Run(context.Background(), o)
-	if err != nil {
-		t.Fatal(err)
+	printed := stderrOf(t, func() {
+		var err error
+		if res, err = run.Run(context.Background(), o); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if printed != "" {
+		t.Errorf("the job printed %q; it reports events instead", printed)
 	}
 	if want := []string{"signed", "started", "progress", "rewritten", "finished"}; !slices.Equal(rec.events, want) {
 		t.Errorf("events %v, want %v", rec.events, want)
