@@ -168,8 +168,10 @@ func internalTypes(pkg *types.Package) []string {
 		case *types.TypeName:
 			c.walk(obj.Type().Underlying(), name)
 			if tn, ok := obj.Type().(*types.Named); ok {
-				for m := range tn.Methods() {
-					if m.Exported() {
+				// The method set of *T: declared and promoted methods.
+				ms := types.NewMethodSet(types.NewPointer(tn))
+				for sel := range ms.Methods() {
+					if m := sel.Obj(); m.Exported() {
 						c.walk(m.Type(), name+"."+m.Name())
 					}
 				}
