@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/layerslim/layerslim/analyze"
+	"github.com/layerslim/layerslim/elf"
 )
 
 // bigTar streams a tar of two large files, one of them looking like ELF
@@ -79,7 +80,7 @@ func TestMemoryBounded(t *testing.T) {
 		}
 	})
 	tmp := t.TempDir()
-	rep := analyzeImage(t, img, analyze.Options{TempDir: tmp})
+	rep := analyzeImage(t, img, analyze.Options{Strip: elf.Unneeded, TempDir: tmp})
 	close(stop)
 	wg.Wait()
 	emptyDir(t, tmp)

@@ -13,8 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/layerslim/layerslim/drop"
 	"github.com/layerslim/layerslim/elf"
-	"github.com/layerslim/layerslim/internal/drop"
 	"github.com/layerslim/layerslim/internal/limit"
 	"github.com/layerslim/layerslim/internal/spool"
 	"github.com/layerslim/layerslim/internal/whiteout"
