@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/layerslim/layerslim/elf"
 	"github.com/layerslim/layerslim/drop"
+	"github.com/layerslim/layerslim/elf"
 	"github.com/layerslim/layerslim/internal/testenv"
 	"github.com/layerslim/layerslim/tarfilter"
 )
