@@ -307,7 +307,10 @@ func (e *encoder) entriesOf(its io.Reader) error {
 			if err := e.endChunk(false); err != nil {
 				return err
 			}
-			entry.Digest = digestOf(e.file)
+			entry.Digest = e.chunks[0].ChunkDigest
+			if len(e.chunks) > 1 {
+				entry.Digest = digestOf(e.file)
+			}
 			entry.Offset = e.chunks[0].Offset
 			e.ends = append(e.ends, len(e.entries))
 			if len(e.chunks) > 1 {
@@ -370,6 +373,18 @@ func (e *encoder) contents(b []byte) error {
 		}
 		i, split := 0, false
 		for i < len(b) {
+			if e.zeros == 0 {
+				// Up to the first byte to roll, only zeros matter: skip
+				// to the next one.
+				if end := min(len(b), p.minChunk-rollWindow-1-len(e.buf)); end > i {
+					j := bytes.IndexByte(b[i:end], 0)
+					if j < 0 {
+						i = end
+						continue
+					}
+					i += j
+				}
+			}
 			c := b[i]
 			i++
 			if c == 0 {
@@ -415,7 +430,11 @@ func (e *encoder) contents(b []byte) error {
 func (e *encoder) endChunk(next bool) error {
 	c := tocEntry{Type: typeChunk, ChunkOffset: e.fileOff, Offset: e.chunkOff}
 	d := sha256.New()
-	w := io.MultiWriter(e.file, d)
+	var w io.Writer = d
+	if next || len(e.chunks) > 0 {
+		// Not the file's only chunk: its digest is not the file's.
+		w = io.MultiWriter(e.file, d)
+	}
 	switch {
 	case e.hole:
 		c.ChunkSize, c.ChunkType = e.holeLen, chunkTypeZeros
