@@ -20,6 +20,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/layerslim/layerslim/compress"
+	"github.com/layerslim/layerslim/internal/testenv"
 )
 
 // TestFramesDeterministic: with many frames in flight, the bytes are the
@@ -366,5 +367,39 @@ func TestZstdInPlace(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestZstdFramesMemory: a writer on a pool of 2 holds at most one filling
+// buffer, two frames in flight (each one buffer: the output goes over the
+// input) and two encoders' 16 MiB history: 80 MiB and some tables. With a
+// buffer of its own for each frame's output it took up to 112 MiB.
+func TestZstdFramesMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("96 MiB of input")
+	}
+	chunk := mixedData(1<<20, 34)
+	pool, err := compress.NewPool(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peak := testenv.PeakHeap(func() {
+		w, err := compress.NewWriter(io.Discard, compress.Zstd, compress.WithPool(pool))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 6 * compress.ZstdFrameSize / len(chunk) {
+			chunk[0] = byte(i)
+			if _, err := w.Write(chunk); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Logf("peak heap %d MiB", peak>>20)
+	if peak > 96<<20 {
+		t.Errorf("peak heap %d MiB, want at most 96 (3 frame buffers and 2 histories of 16 MiB, and tables)", peak>>20)
 	}
 }
