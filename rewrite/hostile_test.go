@@ -403,7 +403,7 @@ func TestDecompressionBombHitsLayerLimit(t *testing.T) {
 				}
 			})
 			check(t, err)
-			// Issue 15's budget for one encoder: its frames (three 16 MiB
+			// Issue 15's budget for one encoder: its frames (two 16 MiB
 			// buffers) and history (16 MiB) are most of it.
 			if peak > 120<<20 {
 				t.Errorf("peak heap %d MiB, want under 120 MiB", peak>>20)
