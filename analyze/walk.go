@@ -17,6 +17,7 @@ import (
 	"github.com/layerslim/layerslim/elf"
 	"github.com/layerslim/layerslim/internal/drop"
 	"github.com/layerslim/layerslim/internal/imagewalk"
+	"github.com/layerslim/layerslim/internal/iocount"
 	"github.com/layerslim/layerslim/internal/limit"
 	"github.com/layerslim/layerslim/internal/spool"
 	"github.com/layerslim/layerslim/internal/tarentry"
@@ -102,10 +103,13 @@ func (w *walker) layer(ctx context.Context, i int, in imagewalk.Layer, p *prefet
 		return err
 	}
 	defer dr.Close()
-	cr := &countReader{r: limit.Reader(dr, w.o.MaxLayerSize, limit.Layer(w.o.MaxLayerSize))}
+	var tr io.Reader = limit.Reader(dr, w.o.MaxLayerSize, limit.Layer(w.o.MaxLayerSize))
+	var h hash.Hash
 	if in.DiffID.Algorithm == "sha256" {
-		cr.h = sha256.New()
+		h = sha256.New()
+		tr = io.TeeReader(tr, h)
 	}
+	cr := &iocount.Reader{R: tr}
 	est, err := newEstimator(w.o.Level)
 	if err != nil {
 		return err
@@ -122,31 +126,14 @@ func (w *walker) layer(ctx context.Context, i int, in imagewalk.Layer, p *prefet
 	if err := b.finish(); err != nil {
 		return err
 	}
-	if cr.h != nil {
-		got := v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", cr.h.Sum(nil))}
+	if h != nil {
+		got := v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", h.Sum(nil))}
 		if got != in.DiffID {
 			return fmt.Errorf("uncompressed content hashes to %s but the config says diff_id %s: %w", got, in.DiffID, ErrDigestMismatch)
 		}
 	}
-	rep.UncompressedSize = cr.n
+	rep.UncompressedSize = cr.N
 	return lw.finish(rep)
-}
-
-type countReader struct {
-	r io.Reader
-	h hash.Hash
-	n int64
-}
-
-func (c *countReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	if n > 0 {
-		c.n += int64(n)
-		if c.h != nil {
-			c.h.Write(p[:n])
-		}
-	}
-	return n, err
 }
 
 // hiddenBy names the layer that hides an entry at p that Shadow.Hidden

@@ -20,6 +20,7 @@ import (
 	"github.com/layerslim/layerslim/compress"
 	"github.com/layerslim/layerslim/internal/blob"
 	"github.com/layerslim/layerslim/internal/imagewalk"
+	"github.com/layerslim/layerslim/internal/iocount"
 	"github.com/layerslim/layerslim/internal/whiteout"
 	"github.com/layerslim/layerslim/tarfilter"
 )
@@ -98,7 +99,7 @@ func processLayerPass(ctx context.Context, in imagewalk.Layer, o *options, platf
 
 	uncompressed := &hashWriter{w: sp.enc, h: sha256.New()}
 	changed := false
-	counted := &countReader{r: o.layerReader(src.Tar)}
+	counted := &iocount.Reader{R: o.layerReader(src.Tar)}
 	var debug []DebugFile
 	var links map[string]string // nil: the layer was copied as it is
 	defer func() {
@@ -131,7 +132,7 @@ func processLayerPass(ctx context.Context, in imagewalk.Layer, o *options, platf
 		return layerOut{}, err
 	}
 	rep.Source.Size = src.Blob.N()
-	rep.UncompressedBytes = counted.n
+	rep.UncompressedBytes = counted.N
 	diffID := v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", uncompressed.h.Sum(nil))}
 	if !changed && in.DiffID.Hex != "" && diffID != in.DiffID {
 		return layerOut{}, fmt.Errorf("uncompressed content is %s but the config says diff_id %s: %w", diffID, in.DiffID, ErrDigestMismatch)
@@ -188,7 +189,7 @@ type outSpool struct {
 	f     *os.File
 	bw    *bufio.Writer
 	out   *hashWriter
-	count *countWriter
+	count *iocount.Writer
 	enc   io.WriteCloser
 	codec compress.Codec
 	oci   bool
@@ -201,7 +202,7 @@ func newSpool(o *options) (*outSpool, error) {
 		return nil, fmt.Errorf("creating spool file: %w", err)
 	}
 	s := &outSpool{f: f, bw: bufio.NewWriterSize(f, 1<<20), codec: o.codec}
-	s.count = &countWriter{w: s.bw}
+	s.count = &iocount.Writer{W: s.bw}
 	s.out = &hashWriter{w: s.count, h: sha256.New()}
 	s.enc, err = newEncoder(s.out, o)
 	if err != nil {
@@ -234,7 +235,7 @@ func (s *outSpool) close(diffID v1.Hash) (*spooledLayer, error) {
 		path:      s.f.Name(),
 		digest:    v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", s.out.h.Sum(nil))},
 		diffID:    diffID,
-		size:      s.count.n,
+		size:      s.count.N,
 		mediaType: mt,
 		codec:     s.codec,
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/layerslim/layerslim/internal/blob"
 	"github.com/layerslim/layerslim/internal/imagewalk"
+	"github.com/layerslim/layerslim/internal/iocount"
 	"github.com/layerslim/layerslim/internal/whiteout"
 	"github.com/layerslim/layerslim/tarfilter"
 )
@@ -336,7 +337,7 @@ func (m *merger) layer(i int, pre <-chan prefetched) error {
 		defer p.close()
 		src = bufio.NewReaderSize(p.pipe, 1<<20)
 	}
-	counted := &countReader{r: src}
+	counted := &iocount.Reader{R: src}
 	er := tarfilter.NewReader(counted)
 	er.LimitBodies(m.o.maxLayer())
 	m.linksTo = map[string][]int{}
@@ -364,7 +365,7 @@ func (m *merger) layer(i int, pre <-chan prefetched) error {
 	if err := finish(); err != nil {
 		return err
 	}
-	m.read += counted.n
+	m.read += counted.N
 	m.shadow.Commit()
 	return nil
 }

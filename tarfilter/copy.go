@@ -9,6 +9,7 @@ import (
 	"io"
 	"maps"
 
+	"github.com/layerslim/layerslim/internal/iocount"
 	"github.com/layerslim/layerslim/internal/limit"
 	"github.com/layerslim/layerslim/internal/tarentry"
 )
@@ -87,7 +88,7 @@ type Stats struct {
 type Reader struct {
 	src      *errMemo
 	rec      *recorder
-	cr       *countReader
+	cr       *iocount.Reader
 	tr       *tar.Reader
 	bodies   io.Reader // tr, or tr within a budget of body bytes
 	prev     *sourceEntry
@@ -106,7 +107,7 @@ type Reader struct {
 func NewReader(in io.Reader) *Reader {
 	src := &errMemo{r: in}
 	rec := &recorder{r: src}
-	cr := &countReader{r: rec}
+	cr := &iocount.Reader{R: rec}
 	tr := tar.NewReader(cr)
 	return &Reader{src: src, rec: rec, cr: cr, tr: tr, bodies: tr}
 }
@@ -145,7 +146,7 @@ func (r *Reader) LimitBodies(n int64) {
 // to discard what was not read. A stream that cannot be read as tar gives
 // a *TarError; an error of the stream under it is returned as it is.
 func (r *Reader) Next() (Entry, error) {
-	r.off = r.cr.n
+	r.off = r.cr.N
 	r.rec.start()
 	hdr, err := r.tr.Next()
 	raw := r.rec.stop()
@@ -158,8 +159,8 @@ func (r *Reader) Next() (Entry, error) {
 	}
 	raw = raw[pad:]
 	if errors.Is(err, io.EOF) {
-		if len(raw) < 2*blockSize && r.cr.n > 0 {
-			return Entry{}, &TarError{Offset: r.cr.n, Path: r.lastPath, Err: errors.New("archive ends without its end-of-archive blocks (truncated?)")}
+		if len(raw) < 2*blockSize && r.cr.N > 0 {
+			return Entry{}, &TarError{Offset: r.cr.N, Path: r.lastPath, Err: errors.New("archive ends without its end-of-archive blocks (truncated?)")}
 		}
 		r.trailer = raw
 		return Entry{}, io.EOF
@@ -210,10 +211,9 @@ func Copy(ctx context.Context, in io.Reader, w io.Writer, f Filter) (Stats, erro
 // CopyLimit is Copy with the bodies of the entries bounded to
 // maxBody bytes in all (0: no bound).
 func CopyLimit(ctx context.Context, in io.Reader, w io.Writer, f Filter, maxBody int64) (Stats, error) {
-	cw := &countWriter{w: w}
 	er := NewReader(in)
 	er.LimitBodies(maxBody)
-	out := NewArchiveWriter(cw)
+	out := NewArchiveWriter(w)
 	var st Stats
 	for {
 		if err := ctx.Err(); err != nil {
@@ -242,7 +242,7 @@ func CopyLimit(ctx context.Context, in io.Reader, w io.Writer, f Filter, maxBody
 		return st, err
 	}
 	// Keep whatever follows the end-of-archive marker.
-	if _, err := io.Copy(cw, er.Rest()); err != nil {
+	if _, err := io.Copy(w, er.Rest()); err != nil {
 		return st, err
 	}
 	st.EntriesIn = er.n
@@ -253,11 +253,7 @@ func CopyLimit(ctx context.Context, in io.Reader, w io.Writer, f Filter, maxBody
 
 // NewArchiveWriter returns an ArchiveWriter that writes a tar stream to w.
 func NewArchiveWriter(w io.Writer) *ArchiveWriter {
-	cw, ok := w.(*countWriter)
-	if !ok {
-		cw = &countWriter{w: w}
-	}
-	return &ArchiveWriter{w: cw, tw: tar.NewWriter(cw)}
+	return &ArchiveWriter{w: w, tw: tar.NewWriter(w)}
 }
 
 // An ArchiveWriter is the Writer at the end of a filter chain: it writes
@@ -265,7 +261,7 @@ func NewArchiveWriter(w io.Writer) *ArchiveWriter {
 // unchanged as the raw bytes it was read from. Close writes the
 // end-of-archive blocks.
 type ArchiveWriter struct {
-	w       *countWriter
+	w       io.Writer
 	tw      *tar.Writer
 	entries int  // entries written
 	raws    int  // of which copied raw
@@ -374,26 +370,4 @@ func allZero(b []byte) bool {
 		}
 	}
 	return true
-}
-
-type countReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
-}
-
-type countWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
 }
