@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -224,23 +222,10 @@ func TestImageDiffIDsWrong(t *testing.T) {
 func TestCorruptBlob(t *testing.T) {
 	dir := testenv.CopyDir(t, sample)
 	// Damage the largest blob (an app layer) in the middle.
-	var biggest string
-	var size int64
-	filepath.WalkDir(filepath.Join(dir, "blobs"), func(p string, d fs.DirEntry, err error) error {
-		if fi, _ := d.Info(); !d.IsDir() && fi.Size() > size {
-			biggest, size = p, fi.Size()
-		}
-		return nil
-	})
-	f, err := os.OpenFile(biggest, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.WriteAt([]byte("garbage!"), size/2)
-	f.Close()
+	biggest := testenv.DamageLargestBlob(t, dir)
 
 	src := openIndex(t, sample, "sample")
-	_, err = verify.Index(context.Background(), src, openIndex(t, dir, "sample"), verify.Options{})
+	_, err := verify.Index(context.Background(), src, openIndex(t, dir, "sample"), verify.Options{})
 	if err == nil {
 		t.Fatal("no error for a corrupt layer")
 	}
