@@ -457,6 +457,12 @@ func TestArchiveCodecIsCompressSniff(t *testing.T) {
 	if mt, _ := ls[0].MediaType(); mt != types.OCILayerZStd {
 		t.Errorf("a zstd blob with a skippable frame has media type %s, want %s", mt, types.OCILayerZStd)
 	}
+	// Uncompressed decodes it with compress.NewReader, as every reader of
+	// layerslim does (ggcr's decoder, used before, does not know skippable
+	// frames and gave wrong bytes).
+	if u := reftest.ReadAll(t, ls[0].Uncompressed); !bytes.Equal(u, raw) {
+		t.Errorf("Uncompressed() of a zstd blob with a skippable frame: %d bytes, not the %d of the tar", len(u), len(raw))
+	}
 
 	file = filepath.Join(dir, "lz4.tar")
 	writeDockerSave(t, file, legacy, saveImage{layers: [][]byte{raw}, diffIDs: []v1.Hash{reftest.Sha(raw)}, compress: func([]byte) []byte { return lz4 }})
