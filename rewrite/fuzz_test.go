@@ -51,9 +51,10 @@ func gnuTar(t testing.TB, files []testenv.File) []byte {
 }
 
 // FuzzCopyTar runs arbitrary bytes as a tar stream through tarfilter.CopyLimit with
-// the filter chains a rewrite builds: keep-all, drop, and drop then ELF
-// split. Nothing may panic; a stream reported unchanged must come out byte
-// for byte; any output must be a tar stream of the entries written.
+// the filter chains a rewrite builds: drop, and drop then ELF split.
+// Nothing may panic; any output must be a tar stream of the entries
+// written. (The byte-exact copy of a chain that keeps everything is
+// tarfilter's own property, fuzzed by tarfilter.FuzzCopy.)
 func FuzzCopyTar(f *testing.F) {
 	rich := testenv.TarLayer(f, fuzzRich)
 	f.Add(rich)
@@ -81,13 +82,6 @@ func FuzzCopyTar(f *testing.F) {
 	const maxBody = 1 << 20
 	f.Fuzz(func(t *testing.T, in []byte) {
 		var out bytes.Buffer
-		st, err := tarfilter.CopyLimit(context.Background(), bytes.NewReader(in), &out, tarfilter.Keep(), maxBody)
-		if err == nil {
-			if !st.Changed && !bytes.Equal(in, out.Bytes()) {
-				t.Fatal("reported unchanged but bytes differ")
-			}
-			checkTarOut(t, out.Bytes(), st.EntriesOut)
-		}
 		for _, chain := range []tarfilter.Filter{
 			Drop(m, nil),
 			tarfilter.Chain(Drop(m, nil), SplitELF(elf.Unneeded, tmp, nopRecorder{}, func(d DebugFile) { d.Close() })),
