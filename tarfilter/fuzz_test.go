@@ -26,7 +26,7 @@ const fuzzMaxBody = 1 << 20
 func fuzzSeeds(t testing.TB) [][]byte {
 	pax := buildTar(t, tar.FormatPAX, richEntries)
 	gnu := buildTar(t, tar.FormatGNU, richEntries)
-	ustar := buildTar(t, tar.FormatUSTAR, []tarEntry{{Name: "a", Body: "hello"}, {Name: "d/", Type: tar.TypeDir}})
+	ustar := buildTar(t, tar.FormatUSTAR, []testenv.File{testenv.Reg("a", "hello"), testenv.Dir("d")})
 	dirtyPad := bytes.Clone(ustar)
 	dirtyPad[512+5] = 'x' // in the padding after "hello"
 	return [][]byte{
