@@ -16,24 +16,10 @@ import (
 	"github.com/layerslim/layerslim/internal/testenv"
 )
 
-// inFormat returns files, each asking archive/tar for format. GNU headers
-// cannot carry xattrs: they are left out.
-func inFormat(format tar.Format, files []testenv.File) []testenv.File {
-	out := make([]testenv.File, len(files))
-	for i, f := range files {
-		f.Format = format
-		if format == tar.FormatGNU {
-			f.Xattrs = nil
-		}
-		out[i] = f
-	}
-	return out
-}
-
 // buildTar is the tar of files in format, by testenv.TarLayer.
 func buildTar(t testing.TB, format tar.Format, files []testenv.File) []byte {
 	t.Helper()
-	return testenv.TarLayer(t, inFormat(format, files))
+	return testenv.TarLayer(t, testenv.InFormat(format, files))
 }
 
 // readTar is testenv.ReadTar of b.
@@ -42,20 +28,8 @@ func readTar(t testing.TB, b []byte) []testenv.File {
 	return testenv.ReadTar(t, bytes.NewReader(b))
 }
 
-var richEntries = []testenv.File{
-	testenv.Dir("etc"),
-	testenv.Reg("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"),
-	{Name: "usr/bin/ping", Mode: 0o4755, Body: []byte("\x7fELF not really"), Xattrs: map[string]string{"security.capability": "\x01\x00\x00\x02\x00\x20\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"}},
-	testenv.Hardlink("usr/bin/ping6", "usr/bin/ping"),
-	testenv.Reg("usr/lib/"+strings.Repeat("long-directory-name/", 8)+"file.txt", strings.Repeat("x", 1000)),
-	testenv.Symlink("bin", "usr/bin"),
-	{Name: "dev/null", Typeflag: tar.TypeChar, Mode: 0o666, Devmajor: 1, Devminor: 3},
-	testenv.Reg("var/lib/.wh.old", ""),
-	testenv.Reg("opt/.wh..wh..opq", ""),
-	testenv.Reg("etc/passwd", "duplicate entry wins\n"),
-	testenv.Reg("empty", ""),
-	testenv.Reg("block", strings.Repeat("b", 512)),
-}
+// richEntries is a layer of every kind of entry.
+var richEntries = testenv.EveryKind()
 
 func TestCopyKeepIsByteIdentical(t *testing.T) {
 	for _, format := range []tar.Format{tar.FormatUnknown, tar.FormatPAX, tar.FormatGNU} {
