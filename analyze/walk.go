@@ -15,6 +15,7 @@ import (
 
 	"github.com/layerslim/layerslim/compress"
 	"github.com/layerslim/layerslim/elf"
+	"github.com/layerslim/layerslim/internal/blob"
 	"github.com/layerslim/layerslim/internal/drop"
 	"github.com/layerslim/layerslim/internal/imagewalk"
 	"github.com/layerslim/layerslim/internal/iocount"
@@ -127,9 +128,8 @@ func (w *walker) layer(ctx context.Context, i int, in imagewalk.Layer, p *prefet
 		return err
 	}
 	if h != nil {
-		got := v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", h.Sum(nil))}
-		if got != in.DiffID {
-			return fmt.Errorf("uncompressed content hashes to %s but the config says diff_id %s: %w", got, in.DiffID, ErrDigestMismatch)
+		if err := blob.CheckDiffID(v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", h.Sum(nil))}, in.DiffID); err != nil {
+			return err
 		}
 	}
 	rep.UncompressedSize = cr.N

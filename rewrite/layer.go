@@ -134,8 +134,10 @@ func processLayerPass(ctx context.Context, in imagewalk.Layer, o *options, platf
 	rep.Source.Size = src.Blob.N()
 	rep.UncompressedBytes = counted.N
 	diffID := v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", uncompressed.h.Sum(nil))}
-	if !changed && in.DiffID.Hex != "" && diffID != in.DiffID {
-		return layerOut{}, fmt.Errorf("uncompressed content is %s but the config says diff_id %s: %w", diffID, in.DiffID, ErrDigestMismatch)
+	if !changed && in.DiffID.Hex != "" {
+		if err := blob.CheckDiffID(diffID, in.DiffID); err != nil {
+			return layerOut{}, err
+		}
 	}
 	if !changed && codec == o.codec && !o.force && !o.reencode() {
 		if links == nil {
