@@ -97,7 +97,6 @@ func processLayerPass(ctx context.Context, in imagewalk.Layer, o *options, platf
 		}
 	}()
 
-	uncompressed := &hashWriter{w: sp.enc, h: sha256.New()}
 	changed := false
 	counted := &iocount.Reader{R: o.layerReader(src.Tar)}
 	var debug []DebugFile
@@ -108,14 +107,14 @@ func processLayerPass(ctx context.Context, in imagewalk.Layer, o *options, platf
 		}
 	}()
 	if !o.tarPass() {
-		if _, err := io.Copy(uncompressed, counted); err != nil {
+		if _, err := io.Copy(sp.tar, counted); err != nil {
 			return layerOut{}, readErr(codec, err)
 		}
 	} else {
 		changes := &changeList{}
 		links = map[string]string{}
 		f := order.wrap(tarfilter.Chain(o.chain(changes, paths, func(d DebugFile) { debug = append(debug, d) }), recordLinks(links)))
-		st, err := tarfilter.CopyLimit(ctx, counted, uncompressed, f, o.maxLayer())
+		st, err := tarfilter.CopyLimit(ctx, counted, sp.tar, f, o.maxLayer())
 		if err != nil {
 			return layerOut{}, readErr(codec, err)
 		}
@@ -133,7 +132,7 @@ func processLayerPass(ctx context.Context, in imagewalk.Layer, o *options, platf
 	}
 	rep.Source.Size = src.Blob.N()
 	rep.UncompressedBytes = counted.N
-	diffID := v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", uncompressed.h.Sum(nil))}
+	diffID := sp.diffID()
 	if !changed && in.DiffID.Hex != "" {
 		if err := blob.CheckDiffID(diffID, in.DiffID); err != nil {
 			return layerOut{}, err
@@ -186,8 +185,10 @@ func (hw *hashWriter) Write(p []byte) (int, error) {
 }
 
 // outSpool compresses into a temporary file, hashing and counting the
-// compressed bytes on their way.
+// compressed bytes on their way. The layer's tar is written to tar, which
+// hashes it into the diff_id.
 type outSpool struct {
+	tar   *hashWriter
 	f     *os.File
 	bw    *bufio.Writer
 	out   *hashWriter
@@ -215,7 +216,13 @@ func newSpool(o *options) (*outSpool, error) {
 		s.discard()
 		return nil, err
 	}
+	s.tar = &hashWriter{w: s.enc, h: sha256.New()}
 	return s, nil
+}
+
+// diffID is the digest of the tar written so far.
+func (s *outSpool) diffID() v1.Hash {
+	return v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", s.tar.h.Sum(nil))}
 }
 
 // close finishes the stream, in order: encoder frame, buffer, file.

@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bufio"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -14,8 +13,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/layerslim/layerslim/internal/blob"
 	"github.com/layerslim/layerslim/internal/imagewalk"
@@ -94,7 +91,6 @@ func processSquash(ctx context.Context, spec *squashSpec, o *options, platform s
 			sp.discard()
 		}
 	}()
-	uncompressed := &hashWriter{w: sp.enc, h: sha256.New()}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// The walk goes from the top layer down, so a lower layer's opaque
@@ -150,11 +146,11 @@ func processSquash(ctx context.Context, spec *squashSpec, o *options, platform s
 	if err := m.finish(); err != nil {
 		return layerOut{}, err
 	}
-	entries, err := m.ordered(tmp, tmpw, uncompressed)
+	entries, err := m.ordered(tmp, tmpw, sp.tar)
 	if err != nil {
 		return layerOut{}, err
 	}
-	diffID := v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", uncompressed.h.Sum(nil))}
+	diffID := sp.diffID()
 	out, err := sp.close(diffID)
 	if err != nil {
 		return layerOut{}, err
