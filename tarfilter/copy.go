@@ -275,22 +275,33 @@ func (t *ArchiveWriter) WriteEntry(ctx context.Context, e Entry) error {
 	if s := e.src; s != nil && !s.copied && !s.sparse && e.Body == s.body && headerEqual(e.Header, &s.header) {
 		s.copied = true
 		t.raws++
-		return t.writeRaw(s.raw, e.Body, e.Header.Size)
+		return t.writeRaw(s.raw, e.Body, bodySize(e.Header))
 	}
 	t.changed = true
 	if err := t.tw.WriteHeader(e.Header); err != nil {
 		return err
 	}
-	if e.Body != nil && e.Header.Size > 0 {
+	if size := bodySize(e.Header); e.Body != nil && size > 0 {
 		n, err := io.Copy(t.tw, e.Body)
 		if err != nil {
 			return err
 		}
-		if n != e.Header.Size {
-			return fmt.Errorf("entry %s: body has %d bytes, header says %d", e.Header.Name, n, e.Header.Size)
+		if n != size {
+			return fmt.Errorf("entry %s: body has %d bytes, header says %d", e.Header.Name, n, size)
 		}
 	}
 	return t.tw.Flush()
+}
+
+// bodySize is how many body bytes follow h in a tar stream: none for the
+// types archive/tar reads as header only (links, devices, directories,
+// FIFOs), whatever size their header gives, else the header's size.
+func bodySize(h *tar.Header) int64 {
+	switch h.Typeflag {
+	case tar.TypeLink, tar.TypeSymlink, tar.TypeChar, tar.TypeBlock, tar.TypeDir, tar.TypeFifo:
+		return 0
+	}
+	return h.Size
 }
 
 func (t *ArchiveWriter) writeRaw(hdr []byte, body io.Reader, size int64) error {
