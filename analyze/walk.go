@@ -4,10 +4,8 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"strings"
 
@@ -18,7 +16,6 @@ import (
 	"github.com/layerslim/layerslim/internal/blob"
 	"github.com/layerslim/layerslim/internal/drop"
 	"github.com/layerslim/layerslim/internal/imagewalk"
-	"github.com/layerslim/layerslim/internal/iocount"
 	"github.com/layerslim/layerslim/internal/limit"
 	"github.com/layerslim/layerslim/internal/spool"
 	"github.com/layerslim/layerslim/internal/tarentry"
@@ -104,13 +101,9 @@ func (w *walker) layer(ctx context.Context, i int, in imagewalk.Layer, p *prefet
 		return err
 	}
 	defer dr.Close()
-	var tr io.Reader = limit.Reader(dr, w.o.MaxLayerSize, limit.Layer(w.o.MaxLayerSize))
-	var h hash.Hash
-	if in.DiffID.Algorithm == "sha256" {
-		h = sha256.New()
-		tr = io.TeeReader(tr, h)
-	}
-	cr := &iocount.Reader{R: tr}
+	// The uncompressed stream, counted and hashed into the diff_id (a
+	// blob.Reader with no digest to check: sha256).
+	cr := blob.NewReader(ctx, limit.Reader(dr, w.o.MaxLayerSize, limit.Layer(w.o.MaxLayerSize)), v1.Hash{}, 0, nil)
 	est, err := newEstimator(w.o.Level)
 	if err != nil {
 		return err
@@ -127,12 +120,12 @@ func (w *walker) layer(ctx context.Context, i int, in imagewalk.Layer, p *prefet
 	if err := b.finish(); err != nil {
 		return err
 	}
-	if h != nil {
-		if err := blob.CheckDiffID(v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", h.Sum(nil))}, in.DiffID); err != nil {
+	if in.DiffID.Algorithm == "sha256" {
+		if err := blob.CheckDiffID(cr.Digest(), in.DiffID); err != nil {
 			return err
 		}
 	}
-	rep.UncompressedSize = cr.N
+	rep.UncompressedSize = cr.N()
 	return lw.finish(rep)
 }
 
