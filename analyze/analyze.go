@@ -23,8 +23,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/layerslim/layerslim/compress"
+	"github.com/layerslim/layerslim/drop"
 	"github.com/layerslim/layerslim/elf"
-	"github.com/layerslim/layerslim/internal/drop"
 	"github.com/layerslim/layerslim/internal/imagewalk"
 	"github.com/layerslim/layerslim/internal/limit"
 )
@@ -33,12 +33,15 @@ import (
 const TopItems = 20
 
 // Options configure Image and Index. The zero value analyzes with no drop
-// presets, --strip=unneeded, one layer at a time and zstd level 3.
+// presets, no stripping (elf.None, as a rewrite without options), one
+// layer at a time and zstd level 3.
 type Options struct {
 	// Drop decides which paths a rewrite drops; nil drops nothing.
 	Drop *drop.Matcher
-	// Strip is the --strip mode whose savings are counted (default
-	// elf.Unneeded, the zero value).
+	// Strip is the --strip mode whose savings are counted. The zero value
+	// is elf.None, as in a rewrite without rewrite.WithStrip: nothing is
+	// stripped, so no strip savings; the command line passes --strip
+	// (unneeded by default).
 	Strip elf.Mode
 	// Jobs is how many layer blobs are read at once. The walk itself is
 	// top-down and sequential (a layer's result depends on every layer
@@ -79,7 +82,7 @@ func (o Options) normalize() (Options, error) {
 	if err := compress.ValidLevel(compress.Zstd, o.Level); err != nil {
 		return o, fmt.Errorf("analyze: %w", err)
 	}
-	if o.Strip < elf.Unneeded || o.Strip > elf.None {
+	if o.Strip < elf.None || o.Strip > elf.All {
 		return o, fmt.Errorf("analyze: unknown strip mode %s", o.Strip)
 	}
 	return o, nil

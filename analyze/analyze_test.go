@@ -18,8 +18,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/layerslim/layerslim/analyze"
+	"github.com/layerslim/layerslim/drop"
 	"github.com/layerslim/layerslim/elf"
-	"github.com/layerslim/layerslim/internal/drop"
 	"github.com/layerslim/layerslim/internal/testenv"
 )
 
@@ -214,7 +214,7 @@ func TestDebugBytes(t *testing.T) {
 
 	t.Run("unstripped", func(t *testing.T) {
 		tmp := t.TempDir()
-		rep := analyzeImage(t, imageOfTars(t, testenv.TarLayer(t, []testenv.File{bin("app/hello", unstripped), file("app/readme", 10)})), analyze.Options{TempDir: tmp})
+		rep := analyzeImage(t, imageOfTars(t, testenv.TarLayer(t, []testenv.File{bin("app/hello", unstripped), file("app/readme", 10)})), analyze.Options{Strip: elf.Unneeded, TempDir: tmp})
 		l := rep.Layers[0]
 		if l.DebugBytes != info.DebugBytes || l.ELFFiles != 1 {
 			t.Errorf("debug bytes %d in %d ELF files, want %d (elf.Inspect) in 1", l.DebugBytes, l.ELFFiles, info.DebugBytes)
@@ -225,8 +225,16 @@ func TestDebugBytes(t *testing.T) {
 		// Larger than memSpool: it went through a temporary file.
 		emptyDir(t, tmp)
 	})
+	t.Run("zero options strip nothing", func(t *testing.T) {
+		// The zero Options mean elf.None, as a rewrite without WithStrip
+		// (rewrite's TestNoOptionStripsNothing).
+		rep := analyzeImage(t, imageOfTars(t, testenv.TarLayer(t, []testenv.File{bin("app/hello", unstripped)})), analyze.Options{})
+		if l := rep.Layers[0]; l.DebugBytes != 0 || l.ELFFiles != 1 {
+			t.Errorf("debug bytes %d in %d ELF files, want 0 in 1", l.DebugBytes, l.ELFFiles)
+		}
+	})
 	t.Run("stripped", func(t *testing.T) {
-		rep := analyzeImage(t, imageOfTars(t, testenv.TarLayer(t, []testenv.File{bin("app/hello", stripped)})), analyze.Options{})
+		rep := analyzeImage(t, imageOfTars(t, testenv.TarLayer(t, []testenv.File{bin("app/hello", stripped)})), analyze.Options{Strip: elf.Unneeded})
 		if l := rep.Layers[0]; l.DebugBytes != 0 || l.ELFFiles != 1 {
 			t.Errorf("debug bytes %d in %d ELF files, want 0 in 1", l.DebugBytes, l.ELFFiles)
 		}
@@ -270,7 +278,7 @@ func TestDebugBytes(t *testing.T) {
 	t.Run("as a rewrite splits", func(t *testing.T) {
 		// Test data stays as it is; a separate debug file moves whole.
 		img := imageOfTars(t, testenv.TarLayer(t, []testenv.File{bin("usr/src/x/testdata/hello", unstripped), bin("usr/lib/debug/x.debug", unstripped)}))
-		l := analyzeImage(t, img, analyze.Options{}).Layers[0]
+		l := analyzeImage(t, img, analyze.Options{Strip: elf.Unneeded}).Layers[0]
 		if l.DebugBytes != int64(len(unstripped)) || l.ELFFiles != 2 {
 			t.Errorf("debug bytes %d in %d ELF files, want %d (the debug file) in 2", l.DebugBytes, l.ELFFiles, len(unstripped))
 		}

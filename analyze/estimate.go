@@ -27,8 +27,9 @@ type estimator struct {
 func newEstimator(level int) (*estimator, error) {
 	e := &estimator{}
 	// The walk is the only encoder of the call. One encoder: each more
-	// holds two more frame buffers (compress.ZstdFrameSize), and the frames
-	// still compress on their own goroutine while the next is read.
+	// holds another frame buffer (compress.ZstdFrameSize) and its 16 MiB
+	// history, and the frames still compress on their own goroutine while
+	// the next is read.
 	enc, err := compress.NewWriter(&e.out, compress.Zstd, compress.WithLevel(level), compress.WithConcurrency(1))
 	if err != nil {
 		return nil, err

@@ -12,9 +12,9 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/layerslim/layerslim/compress"
+	"github.com/layerslim/layerslim/drop"
 	"github.com/layerslim/layerslim/elf"
 	"github.com/layerslim/layerslim/internal/blob"
-	"github.com/layerslim/layerslim/internal/drop"
 	"github.com/layerslim/layerslim/internal/imagewalk"
 	"github.com/layerslim/layerslim/internal/limit"
 	"github.com/layerslim/layerslim/internal/spool"

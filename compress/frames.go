@@ -29,10 +29,11 @@ import (
 // before them, and this content has much redundancy at that distance (one
 // stream with a 4 MiB window instead of 8 gives +0.85%; frames of 16 MiB
 // with a 4 MiB window +1.33%, so a smaller window does not help; nor does
-// a 16 MiB window: +0.70%). Memory goes the other way: each encoder in a
-// Pool holds two buffers of about the frame size (the frame, its output)
-// and 16 MiB of history, and each open writer one filling buffer, so 16 MiB
-// frames cost about 50 MiB per core where 8 MiB would cost 34. 16 MiB keeps
+// a 16 MiB window: +0.70%). Memory goes the other way: each frame in
+// flight in a Pool holds one buffer of about the frame size (its output
+// goes over its input), each encoder 16 MiB of history, and each open
+// writer one filling buffer, so 16 MiB frames cost about 32 MiB per core
+// (and 16 per open writer) where 8 MiB would cost 24 (and 8). 16 MiB keeps
 // the bytes within issue 15's 1.005 x skopeo's on the benchmark image as a
 // whole (1.0039 x; this one layer alone: 1.0055 x); a 555 MB layer still
 // gives 34 frames, enough for the cores of a large CI runner.
@@ -63,6 +64,7 @@ const gzipDict = 32 << 10
 
 // frame is one piece of a stream on its way through a pool.
 type frame struct {
+	buf  []byte // the pool buffer that holds in, if it is one
 	in   []byte
 	dict []byte // gzip: the bytes before in, at most gzipDict
 	last bool   // gzip: the final block
@@ -74,6 +76,9 @@ type frame struct {
 // frameCodec compresses one frame. It is called on a pool goroutine.
 type frameCodec interface {
 	encode(p *Pool, f *frame, size int)
+	// inputOffset is where a frame's input starts in a pool buffer, so
+	// that the codec may write its output over the input it has read.
+	inputOffset(size int) int
 	// header and trailer are written before the first and after the last
 	// frame; trailer gets the uncompressed size and its CRC-32.
 	header() []byte
@@ -92,6 +97,7 @@ type frameWriter struct {
 	w     io.Writer
 
 	buf  []byte
+	base []byte // the pool buffer buf is in, if it is one
 	dict []byte // gzip: the last 32 KiB of the previous block
 	n    int64
 	crc  uint32 // gzip: of all bytes written
@@ -140,7 +146,9 @@ func (fw *frameWriter) Write(p []byte) (int, error) {
 			// smallFrame its buffer grows with what is written, so that
 			// a small stream takes little memory and a big one leaves
 			// little garbage.
-			fw.buf = append(fw.pool.getBuf(fw.size), fw.buf...)
+			fw.base = fw.pool.getBuf(fw.size)
+			off := fw.codec.inputOffset(fw.size)
+			fw.buf = append(fw.base[off:off], fw.buf...)
 		}
 		fw.buf = append(fw.buf, p[:k]...)
 		p = p[k:]
@@ -153,8 +161,8 @@ func (fw *frameWriter) Write(p []byte) (int, error) {
 // submit hands the buffer to the pool as the next frame, waiting for a
 // slot.
 func (fw *frameWriter) submit(last bool) error {
-	f := &frame{in: fw.buf, last: last, done: make(chan struct{})}
-	fw.buf = nil
+	f := &frame{buf: fw.base, in: fw.buf, last: last, done: make(chan struct{})}
+	fw.buf, fw.base = nil, nil
 	if fw.gzip {
 		f.dict = fw.dict
 		if !last {
@@ -166,7 +174,7 @@ func (fw *frameWriter) submit(last bool) error {
 	select {
 	case fw.pool.slots <- struct{}{}:
 	case <-fw.failed:
-		fw.pool.putBuf(f.in, fw.size)
+		fw.pool.putBuf(f.buf, fw.size)
 		return fw.err
 	}
 	fw.queue <- f // never blocks: the queue holds as many as there are slots
@@ -197,6 +205,9 @@ func (fw *frameWriter) output() {
 			}
 		}
 		fw.pool.putBuf(f.out, fw.size)
+		if !f.inPlace() {
+			fw.pool.putBuf(f.buf, fw.size)
+		}
 		<-fw.pool.slots
 	}
 }
@@ -237,20 +248,44 @@ func (fw *frameWriter) Close() error {
 	return nil
 }
 
-// encodeFrame encodes f when an encoder is free, then gives its input
-// buffer back.
+// encodeFrame encodes f when an encoder is free. The output goroutine
+// gives its buffers back once the output is written.
 func (p *Pool) encodeFrame(c frameCodec, f *frame, size int) {
 	p.tokens <- struct{}{}
 	c.encode(p, f, size)
 	<-p.tokens
-	p.putBuf(f.in, size)
 	f.in, f.dict = nil, nil
 	close(f.done)
 }
 
+// inPlace reports whether f's output was written over its input, in its
+// pool buffer.
+func (f *frame) inPlace() bool {
+	return f.buf != nil && len(f.out) > 0 && &f.buf[:1][0] == &f.out[:1][0]
+}
+
 // zstdFrames writes each frame as an independent zstd frame with its
 // content size and a checksum.
+//
+// A frame's output goes over its own input, in the pool buffer that holds
+// it (when it has one and is more than one zstd block), so that a frame in
+// flight takes one buffer, not two: with 16 MiB frames that is 16 MiB per
+// core less (the encoder keeps its own copy of the input as history, which
+// is what it matches against). This is safe because EncodeAll reads its
+// input one block (zstdBlock) at a time in order and has copied a block
+// into its history, and its CRC, before it appends that block's output to
+// dst; a block's output is at most the block plus a 3-byte header (it
+// falls back to a raw block), and the frame header at most 18 bytes. The
+// input starts zstdInputOffset bytes into the buffer, more than the 18 +
+// 3 bytes a block that the output can gain on the input, so the output
+// never reaches input not yet read. TestZstdInPlace checks it against
+// EncodeAll into a buffer of its own, on incompressible input too.
 type zstdFrames struct{ level int }
+
+// zstdBlock is klauspost's zstd block size (EncodeAll's step): a frame of
+// one block is encoded in a single step that writes its output before it
+// has read all the input, so it is never done in place.
+const zstdBlock = 128 << 10
 
 func (z zstdFrames) encode(p *Pool, f *frame, size int) {
 	enc, err := p.zstdEncoder(z.level)
@@ -258,9 +293,22 @@ func (z zstdFrames) encode(p *Pool, f *frame, size int) {
 		f.err = err
 		return
 	}
-	f.out = enc.EncodeAll(f.in, p.outBuf(len(f.in), size))
+	var dst []byte
+	if f.buf != nil && len(f.in) > zstdBlock {
+		dst = f.buf[:0]
+	} else {
+		dst = p.outBuf(len(f.in), size)
+	}
+	f.out = enc.EncodeAll(f.in, dst)
 	p.putZstd(z.level, enc)
 }
+
+func (zstdFrames) inputOffset(size int) int { return zstdInputOffset(size) }
+
+// zstdInputOffset is where a frame of size bytes starts in its pool buffer:
+// all the room bufCap leaves past the frame, 4 KiB + size/1024, where the
+// output can gain at most 18 + 3 bytes per 128 KiB block on the input.
+func zstdInputOffset(size int) int { return bufCap(size) - size }
 
 func (zstdFrames) header() []byte               { return nil }
 func (zstdFrames) trailer(int64, uint32) []byte { return nil }
@@ -271,6 +319,10 @@ func (zstdFrames) final(n int64) bool { return n == 0 }
 // gzipBlocks writes one gzip member whose deflate stream is made of
 // blocks compressed independently.
 type gzipBlocks struct{ level int }
+
+// inputOffset: a block's output goes to a buffer of its own (blocks are
+// small: GzipBlockSize).
+func (gzipBlocks) inputOffset(int) int { return 0 }
 
 func (g gzipBlocks) encode(p *Pool, f *frame, size int) {
 	d, err := p.deflater(g.level)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,7 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/layerslim/layerslim/compress"
+	"github.com/layerslim/layerslim/internal/testenv"
 )
 
 // TestFramesDeterministic: with many frames in flight, the bytes are the
@@ -309,5 +313,93 @@ func TestNewPool(t *testing.T) {
 	}
 	if _, err := compress.NewWriter(io.Discard, compress.Zstd, compress.WithPool(nil)); err == nil {
 		t.Error("WithPool(nil): no error")
+	}
+}
+
+// TestZstdInPlace: a frame encoded over its own input in the pool buffer
+// (see zstdFrames) is byte for byte what EncodeAll writes into a buffer of
+// its own, for frames of one block and more, on incompressible input
+// (every block raw: the output gains 3 bytes a block on the input), on
+// input that alternates raw and compressed blocks, and on zeros.
+func TestZstdInPlace(t *testing.T) {
+	rng := rand.New(rand.NewPCG(31, 32))
+	random := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+		return b
+	}
+	mixed := func(n int) []byte {
+		b := random(n)
+		for i := 0; i < n; i += 256 << 10 {
+			clear(b[i:min(n, i+128<<10)])
+		}
+		return b
+	}
+	inputs := map[string][]byte{
+		"random":  random(5<<20 + 3),
+		"mixed":   mixed(5<<20 + 200<<10),
+		"zeros":   make([]byte, 3<<20+100<<10),
+		"text":    mixedData(4<<20+1, 33),
+		"default": random(compress.ZstdFrameSize + 300<<10),
+	}
+	for name, data := range inputs {
+		for _, frame := range []int{100 << 10, 128 << 10, 128<<10 + 1, 1 << 20, compress.ZstdFrameSize} {
+			if name == "default" && frame != compress.ZstdFrameSize {
+				continue
+			}
+			for _, level := range []int{1, 3, 7} {
+				enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level)),
+					zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(true), zstd.WithZeroFrames(true))
+				if err != nil {
+					t.Fatal(err)
+				}
+				var want []byte
+				for p := data; len(p) > 0; {
+					k := min(len(p), frame)
+					want = enc.EncodeAll(p[:k], want)
+					p = p[k:]
+				}
+				got := compressed(t, compress.Zstd, data, compress.WithLevel(level), compress.WithFrameSize(frame), compress.WithConcurrency(2))
+				if !bytes.Equal(got, want) {
+					t.Errorf("%s, frames of %d, level %d: %d bytes (first difference at %d), EncodeAll: %d bytes", name, frame, level, len(got), firstDiff(got, want), len(want))
+				}
+			}
+		}
+	}
+}
+
+// TestZstdFramesMemory: a writer on a pool of 2 holds at most one filling
+// buffer, two frames in flight (each one buffer: the output goes over the
+// input) and two encoders' 16 MiB history: 80 MiB and some tables. With a
+// buffer of its own for each frame's output it took up to 112 MiB.
+func TestZstdFramesMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("96 MiB of input")
+	}
+	chunk := mixedData(1<<20, 34)
+	pool, err := compress.NewPool(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peak := testenv.PeakHeap(func() {
+		w, err := compress.NewWriter(io.Discard, compress.Zstd, compress.WithPool(pool))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 6 * compress.ZstdFrameSize / len(chunk) {
+			chunk[0] = byte(i)
+			if _, err := w.Write(chunk); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Logf("peak heap %d MiB", peak>>20)
+	if peak > 96<<20 {
+		t.Errorf("peak heap %d MiB, want at most 96 (3 frame buffers and 2 histories of 16 MiB, and tables)", peak>>20)
 	}
 }

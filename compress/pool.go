@@ -17,12 +17,14 @@ import (
 // It also bounds memory. A frame takes one of n slots from the moment its
 // writer hands it over until its compressed bytes are written out, and a
 // writer waits for a free slot (back-pressure). Input and compressed
-// output share one kind of buffer (a frame plus its worst-case growth), so
-// the pool holds at most 2n+w buffers for w open writers: one filling per
-// writer, one per slot, and one more for the output of each frame being
-// encoded; plus n encoders. Buffers are kept for reuse, so a long stream
-// leaves no garbage behind it (garbage would let the Go heap grow to twice
-// what is live before it is collected).
+// output share one kind of buffer (a frame plus its worst-case growth). A
+// zstd frame's output goes over its input in its own buffer, so for w open
+// writers the pool holds at most n+w buffers: one filling per writer and
+// one per slot; plus n encoders, each with its history (zstd: as much as a
+// frame). gzip blocks (GzipBlockSize, small) get a second buffer for their
+// output while they are encoded: 2n+w. Buffers are kept for reuse, so a
+// long stream leaves no garbage behind it (garbage would let the Go heap
+// grow to twice what is live before it is collected).
 //
 // A Pool is safe for concurrent use and needs no Close: it starts a
 // goroutine only for a frame in flight.

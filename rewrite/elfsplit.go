@@ -13,8 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/layerslim/layerslim/drop"
 	"github.com/layerslim/layerslim/elf"
-	"github.com/layerslim/layerslim/internal/drop"
 	"github.com/layerslim/layerslim/internal/limit"
 	"github.com/layerslim/layerslim/internal/spool"
 	"github.com/layerslim/layerslim/internal/whiteout"
@@ -162,7 +162,9 @@ func splitELF(c splitConfig, rec Recorder, debug func(DebugFile)) tarfilter.Filt
 		}
 		in := spool.New(tempDir, memSpool, maxSpool)
 		defer in.Close()
-		if _, err := io.Copy(in, e.Body); err != nil {
+		// ReadFrom, not io.Copy: the body (a Peek's MultiReader) would
+		// take over through WriteTo with a buffer of its own per file.
+		if _, err := in.ReadFrom(e.Body); err != nil {
 			if errors.Is(err, spool.ErrTooLarge) {
 				return limit.Spool(-1, maxSpool)
 			}

@@ -243,3 +243,39 @@ func keys[V any](m map[string]V) []string {
 	}
 	return out
 }
+
+// No WithStrip means elf.None, the zero Mode, as analyze.Options{} (analyze's
+// "zero options strip nothing"): the ELF file comes out as it went in, and
+// the options text says nothing of strip.
+func TestNoOptionStripsNothing(t *testing.T) {
+	bin := helloBinary(t, "amd64")
+	mt := time.Unix(1700000000, 0)
+	layer := testenv.TarLayer(t, []testenv.File{{Name: "app/hello", Mode: 0o755, ModTime: mt, Body: bin}})
+	src := dockerImage(t, "amd64", gzipLayer(t, layer))
+	res, err := rewrite.Image(context.Background(), src, rewrite.WithTempDir(t.TempDir()), rewrite.WithDebugImage(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Close()
+	slim, _ := res.Image.Layers()
+	var got []byte
+	for _, f := range testenv.ReadTar(t, bytes.NewReader(layerBytes(t, slim[0]))) {
+		if f.Name == "app/hello" {
+			got = f.Body
+		}
+	}
+	if !bytes.Equal(got, bin) {
+		t.Errorf("app/hello changed (%d bytes, was %d) with no WithStrip", len(got), len(bin))
+	}
+	if res.DebugImage != nil {
+		t.Error("a debug image with no WithStrip")
+	}
+	none, _ := rewrite.Describe(rewrite.WithStrip(elf.None))
+	if got, _ := rewrite.Describe(); got != none || strings.Contains(got, "strip") {
+		t.Errorf("Describe() = %q, want %q (that of WithStrip(elf.None))", got, none)
+	}
+	var zero elf.Mode
+	if zero != elf.None {
+		t.Errorf("the zero elf.Mode is %s, want none", zero)
+	}
+}

@@ -8,8 +8,8 @@ import (
 	"os"
 	"testing"
 
+	"github.com/layerslim/layerslim/drop"
 	"github.com/layerslim/layerslim/elf"
-	"github.com/layerslim/layerslim/internal/drop"
 	"github.com/layerslim/layerslim/internal/testenv"
 	"github.com/layerslim/layerslim/tarfilter"
 )

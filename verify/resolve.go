@@ -5,7 +5,7 @@ import (
 	"errors"
 	"os"
 
-	"github.com/layerslim/layerslim/internal/drop"
+	"github.com/layerslim/layerslim/drop"
 )
 
 // An image's merged filesystem is read from its layers' sorted record

@@ -13,7 +13,8 @@ import (
 
 	"github.com/layerslim/layerslim/analyze"
 	"github.com/layerslim/layerslim/analyze/report"
-	"github.com/layerslim/layerslim/internal/drop"
+	"github.com/layerslim/layerslim/drop"
+	"github.com/layerslim/layerslim/elf"
 )
 
 // sample analyzes the two-platform sample layout of the repository.
@@ -39,7 +40,7 @@ func sample(t testing.TB, tree bool) *report.Report {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reps, err := analyze.Index(context.Background(), child, analyze.Options{Drop: m, Tree: tree})
+	reps, err := analyze.Index(context.Background(), child, analyze.Options{Drop: m, Strip: elf.Unneeded, Tree: tree})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/layerslim/layerslim/internal/cli"
+	"github.com/layerslim/layerslim/internal/gcpace"
 )
 
 func main() {
@@ -62,6 +63,7 @@ func main() {
 		})
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	gcpace.Start() // as cmd/layerslim does
 	cmd := cli.New()
 	cmd.SetArgs(flag.Args())
 	err := cmd.ExecuteContext(ctx)

@@ -6,8 +6,10 @@ import (
 	"os"
 
 	"github.com/layerslim/layerslim/internal/cli"
+	"github.com/layerslim/layerslim/internal/gcpace"
 )
 
 func main() {
+	gcpace.Start()
 	os.Exit(cli.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Exit))
 }

@@ -55,8 +55,14 @@ func TestContainersStoragePartialPull(t *testing.T) {
 	if os.Geteuid() != 0 {
 		testenv.Tool(t, "a root user") // skips, or fails in CI
 	}
+	for _, w := range writers {
+		t.Run(w.name, func(t *testing.T) { testPartialPull(t, w.new) })
+	}
+}
+
+func testPartialPull(t *testing.T, newWriter func(io.Writer, int) (*zstdchunked.Writer, error)) {
 	tarball := layerTar(t)
-	blob, ann := chunked(t, tarball, 3)
+	blob, ann := chunkedWith(t, newWriter, tarball, 3)
 	dir := t.TempDir()
 	store, err := storage.GetStore(storage.StoreOptions{
 		RunRoot: filepath.Join(dir, "run"), GraphRoot: filepath.Join(dir, "root"), GraphDriverName: "overlay",

@@ -12,8 +12,8 @@ import (
 	"github.com/layerslim/layerslim/analyze"
 	"github.com/layerslim/layerslim/analyze/report"
 	"github.com/layerslim/layerslim/compress"
+	"github.com/layerslim/layerslim/drop"
 	"github.com/layerslim/layerslim/elf"
-	"github.com/layerslim/layerslim/internal/drop"
 	"github.com/layerslim/layerslim/internal/imageref"
 	"github.com/layerslim/layerslim/internal/imagewalk"
 )

@@ -16,9 +16,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/spf13/cobra"
 
-	"github.com/layerslim/layerslim/batch"
+	"github.com/layerslim/layerslim/internal/batch"
 	"github.com/layerslim/layerslim/internal/imageref"
-	"github.com/layerslim/layerslim/rewrite"
+	"github.com/layerslim/layerslim/internal/run"
 )
 
 type batchOptions struct {
@@ -176,7 +176,7 @@ func (o *batchOptions) run(cmd *cobra.Command, planArg string) error {
 	// plan is a usage error, not a dozen failed images.
 	for _, it := range items {
 		if it.Err == nil {
-			if _, err := o.prepare(it, io.Discard); err != nil {
+			if _, err := o.prepare(it); err != nil {
 				return err
 			}
 		}
@@ -211,9 +211,14 @@ func (o *batchOptions) run(cmd *cobra.Command, planArg string) error {
 		}
 	}
 	fmt.Fprintf(stderr, "batch: %d image(s)%s, %d at a time\n", len(items), where, o.jobs)
+	render := &renderer{w: stderr, batch: true}
 	rep, err := batch.Run(ctx, items, batch.Config{
-		Jobs:     o.jobs,
-		Prepare:  func(it batch.Item) (batch.Job, error) { return o.prepare(it, stderr) },
+		Jobs: o.jobs,
+		Prepare: func(it batch.Item) (run.Options, error) {
+			opts, err := o.prepare(it)
+			opts.Reporter = render
+			return opts, err
+		},
 		Memo:     memo,
 		Version:  Version,
 		Registry: ro,
@@ -270,7 +275,7 @@ func nameOpts(insecure bool) []name.Option {
 // prepare builds an item's job with the flags of the rewrite (or
 // recompress) command, set from the item's options by their long names, so
 // a plan takes exactly what the command line takes, checked the same way.
-func (o *batchOptions) prepare(it batch.Item, w io.Writer) (batch.Job, error) {
+func (o *batchOptions) prepare(it batch.Item) (run.Options, error) {
 	cmd := &cobra.Command{Use: it.Command}
 	var mk func() (*job, error)
 	switch it.Command {
@@ -282,7 +287,7 @@ func (o *batchOptions) prepare(it batch.Item, w io.Writer) (batch.Job, error) {
 		var ro rewriteOptions
 		ro.addFlags(cmd)
 		mk = func() (*job, error) {
-			return ro.job(it.Src, it.Dst, w, o.registry(imageref.Options{Insecure: o.insecure, UserAgent: "layerslim/" + Version}))
+			return ro.job(it.Src, it.Dst, o.registry(imageref.Options{Insecure: o.insecure, UserAgent: "layerslim/" + Version}))
 		}
 	}
 	fs := cmd.Flags()
@@ -293,90 +298,37 @@ func (o *batchOptions) prepare(it batch.Item, w io.Writer) (batch.Job, error) {
 		return nil
 	}
 	if err := set("jobs", fmt.Sprint(o.layerJobs), "--layer-jobs"); err != nil {
-		return nil, err
+		return run.Options{}, err
 	}
 	if err := set("insecure", fmt.Sprint(o.insecure), "--insecure"); err != nil {
-		return nil, err
+		return run.Options{}, err
 	}
 	for _, s := range it.Options {
 		if why, ok := notInPlan[s.Name]; ok {
-			return nil, usagef("%s: %s cannot be set per image: %s", s.Where, s.Name, why)
+			return run.Options{}, usagef("%s: %s cannot be set per image: %s", s.Where, s.Name, why)
 		}
 		if fs.Lookup(s.Name) == nil {
-			return nil, usagef("%s: %s is not an option of %s (see layerslim %s --help)", s.Where, s.Name, it.Command, it.Command)
+			return run.Options{}, usagef("%s: %s is not an option of %s (see layerslim %s --help)", s.Where, s.Name, it.Command, it.Command)
 		}
 		for _, v := range s.Values {
 			if err := set(s.Name, v, s.Where); err != nil {
-				return nil, err
+				return run.Options{}, err
 			}
 		}
 	}
 	j, err := mk()
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", it.Where, err)
+		return run.Options{}, fmt.Errorf("%s: %w", it.Where, err)
 	}
 	src, dst, dbg, err := j.refs()
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", it.Where, err)
+		return run.Options{}, fmt.Errorf("%s: %w", it.Where, err)
 	}
-	text, err := rewrite.Describe(j.options()...)
-	if err != nil {
-		return nil, &UsageError{Err: fmt.Errorf("%s: %w", it.Where, err)}
+	opts := j.runOptions(src, dst, dbg, o.registry(j.registry()), nil)
+	if _, err := opts.Describe(); err != nil {
+		return run.Options{}, &UsageError{Err: fmt.Errorf("%s: %w", it.Where, err)}
 	}
-	return &batchJob{j: j, src: src, dst: dst, dbg: dbg, text: text, ro: o.registry(j.registry()), w: w}, nil
-}
-
-// batchJob is one image of a batch: a job of the rewrite or recompress
-// command.
-type batchJob struct {
-	j             *job
-	src, dst, dbg imageref.Ref
-	text          string
-	ro            imageref.Options
-	w             io.Writer // warnings (signatures)
-}
-
-func (b *batchJob) Refs() (imageref.Ref, imageref.Ref) { return b.src, b.dst }
-func (b *batchJob) OptionsText() string                { return b.text }
-
-// Run does what the rewrite (or recompress) command does for one image,
-// with the batch's extra options: the --signed policy, a check that the
-// destination takes our credentials, the rewrite, the writes, and the
-// signature warnings and SBOM copies after them.
-func (b *batchJob) Run(ctx context.Context, source *imageref.Source, extra ...rewrite.Option) (*batch.Outcome, error) {
-	if err := b.j.checkSource(source, b.dst, b.dbg); err != nil {
-		return nil, err
-	}
-	if err := imageref.CheckLayersPresent(source, b.dst); err != nil {
-		return nil, err
-	}
-	sc, err := b.j.checkSigned(ctx, b.w, b.src, source, b.ro)
-	if err != nil {
-		return nil, err
-	}
-	if sc.skip() {
-		return &batch.Outcome{Skipped: "the source is signed and --signed=skip"}, nil
-	}
-	if err := checkWrite(ctx, false, b.ro, b.dst, b.dbg); err != nil {
-		return nil, err
-	}
-	tmp, err := os.MkdirTemp("", "layerslim-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(tmp)
-	opts := append(b.j.options(), rewrite.WithTempDir(tmp))
-	out, err := b.j.execute(ctx, source, b.dst, b.dbg, b.ro, append(opts, extra...), nil)
-	if err != nil {
-		return nil, err
-	}
-	defer out.res.Close()
-	sc.afterWrite(ctx, b.w, b.src, b.dst, out.res, b.ro, false)
-	o := &batch.Outcome{Report: out.res.Report, Written: out.written}
-	if out.hasDebug() {
-		o.Debug = b.dbg.String() + "@" + out.debugWritten.String()
-	}
-	return o, nil
+	return opts, nil
 }
 
 func imageLine(r batch.ImageResult) string {

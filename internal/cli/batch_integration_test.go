@@ -22,8 +22,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/layerslim/layerslim/batch"
-	"github.com/layerslim/layerslim/internal/drop"
+	"github.com/layerslim/layerslim/drop"
+	"github.com/layerslim/layerslim/internal/batch"
 	"github.com/layerslim/layerslim/internal/testenv"
 	"github.com/layerslim/layerslim/manifest"
 	"github.com/layerslim/layerslim/verify"

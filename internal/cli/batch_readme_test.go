@@ -7,7 +7,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/layerslim/layerslim/batch"
+	"github.com/layerslim/layerslim/internal/batch"
 )
 
 // The YAML examples of the README's batch section parse: the plan as a

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/layerslim/layerslim/internal/run"
 	"github.com/spf13/cobra"
 )
 
@@ -26,11 +27,12 @@ func usagef(format string, a ...any) error { return &UsageError{Err: fmt.Errorf(
 // status: 0 done, 1 failed, 2 usage error, 3 a gate was exceeded.
 func ExitCode(err error) int {
 	var ue *UsageError
+	var oe *run.OptionsError
 	var ge *GateError
 	switch {
 	case err == nil:
 		return 0
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.As(err, &oe):
 		return 2
 	case errors.As(err, &ge):
 		return 3

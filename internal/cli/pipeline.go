@@ -12,12 +12,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/layerslim/layerslim/internal/imageref"
-	"github.com/layerslim/layerslim/internal/signed"
+	"github.com/layerslim/layerslim/internal/run"
 	"github.com/layerslim/layerslim/rewrite"
+	"github.com/layerslim/layerslim/verify"
 )
 
-// job is one run of the pipeline: read SRC, rewrite, write DST (and the
-// debug image before it).
+// job is one run of the pipeline as the command line gives it: SRC, DST
+// and the flags; run turns it into the library's run.Options.
 type job struct {
 	src, dst string
 	o        *pipelineOptions
@@ -30,7 +31,7 @@ type job struct {
 	debugSuffix string
 	// verify, when set, checks the result against the source before
 	// anything is written.
-	verify func(ctx context.Context, src *imageref.Source, res *rewrite.Result) error
+	verify *verify.Options
 }
 
 // fileReport is what --report writes.
@@ -64,63 +65,31 @@ func (j *job) run(cmd *cobra.Command) error {
 			return fmt.Errorf("--report: %w", err)
 		}
 	}
-	ro := registryOptions(cmd, j.registry())
-	source, err := imageref.Open(ctx, src, ro)
+	r := &renderer{w: stderr, progress: o.progress}
+	defer r.stop()
+	res, err := run.Run(ctx, j.runOptions(src, dst, dbgRef, registryOptions(cmd, j.registry()), r))
+	r.stop()
 	if err != nil {
 		return err
 	}
-	if err := j.checkSource(source, dst, dbgRef); err != nil {
-		return err
+	if res.Skipped != "" {
+		return j.writeSkipReport(src, dst, res)
 	}
-	if !j.dryRun {
-		if err := imageref.CheckLayersPresent(source, dst); err != nil {
-			return fmt.Errorf("%s → %s: %w", src, dst, err)
-		}
-	}
-	sc, err := j.checkSigned(ctx, stderr, src, source, ro)
-	if err != nil {
-		return err
-	}
-	if sc.skip() {
-		return j.writeSkipReport(src, dst, sc)
-	}
-	if err := checkWrite(ctx, j.dryRun, ro, dst, dbgRef); err != nil {
-		return err
-	}
-	tmp, err := os.MkdirTemp("", "layerslim-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp)
-
-	prog := newProgress(stderr, o.progress)
-	defer prog.stop()
-	opts := append(j.options(), rewrite.WithTempDir(tmp), rewrite.WithReporter(prog))
-	out, err := j.execute(ctx, source, dst, dbgRef, ro, opts, prog.stop)
-	if err != nil {
-		return err
-	}
-	defer out.res.Close()
-	res, written, debugWritten := out.res, out.written, out.debugWritten
-	hasDebug := out.hasDebug()
 	printSummary(stderr, res.Report)
 	warnDroppedAttestations(stderr, res.Report)
 	verb := "wrote"
 	if j.dryRun {
 		verb = "dry run, not written:"
 	}
-	if hasDebug {
-		if j.dryRun {
-			debugWritten = *res.Report.DebugDigest
-		}
-		fmt.Fprintf(stderr, "%s debug image %s (%s)\n", verb, dbgRef, debugWritten)
+	if res.HasDebug {
+		fmt.Fprintf(stderr, "%s debug image %s (%s)\n", verb, dbgRef, res.DebugWritten)
 	}
-	fmt.Fprintf(stderr, "%s %s (%s)\n", verb, dst, written)
-	sc.afterWrite(ctx, stderr, src, dst, res, ro, j.dryRun)
+	fmt.Fprintf(stderr, "%s %s (%s)\n", verb, dst, res.Written)
+	renderSigned(stderr, src, dst, res.Signed, j.dryRun)
 	if o.report != "" {
-		fr := fileReport{Source: src.String(), Dest: dst.String(), Written: written.String(), DryRun: j.dryRun, Version: Version, Report: res.Report}
-		fr.Digests, fr.Signed = signed.Digests(res.Report), sc.report()
-		if hasDebug {
+		fr := fileReport{Source: src.String(), Dest: dst.String(), Written: res.Written.String(), DryRun: j.dryRun, Version: Version, Report: res.Report}
+		fr.Digests, fr.Signed = res.Digests, newSignedReport(res.Signed)
+		if res.HasDebug {
 			fr.Debug = dbgRef.String()
 		}
 		b, err := json.MarshalIndent(fr, "", "  ")
@@ -131,8 +100,23 @@ func (j *job) run(cmd *cobra.Command) error {
 			return fmt.Errorf("writing report: %w", err)
 		}
 	}
-	fmt.Fprintln(cmd.OutOrStdout(), written)
+	fmt.Fprintln(cmd.OutOrStdout(), res.Written)
 	return nil
+}
+
+// runOptions are the library's options for j, with the parsed references,
+// the registry options ro, and the reporter r.
+func (j *job) runOptions(src, dst, dbgRef imageref.Ref, ro imageref.Options, r run.Reporter) run.Options {
+	o := j.o
+	return run.Options{
+		Src: src, Dst: dst, Debug: dbgRef,
+		Overwrite: o.overwrite, DryRun: j.dryRun,
+		Registry: ro, Platforms: o.plats,
+		Rewrite: j.options(),
+		Signed:  o.policy, CopyReferrers: o.copyReferrers,
+		Verify:   j.verify,
+		Reporter: r,
+	}
 }
 
 // registry is how j reads and writes registries, but for the TLS flags of
@@ -173,25 +157,9 @@ func (j *job) refs() (src, dst, dbgRef imageref.Ref, err error) {
 	return src, dst, dbgRef, nil
 }
 
-// checkSource repeats the checks of refs with the source as it was found:
-// oci:DIR read without a tag is its entry's tag (writing oci:DIR:v1 replaces
-// the only entry v1 of DIR).
-func (j *job) checkSource(source *imageref.Source, dst, dbgRef imageref.Ref) error {
-	src := source.Named()
-	if src.Tag == source.Ref.Tag {
-		return nil
-	}
-	if imageref.Same(src, dst) && !j.o.overwrite {
-		return usagef("DST %s names the same image as SRC %s (its only entry is %s); pass --overwrite to replace it", dst, source.Ref, src)
-	}
-	if j.debug && imageref.Same(src, dbgRef) {
-		return usagef("the debug image %s would replace SRC %s (its only entry is %s); choose another with --debug-to or --debug-suffix", dbgRef, source.Ref, src)
-	}
-	return nil
-}
-
 // options are j's rewrite options: those that shape the output, jobs and
-// platforms. The caller adds where to spool and whom to report to.
+// platforms. The job adds the debug image, where to spool and whom to
+// report to.
 func (j *job) options() []rewrite.Option {
 	o := j.o
 	return append([]rewrite.Option{
@@ -200,84 +168,9 @@ func (j *job) options() []rewrite.Option {
 		rewrite.WithJobs(o.jobs),
 		rewrite.WithPlatforms(o.plats...),
 		rewrite.WithVersion(Version),
-		rewrite.WithDebugImage(j.debug),
 		rewrite.WithMaxLayerSize(o.limits.layer),
 		rewrite.WithMaxSpool(o.limits.spool),
 	}, append(o.variantOptions.options(), j.extra...)...)
-}
-
-// jobResult is a rewrite and what was written of it. The caller closes res.
-type jobResult struct {
-	res                   *rewrite.Result
-	written, debugWritten v1.Hash
-}
-
-func (r *jobResult) hasDebug() bool { return r.res.DebugImage != nil || r.res.DebugIndex != nil }
-
-// execute rewrites source with opts, verifies the result when asked, and
-// (unless a dry run) writes the debug image to dbgRef, then the image to
-// dst, with ro. rewritten, if not nil, is called once the rewrite is done.
-func (j *job) execute(ctx context.Context, source *imageref.Source, dst, dbgRef imageref.Ref, ro imageref.Options, opts []rewrite.Option, rewritten func()) (*jobResult, error) {
-	src, o := source.Ref, j.o
-	var res *rewrite.Result
-	var err error
-	switch {
-	case source.Index != nil && dst.Kind == imageref.DockerArchive:
-		img, err := singlePlatform(source.Index, o.plats)
-		if err != nil {
-			return nil, fmt.Errorf("%s → %s: %w", src, dst, err)
-		}
-		res, err = rewrite.Image(ctx, img, opts...)
-		if err != nil {
-			return nil, fmt.Errorf("rewriting %s: %w", src, err)
-		}
-	case source.Index != nil:
-		res, err = rewrite.Index(ctx, source.Index, opts...)
-	default:
-		res, err = rewrite.Image(ctx, source.Image, opts...)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("rewriting %s: %w", src, err)
-	}
-	out := &jobResult{res: res, written: res.Report.OutputDigest}
-	ok := false
-	defer func() {
-		if !ok {
-			res.Close()
-		}
-	}()
-	if rewritten != nil {
-		rewritten()
-	}
-	if j.verify != nil {
-		if err := j.verify(ctx, source, res); err != nil {
-			return nil, err
-		}
-	}
-	if !j.dryRun {
-		// The debug image first: once the slim tag exists, its debug
-		// image must too.
-		if out.hasDebug() {
-			if res.DebugIndex != nil {
-				out.debugWritten, err = imageref.WriteIndex(ctx, dbgRef, res.DebugIndex, ro)
-			} else {
-				out.debugWritten, err = imageref.WriteImage(ctx, dbgRef, res.DebugImage, ro)
-			}
-			if err != nil {
-				return nil, fmt.Errorf("writing the debug image %s: %w", dbgRef, err)
-			}
-		}
-		if res.Index != nil {
-			out.written, err = imageref.WriteIndex(ctx, dst, res.Index, ro)
-		} else {
-			out.written, err = imageref.WriteImage(ctx, dst, res.Image, ro)
-		}
-		if err != nil {
-			return nil, err // imageref says "writing DST: …"
-		}
-	}
-	ok = true
-	return out, nil
 }
 
 // debugRef is where the debug image of dst goes: --debug-to, or dst with

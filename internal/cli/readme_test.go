@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/layerslim/layerslim/internal/drop"
+	"github.com/layerslim/layerslim/drop"
 )
 
 // The README prints the drop presets with their exact globs; it must not

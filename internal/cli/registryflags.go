@@ -1,9 +1,6 @@
 package cli
 
 import (
-	"context"
-	"fmt"
-
 	"github.com/spf13/cobra"
 
 	"github.com/layerslim/layerslim/internal/imageref"
@@ -70,31 +67,4 @@ func registryOptions(cmd *cobra.Command, o imageref.Options) imageref.Options {
 		o.StallTimeout = -1
 	}
 	return o
-}
-
-// checkWrite fails early, before any layer is rewritten, when a registry
-// destination refuses the credentials found for it, or when a layout or
-// archive destination cannot be written (see imageref.CheckWrite).
-func checkWrite(ctx context.Context, dryRun bool, ro imageref.Options, refs ...imageref.Ref) error {
-	if dryRun {
-		return nil
-	}
-	seen := map[string]bool{}
-	for _, r := range refs {
-		if r.Kind == 0 {
-			continue // no debug image
-		}
-		key := r.String()
-		if r.Kind == imageref.Registry {
-			key = r.Name.Context().Name()
-		}
-		if seen[key] {
-			continue
-		}
-		seen[key] = true
-		if err := imageref.CheckWrite(ctx, r, ro); err != nil {
-			return fmt.Errorf("writing %s: %w", r, err)
-		}
-	}
-	return nil
 }

@@ -1,20 +1,15 @@
 package cli
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"os"
 	"strings"
-	"sync"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
+	"github.com/layerslim/layerslim/drop"
 	"github.com/layerslim/layerslim/elf"
-	"github.com/layerslim/layerslim/internal/drop"
 	"github.com/layerslim/layerslim/internal/imageref"
-	"github.com/layerslim/layerslim/internal/imagewalk"
+	"github.com/layerslim/layerslim/internal/run"
 	"github.com/layerslim/layerslim/rewrite"
 	"github.com/layerslim/layerslim/tarfilter"
 	"github.com/layerslim/layerslim/verify"
@@ -101,7 +96,7 @@ Drop presets:
 		Args: exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ro := registryOptions(cmd, imageref.Options{Insecure: o.insecure, Jobs: o.jobs, UserAgent: "layerslim/" + Version})
-			j, err := o.job(args[0], args[1], cmd.ErrOrStderr(), ro)
+			j, err := o.job(args[0], args[1], ro)
 			if err != nil {
 				return err
 			}
@@ -128,9 +123,9 @@ func (o *rewriteOptions) addFlags(cmd *cobra.Command) {
 	o.limits.addSpoolFlag(cmd)
 }
 
-// job validates o and returns the job that rewrites src into dst; the
-// verify report, with --verify, goes to w; ro reads the --base image.
-func (o *rewriteOptions) job(src, dst string, w io.Writer, ro imageref.Options) (*job, error) {
+// job validates o and returns the job that rewrites src into dst; ro reads
+// the --base image.
+func (o *rewriteOptions) job(src, dst string, ro imageref.Options) (*job, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
@@ -161,7 +156,7 @@ func (o *rewriteOptions) job(src, dst string, w io.Writer, ro imageref.Options) 
 		rewrite.WithStrip(strip),
 		rewrite.WithStripSkip(o.stripSkip...),
 		rewrite.WithSquash(mode),
-		rewrite.WithBaseFinder(newBaseFinder(baseRef, ro)),
+		rewrite.WithBaseFinder(run.BaseFinder(baseRef, ro)),
 		rewrite.WithFilter(func(rec rewrite.Recorder) tarfilter.Filter {
 			return rewrite.Drop(m, rec)
 		}),
@@ -170,118 +165,12 @@ func (o *rewriteOptions) job(src, dst string, w io.Writer, ro imageref.Options) 
 	j := &job{src: src, dst: dst, o: &o.pipelineOptions, extra: extra, dryRun: o.dryRun,
 		debug: strip != elf.None && !o.noDebug, debugTo: o.debugTo, debugSuffix: o.debugSuffix}
 	if o.verify {
-		j.verify = func(ctx context.Context, src *imageref.Source, res *rewrite.Result) error {
-			return verifyResult(ctx, w, src, res, verify.Options{Dropped: m.Match, Jobs: o.jobs, Platforms: o.plats,
-				MaxLayerSize: o.limits.layer, MaxSpool: o.limits.spool})
-		}
+		j.verify = &verify.Options{Dropped: m.Match, Jobs: o.jobs, Platforms: o.plats,
+			MaxLayerSize: o.limits.layer, MaxSpool: o.limits.spool}
 	}
 	return j, nil
 }
 
 func indent(s string) string {
 	return "  " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n  ")
-}
-
-// newBaseFinder looks the base image up from --base, or else from the
-// image's org.opencontainers.image.base.name/digest annotations. A base it
-// cannot read leaves the choice to the library's history heuristic.
-func newBaseFinder(base *imageref.Ref, ro imageref.Options) rewrite.BaseFinder {
-	var mu sync.Mutex
-	cache := map[string]*imageref.Source{}
-	open := func(ctx context.Context, r imageref.Ref) (*imageref.Source, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if s, ok := cache[r.String()]; ok {
-			return s, nil
-		}
-		s, err := imageref.Open(ctx, r, ro)
-		if err != nil {
-			return nil, err
-		}
-		cache[r.String()] = s
-		return s, nil
-	}
-	return func(ctx context.Context, plat v1.Platform, m *v1.Manifest, _ *v1.ConfigFile) ([]v1.Hash, string, error) {
-		ref, reason := base, ""
-		if ref != nil {
-			reason = "--base " + ref.String()
-		} else {
-			name, digest := m.Annotations["org.opencontainers.image.base.name"], m.Annotations["org.opencontainers.image.base.digest"]
-			if name == "" || digest == "" {
-				return nil, "", nil
-			}
-			repo, _, _ := strings.Cut(name, "@")
-			if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
-				repo = repo[:i]
-			}
-			r, err := imageref.Parse(repo+"@"+digest, ro.Insecure)
-			if err != nil {
-				return nil, "", nil
-			}
-			ref, reason = &r, "annotation org.opencontainers.image.base.digest "+digest
-		}
-		src, err := open(ctx, *ref)
-		if err != nil {
-			if base != nil {
-				return nil, "", err
-			}
-			return nil, "", nil // an unreachable annotated base: use the history
-		}
-		img := src.Image
-		if src.Index != nil {
-			im, err := src.Index.IndexManifest()
-			if err != nil {
-				return nil, "", err
-			}
-			for _, d := range im.Manifests {
-				if imagewalk.IsImage(d) && d.Platform != nil && imagewalk.Satisfies(plat, *d.Platform) {
-					if img, err = src.Index.Image(d.Digest); err != nil {
-						return nil, "", err
-					}
-					break
-				}
-			}
-			if img == nil {
-				return nil, "", fmt.Errorf("base %s has no %s image", ref, plat.String())
-			}
-		}
-		b, err := imagewalk.Read(img)
-		if err != nil {
-			return nil, "", fmt.Errorf("base %s: %w", ref, err)
-		}
-		return b.Config.RootFS.DiffIDs, reason, nil
-	}
-}
-
-// verifyResult checks a rewrite's output against its source before it is
-// written; a violation stops the run.
-func verifyResult(ctx context.Context, w io.Writer, src *imageref.Source, res *rewrite.Result, vo verify.Options) error {
-	tmp, err := os.MkdirTemp("", "layerslim-verify-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp)
-	vo.TempDir = tmp
-	var results []*verify.Result
-	switch {
-	case src.Index != nil && res.Index != nil:
-		results, err = verify.Index(ctx, src.Index, res.Index, vo)
-	case src.Index != nil:
-		var r *verify.Result
-		r, err = verify.IndexImage(ctx, src.Index, res.Image, vo)
-		results = []*verify.Result{r}
-	case res.Index != nil: // a single image in two compressions
-		results, err = verify.ImageIndex(ctx, src.Image, res.Index, vo)
-	default:
-		var r *verify.Result
-		r, err = verify.Image(ctx, src.Image, res.Image, vo)
-		results = []*verify.Result{r}
-	}
-	if err != nil {
-		return fmt.Errorf("verifying the output: %w", err)
-	}
-	if err := renderVerify(w, results, false, false); err != nil {
-		return fmt.Errorf("verify: %w; nothing was written", err)
-	}
-	return nil
 }

@@ -1,20 +1,17 @@
 package cli
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"slices"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/spf13/pflag"
 
 	"github.com/layerslim/layerslim/internal/imageref"
+	"github.com/layerslim/layerslim/internal/run"
 	"github.com/layerslim/layerslim/internal/signed"
-	"github.com/layerslim/layerslim/rewrite"
 )
 
 // signedFlags are --signed and --copy-referrers, shared by every command
@@ -40,15 +37,6 @@ func (o *signedFlags) validate() error {
 	return nil
 }
 
-// signedCheck is what was found attached to the source, and what became of it.
-type signedCheck struct {
-	policy    signed.Policy
-	copy      bool
-	found     []signed.Artifact
-	lookupErr error
-	labels    map[v1.Hash]string
-}
-
 // signedReport is the "signed" part of the --report file.
 type signedReport struct {
 	Policy signed.Policy `json:"policy"`
@@ -58,76 +46,40 @@ type signedReport struct {
 	LookupError string            `json:"lookupError,omitempty"`
 }
 
-// checkSigned looks for what is attached to the source manifests and
-// applies the policy before anything is rewritten or written: fail returns
-// an error, skip says so in the result. A lookup that fails stops skip and
-// fail (they cannot tell), and is a warning under warn.
-func (j *job) checkSigned(ctx context.Context, w io.Writer, src imageref.Ref, source *imageref.Source, ro imageref.Options) (*signedCheck, error) {
-	o := j.o
-	sc := &signedCheck{policy: o.policy, copy: o.copyReferrers, labels: map[v1.Hash]string{}}
-	if sc.policy == "" {
-		sc.policy = signed.Warn
-	}
-	subjects, err := signed.Subjects(source, o.plats)
-	if err == nil {
-		sc.found, err = signed.Find(ctx, src, ro, subjects...)
-	}
-	if err != nil {
-		if sc.policy != signed.Warn {
-			return nil, fmt.Errorf("looking for signatures of %s: %w; with --signed=%s nothing is written unless the lookup succeeds", src, err, sc.policy)
-		}
-		sc.lookupErr = err
-		fmt.Fprintf(w, "layerslim: warning: could not look for signatures of %s (if it is signed, the signatures will not verify for the new digest): %v\n", src, err)
-		return sc, nil
-	}
-	sc.labelSource(source)
-	binding := signed.Binding(sc.found)
-	if len(binding) == 0 {
-		return sc, nil
-	}
-	switch sc.policy {
-	case signed.Fail:
-		fmt.Fprintf(w, "layerslim: %s is signed; its signatures and attestations would not verify for the rewritten digest:\n", src)
-		signed.List(w, sc.found, sc.labels)
-		return nil, fmt.Errorf("%s is signed (%s): --signed=fail, nothing written", src, signed.Count(binding))
-	case signed.Skip:
-		fmt.Fprintf(w, "layerslim: %s is signed (%s); --signed=skip: skipped, nothing written\n", src, signed.Count(binding))
-		signed.List(w, sc.found, sc.labels)
-	}
-	return sc, nil
-}
-
-// labelSource names the source manifests for messages.
-func (sc *signedCheck) labelSource(source *imageref.Source) {
-	if source.Index == nil {
-		sc.labels[source.Descriptor.Digest] = "the image"
+// renderSignedCheck says what the job found attached to the source before
+// it rewrites anything: a lookup that failed (under warn), or signatures
+// that stop the job (fail) or skip it (skip).
+func renderSignedCheck(w io.Writer, src imageref.Ref, sc *run.Signed) {
+	if sc.LookupErr != nil {
+		fmt.Fprintf(w, "layerslim: warning: could not look for signatures of %s (if it is signed, the signatures will not verify for the new digest): %v\n", src, sc.LookupErr)
 		return
 	}
-	sc.labels[source.Descriptor.Digest] = "the index"
-	if im, err := source.Index.IndexManifest(); err == nil {
-		for _, d := range im.Manifests {
-			if d.Platform != nil {
-				sc.labels[d.Digest] = d.Platform.String()
-			}
-		}
+	binding := sc.Binding()
+	if len(binding) == 0 {
+		return
+	}
+	switch sc.Policy {
+	case signed.Fail:
+		fmt.Fprintf(w, "layerslim: %s is signed; its signatures and attestations would not verify for the rewritten digest:\n", src)
+		signed.List(w, sc.Found, sc.Labels)
+	case signed.Skip:
+		fmt.Fprintf(w, "layerslim: %s is signed (%s); --signed=skip: skipped, nothing written\n", src, signed.Count(binding))
+		signed.List(w, sc.Found, sc.Labels)
 	}
 }
 
-func (sc *signedCheck) skip() bool {
-	return sc.policy == signed.Skip && len(signed.Binding(sc.found)) > 0
-}
-
-func (sc *signedCheck) report() *signedReport {
-	r := &signedReport{Policy: sc.policy, Action: "none", Artifacts: sc.found}
+// newSignedReport is the "signed" part of the --report file.
+func newSignedReport(sc *run.Signed) *signedReport {
+	r := &signedReport{Policy: sc.Policy, Action: "none", Artifacts: sc.Found}
 	if r.Artifacts == nil {
 		r.Artifacts = []signed.Artifact{}
 	}
-	if sc.lookupErr != nil {
-		r.LookupError = sc.lookupErr.Error()
+	if sc.LookupErr != nil {
+		r.LookupError = sc.LookupErr.Error()
 	}
-	if len(signed.Binding(sc.found)) > 0 {
+	if len(sc.Binding()) > 0 {
 		r.Action = "warned"
-		if sc.skip() {
+		if sc.Skip() {
 			r.Action = "skipped"
 		}
 	}
@@ -135,7 +87,7 @@ func (sc *signedCheck) report() *signedReport {
 }
 
 // writeSkipReport writes the --report of a run skipped by --signed=skip.
-func (j *job) writeSkipReport(src, dst imageref.Ref, sc *signedCheck) error {
+func (j *job) writeSkipReport(src, dst imageref.Ref, res *run.Result) error {
 	if j.o.report == "" {
 		return nil
 	}
@@ -145,7 +97,7 @@ func (j *job) writeSkipReport(src, dst imageref.Ref, sc *signedCheck) error {
 		Skipped string        `json:"skipped"`
 		Version string        `json:"version"`
 		Signed  *signedReport `json:"signed"`
-	}{src.String(), dst.String(), "the source is signed and --signed=skip", Version, sc.report()}
+	}{src.String(), dst.String(), res.Skipped, Version, newSignedReport(res.Signed)}
 	b, err := json.MarshalIndent(fr, "", "  ")
 	if err != nil {
 		return err
@@ -156,82 +108,90 @@ func (j *job) writeSkipReport(src, dst imageref.Ref, sc *signedCheck) error {
 	return nil
 }
 
-// afterWrite records the new digests in what was found, copies SBOMs when
-// asked (not in a dry run), and warns about signatures that will not verify.
-func (sc *signedCheck) afterWrite(ctx context.Context, w io.Writer, src, dst imageref.Ref, res *rewrite.Result, ro imageref.Options, dryRun bool) {
-	if len(sc.found) == 0 {
+// renderSigned says what became of what is attached to the source once the
+// image is written: SBOMs copied (or, in a dry run, that would be), and
+// signatures that will not verify, with how to sign again.
+func renderSigned(w io.Writer, src, dst imageref.Ref, sc *run.Signed, dryRun bool) {
+	if len(sc.Found) == 0 {
 		return
 	}
-	digests := signed.Digests(res.Report)
-	for i := range sc.found {
-		if n, ok := digests[sc.found[i].Subject]; ok {
-			sc.found[i].NewSubject = &n
-		}
-	}
-	if sc.copy && dryRun {
-		if n := len(slices.DeleteFunc(slices.Clone(sc.found), func(a signed.Artifact) bool { return a.Kind != signed.SBOM })); n > 0 {
+	if sc.Copy && dryRun {
+		if n := len(slices.DeleteFunc(slices.Clone(sc.Found), func(a signed.Artifact) bool { return a.Kind != signed.SBOM })); n > 0 {
 			fmt.Fprintf(w, "dry run: --copy-referrers would copy %d SBOM(s) of %s to the new digest at %s\n", n, src, dst)
 		}
 	}
-	if sc.copy && !dryRun {
-		if n := signed.CopySBOMs(ctx, src, dst, ro, sc.found, newDescriptors(res)); n > 0 {
+	if sc.Copy && !dryRun {
+		if n := sc.Copied; n > 0 {
 			fmt.Fprintf(w, "copied %d SBOM(s) of %s to the new digest at %s\n", n, src, dst)
 		}
-		for _, a := range sc.found {
+		for _, a := range sc.Found {
 			if a.CopyError != "" {
 				fmt.Fprintf(w, "layerslim: warning: SBOM %s of %s not copied: %s\n", a.Name(), a.Subject, a.CopyError)
 			}
 		}
 	}
-	binding := signed.Binding(sc.found)
+	binding := sc.Binding()
 	if len(binding) == 0 {
-		fmt.Fprintf(w, "note: %s has %s attached to the old digest (not signatures; --copy-referrers copies SBOMs):\n", src, signed.Count(sc.found))
-		signed.List(w, sc.found, sc.labels)
+		fmt.Fprintf(w, "note: %s has %s attached to the old digest (not signatures; --copy-referrers copies SBOMs):\n", src, signed.Count(sc.Found))
+		signed.List(w, sc.Found, sc.Labels)
 		return
 	}
 	fmt.Fprintf(w, "layerslim: warning: %s is signed (%s); the signatures and attestations name the old digest and will not verify for the new one:\n", src, signed.Count(binding))
-	signed.List(w, sc.found, sc.labels)
+	signed.List(w, sc.Found, sc.Labels)
 	repo := ""
 	if dst.Kind == imageref.Registry {
 		repo = dst.Name.Context().Name()
 	}
 	fmt.Fprintln(w, "Sign the output again, for example:")
-	for _, c := range signed.Resign(sc.found, repo) {
+	for _, c := range signed.Resign(sc.Found, repo) {
 		fmt.Fprintln(w, "  "+c)
 	}
 	if repo == "" {
 		fmt.Fprintf(w, "  (after pushing %s to a registry: the digests stay the same)\n", dst)
 	}
 	fmt.Fprintln(w, `The report's "digests" map lists every old → new digest.`)
-	if !sc.copy && slices.ContainsFunc(sc.found, func(a signed.Artifact) bool { return a.Kind == signed.SBOM }) {
+	if !sc.Copy && slices.ContainsFunc(sc.Found, func(a signed.Artifact) bool { return a.Kind == signed.SBOM }) {
 		fmt.Fprintln(w, "--copy-referrers attaches copies of the SBOMs to the new digest.")
 	}
 }
 
-// newDescriptors maps each rewritten source manifest to the descriptor of
-// its replacement.
-func newDescriptors(res *rewrite.Result) map[v1.Hash]v1.Descriptor {
-	out := map[v1.Hash]v1.Descriptor{}
-	var top partial.Describable = res.Image
-	if res.Index != nil {
-		top = res.Index
-	}
-	if d, err := partial.Descriptor(top); err == nil {
-		out[res.Report.SourceDigest] = v1.Descriptor{MediaType: d.MediaType, Size: d.Size, Digest: d.Digest}
-	}
-	if res.Index == nil {
-		return out
-	}
-	im, err := res.Index.IndexManifest()
-	if err != nil {
-		return out
-	}
-	for _, ir := range res.Report.Images {
-		for _, d := range im.Manifests {
-			if d.Digest == ir.OutputDigest {
-				out[ir.SourceDigest] = v1.Descriptor{MediaType: d.MediaType, Size: d.Size, Digest: d.Digest}
-			}
+// renderer draws a job's events: what was found signed, progress, the
+// verify table; with batch set, also the end of each image (what became
+// of its signatures), which a single run renders after its summary.
+type renderer struct {
+	w        io.Writer
+	progress string // the --progress mode; "" for no progress display
+	batch    bool
+
+	prog *progress
+}
+
+func (r *renderer) Report(e run.Event) {
+	switch e := e.(type) {
+	case run.SignedChecked:
+		renderSignedCheck(r.w, e.Src, e.Signed)
+	case run.Started:
+		if r.progress != "" {
+			r.prog = newProgress(r.w, r.progress)
+		}
+	case run.Progress:
+		if r.prog != nil {
+			r.prog.Report(e.Event)
+		}
+	case run.Rewritten:
+		r.stop()
+	case run.Verified:
+		_ = renderVerify(r.w, e.Results, false, false) // the job fails on violations
+	case run.Finished:
+		if r.batch {
+			renderSigned(r.w, e.Src, e.Dst, e.Result.Signed, false)
 		}
 	}
-	return out
+}
+
+// stop ends the progress display, if any; it is safe to call more than once.
+func (r *renderer) stop() {
+	if r.prog != nil {
+		r.prog.stop()
+	}
 }

@@ -17,7 +17,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/layerslim/layerslim/internal/imageref"
-	"github.com/layerslim/layerslim/internal/imagewalk"
 	"github.com/layerslim/layerslim/manifest"
 )
 
@@ -27,31 +26,6 @@ const maxArtifactManifest = 4 << 20
 
 // lookups is how many subjects are looked up at once.
 const lookups = 4
-
-// Subjects are the manifests of src that a rewrite replaces: src itself and,
-// for an index, each image it lists (only those of platforms, when given;
-// attestations are not images, and a nested index is refused, as a rewrite
-// does: imagewalk.Images).
-func Subjects(src *imageref.Source, platforms []v1.Platform) ([]v1.Hash, error) {
-	out := []v1.Hash{src.Descriptor.Digest}
-	if src.Index == nil {
-		return out, nil
-	}
-	im, err := src.Index.IndexManifest()
-	if err != nil {
-		return nil, err
-	}
-	images, err := imagewalk.Images(im, platforms)
-	if err != nil {
-		return nil, err
-	}
-	for _, d := range images {
-		if !slices.Contains(out, d.Digest) {
-			out = append(out, d.Digest)
-		}
-	}
-	return out, nil
-}
 
 // Find lists what is attached to the manifests subjects in the place ref
 // names: a registry repository (cosign tags and OCI referrers) or an OCI

@@ -7,24 +7,7 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-
-	"github.com/layerslim/layerslim/rewrite"
 )
-
-// Digests maps every manifest a rewrite replaced to its replacement: the
-// source index or image, and each platform image of an index.
-func Digests(rep rewrite.Report) map[v1.Hash]v1.Hash {
-	m := map[v1.Hash]v1.Hash{}
-	if rep.SourceDigest.Hex != "" && rep.OutputDigest.Hex != "" {
-		m[rep.SourceDigest] = rep.OutputDigest
-	}
-	for _, ir := range rep.Images {
-		if ir.SourceDigest.Hex != "" && ir.OutputDigest.Hex != "" {
-			m[ir.SourceDigest] = ir.OutputDigest
-		}
-	}
-	return m
-}
 
 // Count says how many artifacts of each kind as holds: "1 signature, 2 SBOMs".
 func Count(as []Artifact) string {

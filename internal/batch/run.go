@@ -4,47 +4,26 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/layerslim/layerslim/internal/imageref"
+	"github.com/layerslim/layerslim/internal/run"
 	"github.com/layerslim/layerslim/manifest"
 	"github.com/layerslim/layerslim/rewrite"
 )
-
-// A Job rewrites one image. The caller builds it from an Item's command and
-// options (see Config.Prepare), so the batch takes every option the single
-// commands take.
-type Job interface {
-	// Refs are the parsed source and destination.
-	Refs() (src, dst imageref.Ref)
-	// OptionsText is what the output's dev.layerslim.options annotation
-	// says (rewrite.Describe of the job's options).
-	OptionsText() string
-	// Run rewrites source (already opened from the source reference) and
-	// writes the result, the debug image first; extra options go last.
-	Run(ctx context.Context, source *imageref.Source, extra ...rewrite.Option) (*Outcome, error)
-}
-
-// Outcome is what a Job wrote.
-type Outcome struct {
-	Report  rewrite.Report
-	Written v1.Hash
-	Debug   string // the debug image written, if any
-	// Skipped, when set, says why the job wrote nothing (a signed source
-	// under --signed=skip); the image is then reported as skipped.
-	Skipped string
-}
 
 // Config configures Run.
 type Config struct {
 	// Jobs bounds the images in flight (default 1).
 	Jobs int
-	// Prepare builds the Job of an item; an error fails the item.
-	Prepare func(Item) (Job, error)
+	// Prepare builds the job of an item (from its command and options, so
+	// the batch takes every option the single commands take); an error
+	// fails the item. The job runs with run.RunOpened.
+	Prepare func(Item) (run.Options, error)
 	// Memo, when set, is the layer memo of registry destinations.
 	Memo *Memo
 	// Version is this layerslim's version, compared with the destination's
@@ -54,6 +33,9 @@ type Config struct {
 	Registry imageref.Options
 	// Done, when set, is called as each image ends (from its goroutine).
 	Done func(r ImageResult, finished, total int)
+
+	// run runs a job: run.RunOpened, or a fake in tests.
+	run func(context.Context, *imageref.Source, run.Options) (*run.Result, error)
 }
 
 // Status is how an image ended.
@@ -192,26 +174,32 @@ func runOne(ctx context.Context, it Item, cfg Config) (r ImageResult) {
 	if it.Err != nil {
 		return fail(it.Err)
 	}
-	job, err := cfg.Prepare(it)
+	opts, err := cfg.Prepare(it)
 	if err != nil {
 		return fail(err)
 	}
-	srcRef, dstRef := job.Refs()
-	source, err := imageref.Open(ctx, srcRef, cfg.Registry)
+	text, err := opts.Describe()
+	if err != nil {
+		return fail(err)
+	}
+	source, err := imageref.Open(ctx, opts.Src, cfg.Registry)
 	if err != nil {
 		return fail(err)
 	}
 	r.SourceDigest = source.Descriptor.Digest.String()
-	if reason, pairs := skip(ctx, source, dstRef, job.OptionsText(), cfg); reason != "" {
+	if reason, pairs := skip(ctx, source, opts.Dst, text, cfg); reason != "" {
 		r.Status, r.Reason, r.OutputDigest = Skipped, reason, pairs[0].new
 		r.digest = pairs
 		return r
 	}
-	var extra []rewrite.Option
-	if cfg.Memo != nil && dstRef.Kind == imageref.Registry {
-		extra = append(extra, rewrite.WithLayerCache(cfg.Memo.For(dstRef.Name.Context())))
+	if cfg.Memo != nil && opts.Dst.Kind == imageref.Registry {
+		opts.Rewrite = append(slices.Clip(opts.Rewrite), rewrite.WithLayerCache(cfg.Memo.For(opts.Dst.Name.Context())))
 	}
-	out, err := job.Run(ctx, source, extra...)
+	runJob := run.RunOpened
+	if cfg.run != nil {
+		runJob = cfg.run
+	}
+	out, err := runJob(ctx, source, opts)
 	if err != nil {
 		return fail(err)
 	}
@@ -219,10 +207,12 @@ func runOne(ctx context.Context, it Item, cfg Config) (r ImageResult) {
 		r.Status, r.Reason = Skipped, out.Skipped
 		return r
 	}
+	if out.HasDebug {
+		r.Debug = opts.Debug.String() + "@" + out.DebugWritten.String()
+	}
 	rp := out.Report
 	r.Status = Done
 	r.OutputDigest = out.Written.String()
-	r.Debug = out.Debug
 	r.SourceBytes, r.OutputBytes = rp.SourceBytes, rp.OutputBytes
 	r.Saved = rp.SourceBytes - rp.OutputBytes
 	r.digest = []digestPair{{r.SourceDigest, r.OutputDigest}}

@@ -13,13 +13,13 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/layerslim/layerslim/internal/imageref"
+	"github.com/layerslim/layerslim/internal/run"
 	"github.com/layerslim/layerslim/rewrite"
 )
 
-// fakeJob "rewrites" by sleeping; it fails when told to.
-type fakeJob struct {
-	src, dst imageref.Ref
-	fail     bool
+// fakeRun "rewrites" by sleeping; it fails for the destinations in fail.
+type fakeRun struct {
+	fail     map[string]bool
 	inFlight *inFlight
 }
 
@@ -28,9 +28,7 @@ type inFlight struct {
 	now, max int
 }
 
-func (f *fakeJob) Refs() (imageref.Ref, imageref.Ref) { return f.src, f.dst }
-func (f *fakeJob) OptionsText() string                { return "compression=zstd level=3" }
-func (f *fakeJob) Run(ctx context.Context, src *imageref.Source, _ ...rewrite.Option) (*Outcome, error) {
+func (f *fakeRun) run(ctx context.Context, src *imageref.Source, o run.Options) (*run.Result, error) {
 	f.inFlight.mu.Lock()
 	f.inFlight.now++
 	f.inFlight.max = max(f.inFlight.max, f.inFlight.now)
@@ -41,35 +39,40 @@ func (f *fakeJob) Run(ctx context.Context, src *imageref.Source, _ ...rewrite.Op
 		f.inFlight.mu.Unlock()
 	}()
 	time.Sleep(20 * time.Millisecond)
-	if f.fail {
+	if f.fail[o.Dst.String()] {
 		return nil, errors.New("layer sha256:bad: unexpected EOF")
 	}
 	out := v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%064d", 1)}
-	return &Outcome{Written: out, Report: rewrite.Report{SourceBytes: 100, OutputBytes: 60,
+	return &run.Result{Written: out, Report: rewrite.Report{SourceBytes: 100, OutputBytes: 60,
 		Images: []rewrite.ImageReport{{SourceDigest: src.Descriptor.Digest, OutputDigest: out,
 			Layers: []rewrite.LayerReport{{Action: rewrite.Rewritten}, {Action: rewrite.Recompressed, Cached: true}}}}}}, nil
 }
 
 func TestRunBoundsJobsAndIsolatesFailures(t *testing.T) {
-	sample, _ := filepath.Abs("../testdata/sample")
+	sample, _ := filepath.Abs("../../testdata/sample")
 	var items []Item
 	for i := range 9 {
 		items = append(items, Item{Src: "oci:" + sample + ":sample", Dst: fmt.Sprintf("oci:%s:out%d", t.TempDir(), i), Where: fmt.Sprintf("p:%d", i)})
 	}
 	items[4].Err = errors.New("listing the tags of x: denied")
-	fl := &inFlight{}
+	fake := &fakeRun{fail: map[string]bool{}, inFlight: &inFlight{}}
+	fl := fake.inFlight
+	if dst, err := imageref.Parse(items[2].Dst, false); err == nil {
+		fake.fail[dst.String()] = true
+	}
 	var doneCalls int
 	var mu sync.Mutex
 	rep, err := Run(context.Background(), items, Config{
 		Jobs: 3,
-		Prepare: func(it Item) (Job, error) {
+		Prepare: func(it Item) (run.Options, error) {
 			if it.Where == "p:7" {
-				return nil, errors.New("p:7: bad option")
+				return run.Options{}, errors.New("p:7: bad option")
 			}
 			src, _ := imageref.Parse(it.Src, false)
 			dst, _ := imageref.Parse(it.Dst, false)
-			return &fakeJob{src: src, dst: dst, fail: it.Where == "p:2", inFlight: fl}, nil
+			return run.Options{Src: src, Dst: dst}, nil
 		},
+		run:     fake.run,
 		Version: "test",
 		Done:    func(ImageResult, int, int) { mu.Lock(); doneCalls++; mu.Unlock() },
 	})

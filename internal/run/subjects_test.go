@@ -1,4 +1,4 @@
-package signed_test
+package run_test
 
 import (
 	"errors"
@@ -9,7 +9,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
 	"github.com/layerslim/layerslim/internal/imageref"
-	"github.com/layerslim/layerslim/internal/signed"
+	"github.com/layerslim/layerslim/internal/run"
 	"github.com/layerslim/layerslim/internal/testenv"
 	"github.com/layerslim/layerslim/manifest"
 )
@@ -19,6 +19,9 @@ import (
 // (they were, when no --platform was given), and a nested index is
 // refused as the rewrite refuses it.
 func TestSubjects(t *testing.T) {
+	sourceImage := func(t *testing.T, body string) v1.Image {
+		return testenv.GzipImage(t, testenv.Platform(t, "linux/amd64"), testenv.TarLayer(t, []testenv.File{testenv.Reg("etc/app", body)}))
+	}
 	amd := sourceImage(t, "amd64")
 	arm := testenv.GzipImage(t, testenv.Platform(t, "linux/arm64"), testenv.TarLayer(t, []testenv.File{testenv.Reg("etc/app", "arm")}))
 	att := sourceImage(t, "attestation")
@@ -39,7 +42,7 @@ func TestSubjects(t *testing.T) {
 		{"all", nil, []v1.Hash{id, digest(amd), digest(arm)}},
 		{"arm64/v8", []v1.Platform{{OS: "linux", Architecture: "arm64", Variant: "v8"}}, []v1.Hash{id, digest(arm)}},
 	} {
-		got, err := signed.Subjects(src, c.want)
+		got, err := run.Subjects(src, c.want)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -53,7 +56,7 @@ func TestSubjects(t *testing.T) {
 		}
 	}
 	nested := mutate.AppendManifests(idx, mutate.IndexAddendum{Add: empty.Index})
-	if _, err := signed.Subjects(&imageref.Source{Index: nested}, nil); !errors.Is(err, manifest.ErrNestedIndex) {
+	if _, err := run.Subjects(&imageref.Source{Index: nested}, nil); !errors.Is(err, manifest.ErrNestedIndex) {
 		t.Errorf("a nested index: %v, want ErrNestedIndex", err)
 	}
 }

@@ -2,7 +2,14 @@
 // destination pairs, or repositories with tag patterns and a destination
 // template) and the options; Run processes it with bounded concurrency,
 // skips what a previous run finished, rewrites a layer shared by several
-// images once (see Memo) and reports every image.
+// images once (see Memo) and reports every image. Each image is one job of
+// package run (run.RunOpened), exactly what the single rewrite and
+// recompress commands run.
+//
+// It is internal: its options and Memo name the internal imageref and run
+// types (references, registry options, a job's options), which a caller
+// outside the module could not build. A public batch API would need those
+// as public types first.
 package batch
 
 import (

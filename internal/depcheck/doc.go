@@ -1,0 +1,7 @@
+// Package depcheck holds no code, only a test of the module's shape (as
+// go-containerregistry's depcheck does): the packages sit in layers and
+// import only from their own layer or below, and no exported identifier of
+// a public package names a type of an internal package (a caller outside
+// the module could not name it). The layer table is in depcheck_test.go;
+// a new package gets a line there.
+package depcheck
