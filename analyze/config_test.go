@@ -14,14 +14,6 @@ import (
 	"github.com/layerslim/layerslim/internal/testenv"
 )
 
-// badConfig serves a config blob that is not the one its manifest names.
-type badConfig struct{ v1.Image }
-
-func (b badConfig) RawConfigFile() ([]byte, error) {
-	raw, err := b.Image.RawConfigFile()
-	return append(raw, ' '), err
-}
-
 // TestConfigDigestChecked: analyze refuses a config blob that does not
 // match the manifest's descriptor, as rewrite does. For an index the error
 // names the platform and the image; the caller of Image names its image.
@@ -29,11 +21,11 @@ func TestConfigDigestChecked(t *testing.T) {
 	img := imageOfTars(t, testenv.TarLayer(t, []testenv.File{file("a", 10)}))
 	digest, _ := img.Digest()
 	m, _ := img.Manifest()
-	_, err := analyze.Image(context.Background(), badConfig{img}, analyze.Options{})
+	_, err := analyze.Image(context.Background(), testenv.BadConfig(img), analyze.Options{})
 	if !errors.Is(err, analyze.ErrDigestMismatch) || !strings.Contains(err.Error(), "config "+m.Config.Digest.String()) {
 		t.Errorf("a damaged config: %v, want ErrDigestMismatch naming the config", err)
 	}
-	idx := mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: badConfig{img},
+	idx := mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: testenv.BadConfig(img),
 		Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}})
 	_, err = analyze.Index(context.Background(), idx, analyze.Options{})
 	if !errors.Is(err, analyze.ErrDigestMismatch) || !strings.Contains(err.Error(), "linux/amd64 ("+digest.String()+")") {

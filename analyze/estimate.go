@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/layerslim/layerslim/compress"
+	"github.com/layerslim/layerslim/internal/iocount"
 )
 
 const blockSize = 512
@@ -18,8 +19,8 @@ const blockSize = 512
 type estimator struct {
 	enc    io.WriteCloser
 	closed bool
-	out    int64 // compressed bytes
-	in     int64 // uncompressed bytes written
+	out    iocount.Writer // counts (and discards) the compressed bytes
+	in     int64          // uncompressed bytes written
 	hdr    bytes.Buffer
 }
 
@@ -29,19 +30,12 @@ func newEstimator(level int) (*estimator, error) {
 	// holds another frame buffer (compress.ZstdFrameSize) and its 16 MiB
 	// history, and the frames still compress on their own goroutine while
 	// the next is read.
-	enc, err := compress.NewWriter(counter{&e.out}, compress.Zstd, compress.WithLevel(level), compress.WithConcurrency(1))
+	enc, err := compress.NewWriter(&e.out, compress.Zstd, compress.WithLevel(level), compress.WithConcurrency(1))
 	if err != nil {
 		return nil, err
 	}
 	e.enc = enc
 	return e, nil
-}
-
-type counter struct{ n *int64 }
-
-func (c counter) Write(p []byte) (int, error) {
-	*c.n += int64(len(p))
-	return len(p), nil
 }
 
 func (e *estimator) Write(p []byte) (int, error) {
@@ -110,7 +104,7 @@ func (e *estimator) close() (int64, error) {
 	if err := e.enc.Close(); err != nil {
 		return 0, err
 	}
-	return e.out, nil
+	return e.out.N, nil
 }
 
 // abort releases the encoder unless close did.

@@ -4,10 +4,8 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"strings"
 
@@ -16,6 +14,7 @@ import (
 	"github.com/layerslim/layerslim/compress"
 	"github.com/layerslim/layerslim/drop"
 	"github.com/layerslim/layerslim/elf"
+	"github.com/layerslim/layerslim/internal/blob"
 	"github.com/layerslim/layerslim/internal/imagewalk"
 	"github.com/layerslim/layerslim/internal/limit"
 	"github.com/layerslim/layerslim/internal/spool"
@@ -102,10 +101,9 @@ func (w *walker) layer(ctx context.Context, i int, in imagewalk.Layer, p *prefet
 		return err
 	}
 	defer dr.Close()
-	cr := &countReader{r: limit.Reader(dr, w.o.MaxLayerSize, limit.Layer(w.o.MaxLayerSize))}
-	if in.DiffID.Algorithm == "sha256" {
-		cr.h = sha256.New()
-	}
+	// The uncompressed stream, counted and hashed into the diff_id (a
+	// blob.Reader with no digest to check: sha256).
+	cr := blob.NewReader(ctx, limit.Reader(dr, w.o.MaxLayerSize, limit.Layer(w.o.MaxLayerSize)), v1.Hash{}, 0, nil)
 	est, err := newEstimator(w.o.Level)
 	if err != nil {
 		return err
@@ -122,31 +120,13 @@ func (w *walker) layer(ctx context.Context, i int, in imagewalk.Layer, p *prefet
 	if err := b.finish(); err != nil {
 		return err
 	}
-	if cr.h != nil {
-		got := v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", cr.h.Sum(nil))}
-		if got != in.DiffID {
-			return fmt.Errorf("uncompressed content hashes to %s but the config says diff_id %s: %w", got, in.DiffID, ErrDigestMismatch)
+	if in.DiffID.Algorithm == "sha256" {
+		if err := blob.CheckDiffID(cr.Digest(), in.DiffID); err != nil {
+			return err
 		}
 	}
-	rep.UncompressedSize = cr.n
+	rep.UncompressedSize = cr.N()
 	return lw.finish(rep)
-}
-
-type countReader struct {
-	r io.Reader
-	h hash.Hash
-	n int64
-}
-
-func (c *countReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	if n > 0 {
-		c.n += int64(n)
-		if c.h != nil {
-			c.h.Write(p[:n])
-		}
-	}
-	return n, err
 }
 
 // hiddenBy names the layer that hides an entry at p that Shadow.Hidden

@@ -9,7 +9,6 @@ package rewrite
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"time"
 
@@ -286,12 +285,11 @@ func (r *run) debugLayer(ctx context.Context, files []DebugFile) (*spooledLayer,
 	if err != nil {
 		return nil, err
 	}
-	h := &hashWriter{w: sp.enc, h: sha256.New()}
-	if err := writeDebugLayer(ctx, h, files); err != nil {
+	if err := writeDebugLayer(ctx, sp.tar, files); err != nil {
 		sp.discard()
 		return nil, err
 	}
-	l, err := sp.close(v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", h.h.Sum(nil))})
+	l, err := sp.close(sp.diffID())
 	if err != nil {
 		sp.discard()
 		return nil, err

@@ -9,7 +9,6 @@ import (
 	"io"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -24,63 +23,24 @@ import (
 	"github.com/layerslim/layerslim/tarfilter"
 )
 
-// tarEntry is a compact description of a tar record for table tests.
-type tarEntry struct {
-	Name     string
-	Type     byte
-	Mode     int64
-	Body     string
-	Link     string
-	PAX      map[string]string
-	Uid, Gid int
-}
-
-// spanTar builds a PAX tar of entries and returns it with the offset at
-// which each entry's record (header blocks, body, padding) starts; the
-// last offset is where the end-of-archive blocks start.
-func spanTar(t testing.TB, entries []tarEntry) ([]byte, []int) {
+// spanTar is testenv.TarLayer(entries), returned with the offset at which
+// each entry's record (header blocks, body, padding) starts; the last
+// offset is where the end-of-archive blocks start. TarLayer writes each
+// entry the same whatever follows it, so an entry starts where the tar of
+// the ones before it puts its end-of-archive blocks.
+func spanTar(t testing.TB, entries []testenv.File) ([]byte, []int) {
 	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	mt := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
 	var offs []int
-	for _, e := range entries {
-		if err := tw.Flush(); err != nil { // writes the previous entry's padding
-			t.Fatal(err)
-		}
-		offs = append(offs, buf.Len())
-		typ := e.Type
-		if typ == 0 {
-			typ = tar.TypeReg
-		}
-		h := &tar.Header{Name: e.Name, Typeflag: typ, Mode: e.Mode, Linkname: e.Link, ModTime: mt,
-			Uid: e.Uid, Gid: e.Gid, PAXRecords: e.PAX, Format: tar.FormatPAX}
-		if h.Mode == 0 {
-			h.Mode = 0o644
-		}
-		if typ == tar.TypeReg {
-			h.Size = int64(len(e.Body))
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.WriteString(tw, e.Body); err != nil {
-			t.Fatal(err)
-		}
+	for i := range entries {
+		offs = append(offs, len(testenv.TarLayer(t, entries[:i]))-1024)
 	}
-	if err := tw.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	offs = append(offs, buf.Len())
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes(), offs
+	data := testenv.TarLayer(t, entries)
+	return data, append(offs, len(data)-1024)
 }
 
 // without returns the archive with the records of the named entries cut
 // out, byte for byte.
-func without(data []byte, offs []int, entries []tarEntry, names map[string]bool) []byte {
+func without(data []byte, offs []int, entries []testenv.File, names map[string]bool) []byte {
 	var out []byte
 	for i, e := range entries {
 		if !names[e.Name] {
@@ -97,37 +57,37 @@ func (r *recorded) Record(c Change) { r.changes = append(r.changes, c) }
 func TestDropFilter(t *testing.T) {
 	capability := map[string]string{"SCHILY.xattr.security.capability": "\x01\x00\x00\x02\x00\x20\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"}
 	long := "tmp/" + strings.Repeat("long-directory-name/", 8) + "file.txt"
-	entries := []tarEntry{
-		{Name: "etc/", Type: tar.TypeDir, Mode: 0o755},
-		{Name: "etc/passwd", Body: "root:x:0:0:root:/root:/bin/sh\n"},
-		{Name: "usr/bin/ping", Mode: 0o4755, Body: "\x7fELF not really", PAX: capability},
-		{Name: "var/lib/apt/lists/", Type: tar.TypeDir, Mode: 0o755},
-		{Name: "var/lib/apt/lists/partial/", Type: tar.TypeDir, Mode: 0o700},
+	entries := []testenv.File{
+		{Name: "etc/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "etc/passwd", Body: []byte("root:x:0:0:root:/root:/bin/sh\n")},
+		{Name: "usr/bin/ping", Mode: 0o4755, Body: []byte("\x7fELF not really"), PAXRecords: capability},
+		{Name: "var/lib/apt/lists/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "var/lib/apt/lists/partial/", Typeflag: tar.TypeDir, Mode: 0o700},
 		{Name: "var/lib/apt/lists/lock", Mode: 0o640},
-		{Name: "var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages", Body: strings.Repeat("Package: x\n", 300)},
-		{Name: "usr/share/doc/bash/", Type: tar.TypeDir, Mode: 0o755},
-		{Name: "usr/share/doc/bash/README", Body: strings.Repeat("r", 513)},
-		{Name: "usr/share/doc/bash/copyright", Body: "GPL-3+\n"},
+		{Name: "var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages", Body: []byte(strings.Repeat("Package: x\n", 300))},
+		{Name: "usr/share/doc/bash/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "usr/share/doc/bash/README", Body: []byte(strings.Repeat("r", 513))},
+		{Name: "usr/share/doc/bash/copyright", Body: []byte("GPL-3+\n")},
 		{Name: "usr/share/doc/.wh..wh..opq"},
-		{Name: "usr/share/man/man1/sh.1.gz", Type: tar.TypeSymlink, Link: "dash.1.gz"},
-		{Name: "tmp/", Type: tar.TypeDir, Mode: 0o1777},
+		{Name: "usr/share/man/man1/sh.1.gz", Typeflag: tar.TypeSymlink, Linkname: "dash.1.gz"},
+		{Name: "tmp/", Typeflag: tar.TypeDir, Mode: 0o1777},
 		{Name: "tmp/.wh.old-build"},
-		{Name: "./tmp/data", Body: "cached data"},
-		{Name: long, Body: strings.Repeat("l", 1000)},
+		{Name: "./tmp/data", Body: []byte("cached data")},
+		{Name: long, Body: []byte(strings.Repeat("l", 1000))},
 		// A link to a dropped file is dropped, whatever names it, and so
 		// is a link to that link.
-		{Name: "opt/data-link", Type: tar.TypeLink, Link: "tmp/data"},
-		{Name: "opt/chain", Type: tar.TypeLink, Link: "opt/data-link"},
-		{Name: "opt/LICENSE", Type: tar.TypeLink, Link: "/tmp/data"},
+		{Name: "opt/data-link", Typeflag: tar.TypeLink, Linkname: "tmp/data"},
+		{Name: "opt/chain", Typeflag: tar.TypeLink, Linkname: "opt/data-link"},
+		{Name: "opt/LICENSE", Typeflag: tar.TypeLink, Linkname: "/tmp/data"},
 		// A link that a rule drops goes; its kept target stays.
-		{Name: "opt/keep/file", Body: "kept"},
-		{Name: "tmp/link-to-kept", Type: tar.TypeLink, Link: "opt/keep/file"},
-		{Name: "opt/keep/link", Type: tar.TypeLink, Link: "opt/keep/file"},
+		{Name: "opt/keep/file", Body: []byte("kept")},
+		{Name: "tmp/link-to-kept", Typeflag: tar.TypeLink, Linkname: "opt/keep/file"},
+		{Name: "opt/keep/link", Typeflag: tar.TypeLink, Linkname: "opt/keep/file"},
 		// A link into a lower layer's dropped path.
-		{Name: "opt/pip-link", Type: tar.TypeLink, Link: "root/.cache/pip/http/a/b"},
-		{Name: "opt/bin-link", Type: tar.TypeLink, Link: "usr/bin/ping"},
-		{Name: "dev/null", Type: tar.TypeChar, Mode: 0o666},
-		{Name: "tmp/fifo", Type: tar.TypeFifo},
+		{Name: "opt/pip-link", Typeflag: tar.TypeLink, Linkname: "root/.cache/pip/http/a/b"},
+		{Name: "opt/bin-link", Typeflag: tar.TypeLink, Linkname: "usr/bin/ping"},
+		{Name: "dev/null", Typeflag: tar.TypeChar, Mode: 0o666},
+		{Name: "tmp/fifo", Typeflag: tar.TypeFifo},
 	}
 	in, offs := spanTar(t, entries)
 	m, err := drop.New(nil, nil, nil)
@@ -175,12 +135,12 @@ func TestDropFilter(t *testing.T) {
 }
 
 func TestDropFilterKeepsWhatNoRuleNames(t *testing.T) {
-	entries := []tarEntry{
-		{Name: "usr/", Type: tar.TypeDir, Mode: 0o755},
-		{Name: "usr/bin/app", Mode: 0o755, Body: "app"},
-		{Name: "usr/bin/app2", Type: tar.TypeLink, Link: "usr/bin/app"},
-		{Name: "usr/share/doc/", Type: tar.TypeDir, Mode: 0o755},
-		{Name: "usr/share/doc/app/copyright", Body: "MIT"},
+	entries := []testenv.File{
+		{Name: "usr/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "usr/bin/app", Mode: 0o755, Body: []byte("app")},
+		{Name: "usr/bin/app2", Typeflag: tar.TypeLink, Linkname: "usr/bin/app"},
+		{Name: "usr/share/doc/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "usr/share/doc/app/copyright", Body: []byte("MIT")},
 		{Name: "tmp/.wh..wh..opq"},
 		{Name: "var/cache/apt/.wh.pkgcache.bin"},
 	}
@@ -208,13 +168,13 @@ func TestDropFilterKeepsWhatNoRuleNames(t *testing.T) {
 }
 
 func TestDropFilterDropPathsAndKeeps(t *testing.T) {
-	entries := []tarEntry{
-		{Name: "app/", Type: tar.TypeDir, Mode: 0o755},
-		{Name: "app/main", Body: "main"},
-		{Name: "app/testdata/big.bin", Body: strings.Repeat("b", 2000)},
-		{Name: "app/testdata/keep.txt", Body: "k"},
-		{Name: "tmp/keep-me", Body: "tmp"},
-		{Name: "tmp/other", Body: "x"},
+	entries := []testenv.File{
+		{Name: "app/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "app/main", Body: []byte("main")},
+		{Name: "app/testdata/big.bin", Body: []byte(strings.Repeat("b", 2000))},
+		{Name: "app/testdata/keep.txt", Body: []byte("k")},
+		{Name: "tmp/keep-me", Body: []byte("tmp")},
+		{Name: "tmp/other", Body: []byte("x")},
 	}
 	in, offs := spanTar(t, entries)
 	m, err := drop.New([]string{"tmp"}, []string{"/app/testdata/**"}, []string{"app/testdata/keep.txt", "tmp/keep-me"})
@@ -242,24 +202,24 @@ func TestDropFilterDropPathsAndKeeps(t *testing.T) {
 // dropped paths, the report lists them, and the config's diff_ids are the
 // new layers'.
 func TestImageDrop(t *testing.T) {
-	layers := [][]tarEntry{
+	layers := [][]testenv.File{
 		{
-			{Name: "etc/passwd", Body: "root:x:0:0::/root:/bin/sh\n"},
-			{Name: "var/lib/apt/lists/", Type: tar.TypeDir, Mode: 0o755},
+			{Name: "etc/passwd", Body: []byte("root:x:0:0::/root:/bin/sh\n")},
+			{Name: "var/lib/apt/lists/", Typeflag: tar.TypeDir, Mode: 0o755},
 			{Name: "var/lib/apt/lists/lock"},
-			{Name: "var/lib/apt/lists/x_Packages", Body: strings.Repeat("Package: x\n", 1000)},
-			{Name: "usr/share/doc/bash/README", Body: "read me"},
-			{Name: "usr/share/doc/bash/copyright", Body: "GPL"},
-			{Name: "root/.cache/pip/http/a/b", Body: strings.Repeat("w", 4096)},
+			{Name: "var/lib/apt/lists/x_Packages", Body: []byte(strings.Repeat("Package: x\n", 1000))},
+			{Name: "usr/share/doc/bash/README", Body: []byte("read me")},
+			{Name: "usr/share/doc/bash/copyright", Body: []byte("GPL")},
+			{Name: "root/.cache/pip/http/a/b", Body: []byte(strings.Repeat("w", 4096))},
 		},
 		{
-			{Name: "app/main", Mode: 0o755, Body: "#!/bin/sh\necho hi\n"},
-			{Name: "app/cached", Type: tar.TypeLink, Link: "root/.cache/pip/http/a/b"},
+			{Name: "app/main", Mode: 0o755, Body: []byte("#!/bin/sh\necho hi\n")},
+			{Name: "app/cached", Typeflag: tar.TypeLink, Linkname: "root/.cache/pip/http/a/b"},
 			{Name: "tmp/.wh.gone"},
-			{Name: "usr/share/man/man1/app.1", Body: ".TH APP 1"},
+			{Name: "usr/share/man/man1/app.1", Body: []byte(".TH APP 1")},
 		},
 		{
-			{Name: "etc/hostname", Body: "box\n"},
+			{Name: "etc/hostname", Body: []byte("box\n")},
 		},
 	}
 	img := empty.Image

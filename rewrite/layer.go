@@ -20,6 +20,7 @@ import (
 	"github.com/layerslim/layerslim/compress"
 	"github.com/layerslim/layerslim/internal/blob"
 	"github.com/layerslim/layerslim/internal/imagewalk"
+	"github.com/layerslim/layerslim/internal/iocount"
 	"github.com/layerslim/layerslim/internal/whiteout"
 	"github.com/layerslim/layerslim/tarfilter"
 )
@@ -96,9 +97,8 @@ func processLayerPass(ctx context.Context, in imagewalk.Layer, o *options, platf
 		}
 	}()
 
-	uncompressed := &hashWriter{w: sp.enc, h: sha256.New()}
 	changed := false
-	counted := &countReader{r: o.layerReader(src.Tar)}
+	counted := &iocount.Reader{R: o.layerReader(src.Tar)}
 	var debug []DebugFile
 	var links map[string]string // nil: the layer was copied as it is
 	defer func() {
@@ -107,14 +107,14 @@ func processLayerPass(ctx context.Context, in imagewalk.Layer, o *options, platf
 		}
 	}()
 	if !o.tarPass() {
-		if _, err := io.Copy(uncompressed, counted); err != nil {
+		if _, err := io.Copy(sp.tar, counted); err != nil {
 			return layerOut{}, readErr(codec, err)
 		}
 	} else {
 		changes := &changeList{}
 		links = map[string]string{}
 		f := order.wrap(tarfilter.Chain(o.chain(changes, paths, func(d DebugFile) { debug = append(debug, d) }), recordLinks(links)))
-		st, err := tarfilter.CopyLimit(ctx, counted, uncompressed, f, o.maxLayer())
+		st, err := tarfilter.CopyLimit(ctx, counted, sp.tar, f, o.maxLayer())
 		if err != nil {
 			return layerOut{}, readErr(codec, err)
 		}
@@ -131,10 +131,12 @@ func processLayerPass(ctx context.Context, in imagewalk.Layer, o *options, platf
 		return layerOut{}, err
 	}
 	rep.Source.Size = src.Blob.N()
-	rep.UncompressedBytes = counted.n
-	diffID := v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", uncompressed.h.Sum(nil))}
-	if !changed && in.DiffID.Hex != "" && diffID != in.DiffID {
-		return layerOut{}, fmt.Errorf("uncompressed content is %s but the config says diff_id %s: %w", diffID, in.DiffID, ErrDigestMismatch)
+	rep.UncompressedBytes = counted.N
+	diffID := sp.diffID()
+	if !changed && in.DiffID.Hex != "" {
+		if err := blob.CheckDiffID(diffID, in.DiffID); err != nil {
+			return layerOut{}, err
+		}
 	}
 	if !changed && codec == o.codec && !o.force && !o.reencode() {
 		if links == nil {
@@ -183,12 +185,14 @@ func (hw *hashWriter) Write(p []byte) (int, error) {
 }
 
 // outSpool compresses into a temporary file, hashing and counting the
-// compressed bytes on their way.
+// compressed bytes on their way. The layer's tar is written to tar, which
+// hashes it into the diff_id.
 type outSpool struct {
+	tar   *hashWriter
 	f     *os.File
 	bw    *bufio.Writer
 	out   *hashWriter
-	count *countWriter
+	count *iocount.Writer
 	enc   io.WriteCloser
 	codec compress.Codec
 	oci   bool
@@ -201,7 +205,7 @@ func newSpool(o *options) (*outSpool, error) {
 		return nil, fmt.Errorf("creating spool file: %w", err)
 	}
 	s := &outSpool{f: f, bw: bufio.NewWriterSize(f, 1<<20), codec: o.codec}
-	s.count = &countWriter{w: s.bw}
+	s.count = &iocount.Writer{W: s.bw}
 	s.out = &hashWriter{w: s.count, h: sha256.New()}
 	s.enc, err = newEncoder(s.out, o)
 	if err != nil {
@@ -212,7 +216,13 @@ func newSpool(o *options) (*outSpool, error) {
 		s.discard()
 		return nil, err
 	}
+	s.tar = &hashWriter{w: s.enc, h: sha256.New()}
 	return s, nil
+}
+
+// diffID is the digest of the tar written so far.
+func (s *outSpool) diffID() v1.Hash {
+	return v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", s.tar.h.Sum(nil))}
 }
 
 // close finishes the stream, in order: encoder frame, buffer, file.
@@ -234,7 +244,7 @@ func (s *outSpool) close(diffID v1.Hash) (*spooledLayer, error) {
 		path:      s.f.Name(),
 		digest:    v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", s.out.h.Sum(nil))},
 		diffID:    diffID,
-		size:      s.count.n,
+		size:      s.count.N,
 		mediaType: mt,
 		codec:     s.codec,
 	}

@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bufio"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -15,10 +14,9 @@ import (
 	"sync"
 	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-
 	"github.com/layerslim/layerslim/internal/blob"
 	"github.com/layerslim/layerslim/internal/imagewalk"
+	"github.com/layerslim/layerslim/internal/iocount"
 	"github.com/layerslim/layerslim/internal/whiteout"
 	"github.com/layerslim/layerslim/tarfilter"
 )
@@ -93,7 +91,6 @@ func processSquash(ctx context.Context, spec *squashSpec, o *options, platform s
 			sp.discard()
 		}
 	}()
-	uncompressed := &hashWriter{w: sp.enc, h: sha256.New()}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// The walk goes from the top layer down, so a lower layer's opaque
@@ -149,11 +146,11 @@ func processSquash(ctx context.Context, spec *squashSpec, o *options, platform s
 	if err := m.finish(); err != nil {
 		return layerOut{}, err
 	}
-	entries, err := m.ordered(tmp, tmpw, uncompressed)
+	entries, err := m.ordered(tmp, tmpw, sp.tar)
 	if err != nil {
 		return layerOut{}, err
 	}
-	diffID := v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", uncompressed.h.Sum(nil))}
+	diffID := sp.diffID()
 	out, err := sp.close(diffID)
 	if err != nil {
 		return layerOut{}, err
@@ -336,7 +333,7 @@ func (m *merger) layer(i int, pre <-chan prefetched) error {
 		defer p.close()
 		src = bufio.NewReaderSize(p.pipe, 1<<20)
 	}
-	counted := &countReader{r: src}
+	counted := &iocount.Reader{R: src}
 	er := tarfilter.NewReader(counted)
 	er.LimitBodies(m.o.maxLayer())
 	m.linksTo = map[string][]int{}
@@ -364,7 +361,7 @@ func (m *merger) layer(i int, pre <-chan prefetched) error {
 	if err := finish(); err != nil {
 		return err
 	}
-	m.read += counted.n
+	m.read += counted.N
 	m.shadow.Commit()
 	return nil
 }

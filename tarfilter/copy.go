@@ -9,6 +9,7 @@ import (
 	"io"
 	"maps"
 
+	"github.com/layerslim/layerslim/internal/iocount"
 	"github.com/layerslim/layerslim/internal/limit"
 	"github.com/layerslim/layerslim/internal/tarentry"
 )
@@ -87,7 +88,7 @@ type Stats struct {
 type Reader struct {
 	src      *errMemo
 	rec      *recorder
-	cr       *countReader
+	cr       *iocount.Reader
 	tr       *tar.Reader
 	bodies   io.Reader // tr, or tr within a budget of body bytes
 	prev     *sourceEntry
@@ -106,7 +107,7 @@ type Reader struct {
 func NewReader(in io.Reader) *Reader {
 	src := &errMemo{r: in}
 	rec := &recorder{r: src}
-	cr := &countReader{r: rec}
+	cr := &iocount.Reader{R: rec}
 	tr := tar.NewReader(cr)
 	return &Reader{src: src, rec: rec, cr: cr, tr: tr, bodies: tr}
 }
@@ -145,7 +146,7 @@ func (r *Reader) LimitBodies(n int64) {
 // to discard what was not read. A stream that cannot be read as tar gives
 // a *TarError; an error of the stream under it is returned as it is.
 func (r *Reader) Next() (Entry, error) {
-	r.off = r.cr.n
+	r.off = r.cr.N
 	r.rec.start()
 	hdr, err := r.tr.Next()
 	raw := r.rec.stop()
@@ -158,8 +159,8 @@ func (r *Reader) Next() (Entry, error) {
 	}
 	raw = raw[pad:]
 	if errors.Is(err, io.EOF) {
-		if len(raw) < 2*blockSize && r.cr.n > 0 {
-			return Entry{}, &TarError{Offset: r.cr.n, Path: r.lastPath, Err: errors.New("archive ends without its end-of-archive blocks (truncated?)")}
+		if len(raw) < 2*blockSize && r.cr.N > 0 {
+			return Entry{}, &TarError{Offset: r.cr.N, Path: r.lastPath, Err: errors.New("archive ends without its end-of-archive blocks (truncated?)")}
 		}
 		r.trailer = raw
 		return Entry{}, io.EOF
@@ -210,10 +211,9 @@ func Copy(ctx context.Context, in io.Reader, w io.Writer, f Filter) (Stats, erro
 // CopyLimit is Copy with the bodies of the entries bounded to
 // maxBody bytes in all (0: no bound).
 func CopyLimit(ctx context.Context, in io.Reader, w io.Writer, f Filter, maxBody int64) (Stats, error) {
-	cw := &countWriter{w: w}
 	er := NewReader(in)
 	er.LimitBodies(maxBody)
-	out := NewArchiveWriter(cw)
+	out := NewArchiveWriter(w)
 	var st Stats
 	for {
 		if err := ctx.Err(); err != nil {
@@ -242,7 +242,7 @@ func CopyLimit(ctx context.Context, in io.Reader, w io.Writer, f Filter, maxBody
 		return st, err
 	}
 	// Keep whatever follows the end-of-archive marker.
-	if _, err := io.Copy(cw, er.Rest()); err != nil {
+	if _, err := io.Copy(w, er.Rest()); err != nil {
 		return st, err
 	}
 	st.EntriesIn = er.n
@@ -253,11 +253,7 @@ func CopyLimit(ctx context.Context, in io.Reader, w io.Writer, f Filter, maxBody
 
 // NewArchiveWriter returns an ArchiveWriter that writes a tar stream to w.
 func NewArchiveWriter(w io.Writer) *ArchiveWriter {
-	cw, ok := w.(*countWriter)
-	if !ok {
-		cw = &countWriter{w: w}
-	}
-	return &ArchiveWriter{w: cw, tw: tar.NewWriter(cw)}
+	return &ArchiveWriter{w: w, tw: tar.NewWriter(w)}
 }
 
 // An ArchiveWriter is the Writer at the end of a filter chain: it writes
@@ -265,7 +261,7 @@ func NewArchiveWriter(w io.Writer) *ArchiveWriter {
 // unchanged as the raw bytes it was read from. Close writes the
 // end-of-archive blocks.
 type ArchiveWriter struct {
-	w       *countWriter
+	w       io.Writer
 	tw      *tar.Writer
 	entries int  // entries written
 	raws    int  // of which copied raw
@@ -279,22 +275,33 @@ func (t *ArchiveWriter) WriteEntry(ctx context.Context, e Entry) error {
 	if s := e.src; s != nil && !s.copied && !s.sparse && e.Body == s.body && headerEqual(e.Header, &s.header) {
 		s.copied = true
 		t.raws++
-		return t.writeRaw(s.raw, e.Body, e.Header.Size)
+		return t.writeRaw(s.raw, e.Body, bodySize(e.Header))
 	}
 	t.changed = true
 	if err := t.tw.WriteHeader(e.Header); err != nil {
 		return err
 	}
-	if e.Body != nil && e.Header.Size > 0 {
+	if size := bodySize(e.Header); e.Body != nil && size > 0 {
 		n, err := io.Copy(t.tw, e.Body)
 		if err != nil {
 			return err
 		}
-		if n != e.Header.Size {
-			return fmt.Errorf("entry %s: body has %d bytes, header says %d", e.Header.Name, n, e.Header.Size)
+		if n != size {
+			return fmt.Errorf("entry %s: body has %d bytes, header says %d", e.Header.Name, n, size)
 		}
 	}
 	return t.tw.Flush()
+}
+
+// bodySize is how many body bytes follow h in a tar stream: none for the
+// types archive/tar reads as header only (links, devices, directories,
+// FIFOs), whatever size their header gives, else the header's size.
+func bodySize(h *tar.Header) int64 {
+	switch h.Typeflag {
+	case tar.TypeLink, tar.TypeSymlink, tar.TypeChar, tar.TypeBlock, tar.TypeDir, tar.TypeFifo:
+		return 0
+	}
+	return h.Size
 }
 
 func (t *ArchiveWriter) writeRaw(hdr []byte, body io.Reader, size int64) error {
@@ -374,26 +381,4 @@ func allZero(b []byte) bool {
 		}
 	}
 	return true
-}
-
-type countReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
-}
-
-type countWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
 }

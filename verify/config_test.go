@@ -10,16 +10,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
+	"github.com/layerslim/layerslim/internal/testenv"
 	"github.com/layerslim/layerslim/verify"
 )
-
-// badConfig serves a config blob that is not the one its manifest names.
-type badConfig struct{ v1.Image }
-
-func (b badConfig) RawConfigFile() ([]byte, error) {
-	raw, err := b.Image.RawConfigFile()
-	return append(raw, ' '), err
-}
 
 // TestConfigDigestChecked: a config blob that does not match the
 // manifest's descriptor is refused (as rewrite refuses it), on either
@@ -32,8 +25,8 @@ func TestConfigDigestChecked(t *testing.T) {
 		role     string
 		src, dst v1.Image
 	}{
-		{"source", badConfig{img}, img},
-		{"output", img, badConfig{img}},
+		{"source", testenv.BadConfig(img), img},
+		{"output", img, testenv.BadConfig(img)},
 	} {
 		_, err := verify.Image(context.Background(), c.src, c.dst, verify.Options{})
 		if !errors.Is(err, verify.ErrDigestMismatch) {
@@ -45,7 +38,7 @@ func TestConfigDigestChecked(t *testing.T) {
 			}
 		}
 	}
-	idx := mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: badConfig{img},
+	idx := mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: testenv.BadConfig(img),
 		Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}})
 	good := mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: img,
 		Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}})

@@ -9,6 +9,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/layerslim/layerslim/internal/blob"
 	"github.com/layerslim/layerslim/internal/imagewalk"
 )
 
@@ -310,8 +311,8 @@ func (c *cache) checkDiffIDs(p *imagePlan) error {
 		return fmt.Errorf("%s %s: config lists %d diff_ids for %d layers", p.role, p.name, len(ids), len(p.descs))
 	}
 	for i, d := range p.descs {
-		if got := c.scans[d.Digest].diffID; got != ids[i] {
-			return fmt.Errorf("%s %s layer %d (%s): uncompressed content is %s but the config says diff_id %s", p.role, p.name, i+1, d.Digest, got, ids[i])
+		if err := blob.CheckDiffID(c.scans[d.Digest].diffID, ids[i]); err != nil {
+			return fmt.Errorf("%s %s layer %d (%s): %w", p.role, p.name, i+1, d.Digest, err)
 		}
 	}
 	return nil

@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"os"
 	"strings"
@@ -96,7 +95,9 @@ func scanLayer(ctx context.Context, l v1.Layer, desc v1.Descriptor, o Options) (
 		return nil, err
 	}
 	defer dr.Close()
-	stream := newHashReader(ctx, limit.Reader(dr, o.MaxLayerSize, limit.Layer(o.MaxLayerSize)))
+	// The uncompressed stream, hashed into the diff_id (a blob.Reader with
+	// no digest to check: sha256).
+	stream := blob.NewReader(ctx, limit.Reader(dr, o.MaxLayerSize, limit.Layer(o.MaxLayerSize)), v1.Hash{}, 0, nil)
 	tr := tar.NewReader(stream)
 	// Sparse files' bodies are their holes expanded: bound them all.
 	bodies := limit.Reader(tr, o.MaxLayerSize, limit.Files(o.MaxLayerSize))
@@ -147,7 +148,7 @@ func scanLayer(ctx context.Context, l v1.Layer, desc v1.Descriptor, o Options) (
 	if s.file, err = sorted.finish(); err != nil {
 		return nil, err
 	}
-	s.diffID = stream.digest()
+	s.diffID = stream.Digest()
 	return s, nil
 }
 
@@ -290,28 +291,4 @@ func readBody(r io.Reader, name string, hdrSize int64, o Options, buf []byte) (s
 		return 0, sum, nil, false, fmt.Errorf("reading spooled ELF file: %w", err)
 	}
 	return size, sum, elfSum, elf.IsDebugFile(name, f, size), nil
-}
-
-// hashReader hashes what is read through it and stops when ctx is done.
-type hashReader struct {
-	ctx context.Context
-	r   io.Reader
-	h   hash.Hash
-}
-
-func newHashReader(ctx context.Context, r io.Reader) *hashReader {
-	return &hashReader{ctx: ctx, r: r, h: sha256.New()}
-}
-
-func (hr *hashReader) Read(p []byte) (int, error) {
-	if err := hr.ctx.Err(); err != nil {
-		return 0, err
-	}
-	n, err := hr.r.Read(p)
-	hr.h.Write(p[:n])
-	return n, err
-}
-
-func (hr *hashReader) digest() v1.Hash {
-	return v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", hr.h.Sum(nil))}
 }

@@ -44,6 +44,16 @@ func hasher(want v1.Hash) (digest.Algorithm, hash.Hash, error) {
 	return alg, alg.Hash(), nil
 }
 
+// CheckDiffID is the rule for a layer's uncompressed content: got, its
+// sha256, must be want, the diff_id its config lists. The error wraps
+// ErrDigestMismatch.
+func CheckDiffID(got, want v1.Hash) error {
+	if got == want {
+		return nil
+	}
+	return fmt.Errorf("uncompressed content is %s but the config says diff_id %s: %w", got, want, ErrDigestMismatch)
+}
+
 // Check verifies that b is the blob desc describes: its digest, by the
 // descriptor's algorithm, and its size (when the descriptor gives one).
 func Check(b []byte, desc v1.Descriptor) error {

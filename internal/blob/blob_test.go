@@ -131,3 +131,15 @@ func TestReaderRefusesUnknownAlgorithm(t *testing.T) {
 		t.Errorf("Check() = %v", err)
 	}
 }
+
+func TestCheckDiffID(t *testing.T) {
+	a := v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("a", 64)}
+	b := v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("b", 64)}
+	if err := CheckDiffID(a, a); err != nil {
+		t.Errorf("equal: %v", err)
+	}
+	err := CheckDiffID(a, b)
+	if !errors.Is(err, ErrDigestMismatch) || !strings.Contains(err.Error(), "uncompressed content is "+a.String()+" but the config says diff_id "+b.String()) {
+		t.Errorf("different: %v", err)
+	}
+}

@@ -253,20 +253,7 @@ func TestRecompressDockerArchiveRoundTrip(t *testing.T) {
 func TestRecompressCorruptLayer(t *testing.T) {
 	dir := testenv.CopyDir(t, sample)
 	// Damage the largest blob: the amd64 app layer.
-	var biggest string
-	var size int64
-	filepath.WalkDir(filepath.Join(dir, "blobs"), func(p string, d fs.DirEntry, err error) error {
-		if fi, _ := d.Info(); !d.IsDir() && fi.Size() > size {
-			biggest, size = p, fi.Size()
-		}
-		return nil
-	})
-	f, err := os.OpenFile(biggest, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.WriteAt([]byte("garbage!"), size/2)
-	f.Close()
+	biggest := testenv.DamageLargestBlob(t, dir)
 	out := filepath.Join(t.TempDir(), "out")
 	_, stderr, code := run(t, "recompress", "oci:"+dir+":sample", "oci:"+out+":x", "--progress", "none")
 	if code != 1 {

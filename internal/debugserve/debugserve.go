@@ -37,6 +37,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/layerslim/layerslim/internal/blob"
+	"github.com/layerslim/layerslim/internal/ctxtime"
 	"github.com/layerslim/layerslim/internal/imageref"
 	"github.com/layerslim/layerslim/internal/imagewalk"
 	"github.com/layerslim/layerslim/internal/limit"
@@ -216,10 +217,8 @@ func (s *Server) refreshLoop(ctx context.Context) {
 		if s.o.Refresh < 0 {
 			return
 		}
-		select {
-		case <-ctx.Done():
+		if ctxtime.Sleep(ctx, s.o.Refresh) != nil {
 			return
-		case <-time.After(s.o.Refresh):
 		}
 	}
 }

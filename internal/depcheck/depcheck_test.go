@@ -23,7 +23,7 @@ var layers = []struct {
 }{
 	// Small packages with one job each.
 	{"leaf", []string{
-		"internal/limit", "internal/spool", "internal/blob", "internal/tarentry", "internal/whiteout", "internal/registryclient", "internal/gcpace",
+		"internal/limit", "internal/spool", "internal/blob", "internal/tarentry", "internal/whiteout", "internal/registryclient", "internal/gcpace", "internal/iocount", "internal/ctxtime",
 		"manifest", "compress", "elf", "internal/testenv", "internal/depcheck",
 	}},
 	// The tar filter engine, the drop policy, reading and writing images in

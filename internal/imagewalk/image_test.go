@@ -14,14 +14,6 @@ import (
 	"github.com/layerslim/layerslim/internal/testenv"
 )
 
-// badConfig serves a config blob that is not the one its manifest names.
-type badConfig struct{ v1.Image }
-
-func (b badConfig) RawConfigFile() ([]byte, error) {
-	raw, err := b.Image.RawConfigFile()
-	return append(raw, ' '), err
-}
-
 func testImage(t *testing.T) v1.Image {
 	return testenv.GzipImage(t, plat("linux/arm64"), testenv.TarLayer(t, []testenv.File{testenv.Reg("a", "x")}))
 }
@@ -45,7 +37,7 @@ func TestRead(t *testing.T) {
 func TestReadRefusesAConfigOtherThanItsDigest(t *testing.T) {
 	img := testImage(t)
 	m, _ := img.Manifest()
-	_, err := imagewalk.Read(badConfig{img})
+	_, err := imagewalk.Read(testenv.BadConfig(img))
 	if !errors.Is(err, blob.ErrDigestMismatch) || !strings.Contains(err.Error(), m.Config.Digest.String()) {
 		t.Errorf("Read of a damaged config: %v, want a digest mismatch naming %s", err, m.Config.Digest)
 	}

@@ -18,6 +18,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/layerslim/layerslim/internal/ctxtime"
 )
 
 // Registry faults are survived in two places:
@@ -236,7 +238,7 @@ func (t *faultTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err == nil && t.p.retries > 0 && isRetryStatus(resp.StatusCode) {
 		// ggcr asks again; make it wait what the registry asked for.
 		if ra, ok := retryAfter(resp); ok && ra <= maxRetryAfter {
-			if err := sleep(req.Context(), ra); err != nil {
+			if err := ctxtime.Sleep(req.Context(), ra); err != nil {
 				resp.Body.Close()
 				return nil, err
 			}
@@ -281,7 +283,7 @@ func (t *faultTransport) roundTripIdempotent(req *http.Request) (*http.Response,
 			re.Elapsed = time.Since(start)
 			return nil, re
 		}
-		if err := sleep(ctx, wait); err != nil {
+		if err := ctxtime.Sleep(ctx, wait); err != nil {
 			return nil, err
 		}
 	}
@@ -453,7 +455,7 @@ func (b *resumingBody) resume() error {
 		return giveUp(b.cut)
 	}
 	ctx := b.req.Context()
-	if err := sleep(ctx, backoff(b.t.p.delay, b.fails)); err != nil {
+	if err := ctxtime.Sleep(ctx, backoff(b.t.p.delay, b.fails)); err != nil {
 		return err
 	}
 	req := b.req.Clone(ctx)
@@ -562,17 +564,6 @@ func backoff(delay time.Duration, attempt int) time.Duration {
 	}
 	d = min(d, maxGetDelay)
 	return d + time.Duration(rand.Int64N(int64(d)/10+1))
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // drain reads a little of a body we give up on, so its connection can be

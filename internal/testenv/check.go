@@ -17,6 +17,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/layerslim/layerslim/internal/iocount"
 )
 
 // CheckImageBlobs fails t unless every blob of img is what its manifest and
@@ -342,10 +344,6 @@ type layerRead struct {
 	decompressErr  error // the compressed stream is broken (diffID is then meaningless)
 }
 
-type countWriter struct{ n int64 }
-
-func (c *countWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
-
 // readLayer reads l's compressed stream once: hashing and counting it,
 // decompressing it by its magic bytes, hashing the result and walking it as
 // tar. Only a failure to read the compressed stream is returned as an error;
@@ -358,7 +356,7 @@ func readLayer(l v1.Layer) (layerRead, error) {
 	}
 	defer rc.Close()
 
-	compHash, count := sha256.New(), &countWriter{}
+	compHash, count := sha256.New(), &iocount.Writer{}
 	br := bufio.NewReaderSize(io.TeeReader(rc, io.MultiWriter(compHash, count)), 1<<16)
 	magic, _ := br.Peek(4)
 	res.codec = sniff(magic)
@@ -413,6 +411,6 @@ func readLayer(l v1.Layer) (layerRead, error) {
 		return res, fmt.Errorf("reading compressed stream: %w", err)
 	}
 	res.digest = v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(compHash.Sum(nil))}
-	res.size = count.n
+	res.size = count.N
 	return res, nil
 }

@@ -32,3 +32,33 @@ func CopyDir(t testing.TB, src string) string {
 	}
 	return dst
 }
+
+// DamageLargestBlob overwrites 8 bytes in the middle of the largest blob of
+// the OCI layout at dir (a copy: see CopyDir) and returns the blob's path,
+// for tests that a damaged layer is caught and named.
+func DamageLargestBlob(t testing.TB, dir string) string {
+	t.Helper()
+	var biggest string
+	var size int64
+	err := filepath.WalkDir(filepath.Join(dir, "blobs"), func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if fi, err := d.Info(); err == nil && !d.IsDir() && fi.Size() > size {
+			biggest, size = p, fi.Size()
+		}
+		return nil
+	})
+	if err != nil || biggest == "" {
+		t.Fatalf("no blob to damage in %s: %v", dir, err)
+	}
+	f, err := os.OpenFile(biggest, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt([]byte("garbage!"), size/2); err != nil {
+		t.Fatal(err)
+	}
+	return biggest
+}

@@ -328,3 +328,15 @@ func (i *memImage) LayerByDiffID(h v1.Hash) (v1.Layer, error) {
 	}
 	return nil, fmt.Errorf("no layer with diff ID %s", h)
 }
+
+// BadConfig is img serving a config blob that is not the one its manifest
+// names (a space appended), for tests that a reader checks the config's
+// digest.
+func BadConfig(img v1.Image) v1.Image { return badConfig{img} }
+
+type badConfig struct{ v1.Image }
+
+func (b badConfig) RawConfigFile() ([]byte, error) {
+	raw, err := b.Image.RawConfigFile()
+	return append(raw, ' '), err
+}

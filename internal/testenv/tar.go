@@ -81,6 +81,43 @@ func Opaque(dir string) File {
 	return File{Name: strings.TrimSuffix(dir, "/") + "/.wh..wh..opq"}
 }
 
+// EveryKind is a layer of every kind of entry, for tests of what a tar
+// engine copies: a directory, a file with a capability xattr (setuid),
+// a hardlink to it, a path longer than ustar holds, a symlink, a character
+// device, a whiteout, an opaque marker, a path written twice, an empty
+// file and a file of exactly one block. Each call returns a new slice.
+func EveryKind() []File {
+	return []File{
+		Dir("etc"),
+		Reg("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"),
+		{Name: "usr/bin/ping", Mode: 0o4755, Body: []byte("\x7fELF not really"), Xattrs: map[string]string{"security.capability": "\x01\x00\x00\x02\x00\x20\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"}},
+		Hardlink("usr/bin/ping6", "usr/bin/ping"),
+		Reg("usr/lib/"+strings.Repeat("long-directory-name/", 8)+"file.txt", strings.Repeat("x", 1000)),
+		Symlink("bin", "usr/bin"),
+		{Name: "dev/null", Typeflag: tar.TypeChar, Mode: 0o666, Devmajor: 1, Devminor: 3},
+		Whiteout("var/lib/old"),
+		Opaque("opt"),
+		Reg("etc/passwd", "duplicate entry wins\n"),
+		Reg("empty", ""),
+		Reg("block", strings.Repeat("b", 512)),
+	}
+}
+
+// InFormat returns a copy of files, each asking archive/tar for format.
+// GNU and ustar headers cannot carry PAX records: Xattrs and PAXRecords
+// are left out for them.
+func InFormat(format tar.Format, files []File) []File {
+	out := make([]File, len(files))
+	for i, f := range files {
+		f.Format = format
+		if format == tar.FormatGNU || format == tar.FormatUSTAR {
+			f.Xattrs, f.PAXRecords = nil, nil
+		}
+		out[i] = f
+	}
+	return out
+}
+
 // header turns f into a tar header with the defaults filled in.
 func (f File) header() *tar.Header {
 	h := &tar.Header{

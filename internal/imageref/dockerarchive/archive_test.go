@@ -280,10 +280,24 @@ func TestArchiveCompressedBlobs(t *testing.T) {
 	reftest.CheckConsistent(t, src.Image)
 }
 
+// archiveLayers opens the docker-archive file and returns its image and
+// the image's layers.
+func archiveLayers(t *testing.T, file string) (v1.Image, []v1.Layer) {
+	t.Helper()
+	src, err := imageref.Open(context.Background(), reftest.MustParse(t, "docker-archive:"+file), imageref.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls, err := src.Image.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src.Image, ls
+}
+
 func TestArchiveGzipBlobWithoutDigestName(t *testing.T) {
 	// A legacy-named ("<id>/layer.tar") gzip blob: the digest is hashed once,
 	// on demand.
-	ctx := context.Background()
 	raw := reftest.LayerTar(t, 10, 2000)
 	gz, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(raw)), nil })
 	if err != nil {
@@ -292,38 +306,23 @@ func TestArchiveGzipBlobWithoutDigestName(t *testing.T) {
 	blob := reftest.ReadAll(t, gz.Compressed)
 	file := filepath.Join(t.TempDir(), "gz.tar")
 	writeDockerSave(t, file, legacy, saveImage{layers: [][]byte{raw}, diffIDs: []v1.Hash{reftest.Sha(raw)}, compress: func([]byte) []byte { return blob }})
-	src, err := imageref.Open(ctx, reftest.MustParse(t, "docker-archive:"+file), imageref.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ls, err := src.Image.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
+	img, ls := archiveLayers(t, file)
 	if d := reftest.MustDigest(t, ls[0]); d != reftest.Sha(blob) {
 		t.Errorf("digest %s, want %s", d, reftest.Sha(blob))
 	}
 	if mt, _ := ls[0].MediaType(); mt != types.DockerLayer {
 		t.Errorf("media type %s, want %s", mt, types.DockerLayer)
 	}
-	if err := validate.Image(src.Image); err != nil {
+	if err := validate.Image(img); err != nil {
 		t.Errorf("validate: %v", err)
 	}
 }
 
 func TestArchiveDigestMismatch(t *testing.T) {
-	ctx := context.Background()
 	l := reftest.LayerTar(t, 11, 1000)
 	file := filepath.Join(t.TempDir(), "bad.tar")
 	writeDockerSave(t, file, legacy, saveImage{layers: [][]byte{l}, diffIDs: []v1.Hash{reftest.Sha([]byte("something else"))}})
-	src, err := imageref.Open(ctx, reftest.MustParse(t, "docker-archive:"+file), imageref.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ls, err := src.Image.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, ls := archiveLayers(t, file)
 	rc, err := ls[0].Compressed()
 	if err != nil {
 		t.Fatal(err)
@@ -446,16 +445,15 @@ func TestArchiveCodecIsCompressSniff(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "skippable.tar")
 	writeDockerSave(t, file, legacy, saveImage{layers: [][]byte{raw}, diffIDs: []v1.Hash{reftest.Sha(raw)}, compress: func([]byte) []byte { return skippable }})
-	src, err := imageref.Open(ctx, reftest.MustParse(t, "docker-archive:"+file), imageref.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ls, err := src.Image.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, ls := archiveLayers(t, file)
 	if mt, _ := ls[0].MediaType(); mt != types.OCILayerZStd {
 		t.Errorf("a zstd blob with a skippable frame has media type %s, want %s", mt, types.OCILayerZStd)
+	}
+	// Uncompressed decodes it with compress.NewReader, as every reader of
+	// layerslim does (ggcr's decoder, used before, does not know skippable
+	// frames and gave wrong bytes).
+	if u := reftest.ReadAll(t, ls[0].Uncompressed); !bytes.Equal(u, raw) {
+		t.Errorf("Uncompressed() of a zstd blob with a skippable frame: %d bytes, not the %d of the tar", len(u), len(raw))
 	}
 
 	file = filepath.Join(dir, "lz4.tar")

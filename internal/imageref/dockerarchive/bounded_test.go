@@ -3,36 +3,16 @@ package dockerarchive_test
 import (
 	"bytes"
 	"compress/gzip"
-	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/layerslim/layerslim/internal/imageref"
 	"github.com/layerslim/layerslim/internal/imageref/reftest"
 )
-
-// openWithin opens ref and fails the test if that takes more than a few
-// seconds (a FIFO read blocks for ever).
-func openWithin(t *testing.T, ref string) error {
-	t.Helper()
-	done := make(chan error, 1)
-	go func() {
-		_, err := imageref.Open(context.Background(), reftest.MustParse(t, ref), imageref.Options{})
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(5 * time.Second):
-		t.Fatalf("Open(%s) blocked", ref)
-		return nil
-	}
-}
 
 // A docker-archive that cannot be read says why: gzip-compressed as a
 // whole, a pipe (stdin), or a tag on two images.
@@ -63,12 +43,12 @@ func TestArchiveMistakesSayWhy(t *testing.T) {
 		{"docker-archive:" + fifo, "not a regular file (a FIFO); layerslim reads a docker-archive more than once", imageref.ErrNotRegular},
 		{"docker-archive:" + plain + ":app:1", "tag app:1 names 2 images in the archive", imageref.ErrAmbiguous},
 	} {
-		err := openWithin(t, tc.ref)
+		err := reftest.OpenWithin(t, tc.ref)
 		if err == nil || !strings.Contains(err.Error(), tc.want) || (tc.is != nil && !errors.Is(err, tc.is)) {
 			t.Errorf("Open(%s) = %v, want %q", tc.ref, err, tc.want)
 		}
 	}
-	if err := openWithin(t, "docker-archive:"+plain+":app:2"); err != nil {
+	if err := reftest.OpenWithin(t, "docker-archive:"+plain+":app:2"); err != nil {
 		t.Errorf("app:2 names one image: %v", err)
 	}
 }

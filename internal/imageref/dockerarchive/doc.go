@@ -30,7 +30,7 @@
 //     gzip or zstd layer media type; Digest() from the blob's name when it is
 //     a digest (blobs/sha256/HEX, HEX.tar.gz), from manifest.json's
 //     LayerSources, or else hashed once on first use; DiffID() from the
-//     config; Uncompressed() via partial.CompressedToLayer.
+//     config; Uncompressed() via compress.NewReader.
 //
 // A digest that was not computed from the bytes (the config's diff_id, a
 // blob's name) is checked as the blob is read: a reader that reaches the end

@@ -476,16 +476,30 @@ func (l *archiveLayer) Compressed() (io.ReadCloser, error) {
 }
 
 // Uncompressed returns the layer's tar stream: the blob itself when it is
-// not compressed, else the blob decompressed by ggcr.
+// not compressed, else the blob decompressed by compress.NewReader (the one
+// decoder of layerslim: it knows zstd skippable frames, ggcr's does not).
 func (l *archiveLayer) Uncompressed() (io.ReadCloser, error) {
-	if l.codec == compress.None {
-		return l.Compressed()
+	rc, err := l.Compressed()
+	if err != nil || l.codec == compress.None {
+		return rc, err
 	}
-	cl, err := partial.CompressedToLayer(l)
+	dr, err := compress.NewReader(l.codec, rc)
 	if err != nil {
+		rc.Close()
 		return nil, err
 	}
-	return cl.Uncompressed()
+	return &decompressed{ReadCloser: dr, blob: rc}, nil
+}
+
+// decompressed is a blob's decompressor that closes the blob too.
+type decompressed struct {
+	io.ReadCloser
+	blob io.Closer
+}
+
+func (d *decompressed) Close() error {
+	d.ReadCloser.Close()
+	return d.blob.Close()
 }
 
 // hash computes the digest of a blob whose name does not tell it.

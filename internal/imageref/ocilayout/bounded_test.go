@@ -2,40 +2,19 @@ package ocilayout_test
 
 import (
 	"bytes"
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 
-	"github.com/layerslim/layerslim/internal/imageref"
 	"github.com/layerslim/layerslim/internal/imageref/ocilayout"
 	"github.com/layerslim/layerslim/internal/imageref/refio"
 	"github.com/layerslim/layerslim/internal/imageref/reftest"
 )
-
-// openWithin opens ref and fails the test if that takes more than a few
-// seconds (a FIFO read blocks for ever).
-func openWithin(t *testing.T, ref string) error {
-	t.Helper()
-	done := make(chan error, 1)
-	go func() {
-		_, err := imageref.Open(context.Background(), reftest.MustParse(t, ref), imageref.Options{})
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(5 * time.Second):
-		t.Fatalf("Open(%s) blocked", ref)
-		return nil
-	}
-}
 
 // Every JSON document of a layout is read with a size cap, and only from a
 // regular file: index.json linked to /dev/zero, or a FIFO, is refused at
@@ -103,7 +82,7 @@ func TestLayoutReadsAreBounded(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := newLayout(t)
 			tc.setup(t, dir)
-			err := openWithin(t, "oci:"+dir)
+			err := reftest.OpenWithin(t, "oci:"+dir)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("Open = %v, want %q", err, tc.want)
 			}

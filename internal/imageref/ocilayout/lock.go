@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/layerslim/layerslim/internal/ctxtime"
 )
 
 // Writers of one OCI layout, in this process or in others, take turns to
@@ -57,7 +59,7 @@ func lockLayout(ctx context.Context, dir string) (unlock func(), err error) {
 		if held {
 			break
 		}
-		if err := pause(ctx, lockPoll); err != nil {
+		if err := ctxtime.Sleep(ctx, lockPoll); err != nil {
 			f.Close()
 			mu.Unlock()
 			return nil, err
@@ -73,21 +75,9 @@ func lockLayout(ctx context.Context, dir string) (unlock func(), err error) {
 // lockMutex locks mu, giving up when ctx is done.
 func lockMutex(ctx context.Context, mu *sync.Mutex) error {
 	for !mu.TryLock() {
-		if err := pause(ctx, lockPoll); err != nil {
+		if err := ctxtime.Sleep(ctx, lockPoll); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// pause waits d, or until ctx is done.
-func pause(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -299,16 +299,22 @@ func (w *layoutWriter) writeIndex(ii v1.ImageIndex, depth int) error {
 			}
 		default:
 			// An artifact the index lists: written as the blob it is.
-			open, err := childBlob(ii, desc.Digest)
-			if err != nil {
-				return fmt.Errorf("entry %s (%s): %w", desc.Digest, desc.MediaType, err)
-			}
-			if err := w.writeBlob(desc.Digest, desc.Size, open); err != nil {
+			if err := w.writeChildBlob(ii, desc); err != nil {
 				return fmt.Errorf("entry %s (%s): %w", desc.Digest, desc.MediaType, err)
 			}
 		}
 	}
 	return w.writeManifest(ii)
+}
+
+// writeChildBlob writes the index entry desc of ii, neither an image nor
+// an index, as the blob it is.
+func (w *layoutWriter) writeChildBlob(ii v1.ImageIndex, desc v1.Descriptor) error {
+	open, err := childBlob(ii, desc.Digest)
+	if err != nil {
+		return err
+	}
+	return w.writeBlob(desc.Digest, desc.Size, open)
 }
 
 // childBlob opens an index entry that is neither an image nor an index, the

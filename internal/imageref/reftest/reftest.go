@@ -22,6 +22,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -58,6 +59,25 @@ func MustParse(t testing.TB, s string) imageref.Ref {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// OpenWithin opens ref with imageref.Open and returns its error, failing
+// the test if that takes more than a few seconds (a FIFO read blocks for
+// ever).
+func OpenWithin(t testing.TB, ref string) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		_, err := imageref.Open(context.Background(), MustParse(t, ref), imageref.Options{})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(5 * time.Second):
+		t.Fatalf("Open(%s) blocked", ref)
+		return nil
+	}
 }
 
 // MustDigest is d's digest, failing the test on error.
