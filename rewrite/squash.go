@@ -121,9 +121,12 @@ func processSquash(ctx context.Context, spec *squashSpec, o *options, platform s
 			closeDebug(m.debug)
 		}
 	}()
-	// While one layer is walked, the next ones down (as many as --jobs) are
-	// read ahead into temporary files (see readAhead), so the merge uses
-	// the cores although the walk itself must go layer by layer.
+	// While one layer is walked, the blobs of the next ones down (as many
+	// as --jobs) are downloaded into temporary files, so a slow registry is
+	// read while the walk, which must go layer by layer, works. The blobs
+	// stay compressed there: decompressed ahead into files, the layers cost
+	// more CPU in file system calls than the overlap saved on 2 cores (see
+	// bench/README.md, "The squash read-ahead").
 	ahead := map[int]<-chan prefetched{}
 	defer func() {
 		cancel()
@@ -132,8 +135,8 @@ func processSquash(ctx context.Context, spec *squashSpec, o *options, platform s
 		}
 	}()
 	for i := len(spec.all) - 1; i >= spec.from; i-- {
-		for j := i - 1; readAhead != readAheadNone && j >= spec.from && j >= i-o.jobs; j-- {
-			if _, ok := ahead[j]; !ok {
+		for j := i - 1; j >= spec.from && j >= i-o.jobs; j-- {
+			if _, ok := ahead[j]; !ok && spec.all[j].Desc.Size > 0 {
 				ahead[j] = m.prefetch(j)
 			}
 		}
@@ -199,89 +202,55 @@ func (m *merger) ordered(tmp *os.File, tmpw *bufio.Writer, w io.Writer) (int, er
 	return st.EntriesOut, nil
 }
 
-// readAheadScheme is how the layers below the one walked are read ahead.
-type readAheadScheme int
-
-const (
-	// readAheadFiles decompresses them into temporary files.
-	readAheadFiles readAheadScheme = iota
-	// readAheadNone reads nothing ahead: each layer is opened and
-	// decompressed as it is walked.
-	readAheadNone
-	// readAheadCompressed copies their compressed blobs into temporary
-	// files; the walk decompresses from there.
-	readAheadCompressed
-	// readAheadBlocks reads nothing ahead but decompresses the layer walked
-	// in a goroutine of its own, a few blocks ahead of the walk.
-	readAheadBlocks
-)
-
-// readAhead is the scheme the merge uses.
-const readAhead = readAheadFiles
-
-// prefetched is a merged layer being read ahead of the walk, into a
-// temporary file that the walk reads as it fills.
+// prefetched is a merged layer's blob read ahead of the walk: the blob
+// itself when it is a local file, else a temporary file that the walk reads
+// as it fills.
 type prefetched struct {
+	file *os.File
 	pipe *filePipe
 	err  error
 }
 
 func (p prefetched) close() {
+	if p.file != nil {
+		p.file.Close()
+	}
 	if p.pipe != nil {
 		p.pipe.Close()
 	}
 }
 
-// prefetch starts decompressing merged layer i into a temporary file,
-// checking its digest at the end, in the background.
+// prefetch starts downloading the blob of merged layer i (whose descriptor
+// gives its size) into a temporary file, in the background. A blob that is
+// a local file already is only opened.
 func (m *merger) prefetch(i int) <-chan prefetched {
 	ch := make(chan prefetched, 1)
-	f, err := os.CreateTemp(m.o.tempDir, "layerslim-merge-*")
-	if err != nil {
-		ch <- prefetched{err: err}
-		return ch
-	}
-	p := newFilePipe(f)
-	ch <- prefetched{pipe: p}
-	if readAhead == readAheadCompressed {
-		go func() {
-			l := m.spec.all[i]
-			rc, err := l.Layer.Compressed()
-			if err != nil {
-				p.finish(fmt.Errorf("opening blob: %w", err))
-				return
-			}
-			defer rc.Close()
-			// One byte more than the descriptor says is enough for the
-			// walk's check to fail: a blob that never ends must not fill
-			// the disk.
-			var r io.Reader = &ctxReader{ctx: m.ctx, r: rc}
-			if l.Desc.Size > 0 {
-				r = io.LimitReader(r, l.Desc.Size+1)
-			}
-			bw := bufio.NewWriterSize(p, 1<<20)
-			_, err = io.Copy(bw, r)
-			if err == nil {
-				err = bw.Flush()
-			}
-			p.finish(err)
-		}()
-		return ch
-	}
 	go func() {
-		s, err := openLayer(m.ctx, m.spec.all[i], m.progress(i))
+		l := m.spec.all[i]
+		rc, err := l.Layer.Compressed()
 		if err != nil {
-			p.finish(err)
+			ch <- prefetched{err: fmt.Errorf("opening blob: %w", err)}
 			return
 		}
-		defer s.Close()
+		if f, ok := rc.(*os.File); ok {
+			ch <- prefetched{file: f}
+			return
+		}
+		defer rc.Close()
+		f, err := os.CreateTemp(m.o.tempDir, "layerslim-merge-*")
+		if err != nil {
+			ch <- prefetched{err: err}
+			return
+		}
+		p := newFilePipe(f)
+		ch <- prefetched{pipe: p}
+		// One byte more than the descriptor says is enough for the walk's
+		// check to fail: a blob that never ends must not fill the disk.
+		r := io.LimitReader(&ctxReader{ctx: m.ctx, r: rc}, l.Desc.Size+1)
 		bw := bufio.NewWriterSize(p, 1<<20)
-		_, err = io.Copy(bw, m.o.layerReader(s.Tar))
+		_, err = io.Copy(bw, r)
 		if err == nil {
 			err = bw.Flush()
-		}
-		if err == nil {
-			err = s.Blob.Finish()
 		}
 		p.finish(err)
 	}()
@@ -299,95 +268,6 @@ func (c *ctxReader) Read(b []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(b)
-}
-
-// blockPipe reads r in a goroutine, at most blockPipeDepth blocks of
-// blockPipeSize bytes ahead of its reader.
-type blockPipe struct {
-	full chan []byte
-	free chan []byte
-	stop chan struct{}
-	done chan struct{}
-	blk  []byte // the block being read
-	cur  []byte // what is left of it
-	err  error  // the source's, once full is closed
-}
-
-const (
-	blockPipeSize  = 256 << 10
-	blockPipeDepth = 4
-)
-
-func newBlockPipe(r io.Reader) *blockPipe {
-	p := &blockPipe{
-		full: make(chan []byte, blockPipeDepth),
-		free: make(chan []byte, blockPipeDepth+1),
-		stop: make(chan struct{}),
-		done: make(chan struct{}),
-	}
-	for range blockPipeDepth + 1 {
-		p.free <- make([]byte, blockPipeSize)
-	}
-	go func() {
-		defer close(p.done)
-		defer close(p.full)
-		for {
-			var b []byte
-			select {
-			case b = <-p.free:
-			case <-p.stop:
-				return
-			}
-			n := 0
-			var err error
-			for n < len(b) && err == nil {
-				var k int
-				k, err = r.Read(b[n:])
-				n += k
-			}
-			if n > 0 {
-				select {
-				case p.full <- b[:n]:
-				case <-p.stop:
-					return
-				}
-			}
-			if err != nil {
-				if err != io.EOF {
-					p.err = err
-				}
-				return
-			}
-		}
-	}()
-	return p
-}
-
-func (p *blockPipe) Read(b []byte) (int, error) {
-	if len(p.cur) == 0 {
-		if p.blk != nil {
-			p.free <- p.blk[:cap(p.blk)]
-			p.blk = nil
-		}
-		c, ok := <-p.full
-		if !ok {
-			if p.err != nil {
-				return 0, p.err
-			}
-			return 0, io.EOF
-		}
-		p.blk, p.cur = c, c
-	}
-	n := copy(b, p.cur)
-	p.cur = p.cur[n:]
-	return n, nil
-}
-
-// Close stops the goroutine and waits for it.
-func (p *blockPipe) Close() error {
-	close(p.stop)
-	<-p.done
-	return nil
 }
 
 // filePipe is a pipe with a file for a buffer: the writer never waits for
@@ -464,21 +344,13 @@ func (m *merger) progress(i int) func(int64) {
 	}
 }
 
-// layer walks merged layer i, from pre when it was fetched ahead.
+// layer walks merged layer i, from pre when its blob was read ahead.
 func (m *merger) layer(i int, pre <-chan prefetched) error {
-	var src io.Reader
-	finish := func() error { return nil }
+	var s *blob.Layer
 	if pre == nil {
-		s, err := openLayer(m.ctx, m.spec.all[i], m.progress(i))
-		if err != nil {
+		var err error
+		if s, err = openLayer(m.ctx, m.spec.all[i], m.progress(i)); err != nil {
 			return err
-		}
-		defer s.Close()
-		src, finish = m.o.layerReader(s.Tar), s.Blob.Finish
-		if readAhead == readAheadBlocks {
-			bp := newBlockPipe(src)
-			defer bp.Close()
-			src = bp
 		}
 	} else {
 		p := <-pre
@@ -486,17 +358,17 @@ func (m *merger) layer(i int, pre <-chan prefetched) error {
 			return p.err
 		}
 		defer p.close()
-		src = bufio.NewReaderSize(p.pipe, 1<<20)
-		if readAhead == readAheadCompressed {
-			s, err := blob.OpenReader(m.ctx, io.NopCloser(src), m.spec.all[i].Desc, m.progress(i))
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			src, finish = m.o.layerReader(s.Tar), s.Blob.Finish
+		var r io.Reader = p.file
+		if p.pipe != nil {
+			r = bufio.NewReaderSize(p.pipe, 1<<20)
+		}
+		var err error
+		if s, err = blob.OpenReader(m.ctx, io.NopCloser(r), m.spec.all[i].Desc, m.progress(i)); err != nil {
+			return err
 		}
 	}
-	counted := &countReader{r: src}
+	defer s.Close()
+	counted := &countReader{r: m.o.layerReader(s.Tar)}
 	er := tarfilter.NewReader(counted)
 	er.LimitBodies(m.o.maxLayer())
 	m.linksTo = map[string][]int{}
@@ -521,7 +393,7 @@ func (m *merger) layer(i int, pre <-chan prefetched) error {
 	if _, err := io.Copy(io.Discard, er.Rest()); err != nil {
 		return err
 	}
-	if err := finish(); err != nil {
+	if err := s.Blob.Finish(); err != nil {
 		return err
 	}
 	m.read += counted.n

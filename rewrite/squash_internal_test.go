@@ -5,9 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
-	"strings"
 	"testing"
-	"testing/iotest"
 	"time"
 )
 
@@ -51,45 +49,3 @@ func TestFilePipeError(t *testing.T) {
 	}
 	p.Close()
 }
-
-func TestBlockPipe(t *testing.T) {
-	data := bytes.Repeat([]byte("0123456789"), 300000) // several blocks and a part
-	p := newBlockPipe(iotest.HalfReader(bytes.NewReader(data)))
-	got, err := io.ReadAll(iotest.OneByteReader(io.LimitReader(p, 1000)))
-	if err != nil || !bytes.Equal(got, data[:1000]) {
-		t.Fatalf("read %d bytes (%v), want the first 1000", len(got), err)
-	}
-	rest, err := io.ReadAll(p)
-	if err != nil || !bytes.Equal(rest, data[1000:]) {
-		t.Fatalf("read %d bytes (%v), want %d", len(rest), err, len(data)-1000)
-	}
-	p.Close()
-}
-
-func TestBlockPipeError(t *testing.T) {
-	boom := errors.New("unexpected EOF in gzip")
-	p := newBlockPipe(io.MultiReader(strings.NewReader("partial"), iotest.ErrReader(boom)))
-	got, err := io.ReadAll(p)
-	if string(got) != "partial" || !errors.Is(err, boom) {
-		t.Errorf("got %q, %v; want the bytes read, then the source's error", got, err)
-	}
-	p.Close()
-}
-
-func TestBlockPipeCloseEarly(t *testing.T) {
-	// A walk that fails stops reading: Close must stop the goroutine, which
-	// is then blocked on a full pipe.
-	p := newBlockPipe(infinite{})
-	p.Read(make([]byte, 10))
-	done := make(chan struct{})
-	go func() { p.Close(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("Close did not stop the reading goroutine")
-	}
-}
-
-type infinite struct{}
-
-func (infinite) Read(b []byte) (int, error) { return len(b), nil }
