@@ -122,11 +122,12 @@ func processSquash(ctx context.Context, spec *squashSpec, o *options, platform s
 		}
 	}()
 	// While one layer is walked, the blobs of the next ones down (as many
-	// as --jobs) are downloaded into temporary files, so a slow registry is
-	// read while the walk, which must go layer by layer, works. The blobs
-	// stay compressed there: decompressed ahead into files, the layers cost
-	// more CPU in file system calls than the overlap saved on 2 cores (see
-	// bench/README.md, "The squash read-ahead").
+	// as --jobs) are downloaded into temporary files (a blob that is a
+	// local file is read in place), so a slow registry is read while the
+	// walk, which must go layer by layer, works. The blobs stay compressed:
+	// decompressed ahead into files, the layers cost more CPU in file
+	// system calls than the overlap saved on 2 cores (see bench/README.md,
+	// "The squash read-ahead").
 	ahead := map[int]<-chan prefetched{}
 	defer func() {
 		cancel()
