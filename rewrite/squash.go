@@ -118,9 +118,13 @@ func processSquash(ctx context.Context, spec *squashSpec, o *options, platform s
 			closeDebug(m.debug)
 		}
 	}()
-	// While one layer is walked, the next ones down (as many as --jobs) are
-	// decompressed into temporary files, so the merge uses the cores
-	// although the walk itself must go layer by layer.
+	// While one layer is walked, the blobs of the next ones down (as many
+	// as --jobs) are downloaded into temporary files (a blob that is a
+	// local file is read in place), so a slow registry is read while the
+	// walk, which must go layer by layer, works. The blobs stay compressed:
+	// decompressed ahead into files, the layers cost more CPU in file
+	// system calls than the overlap saved on 2 cores (see bench/README.md,
+	// "The squash read-ahead").
 	ahead := map[int]<-chan prefetched{}
 	defer func() {
 		cancel()
@@ -130,7 +134,7 @@ func processSquash(ctx context.Context, spec *squashSpec, o *options, platform s
 	}()
 	for i := len(spec.all) - 1; i >= spec.from; i-- {
 		for j := i - 1; j >= spec.from && j >= i-o.jobs; j-- {
-			if _, ok := ahead[j]; !ok {
+			if _, ok := ahead[j]; !ok && spec.all[j].Desc.Size > 0 {
 				ahead[j] = m.prefetch(j)
 			}
 		}
@@ -196,48 +200,72 @@ func (m *merger) ordered(tmp *os.File, tmpw *bufio.Writer, w io.Writer) (int, er
 	return st.EntriesOut, nil
 }
 
-// prefetched is a merged layer being decompressed ahead of the walk, into
-// a temporary file that the walk reads as it fills.
+// prefetched is a merged layer's blob read ahead of the walk: the blob
+// itself when it is a local file, else a temporary file that the walk reads
+// as it fills.
 type prefetched struct {
+	file *os.File
 	pipe *filePipe
 	err  error
 }
 
 func (p prefetched) close() {
+	if p.file != nil {
+		p.file.Close()
+	}
 	if p.pipe != nil {
 		p.pipe.Close()
 	}
 }
 
-// prefetch starts decompressing merged layer i into a temporary file,
-// checking its digest at the end, in the background.
+// prefetch starts downloading the blob of merged layer i (whose descriptor
+// gives its size) into a temporary file, in the background. A blob that is
+// a local file already is only opened.
 func (m *merger) prefetch(i int) <-chan prefetched {
 	ch := make(chan prefetched, 1)
-	f, err := os.CreateTemp(m.o.tempDir, "layerslim-merge-*")
-	if err != nil {
-		ch <- prefetched{err: err}
-		return ch
-	}
-	p := newFilePipe(f)
-	ch <- prefetched{pipe: p}
 	go func() {
-		s, err := openLayer(m.ctx, m.spec.all[i], m.progress(i))
+		l := m.spec.all[i]
+		rc, err := l.Layer.Compressed()
 		if err != nil {
-			p.finish(err)
+			ch <- prefetched{err: fmt.Errorf("opening blob: %w", err)}
 			return
 		}
-		defer s.Close()
+		if f, ok := rc.(*os.File); ok {
+			ch <- prefetched{file: f}
+			return
+		}
+		defer rc.Close()
+		f, err := os.CreateTemp(m.o.tempDir, "layerslim-merge-*")
+		if err != nil {
+			ch <- prefetched{err: err}
+			return
+		}
+		p := newFilePipe(f)
+		ch <- prefetched{pipe: p}
+		// One byte more than the descriptor says is enough for the walk's
+		// check to fail: a blob that never ends must not fill the disk.
+		r := io.LimitReader(&ctxReader{ctx: m.ctx, r: rc}, l.Desc.Size+1)
 		bw := bufio.NewWriterSize(p, 1<<20)
-		_, err = io.Copy(bw, m.o.layerReader(s.Tar))
+		_, err = io.Copy(bw, r)
 		if err == nil {
 			err = bw.Flush()
-		}
-		if err == nil {
-			err = s.Blob.Finish()
 		}
 		p.finish(err)
 	}()
 	return ch
+}
+
+// ctxReader reads r until ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(b []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(b)
 }
 
 // filePipe is a pipe with a file for a buffer: the writer never waits for
@@ -314,26 +342,31 @@ func (m *merger) progress(i int) func(int64) {
 	}
 }
 
-// layer walks merged layer i, from pre when it was fetched ahead.
+// layer walks merged layer i, from pre when its blob was read ahead.
 func (m *merger) layer(i int, pre <-chan prefetched) error {
-	var src io.Reader
-	finish := func() error { return nil }
+	var s *blob.Layer
 	if pre == nil {
-		s, err := openLayer(m.ctx, m.spec.all[i], m.progress(i))
-		if err != nil {
+		var err error
+		if s, err = openLayer(m.ctx, m.spec.all[i], m.progress(i)); err != nil {
 			return err
 		}
-		defer s.Close()
-		src, finish = m.o.layerReader(s.Tar), s.Blob.Finish
 	} else {
 		p := <-pre
 		if p.err != nil {
 			return p.err
 		}
 		defer p.close()
-		src = bufio.NewReaderSize(p.pipe, 1<<20)
+		var r io.Reader = p.file
+		if p.pipe != nil {
+			r = bufio.NewReaderSize(p.pipe, 1<<20)
+		}
+		var err error
+		if s, err = blob.OpenReader(m.ctx, io.NopCloser(r), m.spec.all[i].Desc, m.progress(i)); err != nil {
+			return err
+		}
 	}
-	counted := &iocount.Reader{R: src}
+	defer s.Close()
+	counted := &iocount.Reader{R: m.o.layerReader(s.Tar)}
 	er := tarfilter.NewReader(counted)
 	er.LimitBodies(m.o.maxLayer())
 	m.linksTo = map[string][]int{}
@@ -358,7 +391,7 @@ func (m *merger) layer(i int, pre <-chan prefetched) error {
 	if _, err := io.Copy(io.Discard, er.Rest()); err != nil {
 		return err
 	}
-	if err := finish(); err != nil {
+	if err := s.Blob.Finish(); err != nil {
 		return err
 	}
 	m.read += counted.N

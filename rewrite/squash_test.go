@@ -4,9 +4,12 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -382,5 +385,83 @@ func TestBaseFromHistory(t *testing.T) {
 		if !h.EmptyLayer {
 			t.Errorf("merged step %q is not empty_layer", h.CreatedBy)
 		}
+	}
+}
+
+// readAheadLayer is a layer whose blob is read from open.
+type readAheadLayer struct {
+	v1.Layer
+	open func() (io.ReadCloser, error)
+}
+
+func (l readAheadLayer) Compressed() (io.ReadCloser, error) { return l.open() }
+
+type zeros struct{}
+
+func (zeros) Read(b []byte) (int, error) { clear(b); return len(b), nil }
+
+// The squash reads the blobs of the layers below the one it walks ahead:
+// in place when they are local files, else into temporary files. Both give
+// the same layer, and a blob longer than its descriptor fails without
+// filling the disk or leaving files behind.
+func TestSquashReadAhead(t *testing.T) {
+	layers := [][]string{{"f:base=1", "f:gone=1"}, {"f:a=lower", "f:b=1", "d:d", "f:d/x=1"}, {"f:a=upper", "w:b", "f:c=1"}}
+	var ls []v1.Layer
+	for _, l := range layers {
+		ls = append(ls, gzipLayer(t, layerTar(t, l...)))
+	}
+	rc, err := ls[1].Compressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lower, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	baseID, _ := ls[0].DiffID()
+	finder := func(context.Context, v1.Platform, *v1.Manifest, *v1.ConfigFile) ([]v1.Hash, string, error) {
+		return []v1.Hash{baseID}, "test base", nil
+	}
+	squash := func(open func() (io.ReadCloser, error)) ([]byte, string, error) {
+		dir := t.TempDir()
+		src := dockerImage(t, "amd64", ls[0], readAheadLayer{ls[1], open}, ls[2])
+		res, err := rewrite.Image(context.Background(), src, rewrite.WithTempDir(dir), rewrite.WithJobs(2),
+			rewrite.WithSquash(rewrite.SquashAuto), rewrite.WithBaseFinder(finder),
+			rewrite.WithFilter(func(rewrite.Recorder) tarfilter.Filter { return tarfilter.Keep() }))
+		if err != nil {
+			return nil, dir, err
+		}
+		defer res.Close()
+		out, _ := res.Image.Layers()
+		if len(out) != 2 {
+			t.Fatalf("%d layers out, want the base and the merged one", len(out))
+		}
+		return layerBytes(t, out[1]), dir, nil
+	}
+
+	inMemory, _, err := squash(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(lower)), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "blob")
+	if err := os.WriteFile(path, lower, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	local, _, err := squash(func() (io.ReadCloser, error) { return os.Open(path) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(inMemory, local) {
+		t.Error("the merged layer differs when the lower blob is a local file")
+	}
+
+	_, dir, err := squash(func() (io.ReadCloser, error) {
+		return io.NopCloser(io.MultiReader(bytes.NewReader(lower), zeros{})), nil
+	})
+	if !errors.Is(err, rewrite.ErrDigestMismatch) {
+		t.Errorf("a blob that never ends: %v, want ErrDigestMismatch", err)
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("files left in the temporary directory: %v", left)
 	}
 }
