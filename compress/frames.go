@@ -39,7 +39,7 @@ import (
 // gives 34 frames, enough for the cores of a large CI runner.
 //
 // Changing it changes every zstd digest layerslim writes.
-const ZstdFrameSize = 16 << 20
+const ZstdFrameSize = 32 << 20
 
 // GzipBlockSize is the uncompressed size of every deflate block run but
 // the last in NewWriter's gzip output: each is compressed on its own, with
@@ -205,9 +205,7 @@ func (fw *frameWriter) output() {
 			}
 		}
 		fw.pool.putBuf(f.out, fw.size)
-		if !f.inPlace() {
-			fw.pool.putBuf(f.buf, fw.size)
-		}
+		fw.pool.putBuf(f.buf, fw.size)
 		<-fw.pool.slots
 	}
 }
@@ -257,64 +255,6 @@ func (p *Pool) encodeFrame(c frameCodec, f *frame, size int) {
 	f.in, f.dict = nil, nil
 	close(f.done)
 }
-
-// inPlace reports whether f's output was written over its input, in its
-// pool buffer.
-func (f *frame) inPlace() bool {
-	return f.buf != nil && len(f.out) > 0 && &f.buf[:1][0] == &f.out[:1][0]
-}
-
-// zstdFrames writes each frame as an independent zstd frame with its
-// content size and a checksum.
-//
-// A frame's output goes over its own input, in the pool buffer that holds
-// it (when it has one and is more than one zstd block), so that a frame in
-// flight takes one buffer, not two: with 16 MiB frames that is 16 MiB per
-// core less (the encoder keeps its own copy of the input as history, which
-// is what it matches against). This is safe because EncodeAll reads its
-// input one block (zstdBlock) at a time in order and has copied a block
-// into its history, and its CRC, before it appends that block's output to
-// dst; a block's output is at most the block plus a 3-byte header (it
-// falls back to a raw block), and the frame header at most 18 bytes. The
-// input starts zstdInputOffset bytes into the buffer, more than the 18 +
-// 3 bytes a block that the output can gain on the input, so the output
-// never reaches input not yet read. TestZstdInPlace checks it against
-// EncodeAll into a buffer of its own, on incompressible input too.
-type zstdFrames struct{ level int }
-
-// zstdBlock is klauspost's zstd block size (EncodeAll's step): a frame of
-// one block is encoded in a single step that writes its output before it
-// has read all the input, so it is never done in place.
-const zstdBlock = 128 << 10
-
-func (z zstdFrames) encode(p *Pool, f *frame, size int) {
-	enc, err := p.zstdEncoder(z.level)
-	if err != nil {
-		f.err = err
-		return
-	}
-	var dst []byte
-	if f.buf != nil && len(f.in) > zstdBlock {
-		dst = f.buf[:0]
-	} else {
-		dst = p.outBuf(len(f.in), size)
-	}
-	f.out = enc.EncodeAll(f.in, dst)
-	p.putZstd(z.level, enc)
-}
-
-func (zstdFrames) inputOffset(size int) int { return zstdInputOffset(size) }
-
-// zstdInputOffset is where a frame of size bytes starts in its pool buffer:
-// all the room bufCap leaves past the frame, 4 KiB + size/1024, where the
-// output can gain at most 18 + 3 bytes per 128 KiB block on the input.
-func zstdInputOffset(size int) int { return bufCap(size) - size }
-
-func (zstdFrames) header() []byte               { return nil }
-func (zstdFrames) trailer(int64, uint32) []byte { return nil }
-
-// final: an empty stream is still one (empty) frame.
-func (zstdFrames) final(n int64) bool { return n == 0 }
 
 // gzipBlocks writes one gzip member whose deflate stream is made of
 // blocks compressed independently.
