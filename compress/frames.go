@@ -11,32 +11,34 @@ import (
 )
 
 // ZstdFrameSize is the uncompressed size of every zstd frame NewWriter
-// writes but the last. The frames are independent, so a pool encodes them
-// in parallel; a stream of frames is one valid zstd stream to every
-// decoder (the zstd tool, containerd, containers/image, klauspost's).
+// writes but the last. The frames are independent, so they are encoded in
+// parallel; a stream of frames is one valid zstd stream to every decoder
+// (the zstd tool, containerd, containers/image, klauspost's). Each frame is
+// encoded as it is written, by a stream encoder of its own (see
+// zstdWriter), so its size costs no buffer: memory is the encoder's
+// history (two windows) and the compressed output of frames encoded ahead
+// of their turn.
 //
 // Chosen from measurements (TestFrameSizeFigures, LAYERSLIM_FRAME_INPUT set
-// to the largest layer of bench/recompress.sh's image: 815 MB of tar,
-// mostly .deb files, compilers and libraries), zstd level 3 (klauspost,
-// 8 MiB window), against one zstd stream for the whole layer:
+// to the layer of bench/recompress.sh --input big: 815 MB of tar, mostly
+// .deb files, compilers and libraries), zstd level 3 (klauspost, 8 MiB
+// window), against one zstd stream for the whole layer:
 //
-//	 4 MiB frames: +2.96% bytes
-//	 8 MiB frames: +1.74%
+//	 8 MiB frames: +1.74% bytes
 //	16 MiB frames: +0.72%
-//	32 MiB frames: +0.43%
+//	32 MiB frames: +0.43% (1.0027 x skopeo's 360169951 bytes)
+//	64 MiB frames: +0.05%
 //
-// Each frame loses about 60 KB: its first bytes cannot refer to the 8 MiB
-// before them, and this content has much redundancy at that distance (one
-// stream with a 4 MiB window instead of 8 gives +0.85%; frames of 16 MiB
-// with a 4 MiB window +1.33%, so a smaller window does not help; nor does
-// a 16 MiB window: +0.70%). Memory goes the other way: each frame in
-// flight in a Pool holds one buffer of about the frame size (its output
-// goes over its input), each encoder 16 MiB of history, and each open
-// writer one filling buffer, so 16 MiB frames cost about 32 MiB per core
-// (and 16 per open writer) where 8 MiB would cost 24 (and 8). 16 MiB keeps
-// the bytes within issue 15's 1.005 x skopeo's on the benchmark image as a
-// whole (1.0039 x; this one layer alone: 1.0055 x); a 555 MB layer still
-// gives 34 frames, enough for the cores of a large CI runner.
+// Each frame loses what its first bytes could have taken from the window
+// before them, and this content has much redundancy at that distance. The
+// window is the level's own, 8 MiB: one stream with a 4 MiB window gives
+// +0.85%, 16 MiB frames with a 4 MiB window +1.33%, with a 16 MiB window
+// +0.70% for twice the history (measured with EncodeAll frames). 32 MiB
+// keeps the bytes well within issue 15's 1.005 x skopeo's (16 MiB frames
+// gave 1.0055 x on this layer), and a 555 MB layer still gives 17 frames.
+// 64 MiB would save more here, but a frame encoded ahead of its turn (the
+// destination slow) holds up to its whole compressed output, and a layer
+// gives half as many frames.
 //
 // Changing it changes every zstd digest layerslim writes.
 const ZstdFrameSize = 32 << 20

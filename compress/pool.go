@@ -110,9 +110,9 @@ func (p *Pool) putBuf(b []byte, size int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	keep := 2*p.Size() + 2
-	if size <= outChunk {
-		// zstd input blocks and output pieces are many: keep up to 16 MiB
-		// of each per encoder.
+	if size == zstdBlock || size == outChunk {
+		// zstd input blocks and output pieces: keep up to 16 MiB of
+		// each per encoder.
 		keep = p.Size() * (16 << 20) / size
 	}
 	if len(p.bufs[size]) < keep {
