@@ -27,9 +27,8 @@ type estimator struct {
 func newEstimator(level int) (*estimator, error) {
 	e := &estimator{}
 	// The walk is the only encoder of the call. One encoder: each more
-	// holds another frame buffer (compress.ZstdFrameSize) and its 16 MiB
-	// history, and the frames still compress on their own goroutine while
-	// the next is read.
+	// holds another stream encoder and its 16 MiB history, and the frames
+	// still compress on their own goroutine while the tar is read.
 	enc, err := compress.NewWriter(&e.out, compress.Zstd, compress.WithLevel(level), compress.WithConcurrency(1))
 	if err != nil {
 		return nil, err

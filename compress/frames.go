@@ -11,35 +11,37 @@ import (
 )
 
 // ZstdFrameSize is the uncompressed size of every zstd frame NewWriter
-// writes but the last. The frames are independent, so a pool encodes them
-// in parallel; a stream of frames is one valid zstd stream to every
-// decoder (the zstd tool, containerd, containers/image, klauspost's).
+// writes but the last. The frames are independent, so they are encoded in
+// parallel; a stream of frames is one valid zstd stream to every decoder
+// (the zstd tool, containerd, containers/image, klauspost's). Each frame is
+// encoded as it is written, by a stream encoder of its own (see
+// zstdWriter), so its size costs no buffer: memory is the encoder's
+// history (two windows) and the compressed output of frames encoded ahead
+// of their turn.
 //
 // Chosen from measurements (TestFrameSizeFigures, LAYERSLIM_FRAME_INPUT set
-// to the largest layer of bench/recompress.sh's image: 815 MB of tar,
-// mostly .deb files, compilers and libraries), zstd level 3 (klauspost,
-// 8 MiB window), against one zstd stream for the whole layer:
+// to the layer of bench/recompress.sh --input big: 815 MB of tar, mostly
+// .deb files, compilers and libraries), zstd level 3 (klauspost, 8 MiB
+// window), against one zstd stream for the whole layer:
 //
-//	 4 MiB frames: +2.96% bytes
-//	 8 MiB frames: +1.74%
+//	 8 MiB frames: +1.74% bytes
 //	16 MiB frames: +0.72%
-//	32 MiB frames: +0.43%
+//	32 MiB frames: +0.43% (1.0027 x skopeo's 360169951 bytes)
+//	64 MiB frames: +0.05%
 //
-// Each frame loses about 60 KB: its first bytes cannot refer to the 8 MiB
-// before them, and this content has much redundancy at that distance (one
-// stream with a 4 MiB window instead of 8 gives +0.85%; frames of 16 MiB
-// with a 4 MiB window +1.33%, so a smaller window does not help; nor does
-// a 16 MiB window: +0.70%). Memory goes the other way: each frame in
-// flight in a Pool holds one buffer of about the frame size (its output
-// goes over its input), each encoder 16 MiB of history, and each open
-// writer one filling buffer, so 16 MiB frames cost about 32 MiB per core
-// (and 16 per open writer) where 8 MiB would cost 24 (and 8). 16 MiB keeps
-// the bytes within issue 15's 1.005 x skopeo's on the benchmark image as a
-// whole (1.0039 x; this one layer alone: 1.0055 x); a 555 MB layer still
-// gives 34 frames, enough for the cores of a large CI runner.
+// Each frame loses what its first bytes could have taken from the window
+// before them, and this content has much redundancy at that distance. The
+// window is the level's own, 8 MiB: one stream with a 4 MiB window gives
+// +0.85%, 16 MiB frames with a 4 MiB window +1.33%, with a 16 MiB window
+// +0.70% for twice the history (measured with EncodeAll frames). 32 MiB
+// keeps the bytes well within issue 15's 1.005 x skopeo's (16 MiB frames
+// gave 1.0055 x on this layer), and a 555 MB layer still gives 17 frames.
+// 64 MiB would save more here, but a frame encoded ahead of its turn (the
+// destination slow) holds up to its whole compressed output, and a layer
+// gives half as many frames.
 //
 // Changing it changes every zstd digest layerslim writes.
-const ZstdFrameSize = 16 << 20
+const ZstdFrameSize = 32 << 20
 
 // GzipBlockSize is the uncompressed size of every deflate block run but
 // the last in NewWriter's gzip output: each is compressed on its own, with
@@ -205,9 +207,7 @@ func (fw *frameWriter) output() {
 			}
 		}
 		fw.pool.putBuf(f.out, fw.size)
-		if !f.inPlace() {
-			fw.pool.putBuf(f.buf, fw.size)
-		}
+		fw.pool.putBuf(f.buf, fw.size)
 		<-fw.pool.slots
 	}
 }
@@ -257,64 +257,6 @@ func (p *Pool) encodeFrame(c frameCodec, f *frame, size int) {
 	f.in, f.dict = nil, nil
 	close(f.done)
 }
-
-// inPlace reports whether f's output was written over its input, in its
-// pool buffer.
-func (f *frame) inPlace() bool {
-	return f.buf != nil && len(f.out) > 0 && &f.buf[:1][0] == &f.out[:1][0]
-}
-
-// zstdFrames writes each frame as an independent zstd frame with its
-// content size and a checksum.
-//
-// A frame's output goes over its own input, in the pool buffer that holds
-// it (when it has one and is more than one zstd block), so that a frame in
-// flight takes one buffer, not two: with 16 MiB frames that is 16 MiB per
-// core less (the encoder keeps its own copy of the input as history, which
-// is what it matches against). This is safe because EncodeAll reads its
-// input one block (zstdBlock) at a time in order and has copied a block
-// into its history, and its CRC, before it appends that block's output to
-// dst; a block's output is at most the block plus a 3-byte header (it
-// falls back to a raw block), and the frame header at most 18 bytes. The
-// input starts zstdInputOffset bytes into the buffer, more than the 18 +
-// 3 bytes a block that the output can gain on the input, so the output
-// never reaches input not yet read. TestZstdInPlace checks it against
-// EncodeAll into a buffer of its own, on incompressible input too.
-type zstdFrames struct{ level int }
-
-// zstdBlock is klauspost's zstd block size (EncodeAll's step): a frame of
-// one block is encoded in a single step that writes its output before it
-// has read all the input, so it is never done in place.
-const zstdBlock = 128 << 10
-
-func (z zstdFrames) encode(p *Pool, f *frame, size int) {
-	enc, err := p.zstdEncoder(z.level)
-	if err != nil {
-		f.err = err
-		return
-	}
-	var dst []byte
-	if f.buf != nil && len(f.in) > zstdBlock {
-		dst = f.buf[:0]
-	} else {
-		dst = p.outBuf(len(f.in), size)
-	}
-	f.out = enc.EncodeAll(f.in, dst)
-	p.putZstd(z.level, enc)
-}
-
-func (zstdFrames) inputOffset(size int) int { return zstdInputOffset(size) }
-
-// zstdInputOffset is where a frame of size bytes starts in its pool buffer:
-// all the room bufCap leaves past the frame, 4 KiB + size/1024, where the
-// output can gain at most 18 + 3 bytes per 128 KiB block on the input.
-func zstdInputOffset(size int) int { return bufCap(size) - size }
-
-func (zstdFrames) header() []byte               { return nil }
-func (zstdFrames) trailer(int64, uint32) []byte { return nil }
-
-// final: an empty stream is still one (empty) frame.
-func (zstdFrames) final(n int64) bool { return n == 0 }
 
 // gzipBlocks writes one gzip member whose deflate stream is made of
 // blocks compressed independently.

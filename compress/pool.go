@@ -14,23 +14,29 @@ import (
 // the sizes of the streams written at once: one big layer keeps every
 // encoder busy as well as many small ones do.
 //
-// It also bounds memory. A frame takes one of n slots from the moment its
-// writer hands it over until its compressed bytes are written out, and a
-// writer waits for a free slot (back-pressure). Input and compressed
-// output share one kind of buffer (a frame plus its worst-case growth). A
-// zstd frame's output goes over its input in its own buffer, so for w open
-// writers the pool holds at most n+w buffers: one filling per writer and
-// one per slot; plus n encoders, each with its history (zstd: as much as a
-// frame). gzip blocks (GzipBlockSize, small) get a second buffer for their
-// output while they are encoded: 2n+w. Buffers are kept for reuse, so a
-// long stream leaves no garbage behind it (garbage would let the Go heap
-// grow to twice what is live before it is collected).
+// It also bounds memory, whatever the length of the streams. A gzip block
+// takes one of n slots from the moment its writer hands it over until its
+// compressed bytes are written out, and a writer waits for a free slot
+// (back-pressure); input and output share one kind of buffer (a block
+// plus its worst-case growth): for w open writers at most 2n+w of them.
+// A zstd frame is encoded as it is written, by a stream encoder of its own
+// (see zstdWriter): its input goes to the encoder in blocks of 128 KiB, of
+// which the pool holds at most n*zstdQueue queued, and once a frame has
+// all its input it takes a slot until its output is written. So for w
+// open zstd writers the pool holds at most n+w encoders, each with its
+// history (two windows: 16 MiB at the default level), n*zstdQueue blocks,
+// and the compressed output of the frames encoded ahead of their turn to
+// be written (the oldest frame of a writer writes straight through).
+// Buffers are kept for reuse, so a long stream leaves no garbage behind it
+// (garbage would let the Go heap grow to twice what is live before it is
+// collected).
 //
 // A Pool is safe for concurrent use and needs no Close: it starts a
 // goroutine only for a frame in flight.
 type Pool struct {
-	tokens chan struct{} // n: frames being encoded
+	tokens chan struct{} // n: gzip blocks or zstd blocks being encoded
 	slots  chan struct{} // n: frames handed over and not yet written
+	blocks chan struct{} // n*zstdQueue: zstd input blocks queued
 
 	mu    sync.Mutex
 	zstd  map[int][]*zstd.Encoder // idle encoders by level
@@ -50,6 +56,7 @@ func NewPool(n int) (*Pool, error) {
 	return &Pool{
 		tokens: make(chan struct{}, n),
 		slots:  make(chan struct{}, n),
+		blocks: make(chan struct{}, n*zstdQueue),
 		zstd:   map[int][]*zstd.Encoder{},
 		flate:  map[int][]*flate.Writer{},
 		bufs:   map[int][][]byte{},
@@ -61,6 +68,9 @@ func (p *Pool) Size() int { return cap(p.tokens) }
 
 // inFlight is the most frames the pool holds at once.
 func (p *Pool) inFlight() int { return cap(p.slots) }
+
+// queued is the most zstd input blocks the pool holds queued at once.
+func (p *Pool) queued() int { return cap(p.blocks) }
 
 // bufCap is the capacity of a buffer for frames of size bytes: the frame,
 // or its compressed form at its largest (zstd: 3 bytes a 128 KiB block
@@ -99,7 +109,13 @@ func (p *Pool) putBuf(b []byte, size int) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.bufs[size]) < 2*p.Size()+2 {
+	keep := 2*p.Size() + 2
+	if size == zstdBlock || size == outChunk {
+		// zstd input blocks and output pieces: keep up to 16 MiB of
+		// each per encoder.
+		keep = p.Size() * (16 << 20) / size
+	}
+	if len(p.bufs[size]) < keep {
 		p.bufs[size] = append(p.bufs[size], b[:0])
 	}
 }
@@ -115,17 +131,19 @@ func (p *Pool) zstdEncoder(level int) (*zstd.Encoder, error) {
 		return e, nil
 	}
 	p.mu.Unlock()
-	// Not zstd.WithConcurrentBlocks or a stream encoder: the frames give
-	// the parallelism, and EncodeAll's output depends only on the frame.
+	// A stream encoder that encodes on the calling goroutine (concurrency
+	// 1, not zstd.WithConcurrentBlocks): the frames give the parallelism,
+	// and its output depends only on the frame's bytes, not on how they
+	// were cut into Writes. Reset with no content size, so every frame's
+	// header is the same whatever its length (but a frame of at most one
+	// block, encoded in one step, which gets its size). The window is the
+	// level's own (8 MiB from level 3 up): see ZstdFrameSize.
 	//
-	// Not zstd.WithLowerEncoderMem either, although the output would be
-	// the same: it keeps the encoder's history at one window (8 MiB) plus
-	// a block, so past the first 8 MiB of a frame every 128 KiB block
-	// moves 8 MiB down (25 GB of memmove on an 815 MB layer). Recompressing
-	// that layer (bench/recompress.sh --input big) took 12.4 and 13.8 CPU
-	// seconds with it, 10.7 and 10.4 without, and 11.7 for main's single
-	// stream; peak RSS 117 MiB with it, 132 MiB without. Without it the
-	// history is two windows (16 MiB), which holds a whole frame: no move.
+	// Not zstd.WithLowerEncoderMem: it keeps the encoder's history at one
+	// window plus a block, so past the first window every block moves a
+	// window down (25 GB of memmove on an 815 MB layer; +15% CPU
+	// measured). Without it the history is two windows (16 MiB) and moves
+	// a window down once per window.
 	e, err := zstd.NewWriter(nil,
 		zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level)),
 		zstd.WithEncoderConcurrency(1),

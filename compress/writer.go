@@ -95,13 +95,14 @@ func ValidLevel(c Codec, n int) error {
 // writer passes bytes through and Close does nothing.
 //
 // zstd output is a series of independent frames of ZstdFrameSize
-// uncompressed bytes (the last one shorter), each with its content size
-// and a checksum; an empty input still gives one valid frame. gzip output
+// uncompressed bytes (the last one shorter), each with a checksum and, but
+// for a last frame of at most one 128 KiB block, no content size in its
+// header; an empty input still gives one valid frame. gzip output
 // is one member whose deflate stream is cut into blocks of GzipBlockSize
 // compressed independently, each with the 32 KiB before it as dictionary;
 // its header has no file name and a zero modification time. Frames and
 // blocks are encoded in parallel (see WithConcurrency and WithPool) and
-// written in order, and at most Pool.Size() of them are in flight.
+// written in order, and their number in flight is bounded (see Pool).
 //
 // The output depends only on the bytes written, c and the level: not on the
 // concurrency or the pool, nor on how the input was split into Write calls.
@@ -141,7 +142,7 @@ func NewWriter(w io.Writer, c Codec, opts ...WriterOption) (io.WriteCloser, erro
 			return nil, err
 		}
 		p.putZstd(o.level, enc)
-		return newFrameWriter(w, p, zstdFrames{o.level}, cmp.Or(o.frameSize, ZstdFrameSize), false), nil
+		return newZstdWriter(w, p, o.level, cmp.Or(o.frameSize, ZstdFrameSize)), nil
 	}
 	return nil, unsupportedCodec(c)
 }
