@@ -124,12 +124,14 @@ func diagram(imp map[string][]string) string {
 var (
 	nodeRe = regexp.MustCompile(`^\s*([A-Za-z0-9_]+)\["([^"]+)"\](?::::([a-z]+))?\s*$`)
 	edgeRe = regexp.MustCompile(`^\s*([A-Za-z0-9_]+)\s*-->\s*([A-Za-z0-9_]+)\s*$`)
+	linkRe = regexp.MustCompile(`\]\(([^)#]+)(?:#[^)]*)?\)`)
 	fileRe = regexp.MustCompile("[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*/[A-Za-z0-9_.-]+\\.(?:go|md|sh|yml)\\b")
 )
 
 // TestArchitecture keeps docs/architecture.md true: its diagram shows every
 // package of the module, in its layer, and only arrows that an import
-// backs, and every file the page names exists.
+// backs; every import is an arrow or a path of arrows; and every file the
+// page names or links to exists.
 func TestArchitecture(t *testing.T) {
 	data, err := os.ReadFile(page)
 	if err != nil {
@@ -186,11 +188,45 @@ func TestArchitecture(t *testing.T) {
 		}
 	}
 
-	// Every file the page names is in the repository.
+	// The page says to follow the arrows down to see everything a package
+	// imports: every import is an arrow or a path of arrows.
+	shownImp := map[string][]string{}
+	for _, e := range edges {
+		shownImp[ids[e[0]]] = append(shownImp[ids[e[0]]], ids[e[1]])
+	}
+	for from, tos := range imp {
+		seen := map[string]bool{}
+		var reach func(p string)
+		reach = func(p string) {
+			for _, to := range shownImp[p] {
+				if !seen[to] {
+					seen[to] = true
+					reach(to)
+				}
+			}
+		}
+		reach(from)
+		for _, to := range tos {
+			if !seen[to] {
+				t.Errorf("%s imports %s, which no path of the diagram's arrows shows (go test ./internal/depcheck -run TestArchitecture -update)", from, to)
+			}
+		}
+	}
+
+	// Every file the page names is in the repository, and every relative
+	// link leads to one.
 	for _, f := range fileRe.FindAllString(text, -1) {
 		f = strings.TrimPrefix(f, "../") // a link from docs/
 		if _, err := os.Stat("../../" + f); err != nil {
 			t.Errorf("%s names %s, which does not exist", page, f)
+		}
+	}
+	for _, m := range linkRe.FindAllStringSubmatch(text, -1) {
+		if strings.Contains(m[1], "://") {
+			continue
+		}
+		if _, err := os.Stat("../../docs/" + m[1]); err != nil {
+			t.Errorf("%s links to %s, which does not exist", page, m[1])
 		}
 	}
 }
