@@ -3,5 +3,9 @@
 // import only from their own layer or below, and no exported identifier of
 // a public package names a type of an internal package (a caller outside
 // the module could not name it). The layer table is in depcheck_test.go;
-// a new package gets a line there.
+// a new package gets a line there. architecture_test.go keeps
+// docs/architecture.md true: its package diagram (generated with
+// go test ./internal/depcheck -run TestArchitecture -update) shows every
+// package in its layer and only arrows an import backs, and every file the
+// page names exists.
 package depcheck
