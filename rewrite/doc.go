@@ -19,15 +19,17 @@
 //     first and at most WithJobs at a time, each looked up in the layer
 //     cache first (cache.go); then the rounds that rewrite a layer again
 //     when a layer below dropped the target of its hardlinks
-//     (linkchain.go, relink.go).
+//     (linkchain.go).
 //   - One layer (layer.go): decompress, run the filter chain through
 //     tarfilter, recompress into a spool file, hashing as the bytes flow
 //     (chunked.go for zstd:chunked); squash.go merges a stack of layers
-//     into one in a single top-down walk; order.go puts a directory's
-//     whiteouts before its entries.
+//     into one in a single top-down walk; order.go reads a layer a second
+//     time when its first pass needs it: to put a directory's whiteouts
+//     before its entries, and (relink.go) to keep a hardlink whose target
+//     the same layer dropped.
 //   - The filters (options.go builds the chain): cleannames.go (names
 //     that climb out of the root), drop.go (the drop rules, with
-//     internal/drop), elfsplit.go (ELF debug information split off into
+//     package drop), elfsplit.go (ELF debug information split off into
 //     debug files, with package elf; stripoptions.go).
 //   - Assemble (assemble.go): the output images' manifests and configs,
 //     the debug image beside each (debugimage.go chooses the debug files),

@@ -50,7 +50,7 @@ func closeDebug(ds []DebugFile) {
 	}
 }
 
-// processLayer runs one source layer through the pipeline:
+// processLayerPass is one pass of a source layer through the pipeline:
 //
 //	Compressed → verify digest → detect codec → decompress → [tar filters] →
 //	hash diffID → compress → hash digest → spool file
