@@ -26,7 +26,8 @@ import (
 // open zstd writers the pool holds at most n+w encoders, each with its
 // history (two windows: 16 MiB at the default level), n*zstdQueue blocks,
 // and the compressed output of the frames encoded ahead of their turn to
-// be written (the oldest frame of a writer writes straight through).
+// be written, at most two 4 MiB pieces each (the oldest frame of a writer
+// writes straight through).
 // Buffers are kept for reuse, so a long stream leaves no garbage behind it
 // (garbage would let the Go heap grow to twice what is live before it is
 // collected).

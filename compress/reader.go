@@ -8,6 +8,7 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	"github.com/klauspost/readahead"
 )
 
 // maxZstdWindow is the largest zstd window NewReader accepts: 128 MiB, the
@@ -19,7 +20,8 @@ const maxZstdWindow = 128 << 20
 // NewReader returns a reader that decompresses r, which must be compressed
 // with c. For None it returns r unchanged, wrapped in io.NopCloser.
 //
-// gzip is read as a multistream (concatenated members form one stream).
+// gzip is read as a multistream (concatenated members form one stream),
+// inflated by a goroutine of its own up to 1 MiB ahead of the reader.
 // zstd is decoded by two goroutines in a pipeline (klauspost's stream
 // decoder with concurrency 2: one decodes blocks while the other executes
 // their sequences), and a frame may ask for a
@@ -50,8 +52,28 @@ func newGzipReader(r io.Reader) (io.ReadCloser, error) {
 		return nil, fmt.Errorf("reading gzip header: %w", noEOF(err))
 	}
 	zr.Multistream(true)
-	return &decoder{codec: Gzip, r: zr, close: zr.Close}, nil
+	// Inflating is serial, so the reader's goroutine would do it between
+	// its own work (a rewrite's tar walk, filters and hashing; a squash
+	// walks its layers one after the other): a goroutine of its own
+	// inflates gzipReadAhead blocks ahead instead. On bench/rewrite.sh's
+	// image (2 cores) the rewrite took 11.5 and 11.7 s of wall time
+	// against 12.7 and 12.2 s, for the same CPU (16.4 s); 1 MiB blocks
+	// were no faster. (klauspost/pgzip's reader does the same but misses
+	// a stream cut inside its 8-byte trailer: TestTruncated.)
+	ra, err := readahead.NewReadCloserSize(zr, gzipReadAhead, gzipReadAheadBlock)
+	if err != nil {
+		zr.Close()
+		return nil, err
+	}
+	return &decoder{codec: Gzip, r: ra, close: ra.Close}, nil
 }
+
+// gzipReadAhead blocks of gzipReadAheadBlock bytes: how far a gzip
+// reader's goroutine inflates ahead of its reader (1 MiB).
+const (
+	gzipReadAhead      = 4
+	gzipReadAheadBlock = 256 << 10
+)
 
 func newZstdReader(r io.Reader) (io.ReadCloser, error) {
 	// The zstd decoder reports an empty input as a clean end of stream.

@@ -18,6 +18,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"sync"
 	"syscall"
 	"time"
@@ -30,7 +31,18 @@ func main() {
 	cpu := flag.String("cpuprofile", "", "write a CPU profile here")
 	heap := flag.String("heapprofile", "", "write a heap profile taken at the highest HeapInuse here")
 	allocs := flag.String("allocprofile", "", "write a heap profile at the end here (alloc_space: every allocation of the run)")
+	tr := flag.String("trace", "", "write an execution trace here (go tool trace; -pprof=sync shows where goroutines wait)")
 	flag.Parse()
+	if *tr != "" {
+		f, err := os.Create(*tr)
+		if err != nil {
+			fail(err)
+		}
+		if err := trace.Start(f); err != nil {
+			fail(err)
+		}
+		defer trace.Stop()
+	}
 	if *cpu != "" {
 		f, err := os.Create(*cpu)
 		if err != nil {
