@@ -21,7 +21,7 @@ const maxZstdWindow = 128 << 20
 // with c. For None it returns r unchanged, wrapped in io.NopCloser.
 //
 // gzip is read as a multistream (concatenated members form one stream),
-// inflated by a goroutine of its own up to 1 MiB ahead of the reader.
+// inflated by a goroutine of its own up to 4 MiB ahead of the reader.
 // zstd is decoded by two goroutines in a pipeline (klauspost's stream
 // decoder with concurrency 2: one decodes blocks while the other executes
 // their sequences), and a frame may ask for a
@@ -55,11 +55,12 @@ func newGzipReader(r io.Reader) (io.ReadCloser, error) {
 	// Inflating is serial, so the reader's goroutine would do it between
 	// its own work (a rewrite's tar walk, filters and hashing; a squash
 	// walks its layers one after the other): a goroutine of its own
-	// inflates gzipReadAhead blocks ahead instead. On bench/rewrite.sh's
-	// image (2 cores) the rewrite took 11.5 and 11.7 s of wall time
-	// against 12.7 and 12.2 s, for the same CPU (16.4 s); 1 MiB blocks
-	// were no faster. (klauspost/pgzip's reader does the same but misses
-	// a stream cut inside its 8-byte trailer: TestTruncated.)
+	// inflates up to 4 MiB ahead instead. bench/rewrite.sh's rewrite (2
+	// cores, runs alternated on a noisy machine): 11.5 and 11.7 s of wall
+	// time with 1 MiB ahead against 12.7 and 12.2 s without, 10.5 to
+	// 10.9 s with 4 MiB against 11.2 to 11.3 s with 1 MiB, for the same
+	// CPU. (klauspost/pgzip's reader does the same but misses a stream
+	// cut inside its 8-byte trailer: TestTruncated.)
 	ra, err := readahead.NewReadCloserSize(zr, gzipReadAhead, gzipReadAheadBlock)
 	if err != nil {
 		zr.Close()
@@ -69,9 +70,9 @@ func newGzipReader(r io.Reader) (io.ReadCloser, error) {
 }
 
 // gzipReadAhead blocks of gzipReadAheadBlock bytes: how far a gzip
-// reader's goroutine inflates ahead of its reader (1 MiB).
+// reader's goroutine inflates ahead of its reader (4 MiB).
 const (
-	gzipReadAhead      = 4
+	gzipReadAhead      = 16
 	gzipReadAheadBlock = 256 << 10
 )
 
