@@ -96,6 +96,7 @@ log "analyze"
 analyze_json=$("$OUT/layerslim" analyze "oci:$FAT5:fat" --json)
 
 log "layerslim rewrite"
+sync # the writes of what ran before are not this run's
 /usr/bin/time -f "%e %M %U %S" -o "$RUN/time.rewrite" "$OUT/layerslim" rewrite "oci:$FAT5:fat" "oci:$RUN/slim:slim" \
 	--report "$RUN/report.json" --progress none >/dev/null 2>"$RUN/rewrite.log" ||
 	{ cat "$RUN/rewrite.log" >&2; die "layerslim rewrite failed"; }
@@ -105,6 +106,7 @@ rw_bytes=$(sum_layers "$RUN/slim" slim)
 dbg_bytes=$(( $(sum_layers "$RUN/slim" slim-debug) - rw_bytes ))
 
 log "skopeo copy --dest-compress-format zstd"
+sync
 /usr/bin/time -f "%e %M %U %S" -o "$RUN/time.skopeo" skopeo copy -q --dest-compress-format zstd --dest-compress-level 3 \
 	"oci:$FAT5:fat" "oci:$RUN/skopeo:fat" >/dev/null
 read -r sk_wall sk_rss sk_user sk_sys <"$RUN/time.skopeo"
