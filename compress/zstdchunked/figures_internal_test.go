@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/layerslim/layerslim/compress"
+	"github.com/layerslim/layerslim/internal/iocount"
 )
 
 // TestChunkedFigures prints the blob bytes of a tar (LAYERSLIM_CHUNKED_INPUT)
@@ -22,8 +23,7 @@ func TestChunkedFigures(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer f.Close()
-		var c counter
-		c.w = io.Discard
+		var c iocount.Writer // counts and discards
 		w, err := mk(&c)
 		if err != nil {
 			t.Fatal(err)
@@ -34,7 +34,7 @@ func TestChunkedFigures(t *testing.T) {
 		if err := w.Close(); err != nil {
 			t.Fatal(err)
 		}
-		return c.n
+		return c.N
 	}
 	plain := size(func(w io.Writer) (io.WriteCloser, error) { return compress.NewWriter(w, compress.Zstd) })
 	t.Logf("zstd: %d bytes", plain)

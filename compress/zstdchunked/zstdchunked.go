@@ -43,6 +43,7 @@ import (
 	"github.com/vbatts/tar-split/tar/storage"
 
 	"github.com/layerslim/layerslim/compress"
+	"github.com/layerslim/layerslim/internal/iocount"
 )
 
 // The layer descriptor annotations of a zstd:chunked blob.
@@ -222,7 +223,7 @@ func (e *encoder) encode(r io.Reader) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	tsCount := &counter{w: tsEnc}
+	tsCount := &iocount.Writer{W: tsEnc}
 	its, done, err := asm.NewInputTarStreamWithDone(r, storage.NewJSONPacker(tsCount), nil)
 	if err != nil {
 		return nil, err
@@ -249,7 +250,7 @@ func (e *encoder) encode(r io.Reader) (map[string]string, error) {
 	for _, b := range [][]byte{
 		skippableFrame(ctoc),
 		skippableFrame(ts.Bytes()),
-		skippableFrame(footer(tocOff, uint64(len(ctoc)), uint64(len(raw)), tsOff, uint64(ts.Len()), uint64(tsCount.n))),
+		skippableFrame(footer(tocOff, uint64(len(ctoc)), uint64(len(raw)), tsOff, uint64(ts.Len()), uint64(tsCount.N))),
 	} {
 		if err := e.emit(b); err != nil {
 			return nil, err
@@ -259,7 +260,7 @@ func (e *encoder) encode(r io.Reader) (map[string]string, error) {
 	return map[string]string{
 		AnnotationManifestChecksum: "sha256:" + hex.EncodeToString(sum[:]),
 		AnnotationManifestPosition: fmt.Sprintf("%d:%d:%d:%d", tocOff, len(ctoc), len(raw), manifestTypeCRFS),
-		AnnotationTarSplitPosition: fmt.Sprintf("%d:%d:%d", tsOff, ts.Len(), tsCount.n),
+		AnnotationTarSplitPosition: fmt.Sprintf("%d:%d:%d", tsOff, ts.Len(), tsCount.N),
 	}, nil
 }
 
@@ -477,15 +478,3 @@ func (e *encoder) endChunk(next bool) error {
 }
 
 func digestOf(h hash.Hash) string { return "sha256:" + hex.EncodeToString(h.Sum(nil)) }
-
-// counter counts the bytes written through it.
-type counter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *counter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
-}
