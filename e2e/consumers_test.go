@@ -68,16 +68,7 @@ func TestConsumerMatrix(t *testing.T) {
 	sock, ns := testenv.Containerd(t)
 
 	// The sources: the sample index, and its amd64 image alone.
-	p, err := layout.FromPath(sampleLayout)
-	if err != nil {
-		t.Fatal(err)
-	}
-	top, _ := p.ImageIndex()
-	tim, _ := top.IndexManifest()
-	srcIdx, err := top.ImageIndex(tim.Manifests[0].Digest)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srcIdx := sampleIndex(t)
 	amd64 := platformImage(t, srcIdx, "amd64")
 	testenv.PushImage(t, amd64, repo+":src-single")
 	want := naiveTree(t, amd64)
@@ -684,16 +675,7 @@ func TestPodmanPartialPull(t *testing.T) {
 		t.Skip("the sample's runnable platforms are amd64 and arm64; this test runs the amd64 image")
 	}
 	repo := testenv.Repo(t)
-	p, err := layout.FromPath(sampleLayout)
-	if err != nil {
-		t.Fatal(err)
-	}
-	top, _ := p.ImageIndex()
-	tim, _ := top.IndexManifest()
-	srcIdx, err := top.ImageIndex(tim.Manifests[0].Digest)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srcIdx := sampleIndex(t)
 	want := naiveTree(t, platformImage(t, srcIdx, "amd64"))
 	ref := repo + ":partial"
 	run(t, "recompress", "--compression", "zstd:chunked", "--progress", "none", "oci:"+sampleLayout+":sample", ref)
@@ -741,4 +723,26 @@ func TestPodmanPartialPull(t *testing.T) {
 	mnt := strings.TrimSpace(pm.run(t, "image", "mount", ref))
 	defer pm.run(t, "image", "unmount", ref)
 	compareTrees(t, "podman image mount after a partial pull", want, readRoot(t, mnt))
+}
+
+// sampleIndex is the multi-platform index the sample layout's tag names.
+func sampleIndex(t *testing.T) v1.ImageIndex {
+	t.Helper()
+	p, err := layout.FromPath(sampleLayout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	top, err := p.ImageIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tim, err := top.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := top.ImageIndex(tim.Manifests[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return idx
 }
